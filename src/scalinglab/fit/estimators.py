@@ -1,0 +1,180 @@
+"""ChinchillaFit: Approach 3 of Hoffmann et al. 2022 (§3.3, §D.2) with the scikit-learn contract.
+
+``ChinchillaFit(**settings).fit(runs)`` returns the fitter; the fitted law is ``result_``, an immutable
+FitResult. The objective is the SUM over runs of Huber_delta(LSE(a - alpha log N, b - beta log D, e) -
+log L): summing, not averaging, matters, since the mean stops L-BFGS early (Besiroglu et al. 2024).
+"""
+from __future__ import annotations
+
+from itertools import product
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ScalingLabError
+from . import io
+from .bootstrap import gradient_tolerance, refit_resamples
+from .objectives import THETA, FreeMask, RobustLoss, objective_and_grad_single
+from .result import Bootstrap, FitResult, derived_intervals
+from .solver import RunData, default_grid, multistart, polish, value
+
+
+class ChinchillaFit:
+    """Fit L(N, D) = E + A/N^alpha + B/D^beta to final losses of runs.
+
+    Settings: ``loss`` ("huber" | "mse" | "asymmetric"), ``delta`` (Huber threshold on log loss, 1e-3 as
+    in the paper), ``tau`` (asymmetric side weight), ``grid`` (None for the paper's 4500 starts, a dict of
+    value lists per LSE parameter a/alpha/b/beta/e, or an (S, 5) array), ``fixed_E`` (hold E at a value),
+    ``bootstrap`` (number of resamples; 0 for none), ``ci_level``, ``ci_flops`` (the budget at which the
+    intervals of N_opt, D_opt, L_opt are reported; default 4x the largest run's compute), ``seed``.
+    """
+
+    def __init__(self, *, loss: str = "huber", delta: float = 1e-3, tau: float = 0.75,
+                 grid: Mapping[str, Sequence[float]] | np.ndarray | None = None,
+                 fixed_E: float | None = None, bootstrap: int = 0, ci_level: float = 0.95,
+                 ci_flops: float | None = None, seed: int = 0, n_polish: int = 8):
+        self.loss = loss
+        self.delta = delta
+        self.tau = tau
+        self.grid = grid
+        self.fixed_E = fixed_E
+        self.bootstrap = bootstrap
+        self.ci_level = ci_level
+        self.ci_flops = ci_flops
+        self.seed = seed
+        self.n_polish = n_polish
+
+    # -- the fit -----------------------------------------------------------------------------------
+    def fit(self, runs: pd.DataFrame, sample_weight: Sequence[float] | None = None) -> "ChinchillaFit":
+        """Validate the runs, fit from every start, polish the best, bootstrap if asked; returns self."""
+        loss = RobustLoss(name=self.loss, delta=self.delta, tau=self.tau)
+        free = self._free_mask()
+        runs, source = self._prepare(runs)
+        n_free = int(free.mask.sum())
+        if len(runs) <= n_free:
+            raise ScalingLabError(f"need more runs than the {n_free} free parameters to fit the Chinchilla "
+                                  f"law; got {len(runs)}")
+        data = RunData(np.log(runs["N"].to_numpy()), np.log(runs["D"].to_numpy()),
+                       np.log(runs["loss"].to_numpy()), self._weights(sample_weight, len(runs)))
+        starts = self._starts(free)
+        cand, _ = multistart(starts, data, loss, free)
+        theta, diag = self._polish_best(cand, data, loss, free)
+        boot, ci = self._bootstrap(theta, data, loss, free, runs)
+        self.result_ = FitResult(
+            params=_natural(theta), objective=value(theta, data, loss), n_runs=len(runs),
+            converged=diag.pop("converged"), diagnostics=diag, ci=ci, bootstrap=boot,
+            settings={"loss": loss.name, "delta": loss.delta, "tau": loss.tau, "fixed_E": self.fixed_E,
+                      "n_column": source.get("N"), "n_params_kind": io.n_params_kind(source.get("N", "")),
+                      "max_flops": float((6 * runs["N"] * runs["D"]).max()
+                                         if "C" not in runs else runs["C"].max())})
+        return self
+
+    def _prepare(self, runs: pd.DataFrame):
+        if not isinstance(runs, pd.DataFrame):
+            raise ScalingLabError(f"fit() takes a pandas DataFrame of runs, got {type(runs).__name__}")
+        table, source = io.canonical_columns(runs)
+        table = io.final_rows(io.validate_numbers(table))
+        return table.reset_index(drop=True), source
+
+    def _weights(self, sample_weight, n: int) -> np.ndarray:
+        if sample_weight is None:
+            return np.ones(n)
+        w = np.asarray(sample_weight, dtype=float)
+        if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+            raise ScalingLabError(f"sample_weight must be {n} finite non-negative numbers, not all zero")
+        return w
+
+    def _free_mask(self) -> FreeMask:
+        fixed = np.zeros(5)
+        mask = np.ones(5, dtype=bool)
+        if self.fixed_E is not None:
+            if not self.fixed_E > 0:
+                raise ScalingLabError(f"fixed_E must be positive, got {self.fixed_E}")
+            mask[THETA.index("e")] = False
+            fixed[THETA.index("e")] = np.log(self.fixed_E)
+        return FreeMask(mask, fixed)
+
+    def _starts(self, free: FreeMask) -> np.ndarray:
+        if self.grid is None:
+            grid = default_grid()
+        elif isinstance(self.grid, Mapping):
+            unknown = set(self.grid) - set(THETA)
+            if unknown:
+                raise ScalingLabError(f"unknown grid parameter(s) {sorted(unknown)}: use {', '.join(THETA)}")
+            axes = [np.atleast_1d(np.asarray(self.grid.get(k, default_grid_axis(k)), float)) for k in THETA]
+            grid = np.array(list(product(*axes)), dtype=float)
+        else:
+            grid = np.asarray(self.grid, dtype=float)
+            if grid.ndim != 2 or grid.shape[1] != 5 or not np.isfinite(grid).all():
+                raise ScalingLabError("grid array must be (S, 5) finite values in order a, alpha, b, beta, e")
+        grid = grid.copy()
+        grid[:, ~free.mask] = free.fixed_values[~free.mask]
+        return np.unique(grid, axis=0)
+
+    def _polish_best(self, cand: np.ndarray, data: RunData, loss: RobustLoss, free: FreeMask):
+        """L-BFGS-B from the best few candidates; count how many reach the same optimum."""
+        results = []
+        for theta0 in cand[:self.n_polish]:
+            res = polish(theta0, data, loss, free)
+            full = free.fixed_values.copy()
+            full[free.mask] = res.x
+            results.append((value(full, data, loss), full, res))
+        results.sort(key=lambda t: t[0])
+        f_best, theta, res = results[0]
+        _, grad = objective_and_grad_single(theta[free.mask], data.x, data.y, data.logL, data.w, loss, free)
+        grad_norm = float(np.abs(grad).max())
+        grad_tol = float(gradient_tolerance(data, loss, data.w, f_best))
+        agree = sum(1 for f, th, _ in results
+                    if abs(f - f_best) <= 1e-7 * abs(f_best) + 1e-15 and np.abs(th - theta).max() <= 1e-2)
+        converged = bool(np.isfinite(theta).all() and grad_norm <= grad_tol and agree >= min(2, len(results)))
+        diag = {"converged": converged, "status": str(res.message), "grad_norm": grad_norm,
+                "grad_tol": grad_tol, "n_agree": agree, "n_polished": len(results),
+                "n_starts": int(len(self._starts(free))), "warnings": _warnings(theta, data)}
+        return theta, diag
+
+    def _bootstrap(self, theta, data, loss, free, runs):
+        if not self.bootstrap:
+            return None, {}
+        if not (isinstance(self.bootstrap, (int, np.integer)) and self.bootstrap >= 2):
+            raise ScalingLabError(f"bootstrap must be an integer >= 2 resamples, got {self.bootstrap!r}")
+        if not 0 < self.ci_level < 1:
+            raise ScalingLabError(f"ci_level must lie in (0, 1), got {self.ci_level}")
+        thetas, ok = refit_resamples(theta, data, loss, free, n_boot=int(self.bootstrap), seed=self.seed)
+        draws = np.stack([_natural_arrays(thetas)[k] for k in ("E", "A", "B", "alpha", "beta")], axis=1)
+        flops = self.ci_flops or 4.0 * float((runs["C"] if "C" in runs else 6 * runs["N"] * runs["D"]).max())
+        boot = Bootstrap(draws=draws, seed=self.seed, level=self.ci_level, flops=flops,
+                         n_converged=int(ok.sum()))
+        cols = boot.columns()
+        ci = {k: boot.interval(v) for k, v in cols.items()}
+        ci["a"] = boot.interval(cols["beta"] / (cols["alpha"] + cols["beta"]))
+        ci["b"] = boot.interval(cols["alpha"] / (cols["alpha"] + cols["beta"]))
+        ci.update(derived_intervals(boot, flops))
+        return boot, ci
+
+
+def default_grid_axis(name: str) -> np.ndarray:
+    """The paper's values for one LSE parameter (used when a custom grid leaves it out)."""
+    return np.unique(default_grid()[:, THETA.index(name)])
+
+
+def _natural_arrays(theta: np.ndarray) -> dict[str, np.ndarray]:
+    a, alpha, b, beta, e = np.atleast_2d(theta).T
+    return {"E": np.exp(e), "A": np.exp(a), "B": np.exp(b), "alpha": alpha, "beta": beta}
+
+
+def _natural(theta: np.ndarray) -> dict[str, float]:
+    return {k: float(v[0]) for k, v in _natural_arrays(theta).items()}
+
+
+def _warnings(theta: np.ndarray, data: RunData) -> list[str]:
+    """What makes a fitted law suspect even when the optimiser converged."""
+    p = _natural(theta)
+    out = []
+    if p["alpha"] <= 0 or p["beta"] <= 0:
+        out.append("a non-positive exponent: loss does not fall with N or D in these runs")
+    if p["E"] < 1e-3 * np.exp(data.logL.min()):
+        out.append("the irreducible term E vanished: the runs do not constrain it")
+    if len(np.unique(np.round(data.y, 6))) < 2 or len(np.unique(np.round(data.x, 6))) < 2:
+        out.append("all runs share one N or one D: the law is not identified")
+    return out
