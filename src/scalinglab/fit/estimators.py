@@ -73,7 +73,9 @@ class ChinchillaFit:
     def _prepare(self, runs: pd.DataFrame):
         if not isinstance(runs, pd.DataFrame):
             raise ScalingLabError(f"fit() takes a pandas DataFrame of runs, got {type(runs).__name__}")
+        prior = dict(runs.attrs.get("source_columns", {}))
         table, source = io.canonical_columns(runs)
+        source = {k: prior.get(k, v) if v == k else v for k, v in source.items()}
         table = io.final_rows(io.validate_numbers(table))
         return table.reset_index(drop=True), source
 

@@ -115,7 +115,9 @@ def load_runs(path: str | Path, overrides: dict[str, str] | None = None) -> tupl
     runs, chosen = canonical_columns(table, overrides)
     if len(runs) == 0:
         raise ScalingLabError(f"{path} has a header but no runs")
-    return validate_numbers(runs), chosen
+    runs = validate_numbers(runs)
+    runs.attrs["source_columns"] = dict(chosen)  # so a fit can tell which N (total/non-embedding) it got
+    return runs, chosen
 
 
 def n_params_kind(column: str) -> str:

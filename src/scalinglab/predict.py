@@ -1,0 +1,66 @@
+"""Queries over a law, published or fitted: the compute-optimal plan for a budget, the loss of a model.
+
+A law is anything with ``predict(N, D)``, ``optimal(C)``, ``predict_interval``, ``optimal_interval`` and
+``n_params_kind``: a PublishedLaw or a FitResult.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .errors import ScalingLabError
+from .fit.result import FitResult
+from .model.family import shape_for_params
+from .published import LAWS, published_law
+
+
+def resolve_law(spec: str):
+    """A published law by name, or a fitted one from a FIT.json file."""
+    if spec in LAWS:
+        return published_law(spec)
+    path = Path(spec)
+    if path.is_dir():
+        raise ScalingLabError(f"{path} is a directory: reading a study directory comes with `scalinglab run`; "
+                              f"give a FIT.json or one of {', '.join(LAWS)}")
+    if path.suffix.lower() == ".json" or path.exists():
+        return FitResult.load(path)
+    return published_law(spec)  # raises the unknown-law error
+
+
+def _positive(name: str, value: float) -> float:
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise ScalingLabError(f"{name} must be a positive number, got {value}")
+    return float(value)
+
+
+def law_name(law) -> str:
+    return getattr(law, "name", None) or f"fit:{law.law}-approach{law.approach}"
+
+
+def plan_budget(law, flops: float, *, vocab_size: int | None = None, n_ctx: int = 2048) -> dict:
+    """Compute-optimal n_params, n_tokens and loss for ``flops``, with a model shape of that size."""
+    C = _positive("--flops (compute budget)", flops)
+    n_opt, d_opt = (float(v) for v in law.optimal(C))
+    out = {"law": law_name(law), "flops": C, "n_params": n_opt, "n_tokens": d_opt,
+           "loss": float(law.predict(n_opt, d_opt)), "tokens_per_param": d_opt / n_opt}
+    kind = law.n_params_kind if law.n_params_kind in ("total", "nonembed") else "total"
+    vocab = vocab_size or getattr(law, "vocab_size", None) or 32000
+    out["shape"] = shape_for_params(n_opt, kind=kind, vocab_size=vocab, n_ctx=n_ctx).to_dict()
+    out["shape"]["n_params_kind"] = kind
+    interval = law.optimal_interval(C)
+    if interval is not None:
+        out["interval"] = {"n_params": list(interval["N_opt"]), "n_tokens": list(interval["D_opt"]),
+                           "loss": list(interval["L_opt"])}
+    return out
+
+
+def plan_point(law, n_params: float, n_tokens: float) -> dict:
+    """Predicted loss of a model of ``n_params`` trained on ``n_tokens`` (bootstrap interval when known)."""
+    N = _positive("--params", n_params)
+    D = _positive("--tokens", n_tokens)
+    out = {"law": law_name(law), "n_params": N, "n_tokens": D, "loss": float(law.predict(N, D)),
+           "tokens_per_param": D / N, "flops_6nd": 6 * N * D}
+    interval = law.predict_interval(N, D)
+    if interval is not None:
+        out["interval"] = list(interval)
+    return out

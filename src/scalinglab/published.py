@@ -1,0 +1,106 @@
+"""Published scaling laws, each constant with its citation; the ``plan`` command's library.
+
+Names: ``chinchilla`` (rounded, as printed in the paper), ``chinchilla-unrounded``, ``epoch``, ``kaplan``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from .errors import ScalingLabError
+from .fit.laws import chinchilla_loss, chinchilla_optimal, kaplan_loss_nd, kaplan_n_opt
+
+PF_DAY = 1e15 * 86400.0  # FLOPs in one petaflop/s-day, Kaplan 2020's compute unit
+
+HOFFMANN_2022 = "Hoffmann et al. 2022, Training Compute-Optimal Large Language Models, arXiv 2203.15556"
+KAPLAN_2020 = "Kaplan et al. 2020, Scaling Laws for Neural Language Models, arXiv 2001.08361"
+BESIROGLU_2024 = "Besiroglu et al. 2024, Chinchilla Scaling: A replication attempt, arXiv 2404.10102"
+
+# Hoffmann 2022 §3.3 (Approach 3), as printed (rounded).
+CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+# The same fit at full precision (DESIGN.md §5).
+CHINCHILLA_UNROUNDED = {"E": 1.693374, "A": 406.401, "B": 410.7228, "alpha": 0.33917084, "beta": 0.2849083}
+# Besiroglu et al. 2024: their refit of Hoffmann's Approach-3 data (summed Huber loss).
+EPOCH = {"E": 1.82, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+# Kaplan 2020: Table 2 (L(N, D) eq. 1.5 constants), eqs. (1.1)-(1.4), (1.6), Fig. 14 / eq. (1.7).
+KAPLAN = {
+    "alpha_N": 0.076, "N_c": 8.8e13,             # L(N), eq. (1.1)
+    "alpha_D": 0.095, "D_c": 5.4e13,             # L(D), eq. (1.2)
+    "alpha_C": 0.050, "C_c_pf_days": 3.1e8,      # L(C_min), eq. (1.3), C in PF-days
+    "alpha_B": 0.21, "B_star": 2e8,              # B_crit(L), eq. (1.4), tokens
+    "alpha_S": 0.76, "S_c": 2.1e3,               # L(N, S_min), eq. (1.6)
+    "nd_alpha_N": 0.076, "nd_alpha_D": 0.103,    # L(N, D), eq. (1.5), Table 2
+    "nd_N_c": 6.4e13, "nd_D_c": 1.8e13,
+    "n_opt_coef": 1.3e9, "n_opt_exponent": 0.73,  # N_opt = 1.3e9 C_min^0.73 (PF-days), Fig. 14
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishedLaw:
+    """A published law: loss(N, D) and the compute-optimal (N, D) for a budget, with its source.
+
+    ``n_params_kind`` says which parameter count N is (Chinchilla: all parameters; Kaplan: non-embedding).
+    """
+
+    name: str
+    form: str
+    params: Mapping[str, float]
+    citation: str
+    n_params_kind: str
+    vocab_size: int
+    note: str = ""
+    ci: Mapping = field(default_factory=dict)
+    bootstrap: None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    def predict(self, N, D) -> np.ndarray:
+        p = self.params
+        if self.form == "chinchilla":
+            return chinchilla_loss(N, D, **p)
+        return kaplan_loss_nd(N, D, N_c=p["nd_N_c"], D_c=p["nd_D_c"], alpha_N=p["nd_alpha_N"],
+                              alpha_D=p["nd_alpha_D"])
+
+    def optimal(self, C) -> tuple[np.ndarray, np.ndarray]:
+        p = self.params
+        if self.form == "chinchilla":
+            return chinchilla_optimal(C, A=p["A"], B=p["B"], alpha=p["alpha"], beta=p["beta"])
+        n_opt = kaplan_n_opt(np.asarray(C, float) / PF_DAY, N_e=p["n_opt_coef"], exponent=p["n_opt_exponent"])
+        return n_opt, np.asarray(C, float) / (6.0 * n_opt)
+
+    def predict_interval(self, N, D):
+        return None
+
+    def optimal_interval(self, C):
+        return None
+
+
+LAWS = {
+    "chinchilla": PublishedLaw(name="chinchilla", form="chinchilla", params=CHINCHILLA,
+                               citation=HOFFMANN_2022 + ", §3.3", n_params_kind="total",
+                               vocab_size=32000, note="constants as printed (rounded)"),
+    "chinchilla-unrounded": PublishedLaw(name="chinchilla-unrounded", form="chinchilla",
+                                         params=CHINCHILLA_UNROUNDED, citation=HOFFMANN_2022 + ", §D.2",
+                                         n_params_kind="total", vocab_size=32000,
+                                         note="the same fit at full precision"),
+    "epoch": PublishedLaw(name="epoch", form="chinchilla", params=EPOCH,
+                          citation=BESIROGLU_2024, n_params_kind="total", vocab_size=32000,
+                          note="refit of Hoffmann's Approach-3 data"),
+    "kaplan": PublishedLaw(name="kaplan", form="kaplan", params=KAPLAN,
+                           citation=KAPLAN_2020 + ", eq. (1.5), Table 2; N_opt from Fig. 14",
+                           n_params_kind="nonembed", vocab_size=50257,
+                           note="loss from L(N, D) eq. 1.5; allocation N_opt = 1.3e9 (C/PF-day)^0.73, "
+                                "D = C/(6N)"),
+}
+
+
+def published_law(name: str) -> PublishedLaw:
+    try:
+        return LAWS[name]
+    except KeyError:
+        raise ScalingLabError(f"unknown law {name!r}: choose one of {', '.join(LAWS)}, "
+                              f"or give a FIT.json written by `scalinglab fit --out`") from None
