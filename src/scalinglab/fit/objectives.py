@@ -60,6 +60,12 @@ class RobustLoss:
             return np.ones_like(r)
         return self._side(r) * np.minimum(1.0, self.delta / np.maximum(np.abs(r), 1e-300))
 
+    def psi_prime(self, r: np.ndarray) -> np.ndarray:
+        """d psi / d r: 1 inside the Huber band, 0 outside (the exact curvature, for Newton polishing)."""
+        if self.name == "mse":
+            return np.ones_like(r)
+        return self._side(r) * (np.abs(r) <= self.delta)
+
     def rho_psi_weight(self, r: np.ndarray):
         """rho, psi and psi/r together, sharing the clipped residual (the hot path of every fit)."""
         if self.name == "mse":
@@ -172,6 +178,28 @@ def objective_and_grad_single(theta: np.ndarray, x, y, logL, w, loss: RobustLoss
     P = loss.psi(r) * w
     g = np.array([P @ pu[0], -(P * pu[0]) @ x, P @ pv[0], -(P * pv[0]) @ y, P @ pe[0]])
     return float((loss.rho(r) * w).sum()), g[free.mask]
+
+
+def exact_hessian_single(theta: np.ndarray, x, y, logL, w, loss: RobustLoss, free: "FreeMask"):
+    """The exact Hessian over the free parameters at one point (for the final Newton polish).
+
+    H = sum_i w_i [psi'(r_i) J_i J_i^T + psi(r_i) G_i^T (diag(p_i) - p_i p_i^T) G_i], with G_i the
+    gradients of the three LSE terms (a - alpha x, b - beta y, e) and p_i their softmax weights.
+    """
+    full = theta_with_fixed(theta, free)
+    pred, pu, pv, pe = (arr[0] for arr in _softmax3(full[None, :], x, y))
+    r = pred - logL
+    R = len(x)
+    G = np.zeros((R, 3, 5))
+    G[:, 0, 0], G[:, 0, 1] = 1.0, -x
+    G[:, 1, 2], G[:, 1, 3] = 1.0, -y
+    G[:, 2, 4] = 1.0
+    p = np.stack([pu, pv, pe], axis=1)
+    J = np.einsum("rk,rkj->rj", p, G)
+    M = np.einsum("rk,kl->rkl", p, np.eye(3)) - p[:, :, None] * p[:, None, :]
+    H = np.einsum("r,ri,rj->ij", w * loss.psi_prime(r), J, J)
+    H += np.einsum("r,rki,rkl,rlj->ij", w * loss.psi(r), G, M, G)
+    return H[np.ix_(free.mask, free.mask)]
 
 
 @dataclass(frozen=True)
