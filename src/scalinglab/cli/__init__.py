@@ -26,8 +26,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _join_negative_numbers(argv: list[str]) -> list[str]:
+    """`--flops -1e20` -> `--flops=-1e20`: argparse takes "-1e20" for an option, and the user deserves to
+    hear that the budget is negative, not that --flops lacks an argument."""
+    out: list[str] = []
+    for tok in argv:
+        if out and out[-1].startswith("--") and "=" not in out[-1] and tok.startswith("-"):
+            try:
+                float(tok)
+            except ValueError:
+                pass
+            else:
+                out[-1] = f"{out[-1]}={tok}"
+                continue
+        out.append(tok)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = _join_negative_numbers(sys.argv[1:] if argv is None else list(argv))
     try:
         args = parser.parse_args(argv)
         if args.command is None:

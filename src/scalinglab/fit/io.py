@@ -93,7 +93,7 @@ def validate_numbers(runs: pd.DataFrame) -> pd.DataFrame:
             raise ScalingLabError(f"column {name}, row {i + 1}: value is {what}")
         if name in POSITIVE and (values <= 0).any():
             i = int(np.flatnonzero((values <= 0).to_numpy())[0])
-            raise ScalingLabError(f"column {name}, row {i + 1}: value {values.iloc[i]!r} must be positive")
+            raise ScalingLabError(f"column {name}, row {i + 1}: value {values.iloc[i]:g} must be positive")
         runs[name] = values.astype(float)
     return runs
 

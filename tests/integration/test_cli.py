@@ -1,0 +1,109 @@
+"""The CLI end to end, in subprocesses: JSON contracts, FIT.json round trip, and every bad input of issue 3."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from scalinglab.simulate import DEMO_PATH, demo_runs, isoflop_runs
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "scalinglab", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def runs_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("runs") / "runs.csv"
+    isoflop_runs({"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37}, noise=0.01,
+                 seed=3).to_csv(path, index=False)
+    return path
+
+
+def test_shipped_demo_table_equals_its_generator():
+    shipped = np.loadtxt(DEMO_PATH, delimiter=",", skiprows=1, usecols=(1, 2, 3, 4, 5))
+    np.testing.assert_allclose(shipped, demo_runs()[["N", "D", "C", "budget", "loss"]].to_numpy(), rtol=1e-9)
+
+
+def test_fit_json_contract_and_plan_reads_the_fit_back(runs_csv, tmp_path):
+    out = tmp_path / "fit.json"
+    r = cli("fit", runs_csv, "--approach", "3", "--bootstrap", "200", "--out", out, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["law"] == "chinchilla" and doc["approach"] == "3" and doc["converged"] is True
+    assert set(doc["params"]) == {"E", "A", "B", "alpha", "beta"} and doc["n_runs"] == 72
+    assert doc["a"] == pytest.approx(doc["params"]["beta"] / (doc["params"]["alpha"] + doc["params"]["beta"]))
+    assert {"E", "A", "B", "alpha", "beta", "a", "b", "N_opt", "D_opt", "L_opt"} <= set(doc["ci"])
+    assert out.exists()
+    p = cli("plan", "--law", out, "--params", "1e9", "--tokens", "2e10", "--json")
+    assert p.returncode == 0, p.stderr
+    plan = json.loads(p.stdout)
+    assert plan["interval"][0] < plan["loss"] < plan["interval"][1]
+    q = json.loads(cli("plan", "--law", out, "--flops", "1e22", "--json").stdout)
+    assert {"n_params", "n_tokens", "loss", "tokens_per_param", "shape"} <= set(q)
+    assert q["n_params"] * q["n_tokens"] * 6 == pytest.approx(1e22)
+
+
+def test_plan_prints_full_precision_and_rounded_differs_from_unrounded():
+    a = json.loads(cli("plan", "--law", "chinchilla", "--flops", "5.76e23", "--json").stdout)
+    b = json.loads(cli("plan", "--law", "chinchilla-unrounded", "--flops", "5.76e23", "--json").stdout)
+    assert a["n_params"] != b["n_params"]
+    text = cli("plan", "--law", "chinchilla", "--flops", "5.76e23").stdout
+    assert repr(a["n_params"]) in text
+    k = json.loads(cli("plan", "--law", "kaplan", "--params", "1e8", "--tokens", "1e9", "--json").stdout)
+    assert round(k["loss"], 4) == 2.9567
+
+
+def test_demo_runs_and_recovers_its_law():
+    r = cli("demo", "--bootstrap", "100", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["fit"]["converged"] and abs(doc["fit"]["params"]["alpha"] - 0.35) < 0.05
+
+
+def _bad_inputs(tmp, runs_csv):
+    (tmp / "binary.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    (tmp / "notes.txt").write_text("just some words\n")
+    (tmp / "nod.csv").write_text("N,loss\n1e8,3.0\n2e8,2.9\n")
+    (tmp / "text.csv").write_text("N,D,loss\n1e8,1e9,3.0\n2e8,1e9,abc\n")
+    (tmp / "nan.csv").write_text("N,D,loss\n1e8,1e9,3.0\n2e8,,2.9\n")
+    (tmp / "neg.csv").write_text("N,D,loss\n1e8,1e9,3.0\n-2e8,1e9,2.9\n")
+    (tmp / "zero.csv").write_text("N,D,loss\n1e8,1e9,3.0\n2e8,1e9,0\n")
+    (tmp / "few.csv").write_text("N,D,loss\n1e8,1e9,3.0\n2e8,1e9,2.9\n3e8,2e9,2.8\n")
+    (tmp / "corrupt.json").write_text('{"format": "scalinglab.fit", "params": {')
+    (tmp / "v9.json").write_text(json.dumps({"format": "scalinglab.fit", "version": 9, "params": {}}))
+    return {
+        "missing file": (["fit", tmp / "nope.csv"], "no such file"),
+        "binary file": (["fit", tmp / "binary.csv"], "is not a readable CSV or Parquet file"),
+        "not a table": (["fit", tmp / "notes.txt"], "is not a CSV of runs"),
+        "missing column": (["fit", tmp / "nod.csv"], "missing column for D: expected one of D, n_tokens, tokens"),
+        "non-numeric": (["fit", tmp / "text.csv"], "column loss, row 2: value is not a finite number ('abc')"),
+        "NaN": (["fit", tmp / "nan.csv"], "column D, row 2: value is missing (NaN)"),
+        "negative": (["fit", tmp / "neg.csv"], "column N, row 2: value -2e+08 must be positive"),
+        "zero": (["fit", tmp / "zero.csv"], "column loss, row 2: value 0 must be positive"),
+        "too few runs": (["fit", tmp / "few.csv"], "need more runs than the 5 free parameters"),
+        "unknown law (fit)": (["fit", runs_csv, "--law", "gpt"], "unknown --law 'gpt'"),
+        "unknown approach": (["fit", runs_csv, "--approach", "4"], "unknown --approach '4'"),
+        "unknown law (plan)": (["plan", "--law", "gopher", "--flops", "1e20"], "unknown law 'gopher'"),
+        "negative budget": (["plan", "--flops", "-1e20"], "argument --flops: expected a positive number"),
+        "zero budget": (["plan", "--flops", "0"], "argument --flops: expected a positive number"),
+        "corrupt FIT.json": (["plan", "--law", tmp / "corrupt.json", "--flops", "1e20"], "corrupt JSON"),
+        "FIT.json of another version": (["plan", "--law", tmp / "v9.json", "--flops", "1e20"],
+                                        "fit file of version 9"),
+        "unwritable --out": (["fit", runs_csv, "--out", tmp / "no" / "dir" / "f.json"], "cannot write --out"),
+    }
+
+
+def test_every_bad_input_is_one_error_line(tmp_path, runs_csv):
+    for what, (args, message) in _bad_inputs(tmp_path, runs_csv).items():
+        out = tmp_path / f"out-{len(what)}.json"
+        extra = ["--out", out] if args[0] == "fit" and "--out" not in args else []
+        r = cli(*args, *extra)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode != 0, what
+        assert len(lines) == 1 and lines[0].startswith("error:"), (what, r.stderr)
+        assert message in lines[0], (what, lines[0])
+        assert "Traceback" not in r.stderr and r.stdout == ""
+        assert not out.exists(), what
