@@ -107,3 +107,13 @@ def test_every_bad_input_is_one_error_line(tmp_path, runs_csv):
         assert message in lines[0], (what, lines[0])
         assert "Traceback" not in r.stderr and r.stdout == ""
         assert not out.exists(), what
+
+
+@pytest.mark.parametrize("args,golden", [
+    (["plan", "--law", "chinchilla", "--flops", "5.76e23"], "plan_chinchilla_5.76e23.txt"),
+    (["plan", "--law", "kaplan", "--params", "1e8", "--tokens", "1e9"], "plan_kaplan_point.txt"),
+])
+def test_plan_text_matches_golden_file(args, golden):
+    from pathlib import Path
+    expected = (Path(__file__).parents[1] / "golden" / golden).read_text()
+    assert cli(*args).stdout == expected

@@ -121,3 +121,13 @@ def test_too_few_runs_and_bad_settings_are_named():
         ChinchillaFit(fixed_E=-1).fit(runs)
     with pytest.raises(ScalingLabError, match="unknown grid parameter"):
         ChinchillaFit(grid={"gamma": [1]}).fit(pd.concat([runs] * 2))
+
+
+def test_weight_column_is_used_as_sample_weight(sim_runs):
+    runs = sim_runs["chinchilla"].copy()
+    w = np.linspace(0.2, 3.0, len(runs))
+    by_column = ChinchillaFit().fit(runs.assign(weight=w)).result_
+    by_argument = ChinchillaFit().fit(runs, sample_weight=w).result_
+    assert dict(by_column.params) == pytest.approx(dict(by_argument.params), rel=1e-9)
+    with pytest.raises(ScalingLabError, match="column weight, row 1: value -1 must not be negative"):
+        ChinchillaFit().fit(runs.assign(weight=-1.0))

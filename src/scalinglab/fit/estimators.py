@@ -47,7 +47,11 @@ class ChinchillaFit:
 
     # -- the fit -----------------------------------------------------------------------------------
     def fit(self, runs: pd.DataFrame, sample_weight: Sequence[float] | None = None) -> "ChinchillaFit":
-        """Validate the runs, fit from every start, polish the best, bootstrap if asked; returns self."""
+        """Validate the runs, fit from every start, polish the best, bootstrap if asked; returns self.
+
+        Per-run weights come from ``sample_weight`` or else a ``weight`` column (each run's Huber term is
+        multiplied by its weight; 0 drops the run).
+        """
         loss = RobustLoss(name=self.loss, delta=self.delta, tau=self.tau)
         free = self._free_mask()
         runs, source = self._prepare(runs)
@@ -55,6 +59,8 @@ class ChinchillaFit:
         if len(runs) <= n_free:
             raise ScalingLabError(f"need more runs than the {n_free} free parameters to fit the Chinchilla "
                                   f"law; got {len(runs)}")
+        if sample_weight is None and "weight" in runs:
+            sample_weight = runs["weight"].to_numpy()
         data = RunData(np.log(runs["N"].to_numpy()), np.log(runs["D"].to_numpy()),
                        np.log(runs["loss"].to_numpy()), self._weights(sample_weight, len(runs)))
         starts = self._starts(free)

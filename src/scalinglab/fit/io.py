@@ -22,6 +22,7 @@ ALIASES = {
     "run_id": ("run_id",),
     "step": ("step",),
     "budget": ("budget",),
+    "weight": ("weight",),
 }
 REQUIRED = ("N", "D", "loss")
 POSITIVE = ("N", "D", "loss", "C", "budget")
@@ -81,7 +82,7 @@ def canonical_columns(table: pd.DataFrame, overrides: dict[str, str] | None = No
 def validate_numbers(runs: pd.DataFrame) -> pd.DataFrame:
     """Every numeric canonical column numeric, finite and (where it must be) positive; rows named 1-based."""
     runs = runs.copy()
-    for name in ("N", "D", "loss", "C", "step", "budget"):
+    for name in ("N", "D", "loss", "C", "step", "budget", "weight"):
         if name not in runs:
             continue
         raw = runs[name]
@@ -94,6 +95,9 @@ def validate_numbers(runs: pd.DataFrame) -> pd.DataFrame:
         if name in POSITIVE and (values <= 0).any():
             i = int(np.flatnonzero((values <= 0).to_numpy())[0])
             raise ScalingLabError(f"column {name}, row {i + 1}: value {values.iloc[i]:g} must be positive")
+        if name == "weight" and (values < 0).any():
+            i = int(np.flatnonzero((values < 0).to_numpy())[0])
+            raise ScalingLabError(f"column weight, row {i + 1}: value {values.iloc[i]:g} must not be negative")
         runs[name] = values.astype(float)
     return runs
 
