@@ -131,3 +131,13 @@ def test_weight_column_is_used_as_sample_weight(sim_runs):
     assert dict(by_column.params) == pytest.approx(dict(by_argument.params), rel=1e-9)
     with pytest.raises(ScalingLabError, match="column weight, row 1: value -1 must not be negative"):
         ChinchillaFit().fit(runs.assign(weight=-1.0))
+
+
+def test_degenerate_basin_does_not_crowd_out_the_interior_optimum():
+    """With a small E, many starts slide to the E -> 0 limit first; the fit must still find E."""
+    truth = dict(TRUE_SETS["chinchilla"], E=0.1)
+    runs = isoflop_runs(truth, sizes_per_budget=20, noise=0.01, seed=7)
+    res = ChinchillaFit().fit(runs).result_
+    assert res.converged and res.diagnostics["n_basins"] >= 2
+    assert 0.02 < res.params["E"] < 0.3
+    assert res.objective == pytest.approx(0.00100187602236, rel=1e-9)  # scipy-from-every-start: 0.00100187602262

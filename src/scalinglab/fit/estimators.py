@@ -17,7 +17,7 @@ from . import io
 from .bootstrap import gradient_tolerance, refit_resamples
 from .objectives import THETA, FreeMask, RobustLoss, objective_and_grad_single
 from .result import Bootstrap, FitResult, derived_intervals
-from .solver import RunData, default_grid, multistart, polish, value
+from .solver import RunData, default_grid, multistart, newton_polish, polish, value
 
 
 class ChinchillaFit:
@@ -64,8 +64,8 @@ class ChinchillaFit:
         data = RunData(np.log(runs["N"].to_numpy()), np.log(runs["D"].to_numpy()),
                        np.log(runs["loss"].to_numpy()), self._weights(sample_weight, len(runs)))
         starts = self._starts(free)
-        cand, _ = multistart(starts, data, loss, free)
-        theta, diag = self._polish_best(cand, data, loss, free)
+        cand, _, sig = multistart(starts, data, loss, free)
+        theta, diag = self._polish_best(cand, sig, data, loss, free)
         boot, ci = self._bootstrap(theta, data, loss, free, runs)
         self.result_ = FitResult(
             params=_natural(theta), objective=value(theta, data, loss), n_runs=len(runs),
@@ -120,15 +120,25 @@ class ChinchillaFit:
         grid[:, ~free.mask] = free.fixed_values[~free.mask]
         return np.unique(grid, axis=0)
 
-    def _polish_best(self, cand: np.ndarray, data: RunData, loss: RobustLoss, free: FreeMask):
-        """L-BFGS-B from the best few candidates; count how many reach the same optimum."""
-        results = []
-        for theta0 in cand[:self.n_polish]:
+    def _polish_best(self, cand: np.ndarray, sig: np.ndarray, data: RunData, loss: RobustLoss,
+                     free: FreeMask):
+        """Polish the best candidate of every term signature, then more of the winning signature's.
+
+        cand is sorted by objective. A degenerate basin (E -> 0, say) that leads after the batched rounds
+        must not take every polishing slot; the agreement count is over the winner's signature.
+        """
+        def run(theta0, newton=False):
             res = polish(theta0, data, loss, free)
+            res = newton_polish(res, data, loss, free) if newton else res
             full = free.fixed_values.copy()
             full[free.mask] = res.x
-            results.append((value(full, data, loss), full, res))
-        results.sort(key=lambda t: t[0])
+            return value(full, data, loss), full, res
+
+        heads = {int(g): run(cand[np.flatnonzero(sig == g)[0]]) for g in np.unique(sig)}
+        g_best = min(heads, key=lambda g: heads[g][0])
+        members = np.flatnonzero(sig == g_best)[1:self.n_polish]
+        results = sorted(list(heads.values()) + [run(cand[i]) for i in members], key=lambda t: t[0])
+        results[0] = run(results[0][1], newton=True)
         f_best, theta, res = results[0]
         _, grad = objective_and_grad_single(theta[free.mask], data.x, data.y, data.logL, data.w, loss, free)
         grad_norm = float(np.abs(grad).max())
@@ -138,7 +148,8 @@ class ChinchillaFit:
         converged = bool(np.isfinite(theta).all() and grad_norm <= grad_tol and agree >= min(2, len(results)))
         diag = {"converged": converged, "status": str(res.message), "grad_norm": grad_norm,
                 "grad_tol": grad_tol, "n_agree": agree, "n_polished": len(results),
-                "n_starts": int(len(self._starts(free))), "warnings": _warnings(theta, data)}
+                "n_basins": len(heads), "n_starts": int(len(self._starts(free))),
+                "warnings": _warnings(theta, data)}
         return theta, diag
 
     def _bootstrap(self, theta, data, loss, free, runs):

@@ -183,22 +183,20 @@ def objective_and_grad_single(theta: np.ndarray, x, y, logL, w, loss: RobustLoss
 def exact_hessian_single(theta: np.ndarray, x, y, logL, w, loss: RobustLoss, free: "FreeMask"):
     """The exact Hessian over the free parameters at one point (for the final Newton polish).
 
-    H = sum_i w_i [psi'(r_i) J_i J_i^T + psi(r_i) G_i^T (diag(p_i) - p_i p_i^T) G_i], with G_i the
-    gradients of the three LSE terms (a - alpha x, b - beta y, e) and p_i their softmax weights.
+    H = sum_i w_i [psi'(r_i) J_i J_i^T + psi(r_i) (sum_k p_ik g_ik g_ik^T - J_i J_i^T)], with g_ik the
+    gradients of the three LSE terms (a - alpha x, b - beta y, e), p_ik their softmax weights and
+    J_i = sum_k p_ik g_ik. Each g_ik touches one block ((a, alpha), (b, beta) or e), so the sums are dots.
     """
     full = theta_with_fixed(theta, free)
     pred, pu, pv, pe = (arr[0] for arr in _softmax3(full[None, :], x, y))
     r = pred - logL
-    R = len(x)
-    G = np.zeros((R, 3, 5))
-    G[:, 0, 0], G[:, 0, 1] = 1.0, -x
-    G[:, 1, 2], G[:, 1, 3] = 1.0, -y
-    G[:, 2, 4] = 1.0
-    p = np.stack([pu, pv, pe], axis=1)
-    J = np.einsum("rk,rkj->rj", p, G)
-    M = np.einsum("rk,kl->rkl", p, np.eye(3)) - p[:, :, None] * p[:, None, :]
-    H = np.einsum("r,ri,rj->ij", w * loss.psi_prime(r), J, J)
-    H += np.einsum("r,rki,rkl,rlj->ij", w * loss.psi(r), G, M, G)
+    J = np.stack([pu, -pu * x, pv, -pv * y, pe], axis=1)
+    c1 = w * loss.psi(r)
+    H = J.T @ ((w * loss.psi_prime(r) - c1)[:, None] * J)
+    cu, cv = c1 * pu, c1 * pv
+    H[0:2, 0:2] += [[cu.sum(), -cu @ x], [-cu @ x, cu @ (x * x)]]
+    H[2:4, 2:4] += [[cv.sum(), -cv @ y], [-cv @ y, cv @ (y * y)]]
+    H[4, 4] += c1 @ pe
     return H[np.ix_(free.mask, free.mask)]
 
 
