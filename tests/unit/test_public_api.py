@@ -31,3 +31,13 @@ def test_fitter_settings_are_keyword_only():
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in sig.parameters.values())
     assert {"loss", "delta", "tau", "grid", "fixed_E", "bootstrap", "ci_level", "ci_flops", "seed"} <= set(
         sig.parameters)
+
+
+def test_analysis_half_never_imports_torch():
+    """DESIGN.md §1: fit, plan and the CLI's analysis commands work without the train extra."""
+    import subprocess
+    import sys
+    code = ("import sys, scalinglab.fit, scalinglab.predict, scalinglab.published, scalinglab.cli; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
