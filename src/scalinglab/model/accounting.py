@@ -54,3 +54,40 @@ def param_breakdown(shape: ModelShape) -> dict[str, int]:
     out["nonembed"] = out["blocks"] + out["final_norm"] + out["lm_head"]  # Kaplan 2020's N
     out["total"] = out["embedding"] + out["nonembed"]  # Hoffmann 2022's N
     return out
+
+
+FLOP_METHODS = ("6N", "6N+attn", "chinchilla")
+
+
+def forward_flops_per_sequence_chinchilla(shape: ModelShape, *, embeddings: bool = True) -> float:
+    """Forward FLOPs for one sequence of T = n_ctx tokens, Hoffmann et al. 2022 Appendix F.
+
+    Embeddings 2TVd; per layer: QKV 2*3*T*d*(k*h), logits 2*T^2*(k*h), softmax 3*h*T^2, softmax@V
+    2*T^2*(k*h), output projection 2*T*(k*h)*d, feed-forward 2*T*(2*d*d_ff); final logits 2*T*d*V.
+    ``embeddings=False`` leaves out the embedding and final-logit terms (as Table A4's FLOPs do).
+    """
+    s, T = shape, shape.n_ctx
+    kh = s.n_head * s.d_head
+    attention = 2 * 3 * T * s.d_model * kh + 2 * T * T * kh + 3 * s.n_head * T * T + 2 * T * T * kh \
+        + 2 * T * kh * s.d_model
+    dense = 2 * T * 2 * s.d_model * s.d_ff
+    total = s.n_layer * (attention + dense)
+    if embeddings:
+        total += 2 * T * s.vocab_size * s.d_model * 2
+    return float(total)
+
+
+def flops_per_token(shape: ModelShape, method: str = "chinchilla") -> float:
+    """Training FLOPs per token (forward + backward = 3x forward), by a named convention.
+
+    "6N": 6 * N with N the non-embedding count (Kaplan 2020 §2.1). "6N+attn": Kaplan 2020 Table 1,
+    C_fwd = 2N + 2 n_layer n_ctx d_attn, times 3. "chinchilla": Hoffmann 2022 Appendix F, every term.
+    """
+    if method == "6N":
+        return 6.0 * param_breakdown(shape)["nonembed"]
+    if method == "6N+attn":
+        n = param_breakdown(shape)["nonembed"]
+        return 3.0 * (2.0 * n + 2.0 * shape.n_layer * shape.n_ctx * shape.n_head * shape.d_head)
+    if method == "chinchilla":
+        return 3.0 * forward_flops_per_sequence_chinchilla(shape) / shape.n_ctx
+    raise ScalingLabError(f"unknown FLOP convention {method!r}: choose one of {', '.join(FLOP_METHODS)}")

@@ -1,0 +1,1 @@
+"""Data: the embedded corpus or the user's text, tokenizers, token shards, seeded batches."""

@@ -1,0 +1,63 @@
+"""Token shards: each split tokenized once into a uint16 memmap, named by corpus fingerprint and tokenizer."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .corpus import Corpus, load_corpus
+from .tokenizer import get_tokenizer
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SCALINGLAB_CACHE", Path.home() / ".cache" / "scalinglab"))
+
+
+@dataclass(frozen=True)
+class Shards:
+    """Memory-mapped train and validation tokens plus what bits-per-byte needs."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    vocab_size: int
+    tokenizer: str
+    fingerprint: str
+    bytes_per_token: float  # validation bytes / validation tokens
+
+    def bits_per_byte(self, loss_nats: float) -> float:
+        return float(loss_nats / np.log(2) / self.bytes_per_token)
+
+
+def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = None) -> Shards:
+    """Tokenize the corpus (once; later calls open the memmaps) and return its shards."""
+    cache_dir = Path(cache_dir or default_cache_dir())
+    corpus = load_corpus(data) if not isinstance(data, Corpus) else data
+    out = cache_dir / "shards" / f"{corpus.fingerprint}-{tokenizer}"
+    meta_path = out / "meta.json"
+    if not meta_path.exists():
+        tok = get_tokenizer(tokenizer, corpus, cache_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {"fingerprint": corpus.fingerprint, "tokenizer": tok.name, "vocab_size": tok.vocab_size}
+        for split in ("train", "validation"):
+            docs = corpus.split(split)
+            parts = []
+            for d in docs:
+                parts.append(tok.encode(d.text))
+                parts.append(np.array([tok.eot], dtype=np.uint16))
+            tokens = np.concatenate(parts) if parts else np.zeros(0, np.uint16)
+            tmp = out / f"{split}.bin.tmp"
+            tokens.tofile(tmp)
+            tmp.replace(out / f"{split}.bin")
+            meta[f"{split}_tokens"] = int(tokens.size)
+            meta[f"{split}_bytes"] = int(sum(len(d.text.encode()) + 1 for d in docs))
+        tmp = meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta, indent=1))
+        tmp.replace(meta_path)  # written last: its presence means the shards are complete
+    meta = json.loads(meta_path.read_text())
+    load = lambda split: np.memmap(out / f"{split}.bin", dtype=np.uint16, mode="r")
+    return Shards(train=load("train"), validation=load("validation"), vocab_size=meta["vocab_size"],
+                  tokenizer=meta["tokenizer"], fingerprint=meta["fingerprint"],
+                  bytes_per_token=meta["validation_bytes"] / meta["validation_tokens"])
