@@ -5,9 +5,9 @@ import argparse
 import sys
 
 from ..errors import ScalingLabError
-from . import demo, fit, plan
+from . import demo, fit, plan, train
 
-COMMANDS = {"fit": fit, "plan": plan, "demo": demo}
+COMMANDS = {"fit": fit, "plan": plan, "train": train, "demo": demo}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -38,3 +38,20 @@ def shape_for_params(target: float, *, kind: str = "nonembed", vocab_size: int =
         elif param_breakdown(shape)[kind] > target:
             break
     return best
+
+
+# Named sizes for byte-level CPU studies: small heads (32) so width can stay small; "debug" is the
+# smallest model that still learns the corpus in seconds (used by CI).
+SMALL_ASPECT, SMALL_HEAD = 32, 32
+NAMED_DEPTHS = {"xs": 2, "s": 4, "m": 6, "l": 8, "xl": 12}
+
+
+def named_shape(name: str, *, vocab_size: int = 256, n_ctx: int = 256, tied: bool = True) -> ModelShape:
+    """A named size: "debug" (2 layers, d_model 64) or one of NAMED_DEPTHS (width 32 per layer)."""
+    if name == "debug":
+        return ModelShape(n_layer=2, d_model=64, n_head=4, d_head=16, d_ff=256, vocab_size=vocab_size,
+                          n_ctx=n_ctx, tied=tied)
+    if name not in NAMED_DEPTHS:
+        raise ScalingLabError(f"unknown size {name!r}: choose debug or one of {', '.join(NAMED_DEPTHS)}")
+    return shape_for_depth(NAMED_DEPTHS[name], vocab_size=vocab_size, n_ctx=n_ctx, aspect=SMALL_ASPECT,
+                           head_dim=SMALL_HEAD, tied=tied)

@@ -1,0 +1,114 @@
+"""`scalinglab train`: one run (a named size, or a target N), on the embedded corpus or --data."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from ..errors import ScalingLabError
+from .common import emit_json, positive_float
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train one model (debugging, single big runs)",
+                       description="Train one GPT on the embedded corpus or your text; re-running the same "
+                                   "command resumes from the last checkpoint.")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--size", help="named size: debug, xs, s, m, l, xl (default debug)")
+    size.add_argument("--params", type=positive_float, metavar="N", help="target non-embedding parameters")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--tokens", type=positive_float, metavar="D", help="training tokens (default 20 N)")
+    budget.add_argument("--flops", type=positive_float, metavar="C", help="training FLOPs (Appendix F count)")
+    p.add_argument("--data", default="embedded", help="text/JSONL file or folder (default: embedded corpus)")
+    p.add_argument("--tokenizer", default="bytes", help="bytes | bpe<VOCAB>, e.g. bpe4096")
+    p.add_argument("--out", default="scalinglab-run", help="run directory (default ./scalinglab-run)")
+    p.add_argument("--n-ctx", type=int, default=256, help="context length (default 256)")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per step (default 32)")
+    p.add_argument("--lr", type=positive_float, default=None, help="peak LR (default: the calibrated rule)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def build_spec(args):
+    from ..data.shards import build_shards
+    from ..model.accounting import flops_per_token, param_breakdown
+    from ..model.family import named_shape, shape_for_params
+    from ..plan.spec import RunSpec
+
+    if args.n_ctx < 8 or args.batch_size < 1:
+        raise ScalingLabError("--n-ctx must be >= 8 and --batch-size >= 1")
+    shards = build_shards(args.data, args.tokenizer)
+    vocab = shards.vocab_size
+    if args.params is not None:
+        small = args.params < 5e7
+        shape = shape_for_params(args.params, kind="nonembed", vocab_size=vocab, n_ctx=args.n_ctx,
+                                 aspect=32 if small else 64, head_dim=32 if small else 64)
+    else:
+        shape = named_shape(args.size or "debug", vocab_size=vocab, n_ctx=args.n_ctx)
+    if args.flops is not None:
+        tokens = args.flops / flops_per_token(shape, "chinchilla")
+    else:
+        tokens = args.tokens or 20 * param_breakdown(shape)["total"]
+    spec = RunSpec(shape=shape, n_tokens=int(round(tokens)), batch_size=args.batch_size, lr=args.lr,
+                   seed=args.seed, data=str(args.data), tokenizer=args.tokenizer)
+    return spec, shards
+
+
+def run(args) -> int:
+    try:
+        from ..train.loop import train
+    except ImportError:
+        raise ScalingLabError("training needs torch: pip install 'scalinglab[train]' "
+                              "(CPU: pip install torch==2.13.0 first)") from None
+    spec, shards = build_spec(args)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ScalingLabError(f"--out {out} exists and is not a directory")
+    bar = _Progress()
+    result = train(spec, out, device=args.device, threads=args.threads, shards=shards,
+                   progress=None if args.json else bar)
+    bar.close()
+    if args.json:
+        emit_json(result.to_dict())
+    else:
+        print(f"run {result.run_id}: {result.status}; val_loss {result.val_loss:.4f} nats/token, "
+              f"{result.bits_per_byte:.4f} bits/byte; N_total {result.n_params_total:,}, "
+              f"N_nonembed {result.n_params_nonembed:,}; D {result.n_tokens:,} tokens; "
+              f"C {result.flops:.4g} FLOPs; {result.tokens_per_s:,.0f} tokens/s on {result.device}")
+    if result.status == "interrupted":
+        print(f"interrupted: checkpoint saved in {out}; re-run the same command to resume", file=sys.stderr)
+        return 3
+    if result.status == "failed":
+        print(f"error: run failed: {result.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _Progress:
+    """One status line on stderr: step, loss, tokens/s, ETA (redrawn on a terminal, every 10% otherwise)."""
+
+    def __init__(self):
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.shown_tenth = -1
+
+    def __call__(self, p: dict) -> None:
+        now = time.monotonic()
+        tenth = 10 * p["step"] // p["steps"]
+        if self.tty and now - self.last < 0.5 and p["step"] < p["steps"]:
+            return
+        if not self.tty and tenth == self.shown_tenth:
+            return
+        self.last, self.shown_tenth = now, tenth
+        rate = p["tokens_per_s"]
+        eta = p["elapsed"] * (p["steps"] / p["step"] - 1)
+        line = (f"step {p['step']}/{p['steps']}  loss {p['train_loss']:.4f}  {rate / 1e3:.1f}k tok/s  "
+                f"ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+        sys.stderr.write(("\r" + line.ljust(70)) if self.tty else line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")

@@ -1,0 +1,1 @@
+"""Planning runs: the frozen RunSpec and (later) the grids of a study."""

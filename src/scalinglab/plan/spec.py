@@ -1,0 +1,75 @@
+"""RunSpec: everything that determines a run's numbers, frozen; run_id is a stable hash of it."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+from ..errors import ScalingLabError
+from ..model.accounting import ModelShape
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """One training run. Runtime choices that do not change the numbers (threads, progress) live elsewhere.
+
+    ``lr`` None means the default rule of train.optim.default_lr for this size. ``n_tokens`` is rounded up
+    to whole steps of batch_size x n_ctx tokens; the run records the tokens it actually saw.
+    """
+
+    shape: ModelShape
+    n_tokens: int
+    batch_size: int = 32
+    lr: float | None = None
+    warmup_frac: float = 0.05
+    min_lr_frac: float = 0.1
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.95
+    seed: int = 0
+    data: str = "embedded"
+    tokenizer: str = "bytes"
+    n_eval_tokens: int = 32768
+    n_evals: int = 12
+    noise_every: int = 10
+    checkpoint_every: int = 250
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        checks = {"n_tokens": self.n_tokens > 0, "batch_size": self.batch_size >= 1,
+                  "warmup_frac": 0 <= self.warmup_frac < 1, "min_lr_frac": 0 <= self.min_lr_frac <= 1,
+                  "weight_decay": self.weight_decay >= 0, "grad_clip": self.grad_clip > 0,
+                  "n_eval_tokens": self.n_eval_tokens >= 1, "n_evals": self.n_evals >= 1,
+                  "noise_every": self.noise_every >= 0, "checkpoint_every": self.checkpoint_every >= 1,
+                  "lr": self.lr is None or (math.isfinite(self.lr) and self.lr > 0)}
+        for name, ok in checks.items():
+            if not ok:
+                raise ScalingLabError(f"run spec: bad {name} = {getattr(self, name)!r}")
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.shape.n_ctx
+
+    @property
+    def steps(self) -> int:
+        return max(1, math.ceil(self.n_tokens / self.tokens_per_step))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["shape"] = self.shape.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        d = dict(d)
+        d["shape"] = ModelShape(**d["shape"])
+        return cls(**d)
+
+    @property
+    def run_id(self) -> str:
+        """Stable across processes and versions: sha256 of the canonical JSON, minus checkpoint cadence."""
+        d = self.to_dict()
+        d.pop("checkpoint_every")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]

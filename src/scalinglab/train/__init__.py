@@ -1,0 +1,1 @@
+"""Training one run (needs the `train` extra: torch)."""

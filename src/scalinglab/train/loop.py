@@ -1,0 +1,245 @@
+"""train(spec) -> RunResult: one run, resumable, recording what a scaling study needs.
+
+Per eval row: step, tokens, exact FLOPs (Appendix F), train_loss, val_loss, bits_per_byte, lr, and the
+gradient noise scale B_simple = tr(Sigma)/|G|^2 (McCandlish et al. 2018, App. A.1) estimated from squared
+gradient norms at two batch sizes since the previous eval.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..data.loader import batch_offsets, eval_offsets, windows
+from ..data.shards import Shards, build_shards
+from ..errors import ScalingLabError
+from ..model.accounting import flops_per_token, param_breakdown
+from ..model.gpt import GPT
+from ..plan.spec import RunSpec
+from . import checkpoint
+from .optim import default_lr, lr_at, param_groups
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    run_id: str
+    status: str  # "done" | "failed" | "interrupted"
+    reason: str = ""
+    val_loss: float = math.nan
+    bits_per_byte: float = math.nan
+    n_params_total: int = 0
+    n_params_nonembed: int = 0
+    n_tokens: int = 0
+    flops: float = 0.0
+    flops_6nd: float = 0.0
+    lr: float = 0.0
+    steps: int = 0
+    wall_time_s: float = 0.0
+    tokens_per_s: float = 0.0
+    device: str = "cpu"
+    evals: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ScalingLabError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise ScalingLabError(f"unknown device {device!r}: use auto, cpu or cuda")
+    return device
+
+
+def eval_steps(steps: int, n_evals: int) -> list[int]:
+    """Log-spaced steps (1-based: after that many updates) ending at the last step."""
+    return sorted(set(int(round(s)) for s in np.geomspace(1, steps, n_evals)) | {steps})
+
+
+class _StopFlag:
+    """Set by SIGTERM; the loop checkpoints at the end of the current step and returns 'interrupted'."""
+
+    def __init__(self):
+        self.stop = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.stop = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+@torch.no_grad()
+def evaluate(model: GPT, val: np.ndarray, offsets: np.ndarray, n_ctx: int, device: str, autocast,
+             batch: int = 32) -> float:
+    """Mean cross-entropy (nats/token) over the fixed validation windows."""
+    model.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(offsets), batch):
+        xy = torch.from_numpy(windows(val, offsets[i:i + batch], n_ctx)).to(device)
+        with autocast:
+            loss = model(xy[:, :-1], xy[:, 1:])
+        n = xy.shape[0] * n_ctx
+        total += float(loss) * n
+        count += n
+    model.train()
+    return total / count
+
+
+def _grad_sq(model: GPT) -> float:
+    return float(sum(float(p.grad.pow(2).sum()) for p in model.parameters() if p.grad is not None))
+
+
+def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: int | None = None,
+          shards: Shards | None = None, progress: Callable[[dict], None] | None = None,
+          stop_after_steps: int | None = None) -> RunResult:
+    """Train one run into ``out_dir`` (config.json, checkpoint.pt, result.json); resume if interrupted.
+
+    ``stop_after_steps`` stops (as 'interrupted', checkpointed) after that many steps of this call: tests
+    use it to cut a run exactly where SIGTERM would.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    done_path = out / "result.json"
+    if done_path.exists():
+        prior = json.loads(done_path.read_text())
+        if prior.get("run_id") == spec.run_id and prior.get("status") == "done":
+            return RunResult(**prior)
+    if threads:
+        torch.set_num_threads(threads)
+    device = resolve_device(device)
+    shards = shards or build_shards(spec.data, spec.tokenizer)
+    shape = spec.shape
+    if shards.vocab_size != shape.vocab_size:
+        raise ScalingLabError(f"model vocab {shape.vocab_size} does not match tokenizer {shards.tokenizer} "
+                              f"({shards.vocab_size})")
+    if shards.validation.size < shape.n_ctx + 2:
+        raise ScalingLabError(f"validation split has {shards.validation.size} tokens, fewer than one context "
+                              f"of {shape.n_ctx}: give more data")
+
+    counts = param_breakdown(shape)
+    peak_lr = spec.lr or default_lr(counts["nonembed"])
+    steps, T, B = spec.steps, shape.n_ctx, spec.batch_size
+    warmup = max(1, round(spec.warmup_frac * steps))
+    fpt = flops_per_token(shape, "chinchilla")
+    evals_at = set(eval_steps(steps, spec.n_evals))
+    val_offsets = eval_offsets(shards.validation.size, T, spec.n_eval_tokens)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+
+    torch.manual_seed(spec.seed)
+    model = GPT(shape).to(device)
+    opt = torch.optim.AdamW(param_groups(model, spec.weight_decay), lr=peak_lr,
+                            betas=(spec.beta1, spec.beta2), fused=device == "cuda")
+    (out / "config.json").write_text(json.dumps({"run_id": spec.run_id, "spec": spec.to_dict(),
+                                                 "resolved": {"lr": peak_lr, "steps": steps, "warmup": warmup,
+                                                              "device": device, "threads": threads,
+                                                              "flops_per_token": fpt, **counts},
+                                                 "version": __version__}, indent=1))
+    ckpt_path = out / "checkpoint.pt"
+    state = checkpoint.load(ckpt_path, spec.run_id)
+    step, evals, noise, elapsed, train_loss = 0, [], [0.0, 0.0, 0], 0.0, math.nan
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optim"])
+        step, evals, noise = state["step"], state["evals"], state["noise"]
+        elapsed, train_loss = state["elapsed"], state["train_loss"]
+
+    def save_checkpoint():
+        checkpoint.save(ckpt_path, {"run_id": spec.run_id, "model": model.state_dict(), "optim": opt.state_dict(),
+                                    "step": step, "evals": evals, "noise": noise, "elapsed": elapsed,
+                                    "train_loss": train_loss})
+
+    def result(status: str, reason: str = "") -> RunResult:
+        tokens = step * B * T
+        last = evals[-1] if evals else {}
+        return RunResult(run_id=spec.run_id, status=status, reason=reason, val_loss=last.get("val_loss", math.nan),
+                         bits_per_byte=last.get("bits_per_byte", math.nan), n_params_total=counts["total"],
+                         n_params_nonembed=counts["nonembed"], n_tokens=tokens, flops=fpt * tokens,
+                         flops_6nd=6.0 * counts["total"] * tokens, lr=peak_lr, steps=step,
+                         wall_time_s=elapsed, tokens_per_s=tokens / elapsed if elapsed else 0.0, device=device,
+                         evals=list(evals))
+
+    ran = 0
+    t_start = time.perf_counter() - elapsed
+    with _StopFlag() as flag:
+        while step < steps:
+            lr = lr_at(step, peak=peak_lr, steps=steps, warmup=warmup, min_frac=spec.min_lr_frac)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            xy = torch.from_numpy(windows(shards.train, batch_offsets(shards.train.size, T, B, spec.seed, step),
+                                          T)).to(device)
+            measure = spec.noise_every and B >= 2 and step % spec.noise_every == 0
+            parts = (xy[:B // 2], xy[B // 2:]) if measure else (xy,)
+            loss_sum = 0.0
+            for i, part in enumerate(parts):
+                with autocast:
+                    loss = model(part[:, :-1], part[:, 1:])
+                (loss * part.shape[0] / B).backward()
+                loss_sum += loss.item() * part.shape[0] / B
+                if measure and i == 0:
+                    g_small = _grad_sq(model) * (B / part.shape[0]) ** 2
+            if not math.isfinite(loss_sum):
+                elapsed = time.perf_counter() - t_start
+                res = result("failed", f"non-finite training loss ({loss_sum}) at step {step}")
+                done_path.write_text(json.dumps(res.to_dict()))
+                return res
+            if measure:
+                # McCandlish et al. 2018 App. A.1: unbiased |G|^2 and tr(Sigma) from two batch sizes
+                g_big, b_small, b_big = _grad_sq(model), (B // 2) * T, B * T
+                noise[0] += (b_big * g_big - b_small * g_small) / (b_big - b_small)
+                noise[1] += (g_small - g_big) / (1 / b_small - 1 / b_big)
+                noise[2] += 1
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            ran += 1
+            train_loss = loss_sum if math.isnan(train_loss) else 0.9 * train_loss + 0.1 * loss_sum
+            if step in evals_at:
+                val = evaluate(model, shards.validation, val_offsets, T, device, autocast)
+                evals.append({"step": step, "tokens": step * B * T, "flops": fpt * step * B * T,
+                              "train_loss": train_loss, "val_loss": val, "bits_per_byte": shards.bits_per_byte(val),
+                              "lr": lr, "grad_sq": noise[0] / noise[2] if noise[2] else math.nan,
+                              "trace_cov": noise[1] / noise[2] if noise[2] else math.nan,
+                              "noise_scale": noise[1] / noise[0] if noise[2] and noise[0] > 0 else math.nan})
+                noise = [0.0, 0.0, 0]
+                if not math.isfinite(val):
+                    elapsed = time.perf_counter() - t_start
+                    res = result("failed", f"non-finite validation loss at step {step}")
+                    done_path.write_text(json.dumps(res.to_dict()))
+                    return res
+            elapsed = time.perf_counter() - t_start
+            if progress is not None:
+                progress({"step": step, "steps": steps, "train_loss": train_loss, "elapsed": elapsed,
+                          "tokens_per_s": step * B * T / elapsed if elapsed else 0.0})
+            stop = flag.stop or (stop_after_steps is not None and ran >= stop_after_steps)
+            if step % spec.checkpoint_every == 0 or stop:
+                save_checkpoint()
+            if stop and step < steps:
+                return result("interrupted", "stopped by SIGTERM; re-run to resume from the checkpoint")
+    res = result("done")
+    tmp = done_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res.to_dict()))
+    tmp.replace(done_path)
+    ckpt_path.unlink(missing_ok=True)  # the result holds everything; keep the run dir small
+    return res
