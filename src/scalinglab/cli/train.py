@@ -26,6 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="sequences per step (default 32)")
     p.add_argument("--lr", type=positive_float, default=None, help="peak LR (default: the calibrated rule)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=250, metavar="STEPS", help="default 250")
+    p.add_argument("--eval-tokens", type=int, default=32768, help="validation tokens per eval (default 32768)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -52,7 +54,8 @@ def build_spec(args):
     else:
         tokens = args.tokens or 20 * param_breakdown(shape)["total"]
     spec = RunSpec(shape=shape, n_tokens=int(round(tokens)), batch_size=args.batch_size, lr=args.lr,
-                   seed=args.seed, data=str(args.data), tokenizer=args.tokenizer)
+                   seed=args.seed, data=str(args.data), tokenizer=args.tokenizer,
+                   checkpoint_every=args.checkpoint_every, n_eval_tokens=args.eval_tokens)
     return spec, shards
 
 

@@ -1,0 +1,68 @@
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from scalinglab.errors import ScalingLabError
+from scalinglab.model.accounting import (ModelShape, flops_per_token, forward_flops_per_sequence_chinchilla,
+                                         param_breakdown)
+from scalinglab.model.family import NAMED_DEPTHS, named_shape, shape_for_params
+from scalinglab.model.gpt import GPT
+
+
+@pytest.mark.parametrize("name", ["debug", *NAMED_DEPTHS])
+@pytest.mark.parametrize("tied", [True, False])
+def test_breakdown_equals_the_module_built_on_meta(name, tied):
+    shape = named_shape(name, vocab_size=256, n_ctx=128, tied=tied)
+    with torch.device("meta"):
+        model = GPT(shape)
+    counts = param_breakdown(shape)
+    assert counts["total"] == sum(p.numel() for p in model.parameters())
+    embed = model.wte.weight.numel() + model.wpe.weight.numel()
+    assert counts["embedding"] == embed and counts["nonembed"] == counts["total"] - embed
+    assert counts["lm_head"] == (0 if tied else model.lm_head.weight.numel())
+
+
+def test_breakdown_matches_for_a_target_size_with_bpe_vocab():
+    shape = shape_for_params(3e6, kind="nonembed", vocab_size=4096, n_ctx=256, aspect=32, head_dim=32)
+    with torch.device("meta"):
+        model = GPT(shape)
+    assert param_breakdown(shape)["total"] == sum(p.numel() for p in model.parameters())
+
+
+# Hoffmann et al. 2022, Table A4: layers, d_model, ffw, heads, kv size, printed N, printed ratio.
+TABLE_A4 = [(10, 640, 2560, 10, 64, 73e6, 1.03), (20, 1024, 4096, 16, 64, 305e6, 1.10),
+            (24, 1280, 5120, 10, 128, 552e6, 1.08), (26, 1792, 7168, 14, 128, 1.1e9, 1.04),
+            (28, 2048, 8192, 16, 128, 1.6e9, 1.03), (40, 3584, 14336, 28, 128, 6.8e9, 0.99)]
+
+
+@pytest.mark.parametrize("L,d,ff,h,kv,n_printed,ratio", TABLE_A4)
+def test_chinchilla_table_a4_ratio_column(L, d, ff, h, kv, n_printed, ratio):
+    """FLOPs (Appendix F, without embedding and final-logit terms) / 6N, at T=2048, V=32000.
+
+    The printed N are rounded (73M, 1.1B); the ratios were computed with exact counts. The count
+    13 L d^2 + V d (12 L d^2 of blocks, L d^2 more for Gopher-style relative-position projections, tied
+    embeddings) matches every printed N at its printed precision, and with it every ratio agrees to two
+    decimals. (With the printed N instead, rows 1 and 4 give 1.04 and 1.09.)
+    """
+    shape = ModelShape(n_layer=L, d_model=d, n_head=h, d_head=kv, d_ff=ff, vocab_size=32000, n_ctx=2048)
+    n_exact = 13 * L * d * d + 32000 * d
+    assert abs(n_exact / n_printed - 1) < 0.04  # 1.1B is 1.14B to two figures
+    flops = 3 * forward_flops_per_sequence_chinchilla(shape, embeddings=False) / 2048
+    assert round(flops / (6 * n_exact), 2) == ratio
+
+
+def test_flop_conventions():
+    shape = named_shape("m", vocab_size=256, n_ctx=256)
+    n = param_breakdown(shape)["nonembed"]
+    assert flops_per_token(shape, "6N") == 6 * n
+    assert flops_per_token(shape, "6N+attn") == 6 * n + 6 * shape.n_layer * 256 * shape.d_model
+    full = flops_per_token(shape, "chinchilla")
+    assert full == 3 * forward_flops_per_sequence_chinchilla(shape) / 256
+    assert full > flops_per_token(shape, "6N")  # attention and logits add to 6N at this small width
+    with pytest.raises(ScalingLabError, match="unknown FLOP convention '7N'"):
+        flops_per_token(shape, "7N")
+
+
+def test_kaplan_table1_approximation():
+    shape = ModelShape(n_layer=24, d_model=1024, n_head=16, d_head=64, d_ff=4096, vocab_size=50257, n_ctx=1024)
+    assert param_breakdown(shape)["nonembed"] == pytest.approx(12 * 24 * 1024 ** 2, rel=0.002)
