@@ -15,6 +15,7 @@ from ..errors import ScalingLabError
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 EMBEDDED = ASSETS / "corpus.jsonl.xz"
+MANIFEST = ASSETS / "corpus_manifest.json"
 VALID_FRACTION = 0.05
 MIN_BYTES = 20_000  # below this a held-out split cannot give a stable loss
 
@@ -30,6 +31,7 @@ class Document:
 class Corpus:
     name: str
     documents: tuple[Document, ...]
+    known_fingerprint: str | None = None
 
     def split(self, which: str) -> list[Document]:
         return [d for d in self.documents if d.split == which]
@@ -37,6 +39,8 @@ class Corpus:
     @property
     def fingerprint(self) -> str:
         """sha256 over ids, splits and texts: equal fingerprints mean identical training data."""
+        if self.known_fingerprint:
+            return self.known_fingerprint
         h = hashlib.sha256()
         for d in self.documents:
             h.update(f"{d.id}\x00{d.split}\x00".encode())
@@ -50,8 +54,13 @@ def load_corpus(data: str | Path | None = None) -> Corpus:
     if data is None or str(data) == "embedded":
         with lzma.open(EMBEDDED, "rt", encoding="utf-8") as fh:
             docs = tuple(Document(d["id"], d["split"], d["text"]) for d in map(json.loads, fh))
-        return Corpus("embedded", docs)
+        return Corpus("embedded", docs, embedded_fingerprint())
     return Corpus(str(data), tuple(assign_splits(read_user_documents(Path(data)))))
+
+
+def embedded_fingerprint() -> str:
+    """The embedded corpus' fingerprint, recorded by scripts/build_corpus.py (sha256 of its JSONL)."""
+    return "embedded-" + json.loads(MANIFEST.read_text())["fingerprint"][:16]
 
 
 def read_user_documents(path: Path) -> list[tuple[str, str]]:

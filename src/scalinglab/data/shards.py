@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import Corpus, load_corpus
+from .corpus import Corpus, embedded_fingerprint, load_corpus
 from .tokenizer import get_tokenizer
 
 
@@ -34,10 +34,14 @@ class Shards:
 def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = None) -> Shards:
     """Tokenize the corpus (once; later calls open the memmaps) and return its shards."""
     cache_dir = Path(cache_dir or default_cache_dir())
-    corpus = load_corpus(data) if not isinstance(data, Corpus) else data
-    out = cache_dir / "shards" / f"{corpus.fingerprint}-{tokenizer}"
+    corpus = None if data is None or str(data) == "embedded" else (
+        data if isinstance(data, Corpus) else load_corpus(data))
+    # the embedded corpus' fingerprint is in its manifest: no need to decompress 25 MB to find the shards
+    fingerprint = embedded_fingerprint() if corpus is None else corpus.fingerprint
+    out = cache_dir / "shards" / f"{fingerprint}-{tokenizer}"
     meta_path = out / "meta.json"
     if not meta_path.exists():
+        corpus = corpus or load_corpus(None)
         tok = get_tokenizer(tokenizer, corpus, cache_dir)
         out.mkdir(parents=True, exist_ok=True)
         meta = {"fingerprint": corpus.fingerprint, "tokenizer": tok.name, "vocab_size": tok.vocab_size}

@@ -46,7 +46,8 @@ class RunResult:
     lr: float = 0.0
     steps: int = 0
     wall_time_s: float = 0.0
-    tokens_per_s: float = 0.0
+    eval_time_s: float = 0.0
+    tokens_per_s: float = 0.0  # training tokens per second of training (evals excluded; wall_time_s has all)
     device: str = "cpu"
     evals: list = field(default_factory=list)
 
@@ -157,17 +158,17 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
                                                  "version": __version__}, indent=1))
     ckpt_path = out / "checkpoint.pt"
     state = checkpoint.load(ckpt_path, spec.run_id)
-    step, evals, noise, elapsed, train_loss = 0, [], [0.0, 0.0, 0], 0.0, math.nan
+    step, evals, noise, elapsed, train_loss, eval_time = 0, [], [0.0, 0.0, 0], 0.0, math.nan, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         step, evals, noise = state["step"], state["evals"], state["noise"]
-        elapsed, train_loss = state["elapsed"], state["train_loss"]
+        elapsed, train_loss, eval_time = state["elapsed"], state["train_loss"], state["eval_time"]
 
     def save_checkpoint():
         checkpoint.save(ckpt_path, {"run_id": spec.run_id, "model": model.state_dict(), "optim": opt.state_dict(),
                                     "step": step, "evals": evals, "noise": noise, "elapsed": elapsed,
-                                    "train_loss": train_loss})
+                                    "train_loss": train_loss, "eval_time": eval_time})
 
     def result(status: str, reason: str = "") -> RunResult:
         tokens = step * B * T
@@ -176,7 +177,8 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
                          bits_per_byte=last.get("bits_per_byte", math.nan), n_params_total=counts["total"],
                          n_params_nonembed=counts["nonembed"], n_tokens=tokens, flops=fpt * tokens,
                          flops_6nd=6.0 * counts["total"] * tokens, lr=peak_lr, steps=step,
-                         wall_time_s=elapsed, tokens_per_s=tokens / elapsed if elapsed else 0.0, device=device,
+                         wall_time_s=elapsed, eval_time_s=eval_time,
+                         tokens_per_s=tokens / (elapsed - eval_time) if elapsed > eval_time else 0.0, device=device,
                          evals=list(evals))
 
     ran = 0
@@ -216,7 +218,9 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
             ran += 1
             train_loss = loss_sum if math.isnan(train_loss) else 0.9 * train_loss + 0.1 * loss_sum
             if step in evals_at:
+                t_eval = time.perf_counter()
                 val = evaluate(model, shards.validation, val_offsets, T, device, autocast)
+                eval_time += time.perf_counter() - t_eval
                 evals.append({"step": step, "tokens": step * B * T, "flops": fpt * step * B * T,
                               "train_loss": train_loss, "val_loss": val, "bits_per_byte": shards.bits_per_byte(val),
                               "lr": lr, "grad_sq": noise[0] / noise[2] if noise[2] else math.nan,
@@ -231,7 +235,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
             elapsed = time.perf_counter() - t_start
             if progress is not None:
                 progress({"step": step, "steps": steps, "train_loss": train_loss, "elapsed": elapsed,
-                          "tokens_per_s": step * B * T / elapsed if elapsed else 0.0})
+                          "tokens_per_s": step * B * T / max(elapsed - eval_time, 1e-9)})
             stop = flag.stop or (stop_after_steps is not None and ran >= stop_after_steps)
             if step % spec.checkpoint_every == 0 or stop:
                 save_checkpoint()
