@@ -1,5 +1,11 @@
+import os
+import tempfile
+
 import numpy as np
 import pytest
+
+# Hermetic: token shards and tokenizers built by the tests go to a fresh cache, never the user's.
+os.environ.setdefault("SCALINGLAB_CACHE", tempfile.mkdtemp(prefix="scalinglab-test-cache-"))
 
 from scalinglab.simulate import isoflop_runs
 
