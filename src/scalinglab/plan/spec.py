@@ -14,15 +14,16 @@ from ..model.accounting import ModelShape
 class RunSpec:
     """One training run. Runtime choices that do not change the numbers (threads, progress) live elsewhere.
 
-    ``lr`` None means the default rule of train.optim.default_lr for this size. ``n_tokens`` is rounded up
-    to whole steps of batch_size x n_ctx tokens; the run records the tokens it actually saw.
+    ``lr`` None means the default rule of train.optim.default_lr for this size; ``warmup_steps`` None means
+    train.optim.default_warmup. ``n_tokens`` is rounded up to whole steps of batch_size x n_ctx tokens; the
+    run records the tokens it actually saw.
     """
 
     shape: ModelShape
     n_tokens: int
     batch_size: int = 32
     lr: float | None = None
-    warmup_frac: float = 0.05
+    warmup_steps: int | None = None
     min_lr_frac: float = 0.1
     weight_decay: float = 0.1
     grad_clip: float = 1.0
@@ -39,7 +40,7 @@ class RunSpec:
 
     def __post_init__(self):
         checks = {"n_tokens": self.n_tokens > 0, "batch_size": self.batch_size >= 1,
-                  "warmup_frac": 0 <= self.warmup_frac < 1, "min_lr_frac": 0 <= self.min_lr_frac <= 1,
+                  "warmup_steps": self.warmup_steps is None or self.warmup_steps >= 1, "min_lr_frac": 0 <= self.min_lr_frac <= 1,
                   "weight_decay": self.weight_decay >= 0, "grad_clip": self.grad_clip > 0,
                   "n_eval_tokens": self.n_eval_tokens >= 1, "n_evals": self.n_evals >= 1,
                   "noise_every": self.noise_every >= 0, "checkpoint_every": self.checkpoint_every >= 1,

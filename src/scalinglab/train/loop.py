@@ -28,7 +28,7 @@ from ..model.accounting import flops_per_token, param_breakdown
 from ..model.gpt import GPT
 from ..plan.spec import RunSpec
 from . import checkpoint
-from .optim import default_lr, lr_at, param_groups
+from .optim import default_lr, default_warmup, lr_at, param_groups
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +141,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     counts = param_breakdown(shape)
     peak_lr = spec.lr or default_lr(counts["nonembed"])
     steps, T, B = spec.steps, shape.n_ctx, spec.batch_size
-    warmup = max(1, round(spec.warmup_frac * steps))
+    warmup = spec.warmup_steps or default_warmup(steps)
     fpt = flops_per_token(shape, "chinchilla")
     evals_at = set(eval_steps(steps, spec.n_evals))
     val_offsets = eval_offsets(shards.validation.size, T, spec.n_eval_tokens)

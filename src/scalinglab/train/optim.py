@@ -5,15 +5,28 @@ import math
 
 import torch
 
-# Default peak LR for a model of N non-embedding parameters: lr = LR_COEF * (N / 1e6) ** LR_EXPONENT.
-# Calibrated on the embedded corpus by benchmarks/lr_sweep.py (docs/training.md has the table).
-LR_COEF = 3e-3
-LR_EXPONENT = -0.25
+# Default peak LR for a model of N non-embedding parameters: lr = LR_COEF * (N / 1e6) ** LR_EXPONENT,
+# fitted by benchmarks/lr_sweep.py on the embedded corpus (bytes, n_ctx 128, batch 16, 0.5-1.5M tokens;
+# docs/training.md has the table). Outside the swept sizes the rule is held at its end values rather than
+# extrapolated: sweep again for larger models.
+LR_COEF = 0.0146
+LR_EXPONENT = 0.282
+LR_SWEPT_N = (12_480, 788_736)
 
 
 def default_lr(n_params_nonembed: float) -> float:
-    """Larger models want smaller steps; one LR for every size biases the fitted exponents."""
-    return LR_COEF * (n_params_nonembed / 1e6) ** LR_EXPONENT
+    """The calibrated peak LR for this size (one LR for every size biases the fitted exponents)."""
+    n = min(max(n_params_nonembed, LR_SWEPT_N[0]), LR_SWEPT_N[1])
+    return LR_COEF * (n / 1e6) ** LR_EXPONENT
+
+
+def default_warmup(steps: int) -> int:
+    """100 steps, but never more than a quarter of the run.
+
+    5% of the run was too short for short runs: tiny byte-level models at LR >= 8e-3 spiked at the end of
+    a 25-step warm-up and lost the plateau escape (docs/training.md).
+    """
+    return max(1, min(100, steps // 4))
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
