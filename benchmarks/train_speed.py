@@ -123,7 +123,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=400_000)
     ap.add_argument("--grid-runs", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     shards = build_shards()
     shape = ModelShape(n_layer=4, d_model=128, n_head=4, d_head=32, d_ff=512, vocab_size=256, n_ctx=256)
