@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -29,30 +28,7 @@ from ..model.gpt import GPT
 from ..plan.spec import RunSpec
 from . import checkpoint
 from .optim import default_lr, default_warmup, lr_at, param_groups
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunResult:
-    run_id: str
-    status: str  # "done" | "failed" | "interrupted"
-    reason: str = ""
-    val_loss: float = math.nan
-    bits_per_byte: float = math.nan
-    n_params_total: int = 0
-    n_params_nonembed: int = 0
-    n_tokens: int = 0
-    flops: float = 0.0
-    flops_6nd: float = 0.0
-    lr: float = 0.0
-    steps: int = 0
-    wall_time_s: float = 0.0
-    eval_time_s: float = 0.0
-    tokens_per_s: float = 0.0  # training tokens per second of training (evals excluded; wall_time_s has all)
-    device: str = "cpu"
-    evals: list = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from .result import RunResult
 
 
 def resolve_device(device: str) -> str:

@@ -1,0 +1,171 @@
+"""The study store: one SQLite file per study (WAL), schema-versioned, every write one transaction.
+
+Tables (DESIGN.md §7): ``meta`` (format, schema version, study id and config, corpus fingerprint),
+``runs`` (one row per planned run: spec, role, status, the §3 columns, final metrics, timings),
+``evals`` (run_id, step, ...: primary key (run_id, step), so a replayed write cannot duplicate a row).
+A run is ``done`` only in the same transaction that commits its eval rows.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .. import __version__
+from ..errors import ScalingLabError
+
+FORMAT = "scalinglab.study"
+SCHEMA_VERSION = 1
+RUN_COLUMNS = ("run_id", "role", "status", "reason", "budget", "spec", "n_layer", "d_model", "n_head", "d_head",
+               "d_ff", "vocab_size", "n_ctx", "tied", "n_params_nonembed", "n_params_total", "n_tokens", "flops",
+               "flops_6nd", "val_loss", "bits_per_byte", "lr", "steps", "wall_time_s", "tokens_per_s", "device",
+               "version", "updated")
+EVAL_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "val_loss", "bits_per_byte", "lr", "grad_sq",
+                "trace_cov", "noise_scale")
+_SCHEMA = f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs ({", ".join(c + (" TEXT PRIMARY KEY" if c == "run_id" else "") for c in RUN_COLUMNS)});
+CREATE TABLE evals ({", ".join(EVAL_COLUMNS)}, PRIMARY KEY (run_id, step));
+"""
+
+
+class SQLiteStore:
+    """Open with ``SQLiteStore.create(path, meta)`` for a new study or ``SQLiteStore.open(path)``."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection):
+        self.path, self._conn = path, conn
+
+    # -- opening -----------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, meta: dict) -> "SQLiteStore":
+        path = Path(path)
+        if path.exists():
+            raise ScalingLabError(f"{path} already exists; open it instead of creating it")
+        conn = _connect(path)
+        with conn:
+            conn.executescript(_SCHEMA)
+            rows = {"format": FORMAT, "schema_version": str(SCHEMA_VERSION), "created": time.time(),
+                    "version": __version__, **meta}
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, _text(v)) for k, v in rows.items()])
+        return cls(path, conn)
+
+    @classmethod
+    def open(cls, path: str | Path) -> "SQLiteStore":
+        path = Path(path)
+        if not path.exists():
+            raise ScalingLabError(f"no study store at {path}")
+        try:
+            conn = _connect(path)
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise ScalingLabError(f"{path} is not a readable scalinglab study store ({exc}); it was left "
+                                  f"untouched: move it aside to start a new study") from None
+        if meta.get("format") != FORMAT:
+            raise ScalingLabError(f"{path} is an SQLite file of another program, not a scalinglab study")
+        if meta.get("schema_version") != str(SCHEMA_VERSION):
+            raise ScalingLabError(f"{path} has store schema {meta.get('schema_version')}; this scalinglab "
+                                  f"reads schema {SCHEMA_VERSION}")
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- meta ------------------------------------------------------------------------------------------
+    def meta(self) -> dict:
+        return {k: _untext(v) for k, v in self._conn.execute("SELECT key, value FROM meta").fetchall()}
+
+    def set_meta(self, **values) -> None:
+        with self._conn:
+            self._conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                   [(k, _text(v)) for k, v in values.items()])
+
+    # -- runs --------------------------------------------------------------------------------------------
+    def plan(self, specs: list, role: str, budgets: list[float] | None = None) -> None:
+        """Insert planned runs (RunSpec) not yet in the store; existing rows are left as they are."""
+        budgets = budgets or [None] * len(specs)
+        with self._conn:
+            for spec, budget in zip(specs, budgets):
+                shape = spec.shape.to_dict()
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO runs (run_id, role, status, budget, spec, n_layer, d_model, n_head, "
+                    "d_head, d_ff, vocab_size, n_ctx, tied, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (spec.run_id, role, "planned", budget, json.dumps(spec.to_dict(), sort_keys=True),
+                     shape["n_layer"], shape["d_model"], shape["n_head"], shape["d_head"], shape["d_ff"],
+                     shape["vocab_size"], shape["n_ctx"], int(shape["tied"]), time.time()))
+
+    def set_status(self, run_id: str, status: str, reason: str = "") -> None:
+        with self._conn:
+            self._conn.execute("UPDATE runs SET status = ?, reason = ?, updated = ? WHERE run_id = ?",
+                               (status, reason, time.time(), run_id))
+
+    def finish(self, result) -> None:
+        """Commit a RunResult: its eval rows and final metrics, and its status, in one transaction."""
+        r = result.to_dict()
+        with self._conn:
+            self._conn.executemany(
+                f"INSERT OR REPLACE INTO evals VALUES ({', '.join('?' * len(EVAL_COLUMNS))})",
+                [tuple([r["run_id"]] + [e.get(c) for c in EVAL_COLUMNS[1:]]) for e in r["evals"]])
+            self._conn.execute(
+                "UPDATE runs SET status=?, reason=?, n_params_nonembed=?, n_params_total=?, n_tokens=?, flops=?, "
+                "flops_6nd=?, val_loss=?, bits_per_byte=?, lr=?, steps=?, wall_time_s=?, tokens_per_s=?, "
+                "device=?, version=?, updated=? WHERE run_id=?",
+                (r["status"], r["reason"], r["n_params_nonembed"], r["n_params_total"], r["n_tokens"], r["flops"],
+                 r["flops_6nd"], r["val_loss"], r["bits_per_byte"], r["lr"], r["steps"], r["wall_time_s"],
+                 r["tokens_per_s"], r["device"], __version__, time.time(), r["run_id"]))
+
+    def runs(self, *, role: str | None = None, status: str | None = None) -> pd.DataFrame:
+        query, args = "SELECT * FROM runs WHERE 1=1", []
+        if role:
+            query, args = query + " AND role = ?", args + [role]
+        if status:
+            query, args = query + " AND status = ?", args + [status]
+        return pd.read_sql_query(query + " ORDER BY run_id", self._conn, params=args)
+
+    def evals(self, run_ids: list[str] | None = None) -> pd.DataFrame:
+        table = pd.read_sql_query("SELECT * FROM evals ORDER BY run_id, step", self._conn)
+        return table if run_ids is None else table[table["run_id"].isin(run_ids)].reset_index(drop=True)
+
+    # -- export ------------------------------------------------------------------------------------------
+    def fit_table(self, role: str = "grid") -> pd.DataFrame:
+        """Finished runs as a table `scalinglab fit` reads: N (all parameters), D, loss, C, budget, run_id."""
+        runs = self.runs(role=role, status="done")
+        table = pd.DataFrame({"run_id": runs["run_id"], "N": runs["n_params_total"].astype(float),
+                              "D": runs["n_tokens"].astype(float), "loss": runs["val_loss"].astype(float),
+                              "C": runs["flops"].astype(float), "budget": runs["budget"].astype(float),
+                              "n_params_nonembed": runs["n_params_nonembed"].astype(float)})
+        table.attrs["source_columns"] = {"N": "n_params_total"}
+        return table
+
+    def export(self, path: str | Path) -> Path:
+        """Runs joined with their evals, one row per eval, to CSV or Parquet (by suffix); written atomically."""
+        path = Path(path)
+        table = self.runs().drop(columns=["spec"]).merge(self.evals(), on="run_id", how="left",
+                                                         suffixes=("", "_eval"))
+        tmp = path.with_name(f".{path.name}.tmp")
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+        tmp.replace(path)
+        return path
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _untext(value: str):
+    try:
+        return json.loads(value)
+    except (json.JSONDecodeError, TypeError):
+        return value

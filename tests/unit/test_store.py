@@ -1,0 +1,69 @@
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from scalinglab.errors import ScalingLabError
+from scalinglab.model.family import named_shape
+from scalinglab.plan.spec import RunSpec
+from scalinglab.store import SQLiteStore
+from scalinglab.train.result import RunResult
+
+
+def _spec(seed):
+    return RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=10_000 * (seed + 1), seed=seed)
+
+
+def _result(spec, loss):
+    evals = [{"step": s, "tokens": s * 100, "flops": s * 1e9, "train_loss": loss + 1 / s, "val_loss": loss + 1 / s,
+              "bits_per_byte": loss, "lr": 1e-3, "grad_sq": 1.0, "trace_cov": 2.0, "noise_scale": 2.0}
+             for s in (1, 2, 4)]
+    return RunResult(run_id=spec.run_id, status="done", val_loss=loss + 0.25, n_params_total=123520,
+                     n_params_nonembed=98944, n_tokens=spec.n_tokens, flops=1e12, flops_6nd=9e11, evals=evals)
+
+
+def test_plan_finish_and_read_back(tmp_path):
+    store = SQLiteStore.create(tmp_path / "study.sqlite", {"study_id": "abc"})
+    specs = [_spec(i) for i in range(3)]
+    store.plan(specs, "grid", budgets=[1e12] * 3)
+    store.plan(specs, "grid", budgets=[1e12] * 3)  # planning twice adds nothing
+    assert len(store.runs()) == 3 and set(store.runs()["status"]) == {"planned"}
+    store.finish(_result(specs[0], 2.0))
+    store.finish(_result(specs[0], 2.0))  # a replayed write duplicates no eval row
+    assert len(store.evals()) == 3
+    done = store.runs(status="done")
+    assert list(done["run_id"]) == [specs[0].run_id] and done["val_loss"].iloc[0] == 2.25
+    table = store.fit_table()
+    assert list(table.columns[:5]) == ["run_id", "N", "D", "loss", "C"] and table["N"].iloc[0] == 123520
+    assert store.meta()["study_id"] == "abc" and store.meta()["schema_version"] == 1
+    store.close()
+    again = SQLiteStore.open(tmp_path / "study.sqlite")
+    assert len(again.runs(status="planned")) == 2
+
+
+def test_export_csv_and_parquet(tmp_path):
+    store = SQLiteStore.create(tmp_path / "s.sqlite", {})
+    spec = _spec(0)
+    store.plan([spec], "grid")
+    store.finish(_result(spec, 2.0))
+    a = pd.read_csv(store.export(tmp_path / "runs.csv"))
+    b = pd.read_parquet(store.export(tmp_path / "runs.parquet"))
+    assert len(a) == len(b) == 3 and list(a["step"]) == [1, 2, 4]
+
+
+def test_corrupt_and_foreign_files_are_refused_and_left_alone(tmp_path):
+    bad = tmp_path / "study.sqlite"
+    bad.write_bytes(b"this is not a database at all" * 100)
+    before = bad.read_bytes()
+    with pytest.raises(ScalingLabError, match="not a readable scalinglab study store"):
+        SQLiteStore.open(bad)
+    assert bad.read_bytes() == before
+    other = tmp_path / "other.sqlite"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE meta (key TEXT, value TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ScalingLabError, match="another program"):
+        SQLiteStore.open(other)
+    with pytest.raises(ScalingLabError, match="no study store"):
+        SQLiteStore.open(tmp_path / "missing.sqlite")
