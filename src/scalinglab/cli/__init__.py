@@ -5,9 +5,9 @@ import argparse
 import sys
 
 from ..errors import ScalingLabError
-from . import demo, fit, plan, train
+from . import demo, fit, plan, report, run, train
 
-COMMANDS = {"fit": fit, "plan": plan, "train": train, "demo": demo}
+COMMANDS = {"run": run, "train": train, "fit": fit, "plan": plan, "report": report, "demo": demo}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,36 @@
+"""`scalinglab report STUDY_DIR`: the study's results (the HTML report comes in a later release)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ScalingLabError
+from .common import emit_json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("report", help="a study's results; --json prints the held-out check")
+    p.add_argument("study_dir", metavar="STUDY_DIR")
+    p.add_argument("--json", action="store_true", help="print {\"holdout\": {...}} as one JSON object")
+
+
+def run(args) -> int:
+    from .run import render
+    path = Path(args.study_dir)
+    if not path.is_dir():
+        raise ScalingLabError(f"{path} is not a study directory")
+    summary_path = path / "summary.json"
+    if not (path / "study.sqlite").exists():
+        raise ScalingLabError(f"{path} is not a study directory (no study.sqlite)")
+    if not summary_path.exists():
+        raise ScalingLabError(f"{path}: the study has not finished; re-run `scalinglab run` to complete it")
+    try:
+        summary = json.loads(summary_path.read_text())
+    except json.JSONDecodeError:
+        raise ScalingLabError(f"{summary_path} is corrupt; re-run `scalinglab run` to rewrite it") from None
+    if args.json:
+        h = summary["holdout"]
+        emit_json({"holdout": {k: h[k] for k in ("predicted", "measured", "rel_error", "interval")}})
+    else:
+        print(render(summary))
+    return 0

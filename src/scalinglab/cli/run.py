@@ -1,0 +1,67 @@
+"""`scalinglab run`: the main job. Train a grid, fit, predict a held-out run, train it, compare."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..errors import ScalingLabError
+from .common import emit_json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("run", help="run (or resume) a scaling study: the main job",
+                       description="Without arguments: the default study on the embedded corpus into "
+                                   "./scalinglab-study/. Re-running the same command resumes.")
+    p.add_argument("study", nargs="?", metavar="STUDY.toml", help="a study file ([study] table)")
+    p.add_argument("--preset", help="debug | default | gpu-small")
+    p.add_argument("--out", default="scalinglab-study", help="study directory (default ./scalinglab-study)")
+    p.add_argument("--executor", default="local", help="local (default) | ray")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def run(args) -> int:
+    from ..plan.study import load_study
+    cfg = load_study(args.study, args.preset)
+    if args.executor == "ray":
+        raise ScalingLabError("--executor ray is not available yet; use --executor local")
+    if args.executor != "local":
+        raise ScalingLabError(f"unknown --executor {args.executor!r}: use local or ray")
+    if args.workers is not None and args.workers < 1:
+        raise ScalingLabError(f"--workers must be at least 1, got {args.workers}")
+    try:
+        from ..run.local import LocalExecutor
+        from ..study import run_study
+        import torch  # noqa: F401  (the workers need it; say so here, once)
+    except ImportError:
+        raise ScalingLabError("training needs torch: pip install torch==2.13.0 && pip install 'scalinglab[train]'") from None
+    grid = LocalExecutor(workers=args.workers, device=args.device)
+    holdout = LocalExecutor(workers=1, device=args.device)  # one run: give it every core
+    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    summary = run_study(cfg, Path(args.out), grid, holdout, log=log)
+    if summary is None:
+        print(f"interrupted: checkpoints written; re-run the same command to resume", file=sys.stderr)
+        return 3
+    if args.json:
+        emit_json(summary)
+    else:
+        print(render(summary))
+    return 0
+
+
+def render(summary: dict) -> str:
+    fit, h = summary["fit"], summary["holdout"]
+    p, ci = fit["params"], fit.get("ci", {})
+    lines = [f"study {summary['study']} ({summary['study_id']}): {summary['n_runs']} runs fitted, "
+             f"Chinchilla Approach 3 (converged: {fit['converged']})"]
+    for k in ("E", "A", "B", "alpha", "beta", "a", "b"):
+        v = p.get(k, fit.get(k))
+        lo_hi = ci.get(k)
+        lines.append(f"  {k:<6}{v:>12.5g}" + (f"  [{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else ""))
+    iv = h["interval"]
+    lines.append(f"held-out run at {h['flops_budget']:.3g} FLOPs (N {h['n_params']:,}, D {h['n_tokens']:,}): "
+                 f"predicted {h['predicted']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "")
+                 + f", measured {h['measured']:.4f}, error {100 * h['rel_error']:+.2f}%"
+                 + (" (inside the interval)" if h["inside_interval"] else " (outside the interval)"))
+    return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""Study configuration: a TOML file or a named preset, read into a frozen, validated dataclass.
+
+A study file has one table, ``[study]``; FLOPs are written as numbers (``budgets = [1e13, 3e13]``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ScalingLabError
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyConfig:
+    """An IsoFLOP study: per budget, ``sizes_per_budget`` models spread over ``size_span``x around the
+    expected optimum (N = sqrt(C / (6 * tokens_per_param))), each trained on the tokens that make its exact
+    FLOPs equal the budget; then a held-out run at ``holdout_factor`` x the largest budget."""
+
+    name: str = "study"
+    budgets: tuple[float, ...] = (1e13, 3e13)
+    sizes_per_budget: int = 5
+    size_span: float = 16.0
+    tokens_per_param: float = 20.0
+    n_ctx: int = 128
+    batch_size: int = 16
+    tokenizer: str = "bytes"
+    data: str = "embedded"
+    seed: int = 0
+    n_eval_tokens: int = 16384
+    min_steps: int = 40
+    holdout_factor: float = 4.0
+    bootstrap: int = 1000
+
+    def __post_init__(self):
+        object.__setattr__(self, "budgets", tuple(float(b) for b in self.budgets))
+        bad = {
+            "budgets": not self.budgets or any(not (math.isfinite(b) and b > 0) for b in self.budgets),
+            "sizes_per_budget": self.sizes_per_budget < 3,
+            "size_span": not self.size_span > 1,
+            "tokens_per_param": not self.tokens_per_param > 0,
+            "n_ctx": self.n_ctx < 8, "batch_size": self.batch_size < 2,
+            "n_eval_tokens": self.n_eval_tokens < self.n_ctx, "min_steps": self.min_steps < 1,
+            "holdout_factor": not self.holdout_factor >= 1, "bootstrap": self.bootstrap < 0,
+        }
+        for key, is_bad in bad.items():
+            if is_bad:
+                raise ScalingLabError(f"study config: impossible value for {key}: {getattr(self, key)!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"budgets": list(self.budgets)}
+
+    @property
+    def study_id(self) -> str:
+        """Hash of everything that changes a run's numbers (the name does not)."""
+        d = self.to_dict()
+        d.pop("name")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+PRESETS = {
+    # CI-sized: three tiny budgets, 3 sizes each, seconds per run.
+    "debug": dict(name="debug", budgets=(1e11, 3e11), sizes_per_budget=3, size_span=6.0, n_ctx=64,
+                  batch_size=8, n_eval_tokens=4096, min_steps=30, bootstrap=200),
+    # The README's main job: about 20 minutes on 2 CPU cores including the held-out run.
+    "default": dict(name="default", budgets=(1e12, 3e12, 1e13), sizes_per_budget=5, size_span=16.0,
+                    n_ctx=128, batch_size=16, n_eval_tokens=16384, bootstrap=1000),
+    # For a GPU: larger context, batch and budgets.
+    "gpu-small": dict(name="gpu-small", budgets=(1e16, 3e16, 1e17, 3e17), sizes_per_budget=7, n_ctx=512,
+                      batch_size=64, n_eval_tokens=262144, bootstrap=2000),
+}
+
+
+def load_study(source: str | None = None, preset: str | None = None) -> StudyConfig:
+    """A preset by name, a TOML path, or the default preset when neither is given."""
+    if source is not None and preset is not None:
+        raise ScalingLabError("give a study file or --preset, not both")
+    if source is None:
+        name = preset or "default"
+        if name not in PRESETS:
+            raise ScalingLabError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
+        return StudyConfig(**PRESETS[name])
+    path = Path(source)
+    if not path.is_file():
+        raise ScalingLabError(f"no study file {path}")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ScalingLabError(f"{path} is not valid TOML: {exc}") from None
+    table = doc.get("study")
+    if not isinstance(table, dict) or set(doc) - {"study"}:
+        raise ScalingLabError(f"{path}: expected one [study] table, found {', '.join(doc) or 'nothing'}")
+    known = {f.name for f in dataclasses.fields(StudyConfig)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ScalingLabError(f"{path}: unknown key {unknown[0]!r} in [study]; known keys: {', '.join(sorted(known))}")
+    try:
+        return StudyConfig(**table)
+    except (TypeError, ValueError) as exc:
+        raise ScalingLabError(f"{path}: bad value in [study]: {exc}") from None
