@@ -20,8 +20,10 @@ def resolve_law(spec: str):
         return published_law(spec)
     path = Path(spec)
     if path.is_dir():
-        raise ScalingLabError(f"{path} is a directory: reading a study directory comes with `scalinglab run`; "
-                              f"give a FIT.json or one of {', '.join(LAWS)}")
+        if not (path / "fit.json").exists():
+            raise ScalingLabError(f"{path} is not a finished study directory (no fit.json); give a FIT.json "
+                                  f"or one of {', '.join(LAWS)}")
+        return FitResult.load(path / "fit.json")
     if path.suffix.lower() == ".json" or path.exists():
         return FitResult.load(path)
     return published_law(spec)  # raises the unknown-law error

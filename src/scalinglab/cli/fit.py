@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
                        description="Fit a scaling law to a table of runs from any trainer: columns N, D, loss "
                                    "(aliases n_params/params/n_params_total/n_params_nonembed, "
                                    "n_tokens/tokens), optional C/flops, run_id, step, budget.")
-    p.add_argument("source", metavar="SOURCE", help="CSV or Parquet file of runs")
+    p.add_argument("source", metavar="SOURCE", help="CSV or Parquet file of runs, or a study directory")
     p.add_argument("--law", default="chinchilla", help="chinchilla | kaplan | all (default chinchilla)")
     p.add_argument("--approach", default="3", help="1 | 2 | 3 | all (default 3)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="K", help="bootstrap resamples for CIs")
@@ -63,7 +63,16 @@ def run(args) -> int:
     if args.bootstrap and args.bootstrap < 2:
         raise ScalingLabError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}")
     out = _check_out(args.out)
-    runs, _ = io.load_runs(args.source, {"N": args.col_N, "D": args.col_D, "loss": args.col_loss})
+    if Path(args.source).is_dir():
+        from ..store import SQLiteStore
+        store_path = Path(args.source) / "study.sqlite"
+        if not store_path.exists():
+            raise ScalingLabError(f"{args.source} is not a study directory (no study.sqlite)")
+        runs = SQLiteStore.open(store_path).fit_table()
+        if len(runs) == 0:
+            raise ScalingLabError(f"{args.source}: the study has no finished runs yet")
+    else:
+        runs, _ = io.load_runs(args.source, {"N": args.col_N, "D": args.col_D, "loss": args.col_loss})
     fitter = ChinchillaFit(loss=args.loss, delta=args.delta, fixed_E=args.fixed_E, bootstrap=args.bootstrap,
                            ci_flops=args.ci_flops, seed=args.seed)
     result = fitter.fit(runs).result_

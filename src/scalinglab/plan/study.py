@@ -64,7 +64,7 @@ class StudyConfig:
 
 PRESETS = {
     # CI-sized: three tiny budgets, 3 sizes each, seconds per run.
-    "debug": dict(name="debug", budgets=(1e11, 3e11), sizes_per_budget=3, size_span=6.0, n_ctx=64,
+    "debug": dict(name="debug", budgets=(2e11, 5e11), sizes_per_budget=3, size_span=6.0, n_ctx=64,
                   batch_size=8, n_eval_tokens=4096, min_steps=30, bootstrap=200),
     # The README's main job: about 20 minutes on 2 CPU cores including the held-out run.
     "default": dict(name="default", budgets=(1e12, 3e12, 1e13), sizes_per_budget=5, size_span=16.0,

@@ -44,13 +44,17 @@ class SQLiteStore:
         path = Path(path)
         if path.exists():
             raise ScalingLabError(f"{path} already exists; open it instead of creating it")
-        conn = _connect(path)
+        tmp = path.with_name(f".{path.name}.creating")
+        tmp.unlink(missing_ok=True)
+        conn = sqlite3.connect(tmp)  # built aside and renamed: nobody ever opens a half-made store
         with conn:
             conn.executescript(_SCHEMA)
             rows = {"format": FORMAT, "schema_version": str(SCHEMA_VERSION), "created": time.time(),
                     "version": __version__, **meta}
             conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, _text(v)) for k, v in rows.items()])
-        return cls(path, conn)
+        conn.close()
+        tmp.replace(path)
+        return cls(path, _connect(path))
 
     @classmethod
     def open(cls, path: str | Path) -> "SQLiteStore":

@@ -1,0 +1,110 @@
+"""The main job end to end on the debug preset: a study killed with SIGKILL resumes to the same result."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytest.importorskip("torch")
+
+from scalinglab.train.loop import eval_steps
+
+
+def cli(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "scalinglab", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study-a")
+    r = cli("run", "--preset", "debug", "--out", out, "--json")
+    assert r.returncode == 0, r.stderr
+    return out, json.loads(r.stdout)
+
+
+def _done_runs(db):
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'done'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_sigkill_mid_study_then_resume_equals_uninterrupted(uninterrupted, tmp_path):
+    out_a, summary_a = uninterrupted
+    proc = subprocess.Popen([sys.executable, "-m", "scalinglab", "run", "--preset", "debug", "--out", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path.parent / "killed-run.log", "w"),
+                            start_new_session=True)
+    t0 = time.time()
+    while _done_runs(tmp_path / "study.sqlite") < 2:  # mid-grid: some runs done, others mid-training
+        assert proc.poll() is None, (tmp_path.parent / "killed-run.log").read_text()
+        assert time.time() - t0 < 300
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # driver and workers at once, as a crash would
+    proc.wait()
+    r = cli("run", "--preset", "debug", "--out", tmp_path, "--json")
+    assert r.returncode == 0, r.stderr
+    summary_b = json.loads(r.stdout)
+
+    with sqlite3.connect(tmp_path / "study.sqlite") as conn:
+        runs = conn.execute("SELECT run_id, status, spec FROM runs").fetchall()
+        evals = conn.execute("SELECT run_id, step FROM evals").fetchall()
+    with sqlite3.connect(out_a / "study.sqlite") as conn:
+        planned_a = {row[0] for row in conn.execute("SELECT run_id FROM runs")}
+    assert {rid for rid, _, _ in runs} == planned_a and len(runs) == len(planned_a)
+    assert all(status == "done" for _, status, _ in runs)
+    assert len(evals) == len(set(evals))  # nothing duplicated
+    for rid, _, spec in runs:  # nothing lost: every run has exactly its log-spaced eval steps
+        spec = json.loads(spec)
+        steps = -(-spec["n_tokens"] // (spec["batch_size"] * spec["shape"]["n_ctx"]))
+        assert sorted(s for r, s in evals if r == rid) == eval_steps(steps, spec["n_evals"])
+    for k, v in summary_a["fit"]["params"].items():
+        assert summary_b["fit"]["params"][k] == pytest.approx(v, rel=1e-6), k
+    assert summary_b["holdout"]["measured"] == pytest.approx(summary_a["holdout"]["measured"], abs=1e-6)
+    assert summary_b["holdout"]["predicted"] == pytest.approx(summary_a["holdout"]["predicted"], rel=1e-9)
+
+
+def test_finished_study_reruns_instantly_and_reports(uninterrupted):
+    out, summary = uninterrupted
+    t0 = time.time()
+    r = cli("run", "--preset", "debug", "--out", out, "--json")
+    assert r.returncode == 0 and time.time() - t0 < 60
+    assert json.loads(r.stdout)["holdout"] == summary["holdout"]
+    rep = json.loads(cli("report", out, "--json").stdout)
+    assert set(rep["holdout"]) == {"predicted", "measured", "rel_error", "interval"}
+    assert rep["holdout"]["rel_error"] == pytest.approx(
+        (summary["holdout"]["predicted"] - summary["holdout"]["measured"]) / summary["holdout"]["measured"])
+    fit = json.loads(cli("fit", out, "--json").stdout)
+    assert fit["params"] == pytest.approx(summary["fit"]["params"], rel=1e-6)
+
+
+def test_bad_run_inputs_are_one_error_line(uninterrupted, tmp_path):
+    out, _ = uninterrupted
+    (tmp_path / "bad.toml").write_text("[study\nbudgets = 1")
+    (tmp_path / "neg.toml").write_text("[study]\nbudgets = [-1e12, 1e13]\n")
+    (tmp_path / "key.toml").write_text("[study]\nbudgetz = [1e12]\n")
+    (tmp_path / "other.toml").write_text("[study]\nname = 'debug'\nbudgets = [3e11, 6e11]\nn_ctx = 64\n"
+                                         "batch_size = 8\nsizes_per_budget = 3\nsize_span = 6.0\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cases = [
+        (["run", "--preset", "huge"], "unknown preset 'huge'"),
+        (["run", tmp_path / "bad.toml"], "is not valid TOML"),
+        (["run", tmp_path / "neg.toml"], "impossible value for budgets"),
+        (["run", tmp_path / "key.toml"], "unknown key 'budgetz'"),
+        (["run", "--preset", "debug", "--out", blocker / "sub"], "cannot create --out"),
+        (["run", tmp_path / "other.toml", "--out", out], "made with another config"),
+        (["report", tmp_path], "not a study directory"),
+    ]
+    for args, message in cases:
+        r = cli(*args)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("error:"), (args, r.stderr)
+        assert message in lines[0], (args, lines[0])
