@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
 from .data.shards import build_shards
 from .errors import ScalingLabError
 from .fit.estimators import ChinchillaFit
-from .model.accounting import param_breakdown
+from .model.accounting import flops_per_token, param_breakdown
 from .plan.grid import holdout_spec, isoflop_grid
 from .plan.spec import RunSpec
 from .plan.study import StudyConfig
@@ -48,12 +49,27 @@ def _record(store: SQLiteStore, payload: dict) -> None:
         store.set_status(payload["run_id"], "failed", payload.get("reason", ""))
 
 
-def _train_pending(store: SQLiteStore, out: Path, role: str, executor) -> bool:
+def _train_pending(store: SQLiteStore, out: Path, role: str, executor, log=print) -> bool:
     runs = store.runs(role=role)
     todo = runs[runs["status"] != "done"]
     jobs = [Job(RunSpec.from_dict(json.loads(s)), str(out / "runs" / rid))
             for rid, s in zip(todo["run_id"], todo["spec"])]
-    return executor.run(jobs, lambda payload: _record(store, payload))
+    flops = {j.spec.run_id: j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla") for j in jobs}
+    total, t0, done = sum(flops.values()), time.monotonic(), [0.0, 0]
+
+    def on_result(payload: dict) -> None:
+        _record(store, payload)
+        done[0] += flops.get(payload["run_id"], 0.0)
+        done[1] += 1
+        elapsed = time.monotonic() - t0
+        eta = elapsed * (total / done[0] - 1) if done[0] else float("nan")
+        loss = payload.get("val_loss", float("nan"))
+        log(f"  [{role} {done[1]}/{len(jobs)}] {payload['run_id']} {payload.get('status')}: "
+            f"N {payload.get('n_params_total', 0):,} D {payload.get('n_tokens', 0):,} loss {loss:.4f} "
+            f"{payload.get('tokens_per_s', 0.0) / 1e3:.1f}k tok/s; elapsed {elapsed / 60:.1f} min, "
+            f"ETA {eta / 60:.1f} min")
+
+    return executor.run(jobs, on_result)
 
 
 def check_writable(out: Path) -> None:
@@ -77,7 +93,7 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     (out / "config.json").write_text(json.dumps({"study_id": cfg.study_id, **cfg.to_dict()}, indent=1))
     done = len(store.runs(role="grid", status="done"))
     log(f"study {cfg.name} ({cfg.study_id}): {len(grid)} grid runs, {done} already done")
-    if not _train_pending(store, out, "grid", executor):
+    if not _train_pending(store, out, "grid", executor, log):
         return None
     failed = store.runs(role="grid", status="failed")
     if len(failed):
@@ -85,7 +101,7 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     fit = ChinchillaFit(bootstrap=cfg.bootstrap, seed=cfg.seed,
                         ci_flops=cfg.holdout_factor * max(cfg.budgets)).fit(store.fit_table()).result_
     fit.save(out / "fit.json")
-    holdout = _holdout(cfg, store, fit, shards.vocab_size, out, holdout_executor or executor)
+    holdout = _holdout(cfg, store, fit, shards.vocab_size, out, holdout_executor or executor, log)
     if holdout is None:
         return None
     summary = {"study": cfg.name, "study_id": cfg.study_id, "fit": fit.to_dict(draws=False), "holdout": holdout,
@@ -96,7 +112,7 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     return summary
 
 
-def _holdout(cfg, store, fit, vocab_size, out, executor) -> dict | None:
+def _holdout(cfg, store, fit, vocab_size, out, executor, log=print) -> dict | None:
     """Predict the held-out run (recorded first), then train it and compare."""
     C = cfg.holdout_factor * max(cfg.budgets)
     meta = store.meta()
@@ -111,7 +127,8 @@ def _holdout(cfg, store, fit, vocab_size, out, executor) -> dict | None:
         store.plan([spec], "holdout", [C])
         meta = store.meta()
     pred = meta["holdout_prediction"]
-    if not _train_pending(store, out, "holdout", executor):
+    log(f"held-out run: predicted loss {pred['predicted']:.4f} at N {pred['n_params']:,}, D {pred['n_tokens']:,}")
+    if not _train_pending(store, out, "holdout", executor, log):
         return None
     row = store.runs(role="holdout")
     row = row[row["run_id"] == pred["run_id"]].iloc[0]

@@ -67,7 +67,7 @@ PRESETS = {
     "debug": dict(name="debug", budgets=(2e11, 5e11), sizes_per_budget=3, size_span=6.0, n_ctx=64,
                   batch_size=8, n_eval_tokens=4096, min_steps=30, bootstrap=200),
     # The README's main job: about 20 minutes on 2 CPU cores including the held-out run.
-    "default": dict(name="default", budgets=(1e12, 3e12, 1e13), sizes_per_budget=5, size_span=16.0,
+    "default": dict(name="default", budgets=(5e11, 1.5e12, 5e12), sizes_per_budget=5, size_span=16.0,
                     n_ctx=128, batch_size=16, n_eval_tokens=16384, bootstrap=1000),
     # For a GPU: larger context, batch and budgets.
     "gpu-small": dict(name="gpu-small", budgets=(1e16, 3e16, 1e17, 3e17), sizes_per_budget=7, n_ctx=512,
