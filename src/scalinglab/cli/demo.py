@@ -37,5 +37,5 @@ def run(args) -> int:
     print(render(fitted_plan))
     print("\nplan under the true law:")
     print(render(true_plan))
-    print("\n`scalinglab run` (the training study on the embedded corpus) arrives in a later release.")
+    print("\nThe same on runs you train yourself: `scalinglab run` (a study on the embedded corpus).")
     return 0
