@@ -66,6 +66,7 @@ class ChinchillaFit:
         starts = self._starts(free)
         cand, _, sig = multistart(starts, data, loss, free)
         theta, diag = self._polish_best(cand, sig, data, loss, free)
+        diag["n_starts"] = int(len(starts))
         boot, ci = self._bootstrap(theta, data, loss, free, runs)
         self.result_ = FitResult(
             params=_natural(theta), objective=value(theta, data, loss), n_runs=len(runs),
@@ -148,8 +149,7 @@ class ChinchillaFit:
         converged = bool(np.isfinite(theta).all() and grad_norm <= grad_tol and agree >= min(2, len(results)))
         diag = {"converged": converged, "status": str(res.message), "grad_norm": grad_norm,
                 "grad_tol": grad_tol, "n_agree": agree, "n_polished": len(results),
-                "n_basins": len(heads), "n_starts": int(len(self._starts(free))),
-                "warnings": _warnings(theta, data)}
+                "n_basins": len(heads), "warnings": _warnings(theta, data)}
         return theta, diag
 
     def _bootstrap(self, theta, data, loss, free, runs):
