@@ -105,11 +105,26 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     if holdout is None:
         return None
     summary = {"study": cfg.name, "study_id": cfg.study_id, "fit": fit.to_dict(draws=False), "holdout": holdout,
+               "allocations": allocations(fit, max(cfg.budgets)),
                "n_runs": len(store.runs(role="grid", status="done"))}
     tmp = out / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(out / "summary.json")
     return summary
+
+
+def allocations(fit, largest: float, factors=(4, 16, 64, 256)) -> list[dict]:
+    """The fitted compute-optimal N, D and loss at the next budgets, with bootstrap intervals when fitted."""
+    out = []
+    for f in factors:
+        C = f * largest
+        n, d = (float(x) for x in fit.optimal(C))
+        row = {"flops": C, "n_opt": n, "d_opt": d, "loss": float(fit.predict(n, d))}
+        iv = fit.optimal_interval(C)
+        if iv:
+            row["interval"] = {k: list(v) for k, v in iv.items()}
+        out.append(row)
+    return out
 
 
 def _holdout(cfg, store, fit, vocab_size, out, executor, log=print) -> dict | None:

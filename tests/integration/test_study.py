@@ -37,18 +37,47 @@ def _done_runs(db):
         return 0
 
 
-def test_sigkill_mid_study_then_resume_equals_uninterrupted(uninterrupted, tmp_path):
-    out_a, summary_a = uninterrupted
-    proc = subprocess.Popen([sys.executable, "-m", "scalinglab", "run", "--preset", "debug", "--out", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path.parent / "killed-run.log", "w"),
-                            start_new_session=True)
+def _start(out, log):
+    return subprocess.Popen([sys.executable, "-m", "scalinglab", "run", "--preset", "debug", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True)
+
+
+def _wait_done(proc, db, n, log):
     t0 = time.time()
-    while _done_runs(tmp_path / "study.sqlite") < 2:  # mid-grid: some runs done, others mid-training
-        assert proc.poll() is None, (tmp_path.parent / "killed-run.log").read_text()
+    while _done_runs(db) < n:
+        assert proc.poll() is None, log.read_text()
         assert time.time() - t0 < 300
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # driver and workers at once, as a crash would
+
+
+def _statuses(db):
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return dict(conn.execute("SELECT run_id, status FROM runs").fetchall())
+
+
+def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp_path):
+    out_a, summary_a = uninterrupted
+    db, log = tmp_path / "study.sqlite", tmp_path.parent / f"{tmp_path.name}-run.log"
+
+    # Ctrl-C (SIGINT to the whole foreground group, as a terminal sends it) after the first run is done
+    proc = _start(tmp_path, log)
+    _wait_done(proc, db, 1, log)
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=120) == 3
+    assert "interrupted: checkpoints written" in log.read_text()
+    statuses = _statuses(db)
+    assert "running" not in statuses.values()
+    stopped = [rid for rid, st in statuses.items() if st == "interrupted"]
+    assert stopped, statuses  # a worker was mid-run: it stopped at a step boundary and said so
+    for rid in stopped:
+        assert (tmp_path / "runs" / rid / "checkpoint.pt").is_file()
+
+    # then a crash: SIGKILL to driver and workers at once, mid-grid of the resumed study
+    proc = _start(tmp_path, log)
+    _wait_done(proc, db, list(statuses.values()).count("done") + 2, log)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
     r = cli("run", "--preset", "debug", "--out", tmp_path, "--json")
     assert r.returncode == 0, r.stderr
     summary_b = json.loads(r.stdout)

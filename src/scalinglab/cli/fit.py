@@ -11,7 +11,6 @@ from .common import emit_json, positive_float
 
 LAWS = ("chinchilla", "kaplan", "all")
 APPROACHES = ("1", "2", "3", "all")
-IMPLEMENTED = {("chinchilla", "3")}
 
 
 def add_parser(sub) -> None:
@@ -21,7 +20,10 @@ def add_parser(sub) -> None:
                                    "n_tokens/tokens), optional C/flops, run_id, step, budget.")
     p.add_argument("source", metavar="SOURCE", help="CSV or Parquet file of runs, or a study directory")
     p.add_argument("--law", default="chinchilla", help="chinchilla | kaplan | all (default chinchilla)")
-    p.add_argument("--approach", default="3", help="1 | 2 | 3 | all (default 3)")
+    p.add_argument("--approach", default=None,
+                   help="Chinchilla approach: 1 | 2 | 3 | all (default 3; all with --law all)")
+    p.add_argument("--transient", type=float, default=0.1,
+                   help="curve-based fits skip each run's evals before this fraction of its steps (default 0.1)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="K", help="bootstrap resamples for CIs")
     p.add_argument("--out", metavar="FIT.json", help="write the fit here (read back by `plan --law`)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -54,34 +56,111 @@ def _check_out(out: str | None) -> Path | None:
     return path
 
 
-def run(args) -> int:
-    law = _check_choice("--law", args.law, LAWS)
-    approach = _check_choice("--approach", args.approach, APPROACHES)
-    if (law, approach) not in IMPLEMENTED:
-        raise ScalingLabError(f"--law {law} --approach {approach} is not implemented yet; "
-                              f"this version fits --law chinchilla --approach 3")
-    if args.bootstrap and args.bootstrap < 2:
-        raise ScalingLabError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}")
-    out = _check_out(args.out)
+def _load(args):
+    """(table, is_study): a study's learning curves (their last rows are the finals) or the user's table."""
     if Path(args.source).is_dir():
         from ..store import SQLiteStore
         store_path = Path(args.source) / "study.sqlite"
         if not store_path.exists():
             raise ScalingLabError(f"{args.source} is not a study directory (no study.sqlite)")
-        runs = SQLiteStore.open(store_path).fit_table()
+        runs = SQLiteStore.open(store_path).curve_table()
         if len(runs) == 0:
             raise ScalingLabError(f"{args.source}: the study has no finished runs yet")
-    else:
-        runs, _ = io.load_runs(args.source, {"N": args.col_N, "D": args.col_D, "loss": args.col_loss})
-    fitter = ChinchillaFit(loss=args.loss, delta=args.delta, fixed_E=args.fixed_E, bootstrap=args.bootstrap,
-                           ci_flops=args.ci_flops, seed=args.seed)
-    result = fitter.fit(runs).result_
+        return runs
+    runs, _ = io.load_runs(args.source, {"N": args.col_N, "D": args.col_D, "loss": args.col_loss})
+    return runs
+
+
+def _plan(law: str, approach: str | None) -> list[tuple[str, str]]:
+    """(law, approach-or-form) pairs to fit."""
+    if law == "kaplan" and approach is not None:
+        raise ScalingLabError("--approach applies to --law chinchilla (Approaches 1, 2, 3), not kaplan")
+    chin = {"1": ["1"], "2": ["2"], "3": ["3"], "all": ["1", "2", "3"]}[approach or ("all" if law == "all" else "3")]
+    todo = [("chinchilla", a) for a in chin] if law in ("chinchilla", "all") else []
+    if law in ("kaplan", "all"):
+        from ..fit.kaplan import FORMS
+        todo += [("bcrit", "noise scale")] + [("kaplan", f) for f in FORMS]
+    return todo
+
+
+def run(args) -> int:
+    law = _check_choice("--law", args.law, LAWS)
+    if args.approach is not None:
+        _check_choice("--approach", args.approach, APPROACHES)
+    if args.bootstrap and args.bootstrap < 2:
+        raise ScalingLabError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}")
+    if not 0 <= args.transient < 1:
+        raise ScalingLabError(f"--transient must be in [0, 1), got {args.transient}")
+    todo = _plan(law, args.approach)
+    out = _check_out(args.out)
+    runs = _load(args)
+    if todo == [("chinchilla", "3")]:
+        result = _approach3(runs, args)
+        if out is not None:
+            result.save(out)
+        if args.json:
+            emit_json(result.to_dict(draws=False))
+        else:
+            print(result.summary())
+            if out is not None:
+                print(f"wrote {out}")
+        return 0
+    fits, skipped = _fit_many(todo, runs, args)
+    if not fits:
+        raise ScalingLabError("no law could be fitted: " + "; ".join(f"{s['law']} {s['approach']}: {s['reason']}"
+                                                                    for s in skipped))
+    doc = {"fits": [f.to_dict(draws=False) if hasattr(f, "bootstrap") else f.to_dict() for f in fits],
+           "skipped": skipped}
     if out is not None:
-        result.save(out)
+        _save_many(out, doc)
     if args.json:
-        emit_json(result.to_dict(draws=False))
+        emit_json(doc)
     else:
-        print(result.summary())
+        print("\n\n".join(f.summary() for f in fits))
+        for s in skipped:
+            print(f"skipped {s['law']} {s['approach']}: {s['reason']}")
         if out is not None:
             print(f"wrote {out}")
     return 0
+
+
+def _approach3(runs, args):
+    fitter = ChinchillaFit(loss=args.loss, delta=args.delta, fixed_E=args.fixed_E, bootstrap=args.bootstrap,
+                           ci_flops=args.ci_flops, seed=args.seed)
+    return fitter.fit(runs).result_
+
+
+def _fit_many(todo, runs, args):
+    """Every requested fit the data allow; with one law asked for, a data problem is an error."""
+    from ..fit.approaches import approach1, approach2
+    from ..fit.kaplan import fit_bcrit, fit_kaplan
+    kw = dict(bootstrap=args.bootstrap, seed=args.seed)
+    fits, skipped, bcrit = [], [], None
+    for law, which in todo:
+        try:
+            if law == "chinchilla":
+                if which == "3":
+                    fits.append(_approach3(runs, args))
+                elif which == "1":
+                    fits.append(approach1(runs, transient=args.transient, **kw))
+                else:
+                    fits.append(approach2(runs, **kw))
+            elif law == "bcrit":
+                bcrit = fit_bcrit(runs, transient=args.transient, delta=args.delta, **kw)
+                fits.append(bcrit)
+            else:
+                for with_E in (False, True):
+                    fits.append(fit_kaplan(runs, which, with_E=with_E, transient=args.transient, bcrit=bcrit,
+                                           delta=args.delta, **kw))
+        except ScalingLabError as exc:
+            if len(todo) == 1:
+                raise
+            skipped.append({"law": law, "approach": which, "reason": str(exc)})
+    return fits, skipped
+
+
+def _save_many(path: Path, doc: dict) -> None:
+    import json
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({"format": "scalinglab.fits", "version": 1} | doc, indent=1, default=float))
+    tmp.replace(path)

@@ -59,6 +59,12 @@ def render(summary: dict) -> str:
         v = p.get(k, fit.get(k))
         lo_hi = ci.get(k)
         lines.append(f"  {k:<6}{v:>12.5g}" + (f"  [{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else ""))
+    lines.append("compute-optimal allocation at the next budgets (fitted law):")
+    for row in summary.get("allocations", []):
+        iv = row.get("interval", {})
+        n_iv = f" [{iv['N_opt'][0]:.3g}, {iv['N_opt'][1]:.3g}]" if "N_opt" in iv else ""
+        lines.append(f"  C {row['flops']:9.3g}  N_opt {row['n_opt']:9.3g}{n_iv}  D_opt {row['d_opt']:9.3g}  "
+                     f"loss {row['loss']:.4f}")
     iv = h["interval"]
     lines.append(f"held-out run at {h['flops_budget']:.3g} FLOPs (N {h['n_params']:,}, D {h['n_tokens']:,}): "
                  f"predicted {h['predicted']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "")

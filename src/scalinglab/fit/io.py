@@ -23,9 +23,11 @@ ALIASES = {
     "step": ("step",),
     "budget": ("budget",),
     "weight": ("weight",),
+    "N_nonembed": ("n_params_nonembed",),  # Kaplan's N, beside Chinchilla's total
+    "noise_scale": ("noise_scale", "b_simple"),  # gradient noise scale per eval (tokens); may be empty
 }
 REQUIRED = ("N", "D", "loss")
-POSITIVE = ("N", "D", "loss", "C", "budget")
+POSITIVE = ("N", "D", "loss", "C", "budget", "N_nonembed")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -82,7 +84,9 @@ def canonical_columns(table: pd.DataFrame, overrides: dict[str, str] | None = No
 def validate_numbers(runs: pd.DataFrame) -> pd.DataFrame:
     """Every numeric canonical column numeric, finite and (where it must be) positive; rows named 1-based."""
     runs = runs.copy()
-    for name in ("N", "D", "loss", "C", "step", "budget", "weight"):
+    if "noise_scale" in runs:  # measured at some evals only: blanks are allowed
+        runs["noise_scale"] = pd.to_numeric(runs["noise_scale"], errors="coerce").astype(float)
+    for name in ("N", "D", "loss", "C", "step", "budget", "weight", "N_nonembed"):
         if name not in runs:
             continue
         raw = runs[name]

@@ -12,27 +12,41 @@ from .spec import RunSpec
 from .study import StudyConfig
 
 
-ASPECT = 32  # d_model per layer, as in the LR sweep's family
+ASPECT = 32          # preferred d_model per layer, as in the LR sweep's family
+ASPECT_RANGE = (16, 48)  # Kaplan et al. 2020 Fig. 5: loss is flat to a few % over aspect ratios ~20-200
+MIN_DEPTH = 2  # one block cannot compose attention heads: a different curve, not a smaller model
+
+
+def _heads(d_model: int) -> tuple[int, int]:
+    """(n_head, d_head): heads of 8 below width 128, of 16 below 256, of 32 above."""
+    d_head = 8 if d_model < 128 else 16 if d_model < 256 else 32
+    return d_model // d_head, d_head
 
 
 @lru_cache(maxsize=16)
 def candidate_shapes(vocab_size: int, n_ctx: int) -> tuple[ModelShape, ...]:
-    """A fine ladder of one family: width 32..1024 in steps of 16, depth = width / 32 rounded (>= 1),
-    heads of 16 (32 from width 256). Mixing aspect ratios freely would add shape noise to the law."""
+    """Every (width, depth) with aspect ratio width/depth in ASPECT_RANGE: widths 32..1024 in steps of 8
+    below 128 and 16 above. Allowing a band of depths per width makes the ladder dense in N (about 10% apart
+    at the small end, where one depth per width would leave gaps of 2-3x at every depth change)."""
+    widths = [*range(32, 128, 8), *range(128, 1025, 16)]
     shapes = []
-    for d_model in range(32, 1025, 16):
-        depth = max(1, round(d_model / ASPECT))
-        d_head = 16 if d_model < 256 else 32
-        shapes.append(ModelShape(n_layer=depth, d_model=d_model, n_head=d_model // d_head, d_head=d_head,
-                                 d_ff=4 * d_model, vocab_size=vocab_size, n_ctx=n_ctx))
+    for d_model in widths:
+        for depth in range(MIN_DEPTH, d_model // ASPECT_RANGE[0] + 1):
+            if ASPECT_RANGE[0] <= d_model / depth <= ASPECT_RANGE[1]:
+                n_head, d_head = _heads(d_model)
+                shapes.append(ModelShape(n_layer=depth, d_model=d_model, n_head=n_head, d_head=d_head,
+                                         d_ff=4 * d_model, vocab_size=vocab_size, n_ctx=n_ctx))
     return tuple(sorted(shapes, key=lambda s: param_breakdown(s)["total"]))
 
 
-def nearest_shape(n_target: float, vocab_size: int, n_ctx: int) -> ModelShape:
-    """The ladder shape whose total parameter count is nearest n_target in log."""
+def nearest_shape(n_target: float, vocab_size: int, n_ctx: int, tolerance: float = 0.05) -> ModelShape:
+    """The ladder shape nearest n_target in log total parameters; among shapes within ``tolerance`` of the
+    nearest, the one whose aspect ratio is nearest ASPECT."""
     shapes = candidate_shapes(vocab_size, n_ctx)
     totals = np.array([param_breakdown(s)["total"] for s in shapes], dtype=float)
-    return shapes[int(np.argmin(np.abs(np.log(totals / n_target))))]
+    gap = np.abs(np.log(totals / n_target))
+    close = np.flatnonzero(gap <= gap.min() + tolerance)
+    return shapes[min(close, key=lambda i: abs(math.log(shapes[i].d_model / shapes[i].n_layer / ASPECT)))]
 
 
 def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig) -> RunSpec:

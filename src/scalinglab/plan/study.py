@@ -63,12 +63,13 @@ class StudyConfig:
 
 
 PRESETS = {
-    # CI-sized: three tiny budgets, 3 sizes each, seconds per run.
-    "debug": dict(name="debug", budgets=(2e11, 5e11), sizes_per_budget=3, size_span=6.0, n_ctx=64,
-                  batch_size=8, n_eval_tokens=4096, min_steps=30, bootstrap=200),
+    # CI-sized: two tiny budgets, 4 sizes each, seconds per run.
+    "debug": dict(name="debug", budgets=(2e11, 5e11), sizes_per_budget=4, size_span=6.0, tokens_per_param=10.0,
+                  n_ctx=64, batch_size=8, n_eval_tokens=4096, min_steps=30, bootstrap=200),
     # The README's main job: about 20 minutes on 2 CPU cores including the held-out run.
-    "default": dict(name="default", budgets=(5e11, 1.5e12, 5e12), sizes_per_budget=5, size_span=16.0,
-                    n_ctx=128, batch_size=16, n_eval_tokens=16384, bootstrap=1000),
+    "default": dict(name="default", budgets=(1.5e12, 2.5e12, 4e12), sizes_per_budget=6, size_span=8.0,
+                    tokens_per_param=80.0, min_steps=600, n_ctx=128, batch_size=16, n_eval_tokens=16384,
+                    bootstrap=1000),
     # For a GPU: larger context, batch and budgets.
     "gpu-small": dict(name="gpu-small", budgets=(1e16, 3e16, 1e17, 3e17), sizes_per_budget=7, n_ctx=512,
                       batch_size=64, n_eval_tokens=262144, bootstrap=2000),

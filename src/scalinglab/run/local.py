@@ -34,6 +34,13 @@ def _worker(jobs, results, threads: int, device: str) -> None:
             return
 
 
+def _as_result(kind: str, payload: dict) -> dict:
+    """A worker's message as the RunResult dict the caller records (a crash becomes a failed run)."""
+    if kind == "result":
+        return payload
+    return {"run_id": payload["run_id"], "status": "failed", "reason": payload["reason"]}
+
+
 class LocalExecutor:
     def __init__(self, workers: int | None = None, cores: int | None = None, device: str = "auto"):
         self.device = device
@@ -63,20 +70,18 @@ class LocalExecutor:
                         break  # every worker exited (e.g. killed): what is left stays planned
                     continue
                 pending -= 1
-                on_result(payload if kind == "result" else {"run_id": payload["run_id"], "status": "failed",
-                                                            "reason": payload["reason"]})
+                on_result(_as_result(kind, payload))
         except KeyboardInterrupt:
             stopped = True
             for p in procs:
                 if p.is_alive():
                     os.kill(p.pid, signal.SIGTERM)
-            while any(p.is_alive() for p in procs):
+            while True:  # every report, including those a worker sent just before it exited
                 try:
-                    kind, payload = res_q.get(timeout=0.5)
-                    on_result(payload if kind == "result" else {"run_id": payload["run_id"], "status": "failed",
-                                                                "reason": payload["reason"]})
+                    on_result(_as_result(*res_q.get(timeout=0.5)))
                 except queue.Empty:
-                    pass
+                    if not any(p.is_alive() for p in procs):
+                        break
         for p in procs:
             p.join(timeout=5)
         return not stopped and pending == 0

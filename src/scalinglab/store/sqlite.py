@@ -143,6 +143,22 @@ class SQLiteStore:
         table.attrs["source_columns"] = {"N": "n_params_total"}
         return table
 
+    def curve_table(self, role: str = "grid") -> pd.DataFrame:
+        """Learning curves of finished runs, one row per eval, as the curve-based fits read them: run_id,
+        step, N (all parameters), n_params_nonembed, D (tokens so far), loss, C (exact FLOPs so far),
+        budget, noise_scale. The last row of each run is its final result."""
+        runs = self.runs(role=role, status="done")[["run_id", "n_params_total", "n_params_nonembed", "budget"]]
+        ev = self.evals(list(runs["run_id"]))
+        table = ev.merge(runs, on="run_id")
+        table = pd.DataFrame({"run_id": table["run_id"], "step": table["step"].astype(float),
+                              "N": table["n_params_total"].astype(float),
+                              "n_params_nonembed": table["n_params_nonembed"].astype(float),
+                              "D": table["tokens"].astype(float), "loss": table["val_loss"].astype(float),
+                              "C": table["flops"].astype(float), "budget": table["budget"].astype(float),
+                              "noise_scale": table["noise_scale"].astype(float)})
+        table.attrs["source_columns"] = {"N": "n_params_total"}
+        return table
+
     def export(self, path: str | Path) -> Path:
         """Runs joined with their evals, one row per eval, to CSV or Parquet (by suffix); written atomically."""
         path = Path(path)

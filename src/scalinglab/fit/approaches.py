@@ -1,0 +1,146 @@
+"""Chinchilla Approaches 1 and 2 (Hoffmann et al. 2022, §3.1 and §3.2): compute-optimal N and D as power
+laws of C, N_opt = k_N C^a and D_opt = k_D C^b, with intervals from refits on resampled runs.
+
+Approach 1: from learning curves, the lowest loss over all runs at each of 1500 log-spaced FLOP values;
+the run that reaches it gives N_opt(C), its tokens at that point D_opt(C); power laws fitted in log-log.
+Approach 2: per IsoFLOP budget, a parabola in log N through the final losses; its minimum gives N_opt and
+L_opt, D_opt follows from the budget's runs (log D interpolated linearly in log N, so the exact FLOPs
+convention of the runs carries over); power laws over budgets, L_opt = k_L C^(-gamma) beside them.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ScalingLabError
+from .curves import Envelope, budgets as budget_of, need_curves, prepare
+from .lawfit import LawFit, percentile_intervals
+
+FORM = "N_opt = k_N C^a, D_opt = k_D C^b"
+
+
+def _power_law(C: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least squares of log y on log C: (exponent, coefficient, residual sum of squares)."""
+    X = np.column_stack([np.ones_like(C), np.log(C)])
+    coef, *_ = np.linalg.lstsq(X, np.log(y), rcond=None)
+    rss = float(((X @ coef - np.log(y)) ** 2).sum())
+    return float(coef[1]), float(np.exp(coef[0])), rss
+
+
+def _allocation(C, n_opt, d_opt, loss=None) -> tuple[dict, float]:
+    a, k_n, rss_n = _power_law(C, n_opt)
+    b, k_d, rss_d = _power_law(C, d_opt)
+    params = {"a": a, "k_N": k_n, "b": b, "k_D": k_d}
+    if loss is not None:
+        neg_gamma, k_l, _ = _power_law(C, loss)
+        params |= {"gamma": -neg_gamma, "k_L": k_l}
+    return params, rss_n + rss_d
+
+
+def _result(approach, params, objective, n_runs, n_points, draws, level, bootstrap, seed, warnings, extra):
+    return LawFit(law="chinchilla", approach=approach, form=FORM + (", L_opt = k_L C^-gamma" if "gamma" in params
+                                                                      else ""),
+                  params=params, objective=objective, n_runs=n_runs, n_points=n_points,
+                  converged=bool(np.isfinite(objective)), ci=percentile_intervals(draws, level) if draws else {},
+                  diagnostics={"warnings": list(warnings), "bootstrap_converged": len(draws)} | extra,
+                  settings={"bootstrap": bootstrap, "seed": seed, "ci_level": level if bootstrap else None,
+                            "cite": "Hoffmann et al. 2022, arXiv 2203.15556, §3." + approach},
+                  fn=_allocation_fn)
+
+
+def _allocation_fn(X, p):
+    """Predict N_opt (the fitted law's main output) at C."""
+    return p["k_N"] * X["C"] ** p["a"]
+
+
+# ---- Approach 1 -------------------------------------------------------------------------------------------
+
+def approach1(table: pd.DataFrame, *, transient: float = 0.1, bootstrap: int = 0, seed: int = 0,
+              level: float = 0.95) -> LawFit:
+    """Approach 1 on learning curves (rows with ``run_id`` and ``step``)."""
+    _, curves, _ = prepare(table)
+    curves = need_curves(curves, "Chinchilla Approach 1")
+
+    env_all = Envelope(curves, "C", transient=transient)
+
+    def fit_on(run_ids=None):
+        env = env_all.frame(run_ids)
+        if env["N"].nunique() < 2:
+            raise ScalingLabError("Chinchilla Approach 1: one model size wins the whole envelope; "
+                                  "train more sizes per budget")
+        params, rss = _allocation(env["C"].to_numpy(), env["N"].to_numpy(), env["D"].to_numpy())
+        return params, rss, env
+
+    params, rss, env = fit_on()
+    runs = curves["run_id"].unique()
+    draws = _draws(lambda pick: fit_on(np.unique(pick))[0], runs, bootstrap, seed)
+    winners = env.groupby("N")["C"].agg(["min", "max"]).reset_index()
+    return _result("1", params, rss, len(runs), len(env), draws, level, bootstrap, seed, [],
+                   {"envelope_sizes": int(env["N"].nunique()),
+                    "envelope": [[float(r.N), float(r["min"]), float(r["max"])] for _, r in winners.iterrows()]})
+
+
+# ---- Approach 2 -------------------------------------------------------------------------------------------
+
+def isoflop_minima(finals: pd.DataFrame, *, min_sizes: int = 3) -> tuple[pd.DataFrame, list[str]]:
+    """Per budget: the parabola-in-log-N minimum (N_opt, D_opt, L_opt) and warnings for off-grid minima."""
+    finals = finals.assign(budget=budget_of(finals).to_numpy())
+    rows, warnings = [], []
+    for C, g in finals.groupby("budget", sort=True):
+        sizes = g["N"].nunique()
+        if sizes < min_sizes:
+            raise ScalingLabError(f"Chinchilla Approach 2: budget {C:.3g} has {sizes} model size(s); "
+                                  f"a parabola needs at least {min_sizes}")
+        x, L = np.log(g["N"].to_numpy()), g["loss"].to_numpy()
+        p2, p1, p0 = np.polyfit(x, L, 2)
+        if not p2 > 0:
+            warnings.append(f"budget {C:.3g}: the losses are not convex in log N (no minimum); budget left out")
+            continue
+        x_opt = -p1 / (2 * p2)
+        if not x.min() <= x_opt <= x.max():
+            warnings.append(f"budget {C:.3g}: the minimum N {np.exp(x_opt):.3g} lies outside the sizes "
+                            f"trained there ({np.exp(x.min()):.3g}..{np.exp(x.max()):.3g}): extrapolated")
+        slope, icept = np.polyfit(x, np.log(g["D"].to_numpy()), 1)
+        rows.append({"budget": float(C), "N_opt": float(np.exp(x_opt)), "D_opt": float(np.exp(icept + slope * x_opt)),
+                     "L_opt": float(p0 + p1 * x_opt + p2 * x_opt ** 2), "n_sizes": int(sizes)})
+    return pd.DataFrame(rows), warnings
+
+
+def approach2(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: float = 0.95,
+              min_sizes: int = 3) -> LawFit:
+    """Approach 2 on final losses grouped by IsoFLOP budget (``budget`` column, or C grouped)."""
+    finals, _, _ = prepare(table)
+    finals = finals.assign(budget=budget_of(finals).to_numpy())
+
+    def fit_on(rows: pd.DataFrame, strict: bool = True):
+        minima, warnings = isoflop_minima(rows, min_sizes=min_sizes)
+        if len(minima) < 2:
+            raise ScalingLabError(f"Chinchilla Approach 2 needs at least 2 budgets with a minimum; got {len(minima)}")
+        params, rss = _allocation(minima["budget"].to_numpy(), minima["N_opt"].to_numpy(),
+                                  minima["D_opt"].to_numpy(), minima["L_opt"].to_numpy())
+        return params, rss, minima, warnings
+
+    params, rss, minima, warnings = fit_on(finals)
+    draws = []
+    if bootstrap:
+        rng = np.random.default_rng(seed)
+        groups = [g for _, g in finals.groupby("budget")]
+        for _ in range(bootstrap):  # resample runs within each budget, so every budget keeps its runs' count
+            sample = pd.concat([g.iloc[rng.integers(0, len(g), len(g))] for g in groups])
+            try:
+                draws.append(fit_on(sample)[0])
+            except ScalingLabError:
+                continue
+    return _result("2", params, rss, len(finals), len(minima), draws, level, bootstrap, seed, warnings,
+                   {"minima": minima.to_dict(orient="records")})
+
+
+def _draws(fit_params, run_ids, n_boot, seed) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_boot):
+        try:
+            out.append(fit_params(rng.choice(run_ids, size=len(run_ids), replace=True)))
+        except ScalingLabError:
+            continue
+    return out

@@ -1,0 +1,115 @@
+"""Runs and learning curves as the laws other than Approach 3 need them.
+
+A table holds either one row per run (final losses) or learning curves (``run_id`` and ``step`` columns,
+one row per eval). From curves: the final rows, and the lower envelope of loss over FLOPs or tokens across
+all runs, as Chinchilla Approach 1 (Hoffmann et al. 2022, §3.1) and Kaplan's L(D), L(C_min) take it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ScalingLabError
+from . import io
+
+ENVELOPE_POINTS = 1500  # Hoffmann et al. 2022 §3.1: "1500 logarithmically spaced FLOP values"
+
+
+def prepare(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+    """Canonical, validated (finals, curves or None, {canonical: source column})."""
+    if not isinstance(table, pd.DataFrame):
+        raise ScalingLabError(f"expected a pandas DataFrame of runs, got {type(table).__name__}")
+    prior = dict(table.attrs.get("source_columns", {}))
+    canon, source = io.canonical_columns(table)
+    source = {k: prior.get(k, v) if v == k else v for k, v in source.items()}
+    canon = io.validate_numbers(canon)
+    if "run_id" not in canon:
+        canon["run_id"] = [f"row{i + 1}" for i in range(len(canon))]
+    curves = None
+    if "step" in canon:
+        curves = canon.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
+        if "C" not in curves:
+            curves["C"] = 6 * curves["N"] * curves["D"]
+    finals = io.final_rows(canon).reset_index(drop=True)
+    return finals, curves, source
+
+
+def need_curves(curves: pd.DataFrame | None, what: str) -> pd.DataFrame:
+    if curves is None:
+        raise ScalingLabError(f"{what} needs learning curves: a table with run_id and step columns "
+                              f"(one row per eval), e.g. `scalinglab fit STUDY_DIR` or a study export")
+    return curves
+
+
+def after_transient(curves: pd.DataFrame, transient: float) -> pd.DataFrame:
+    """Each run's evals from ``transient`` x its last step on (warm-up and the early plateau left out)."""
+    last = curves.groupby("run_id")["step"].transform("max")
+    return curves[curves["step"] >= transient * last]
+
+
+class Envelope:
+    """The lowest loss over runs at ``n_points`` log-spaced values of ``x`` ("C" or "D").
+
+    Each run's curve past the transient is interpolated linearly in (log x, log loss) within its own range.
+    Built once; ``frame(run_ids)`` gives the envelope over any subset of runs (a bootstrap resample), with
+    the winning run's run_id, N (and N_nonembed) and its interpolated D or C at each x.
+    """
+
+    def __init__(self, curves: pd.DataFrame, x: str, *, transient: float = 0.1, n_points: int = ENVELOPE_POINTS):
+        cur = after_transient(curves, transient)
+        groups = [g for _, g in cur.groupby("run_id", sort=True) if len(g) >= 2]
+        if len(groups) < 2:
+            raise ScalingLabError(f"an envelope over {x} needs at least 2 runs with 2+ evals past the transient; "
+                                  f"got {len(groups)}")
+        self.x, self.other = x, ("D" if x == "C" else "C")
+        self.grid = np.geomspace(min(g[x].min() for g in groups), max(g[x].max() for g in groups), n_points)
+        lg = np.log(self.grid)
+        self.logl = np.full((len(groups), n_points), np.nan)
+        self.logo = np.full((len(groups), n_points), np.nan)
+        for i, g in enumerate(groups):
+            gx = np.log(g[x].to_numpy())
+            order = np.argsort(gx, kind="stable")
+            gx = gx[order]
+            inside = (lg >= gx[0]) & (lg <= gx[-1])
+            self.logl[i, inside] = np.interp(lg[inside], gx, np.log(g["loss"].to_numpy()[order]))
+            self.logo[i, inside] = np.interp(lg[inside], gx, np.log(g[self.other].to_numpy()[order]))
+        self.run_ids = np.array([g["run_id"].iloc[0] for g in groups])
+        self.N = np.array([g["N"].iloc[0] for g in groups], dtype=float)
+        self.N_nonembed = (np.array([g["N_nonembed"].iloc[0] for g in groups], dtype=float)
+                           if "N_nonembed" in cur else None)
+
+    def frame(self, run_ids=None) -> pd.DataFrame:
+        rows = np.arange(len(self.run_ids)) if run_ids is None else np.flatnonzero(np.isin(self.run_ids, run_ids))
+        logl = self.logl[rows]
+        col = np.flatnonzero(np.isfinite(logl).any(axis=0))
+        if len(rows) < 2 or len(col) == 0:
+            raise ScalingLabError(f"an envelope over {self.x} needs at least 2 runs")
+        win = rows[np.nanargmin(logl[:, col], axis=0)]
+        out = {self.x: self.grid[col], "loss": np.exp(self.logl[win, col]),
+               self.other: np.exp(self.logo[win, col]), "run_id": self.run_ids[win], "N": self.N[win]}
+        if self.N_nonembed is not None:
+            out["N_nonembed"] = self.N_nonembed[win]
+        return pd.DataFrame(out)
+
+
+def envelope(curves: pd.DataFrame, x: str, *, transient: float = 0.1, n_points: int = ENVELOPE_POINTS,
+             run_ids=None) -> pd.DataFrame:
+    """The envelope over ``x`` of all runs (or of ``run_ids``): see Envelope."""
+    return Envelope(curves, x, transient=transient, n_points=n_points).frame(run_ids)
+
+
+def budgets(finals: pd.DataFrame, tolerance: float = 0.1) -> pd.Series:
+    """Each run's IsoFLOP budget: the ``budget`` column, or runs grouped by C within ``tolerance`` (log)."""
+    if "budget" in finals:
+        return finals["budget"]
+    if "C" not in finals:
+        raise ScalingLabError("IsoFLOP budgets need a budget or C/flops column")
+    order = np.argsort(np.log(finals["C"].to_numpy()))
+    logc = np.log(finals["C"].to_numpy())[order]
+    label = np.zeros(len(logc), dtype=int)
+    for i in range(1, len(logc)):
+        label[i] = label[i - 1] + (logc[i] - logc[i - 1] > tolerance)
+    out = np.empty(len(logc))
+    for k in np.unique(label):
+        out[order[label == k]] = np.exp(logc[label == k].mean())
+    return pd.Series(out, index=finals.index, name="budget")

@@ -1,0 +1,251 @@
+"""LawFit: the result of fitting any law other than Approach 3, and the robust fitter they share.
+
+A law here is a named function of some inputs (N, D, C, S_min, L) with named positive-scale constants and
+exponents. It is fitted in log space, minimising the SUM over points of Huber_delta(log prediction -
+log target), as Approach 3 is (Hoffmann et al. 2022, §D.2): a vectorised pass over a grid of starts, then
+scipy's trust-region least squares from the best few. Intervals come from refits on resampled runs
+(whole runs, so the points of one learning curve stay together).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import product
+from types import MappingProxyType
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from ..errors import ScalingLabError
+
+
+@dataclass(frozen=True)
+class Law:
+    """A law to fit: ``fn(inputs, params) -> prediction``; scale params are fitted in log."""
+
+    name: str
+    formula: str
+    inputs: tuple[str, ...]
+    params: tuple[str, ...]
+    scales: frozenset  # params fitted as log(value): positive constants (N_c, A, E, ...)
+    fn: Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], np.ndarray]
+    starts: Mapping[str, Sequence[float]]  # natural-scale starting values per param
+    cite: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LawFit:
+    """An immutable fitted law: params, bootstrap intervals, and what it was fitted on.
+
+    ``law`` is the paper's family ("kaplan", "chinchilla", "bcrit", "data-constrained"), ``approach`` says
+    which fit within it ("L(N)", "L(N,D)", "1", "2", ...), ``form`` is the formula fitted.
+    """
+
+    law: str
+    approach: str
+    form: str
+    params: Mapping[str, float]
+    objective: float
+    n_runs: int
+    n_points: int
+    converged: bool
+    ci: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    diagnostics: Mapping[str, object] = field(default_factory=dict)
+    settings: Mapping[str, object] = field(default_factory=dict)
+    fn: Callable | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "params", MappingProxyType({k: float(v) for k, v in self.params.items()}))
+        object.__setattr__(self, "ci", MappingProxyType({k: (float(v[0]), float(v[1])) for k, v in self.ci.items()}))
+        object.__setattr__(self, "diagnostics", MappingProxyType(dict(self.diagnostics)))
+        object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(self.diagnostics.get("warnings", ()))
+
+    def predict(self, **inputs) -> np.ndarray:
+        """The law at the given inputs (names as in ``form``), e.g. ``predict(N=1e8, D=1e9)``."""
+        if self.fn is None:
+            raise ScalingLabError(f"{self.law} {self.approach}: this result cannot predict (loaded without its law)")
+        return self.fn({k: np.asarray(v, dtype=float) for k, v in inputs.items()}, dict(self.params))
+
+    def optimal(self, C) -> tuple[np.ndarray, np.ndarray]:
+        """(N_opt, D_opt) at C FLOPs, for the Approach 1 and 2 power laws N_opt = k_N C^a, D_opt = k_D C^b."""
+        p = self.params
+        if not {"a", "k_N", "b", "k_D"} <= set(p):
+            raise ScalingLabError(f"{self.law} {self.approach} does not allocate compute")
+        C = np.asarray(C, dtype=float)
+        return p["k_N"] * C ** p["a"], p["k_D"] * C ** p["b"]
+
+    def to_dict(self) -> dict:
+        """JSON-ready: DESIGN.md §6 keys (law, approach, params, n_runs, converged, ci) and the rest."""
+        out = {"law": self.law, "approach": self.approach, "form": self.form, "params": dict(self.params)}
+        for k in ("a", "b"):
+            if k in self.params:
+                out[k] = self.params[k]
+        out |= {"objective": self.objective, "n_runs": self.n_runs, "n_points": self.n_points,
+                "converged": self.converged}
+        if self.ci:
+            out["ci"] = {k: list(v) for k, v in self.ci.items()}
+        out["warnings"] = list(self.warnings)
+        out["diagnostics"] = {k: v for k, v in self.diagnostics.items() if k != "warnings"}
+        out["settings"] = dict(self.settings)
+        return out
+
+    def summary(self) -> str:
+        level = self.settings.get("ci_level")
+        lines = [f"{self.law} {self.approach}: {self.form}",
+                 f"  runs: {self.n_runs}   points: {self.n_points}   objective: {self.objective:.6g}   "
+                 f"converged: {'yes' if self.converged else 'NO'}"]
+        for name, value in self.params.items():
+            ci = self.ci.get(name)
+            span = f"  [{ci[0]:.4g}, {ci[1]:.4g}]" + (f" {100 * level:g}% CI" if level else "") if ci else ""
+            lines.append(f"  {name:<8}{value:>14.6g}{span}")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+# ---- the shared robust fitter ---------------------------------------------------------------------------
+
+def _huber(r: np.ndarray, delta: float) -> np.ndarray:
+    a = np.abs(r)
+    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
+
+
+def _natural(law: Law, theta: np.ndarray) -> dict[str, np.ndarray]:
+    return {p: (np.exp(theta[..., i]) if p in law.scales else theta[..., i]) for i, p in enumerate(law.params)}
+
+
+def _theta(law: Law, params: Mapping[str, float]) -> np.ndarray:
+    return np.array([np.log(params[p]) if p in law.scales else params[p] for p in law.params], dtype=float)
+
+
+def _log_pred(law: Law, theta: np.ndarray, X: Mapping[str, np.ndarray]) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.log(law.fn(X, _natural(law, theta)))
+
+
+@dataclass(frozen=True)
+class Points:
+    """What a law is fitted to: inputs, a positive target, and the run each point came from."""
+
+    X: Mapping[str, np.ndarray]
+    y: np.ndarray
+    run: np.ndarray  # integer run index per point, for resampling whole runs
+
+    def take(self, idx: np.ndarray) -> "Points":
+        return Points({k: v[idx] for k, v in self.X.items()}, self.y[idx], self.run[idx])
+
+
+def fit_law(law: Law, pts: Points, *, delta: float = 1e-3, n_polish: int = 6,
+            extra_starts: Sequence[Mapping[str, float]] = ()) -> tuple[np.ndarray, float, dict]:
+    """Best theta from the start grid (plus ``extra_starts``), polished; returns (theta, objective, diag)."""
+    n_free = len(law.params)
+    if len(pts.y) <= n_free:
+        raise ScalingLabError(f"{law.name}: need more points than its {n_free} parameters; got {len(pts.y)}")
+    logy = np.log(pts.y)
+    grid = np.array([[np.log(v) if p in law.scales else v for p, v in zip(law.params, combo)]
+                     for combo in product(*(law.starts[p] for p in law.params))], dtype=float)
+    if extra_starts:
+        grid = np.vstack([grid, [_theta(law, s) for s in extra_starts]])
+    X = {k: v[None, :] for k, v in pts.X.items()}
+    values = np.empty(len(grid))
+    for lo in range(0, len(grid), 512):
+        th = grid[lo:lo + 512]
+        r = _log_pred(law, th[:, None, :], X) - logy[None, :]  # (starts, points)
+        values[lo:lo + 512] = np.where(np.isfinite(r).all(axis=1), _huber(r, delta).sum(axis=1), np.inf)
+    order = np.argsort(values)[:n_polish]
+    best, best_val, results = None, np.inf, []
+    for i in order:
+        if not np.isfinite(values[i]):
+            continue
+        th, val, ok = _polish(law, grid[i], pts, logy, delta)
+        results.append(val)
+        if val < best_val:
+            best, best_val = th, val
+    if best is None:
+        raise ScalingLabError(f"{law.name}: no start gave a finite prediction on these points")
+    agree = sum(abs(v - best_val) <= 1e-6 * max(1.0, abs(best_val)) for v in results)
+    return best, float(best_val), {"n_starts": int(len(grid)), "n_polished": len(results), "n_agree": int(agree)}
+
+
+def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: float):
+    X = pts.X
+
+    def resid(th):
+        r = _log_pred(law, th, X) - logy
+        return np.where(np.isfinite(r), r, 1e3)
+
+    # exponents are positive (a law's direction is part of its form); scales are free in log
+    lower = np.array([-np.inf if p in law.scales else 0.0 for p in law.params])
+    try:
+        sol = least_squares(resid, np.maximum(theta0, lower + 1e-9), loss="huber", f_scale=delta, method="trf",
+                            x_scale="jac", bounds=(lower, np.inf), xtol=1e-12, ftol=1e-12, gtol=1e-12,
+                            max_nfev=2000)
+    except (ValueError, FloatingPointError):
+        return theta0, np.inf, False
+    r = _log_pred(law, sol.x, X) - logy
+    val = float(_huber(r, delta).sum()) if np.isfinite(r).all() else np.inf
+    return sol.x, val, sol.success
+
+
+def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "Points"], run_ids: np.ndarray, *,
+                  n_boot: int, seed: int, level: float, delta: float = 1e-3
+                  ) -> tuple[dict[str, tuple[float, float]], int]:
+    """Percentile intervals from refits (warm-started at theta) on runs resampled with replacement;
+    ``rebuild(picked_run_ids)`` makes the points of one resample (an envelope is rebuilt from its runs)."""
+    rng = np.random.default_rng(seed)
+    draws, ok = [], 0
+    for _ in range(n_boot):
+        try:
+            sample = rebuild(rng.choice(run_ids, size=len(run_ids), replace=True))
+        except ScalingLabError:
+            continue  # a resample too thin to give points (e.g. one budget left with 2 sizes)
+        if len(sample.y) <= len(law.params):
+            continue
+        th, val, _ = _polish(law, theta, sample, np.log(sample.y), delta)
+        if np.isfinite(val):
+            ok += 1
+            draws.append({k: float(v) for k, v in _natural(law, th).items()})
+    return percentile_intervals(draws, level), ok
+
+
+def rebuild_from(pts: "Points") -> Callable[[np.ndarray], "Points"]:
+    """Resampling whole runs of a fixed point set (the points of a picked run, once per pick)."""
+    by_run = {r: np.flatnonzero(pts.run == r) for r in np.unique(pts.run)}
+    return lambda pick: pts.take(np.concatenate([by_run[r] for r in pick]))
+
+
+def percentile_intervals(draws: list[dict], level: float) -> dict[str, tuple[float, float]]:
+    if not draws:
+        return {}
+    tail = 100 * (1 - level) / 2
+    return {k: tuple(float(x) for x in np.nanpercentile([d[k] for d in draws], [tail, 100 - tail]))
+            for k in draws[0]}
+
+
+def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: float = 1e-3, bootstrap: int = 0,
+                seed: int = 0, level: float = 0.95, warnings: Sequence[str] = (), settings: Mapping | None = None,
+                extra_starts: Sequence[Mapping[str, float]] = (),
+                rebuild: Callable[[np.ndarray], Points] | None = None, run_ids: np.ndarray | None = None) -> LawFit:
+    """Fit ``law`` to ``pts`` (and bootstrap it over runs) into a LawFit."""
+    theta, objective, diag = fit_law(law, pts, delta=delta, extra_starts=extra_starts)
+    ci = {}
+    if bootstrap:
+        run_ids = np.unique(pts.run) if run_ids is None else run_ids
+        ci, n_ok = bootstrap_law(law, theta, rebuild or rebuild_from(pts), run_ids, n_boot=bootstrap, seed=seed,
+                                 level=level, delta=delta)
+        diag["bootstrap_converged"] = n_ok
+    params = {k: float(v) for k, v in _natural(law, theta).items()}
+    converged = bool(np.isfinite(objective) and diag["n_agree"] >= min(2, diag["n_polished"]))
+    n_runs = int(len(np.unique(pts.run))) if run_ids is None else int(len(run_ids))
+    return LawFit(law=family, approach=approach, form=law.formula, params=params, objective=objective,
+                  n_runs=n_runs, n_points=int(len(pts.y)), converged=converged, ci=ci,
+                  diagnostics=diag | {"warnings": list(warnings)},
+                  settings={"delta": delta, "bootstrap": bootstrap, "seed": seed,
+                            "ci_level": level if bootstrap else None, "cite": law.cite} | dict(settings or {}),
+                  fn=law.fn)
