@@ -4,7 +4,7 @@ The same runs twice through `LocalExecutor`: one single-threaded worker per core
 worker with every core's threads doing them one after another. Prints both wall times, tokens/s and the
 speed-up (issue 5's bar: >= 1.8x on 2 cores). ``--fraction`` scales every run's tokens (shapes, batch and
 context unchanged) so the comparison fits in minutes; 1.0 is the whole grid.
-Usage: python benchmarks/grid_throughput.py [--preset default] [--fraction 0.15]
+Usage: python benchmarks/grid_throughput.py [--preset default] [--fraction 0.15] [--reference]
 """
 from __future__ import annotations
 
@@ -46,20 +46,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="default")
     ap.add_argument("--fraction", type=float, default=0.15)
+    ap.add_argument("--reference", action="store_true",
+                    help="also one 1-thread worker alone: splits the ratio into packing and thread scaling")
     args = ap.parse_args()
     cores = os.cpu_count() or 1
     specs = scaled_grid(args.preset, args.fraction)
     print(f"{args.preset} grid: {len(specs)} runs at {args.fraction:g} of their tokens, "
           f"{sum(s.n_tokens for s in specs):,} tokens in all; {cores} cores")
     rows = {}
-    for name, executor in [("per-core", LocalExecutor(workers=cores, cores=cores)),
-                           ("sequential", LocalExecutor(workers=1, cores=cores))]:
+    modes = [("per-core", LocalExecutor(workers=cores, cores=cores)),
+             ("sequential", LocalExecutor(workers=1, cores=cores))]
+    if args.reference:
+        modes.append(("one-thread", LocalExecutor(workers=1, cores=1)))
+    for name, executor in modes:
         with tempfile.TemporaryDirectory() as root:
             wall, tokens = timed(executor, specs, root)
         rows[name] = wall
         print(f"  {name:<11} {executor.workers} worker(s) x {executor.threads} thread(s): {wall:7.1f} s, "
               f"{tokens / wall / 1e3:6.1f}k tokens/s")
     print(f"speed-up per-core / sequential: {rows['sequential'] / rows['per-core']:.2f}x (bar >= 1.8x)")
+    if args.reference:
+        print(f"  packing: per-core / one-thread {rows['one-thread'] / rows['per-core']:.2f}x (ideal {cores}x); "
+              f"thread scaling: sequential / one-thread {rows['one-thread'] / rows['sequential']:.2f}x "
+              f"(the ratio above is bounded by {cores} / this)")
 
 
 if __name__ == "__main__":

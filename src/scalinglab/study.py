@@ -15,7 +15,7 @@ from .data.shards import build_shards
 from .errors import ScalingLabError
 from .fit.estimators import ChinchillaFit
 from .model.accounting import flops_per_token, param_breakdown
-from .plan.grid import holdout_spec, isoflop_grid
+from .plan.grid import holdout_spec, isoflop_grid, sweep_grid
 from .plan.spec import RunSpec
 from .plan.study import StudyConfig
 from .run.executor import Job
@@ -88,6 +88,8 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     check_writable(out)
     shards = build_shards(cfg.data, cfg.tokenizer)
     store = open_store(out, cfg, shards.fingerprint)
+    if cfg.kind == "batch-sweep":
+        return _batch_sweep(cfg, store, out, shards.vocab_size, executor, log)
     grid = isoflop_grid(cfg, shards.vocab_size)
     store.plan([s for _, s in grid], "grid", [b for b, _ in grid])
     (out / "config.json").write_text(json.dumps({"study_id": cfg.study_id, **cfg.to_dict()}, indent=1))
@@ -107,9 +109,35 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     summary = {"study": cfg.name, "study_id": cfg.study_id, "fit": fit.to_dict(draws=False), "holdout": holdout,
                "allocations": allocations(fit, max(cfg.budgets)),
                "n_runs": len(store.runs(role="grid", status="done"))}
+    _write_summary(out, summary)
+    return summary
+
+
+def _write_summary(out: Path, summary: dict) -> None:
     tmp = out / ".summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=1))
     tmp.replace(out / "summary.json")
+
+
+def _batch_sweep(cfg, store, out, vocab_size, executor, log) -> dict | None:
+    """Train the sweep, then B_crit(L) two ways: from the noise scale and from S_min/E_min."""
+    from .fit.kaplan import fit_bcrit, fit_bcrit_sweep
+    grid = sweep_grid(cfg, vocab_size)
+    store.plan([s for _, s in grid], "grid", [b for b, _ in grid])
+    (out / "config.json").write_text(json.dumps({"study_id": cfg.study_id, **cfg.to_dict()}, indent=1))
+    log(f"batch sweep {cfg.name} ({cfg.study_id}): {len(grid)} runs at batch sizes {', '.join(map(str, cfg.batch_sizes))}")
+    if not _train_pending(store, out, "grid", executor, log):
+        return None
+    curves = store.curve_table()
+    fits = {}
+    for name, fit in (("noise_scale", fit_bcrit), ("batch_sweep", fit_bcrit_sweep)):
+        try:
+            fits[name] = fit(curves, bootstrap=cfg.bootstrap, seed=cfg.seed).to_dict()
+        except ScalingLabError as exc:
+            fits[name] = {"error": str(exc)}
+    summary = {"study": cfg.name, "study_id": cfg.study_id, "kind": cfg.kind, "bcrit": fits,
+               "n_runs": len(store.runs(role="grid", status="done"))}
+    _write_summary(out, summary)
     return summary
 
 

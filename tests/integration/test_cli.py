@@ -46,6 +46,28 @@ def test_fit_json_contract_and_plan_reads_the_fit_back(runs_csv, tmp_path):
     assert q["n_params"] * q["n_tokens"] * 6 == pytest.approx(1e22)
 
 
+def test_fit_approach2_and_all_laws_from_a_csv(runs_csv, tmp_path):
+    r = cli("fit", runs_csv, "--approach", "2", "--bootstrap", "100", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)  # one fit asked for: one object, as for Approach 3
+    assert doc["law"] == "chinchilla" and doc["approach"] == "2"
+    a_true = 0.37 / (0.35 + 0.37)
+    assert doc["a"] == pytest.approx(a_true, abs=0.03)
+    assert doc["ci"]["a"][0] < doc["a"] < doc["ci"]["a"][1]
+    out = tmp_path / "fits.json"
+    r = cli("fit", runs_csv, "--law", "all", "--json", "--out", out)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    got = {(f["law"], f["approach"]) for f in doc["fits"]}
+    assert {("chinchilla", "2"), ("chinchilla", "3"), ("kaplan", "L(N)"), ("kaplan", "L(N,D)")} <= got
+    skipped = {(s["law"], s["approach"]): s["reason"] for s in doc["skipped"]}
+    assert "needs learning curves" in skipped[("chinchilla", "1")]
+    assert "needs learning curves" in skipped[("kaplan", "L(N,S)")]
+    assert json.loads(out.read_text())["format"] == "scalinglab.fits"
+    for f in doc["fits"]:
+        assert {"law", "approach", "form", "params", "n_runs", "converged"} <= set(f)
+
+
 def test_plan_prints_full_precision_and_rounded_differs_from_unrounded():
     a = json.loads(cli("plan", "--law", "chinchilla", "--flops", "5.76e23", "--json").stdout)
     b = json.loads(cli("plan", "--law", "chinchilla-unrounded", "--flops", "5.76e23", "--json").stdout)
@@ -86,6 +108,10 @@ def _bad_inputs(tmp, runs_csv):
         "too few runs": (["fit", tmp / "few.csv"], "need more runs than the 5 free parameters"),
         "unknown law (fit)": (["fit", runs_csv, "--law", "gpt"], "unknown --law 'gpt'"),
         "unknown approach": (["fit", runs_csv, "--approach", "4"], "unknown --approach '4'"),
+        "approach for kaplan": (["fit", runs_csv, "--law", "kaplan", "--approach", "2"],
+                                "--approach applies to --law chinchilla"),
+        "approach 1 without curves": (["fit", runs_csv, "--approach", "1"],
+                                      "Chinchilla Approach 1 needs learning curves"),
         "unknown law (plan)": (["plan", "--law", "gopher", "--flops", "1e20"], "unknown law 'gopher'"),
         "negative budget": (["plan", "--flops", "-1e20"], "argument --flops: expected a positive number"),
         "zero budget": (["plan", "--flops", "0"], "argument --flops: expected a positive number"),

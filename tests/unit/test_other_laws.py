@@ -6,7 +6,8 @@ import pytest
 from scalinglab.errors import ScalingLabError
 from scalinglab.fit import laws
 from scalinglab.fit.approaches import approach1, approach2
-from scalinglab.fit.kaplan import fit_bcrit, fit_kaplan
+from scalinglab.fit.datacon import fit_data_constrained
+from scalinglab.fit.kaplan import fit_bcrit, fit_bcrit_sweep, fit_kaplan
 
 RNG = np.random.default_rng(7)
 
@@ -185,3 +186,38 @@ def test_bad_inputs_are_named():
         fit_kaplan(finals, "L(X)")
     with pytest.raises(ScalingLabError, match="noise_scale column"):
         fit_bcrit(_curves([1e6, 1e7], 100, lambda N, S: 3.0))
+
+
+def test_critical_batch_size_from_a_batch_sweep():
+    B_star, alpha_B = 2e8, 0.21
+    rows = []
+    for i, B in enumerate(np.geomspace(3e4, 3e7, 7)):
+        for L in np.geomspace(4.5, 1.8, 80):
+            s_min = 10.0 * (L - 1.0) ** (-1 / 0.5)
+            S = s_min * (1 + float(laws.critical_batch_size(L, B_star=B_star, alpha_B=alpha_B)) / B)
+            rows.append({"run_id": f"b{i}", "step": S, "N": 1e8, "D": S * B, "loss": L})
+    fit = fit_bcrit_sweep(pd.DataFrame(rows))
+    assert fit.params["alpha_B"] == pytest.approx(alpha_B, rel=0.03)
+    assert fit.params["B_star"] == pytest.approx(B_star, rel=0.15)
+    assert fit.approach == "batch sweep" and len(fit.settings["points"]) >= 3
+    with pytest.raises(ScalingLabError, match="needs runs at 3\\+ batch sizes"):
+        fit_bcrit_sweep(pd.DataFrame(rows[:160]))
+
+
+def test_data_constrained_recovers_r_star():
+    law = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37)
+    rows = []
+    for N in np.geomspace(1e7, 1e9, 5):
+        for U in (3e8, 3e9):
+            for epochs in (1, 2, 4, 8, 16, 40):
+                D = U * epochs
+                D_eff = float(laws.data_constrained_tokens(U, epochs - 1, R_star=15.4))
+                rows.append({"N": N, "D": D, "unique_tokens": U,
+                             "loss": float(noisy(laws.chinchilla_loss(N, D_eff, **law), rel=0.002))})
+    fit = fit_data_constrained(pd.DataFrame(rows))
+    assert fit.params["R_star"] == pytest.approx(15.4, rel=0.25)
+    assert fit.params["beta"] == pytest.approx(0.37, abs=0.05)
+    epochs = pd.DataFrame(rows).assign(n_epochs=lambda t: t["D"] / t["unique_tokens"]).drop(columns="unique_tokens")
+    assert fit_data_constrained(epochs).params["R_star"] == pytest.approx(fit.params["R_star"], rel=1e-6)
+    with pytest.raises(ScalingLabError, match="none do"):
+        fit_data_constrained(pd.DataFrame(rows).assign(unique_tokens=lambda t: t["D"]))

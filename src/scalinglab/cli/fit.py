@@ -9,7 +9,7 @@ from ..fit import io
 from ..fit.estimators import ChinchillaFit
 from .common import emit_json, positive_float
 
-LAWS = ("chinchilla", "kaplan", "all")
+LAWS = ("chinchilla", "kaplan", "data-constrained", "all")
 APPROACHES = ("1", "2", "3", "all")
 
 
@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
                                    "(aliases n_params/params/n_params_total/n_params_nonembed, "
                                    "n_tokens/tokens), optional C/flops, run_id, step, budget.")
     p.add_argument("source", metavar="SOURCE", help="CSV or Parquet file of runs, or a study directory")
-    p.add_argument("--law", default="chinchilla", help="chinchilla | kaplan | all (default chinchilla)")
+    p.add_argument("--law", default="chinchilla",
+                   help="chinchilla | kaplan (with B_crit) | data-constrained | all (default chinchilla)")
     p.add_argument("--approach", default=None,
                    help="Chinchilla approach: 1 | 2 | 3 | all (default 3; all with --law all)")
     p.add_argument("--transient", type=float, default=0.1,
@@ -73,13 +74,15 @@ def _load(args):
 
 def _plan(law: str, approach: str | None) -> list[tuple[str, str]]:
     """(law, approach-or-form) pairs to fit."""
-    if law == "kaplan" and approach is not None:
-        raise ScalingLabError("--approach applies to --law chinchilla (Approaches 1, 2, 3), not kaplan")
+    if law in ("kaplan", "data-constrained") and approach is not None:
+        raise ScalingLabError(f"--approach applies to --law chinchilla (Approaches 1, 2, 3), not {law}")
     chin = {"1": ["1"], "2": ["2"], "3": ["3"], "all": ["1", "2", "3"]}[approach or ("all" if law == "all" else "3")]
     todo = [("chinchilla", a) for a in chin] if law in ("chinchilla", "all") else []
     if law in ("kaplan", "all"):
         from ..fit.kaplan import FORMS
-        todo += [("bcrit", "noise scale")] + [("kaplan", f) for f in FORMS]
+        todo += [("bcrit", "noise scale"), ("bcrit", "batch sweep")] + [("kaplan", f) for f in FORMS]
+    if law in ("data-constrained", "all"):
+        todo.append(("data-constrained", "D'"))
     return todo
 
 
@@ -114,7 +117,7 @@ def run(args) -> int:
     if out is not None:
         _save_many(out, doc)
     if args.json:
-        emit_json(doc)
+        emit_json(doc["fits"][0] if len(todo) == 1 else doc)
     else:
         print("\n\n".join(f.summary() for f in fits))
         for s in skipped:
@@ -133,7 +136,8 @@ def _approach3(runs, args):
 def _fit_many(todo, runs, args):
     """Every requested fit the data allow; with one law asked for, a data problem is an error."""
     from ..fit.approaches import approach1, approach2
-    from ..fit.kaplan import fit_bcrit, fit_kaplan
+    from ..fit.datacon import fit_data_constrained
+    from ..fit.kaplan import fit_bcrit, fit_bcrit_sweep, fit_kaplan
     kw = dict(bootstrap=args.bootstrap, seed=args.seed)
     fits, skipped, bcrit = [], [], None
     for law, which in todo:
@@ -145,9 +149,13 @@ def _fit_many(todo, runs, args):
                     fits.append(approach1(runs, transient=args.transient, **kw))
                 else:
                     fits.append(approach2(runs, **kw))
-            elif law == "bcrit":
+            elif law == "bcrit" and which == "noise scale":
                 bcrit = fit_bcrit(runs, transient=args.transient, delta=args.delta, **kw)
                 fits.append(bcrit)
+            elif law == "bcrit":
+                fits.append(fit_bcrit_sweep(runs, delta=args.delta, **kw))
+            elif law == "data-constrained":
+                fits.append(fit_data_constrained(runs, delta=args.delta, **kw))
             else:
                 for with_E in (False, True):
                     fits.append(fit_kaplan(runs, which, with_E=with_E, transient=args.transient, bcrit=bcrit,

@@ -29,6 +29,9 @@ def run(args) -> int:
     except json.JSONDecodeError:
         raise ScalingLabError(f"{summary_path} is corrupt; re-run `scalinglab run` to rewrite it") from None
     if args.json:
+        if "holdout" not in summary:  # a batch sweep has no held-out run
+            emit_json({k: summary[k] for k in ("study", "study_id", "kind", "bcrit") if k in summary})
+            return 0
         h = summary["holdout"]
         emit_json({"holdout": {k: h[k] for k in ("predicted", "measured", "rel_error", "interval")}})
     else:

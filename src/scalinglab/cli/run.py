@@ -51,6 +51,8 @@ def run(args) -> int:
 
 
 def render(summary: dict) -> str:
+    if summary.get("kind") == "batch-sweep":
+        return render_sweep(summary)
     fit, h = summary["fit"], summary["holdout"]
     p, ci = fit["params"], fit.get("ci", {})
     lines = [f"study {summary['study']} ({summary['study_id']}): {summary['n_runs']} runs fitted, "
@@ -70,4 +72,18 @@ def render(summary: dict) -> str:
                  f"predicted {h['predicted']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "")
                  + f", measured {h['measured']:.4f}, error {100 * h['rel_error']:+.2f}%"
                  + (" (inside the interval)" if h["inside_interval"] else " (outside the interval)"))
+    return "\n".join(lines)
+
+
+def render_sweep(summary: dict) -> str:
+    lines = [f"batch sweep {summary['study']} ({summary['study_id']}): {summary['n_runs']} runs; "
+             f"B_crit(L) = B_star / L^(1/alpha_B), tokens"]
+    for name, fit in summary["bcrit"].items():
+        if "error" in fit:
+            lines.append(f"  from {name}: not fitted: {fit['error']}")
+            continue
+        p, ci = fit["params"], fit.get("ci", {})
+        span = lambda k: f" [{ci[k][0]:.4g}, {ci[k][1]:.4g}]" if k in ci else ""
+        lines.append(f"  from {name:<12} B_star {p['B_star']:.4g}{span('B_star')}  alpha_B {p['alpha_B']:.4g}"
+                     f"{span('alpha_B')}  ({fit['n_points']} points)")
     return "\n".join(lines)

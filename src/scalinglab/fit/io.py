@@ -25,9 +25,11 @@ ALIASES = {
     "weight": ("weight",),
     "N_nonembed": ("n_params_nonembed",),  # Kaplan's N, beside Chinchilla's total
     "noise_scale": ("noise_scale", "b_simple"),  # gradient noise scale per eval (tokens); may be empty
+    "U": ("unique_tokens",),  # repeated data (Muennighoff et al. 2023): unique tokens of the run's data
+    "epochs": ("n_epochs", "epochs"),
 }
 REQUIRED = ("N", "D", "loss")
-POSITIVE = ("N", "D", "loss", "C", "budget", "N_nonembed")
+POSITIVE = ("N", "D", "loss", "C", "budget", "N_nonembed", "U", "epochs")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -86,7 +88,7 @@ def validate_numbers(runs: pd.DataFrame) -> pd.DataFrame:
     runs = runs.copy()
     if "noise_scale" in runs:  # measured at some evals only: blanks are allowed
         runs["noise_scale"] = pd.to_numeric(runs["noise_scale"], errors="coerce").astype(float)
-    for name in ("N", "D", "loss", "C", "step", "budget", "weight", "N_nonembed"):
+    for name in ("N", "D", "loss", "C", "step", "budget", "weight", "N_nonembed", "U", "epochs"):
         if name not in runs:
             continue
         raw = runs[name]

@@ -160,3 +160,66 @@ def fit_bcrit(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: 
     pts = _points(cur, {"L": "loss"}, target="noise_scale")
     return make_result(BCRIT, "bcrit", "noise scale", pts, delta=delta, bootstrap=bootstrap, seed=seed, level=level,
                        settings={"source": "gradient noise scale B_simple", "transient": transient})
+
+
+def steps_to_loss(curves: pd.DataFrame, targets: np.ndarray) -> pd.DataFrame:
+    """Per run and target loss: the first step (interpolated in log step) at which the running minimum of
+    its curve reaches the target; rows (run_id, batch, L, S) only where the run gets there."""
+    rows = []
+    for rid, g in curves.groupby("run_id", sort=True):
+        g = g[g["step"] > 0]
+        if len(g) < 2:
+            continue
+        steps = g["step"].to_numpy(float)
+        best = np.minimum.accumulate(g["loss"].to_numpy(float))
+        batch = float(np.median(g["D"].to_numpy(float) / steps))
+        for L in targets:
+            hit = np.flatnonzero(best <= L)
+            if len(hit) == 0 or hit[0] == 0:
+                continue
+            i = hit[0]
+            frac = (np.log(best[i - 1]) - np.log(L)) / (np.log(best[i - 1]) - np.log(best[i]))
+            rows.append({"run_id": rid, "batch": batch, "L": float(L),
+                         "S": float(np.exp(np.log(steps[i - 1]) + frac * (np.log(steps[i]) - np.log(steps[i - 1]))))})
+    return pd.DataFrame(rows, columns=["run_id", "batch", "L", "S"])
+
+
+def sweep_critical_batch(curves: pd.DataFrame, n_targets: int = 12) -> pd.DataFrame:
+    """B_crit at several losses from a batch-size sweep (runs of one model at different batch sizes).
+
+    For each target loss L, the steps S each batch size B needs follow S = S_min + E_min/B (McCandlish et
+    al. 2018 eq. 2.11: (S/S_min - 1)(E/E_min - 1) = 1 with E = B S; Kaplan 2020 eq. 5.4-5.5): a straight
+    line in 1/B, fitted by least squares on relative errors. B_crit(L) = E_min/S_min.
+    """
+    batches = (curves["D"] / curves["step"].where(curves["step"] > 0)).groupby(curves["run_id"]).median()
+    if batches.round().nunique() < 3:
+        raise ScalingLabError(f"a batch-size sweep needs runs at 3+ batch sizes; got {batches.round().nunique()}")
+    finals = curves.groupby("run_id")["loss"].min()
+    lo, hi = finals.max(), curves.groupby("run_id")["loss"].quantile(0.5).min()
+    if not hi > lo:
+        raise ScalingLabError("the sweep's runs share no range of losses to compare steps at")
+    targets = np.geomspace(lo, hi, n_targets)
+    s = steps_to_loss(curves, targets)
+    rows = []
+    for L, g in s.groupby("L"):
+        if g["batch"].nunique() < 3:
+            continue
+        X = np.column_stack([np.ones(len(g)), 1.0 / g["batch"].to_numpy()]) / g["S"].to_numpy()[:, None]
+        (s_min, e_min), *_ = np.linalg.lstsq(X, np.ones(len(g)), rcond=None)
+        if s_min > 0 and e_min > 0:
+            rows.append({"L": float(L), "S_min": float(s_min), "E_min": float(e_min), "B_crit": float(e_min / s_min),
+                         "n_batches": int(g["batch"].nunique())})
+    if len(rows) < 3:
+        raise ScalingLabError(f"the batch sweep gave B_crit at {len(rows)} loss values; need 3+")
+    return pd.DataFrame(rows)
+
+
+def fit_bcrit_sweep(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: float = 0.95,
+                    delta: float = 1e-3) -> LawFit:
+    """B_crit(L) = B*/L^(1/alpha_B) through B_crit measured by a batch-size sweep (see sweep_critical_batch)."""
+    _, curves, _ = prepare(table)
+    curves = need_curves(curves, "the critical batch size from a batch sweep")
+    points = sweep_critical_batch(curves)
+    pts = Points({"L": points["L"].to_numpy()}, points["B_crit"].to_numpy(), np.arange(len(points)))
+    return make_result(BCRIT, "bcrit", "batch sweep", pts, delta=delta, bootstrap=bootstrap, seed=seed, level=level,
+                       settings={"source": "S_min/E_min of a batch-size sweep", "points": points.to_dict("records")})

@@ -12,9 +12,8 @@ from .spec import RunSpec
 from .study import StudyConfig
 
 
-ASPECT = 32          # preferred d_model per layer, as in the LR sweep's family
-ASPECT_RANGE = (16, 48)  # Kaplan et al. 2020 Fig. 5: loss is flat to a few % over aspect ratios ~20-200
-MIN_DEPTH = 2  # one block cannot compose attention heads: a different curve, not a smaller model
+ASPECT = 48     # d_model per layer; Kaplan et al. 2020 Fig. 5: loss is flat to a few % over aspect ~20-200
+MIN_DEPTH = 2   # one block cannot compose attention heads: a different curve, not a smaller model
 
 
 def _heads(d_model: int) -> tuple[int, int]:
@@ -23,30 +22,32 @@ def _heads(d_model: int) -> tuple[int, int]:
     return d_model // d_head, d_head
 
 
+def depth_for(d_model: int) -> int:
+    return max(MIN_DEPTH, round(d_model / ASPECT))
+
+
 @lru_cache(maxsize=16)
 def candidate_shapes(vocab_size: int, n_ctx: int) -> tuple[ModelShape, ...]:
-    """Every (width, depth) with aspect ratio width/depth in ASPECT_RANGE: widths 32..1024 in steps of 8
-    below 128 and 16 above. Allowing a band of depths per width makes the ladder dense in N (about 10% apart
-    at the small end, where one depth per width would leave gaps of 2-3x at every depth change)."""
-    widths = [*range(32, 128, 8), *range(128, 1025, 16)]
+    """One family, one shape per width: widths 32..1024 (steps of 8 below 128, of 16 above), depth =
+    width/48 rounded, at least 2. Steps of 8 keep neighbours 20-45% apart in N at the small end.
+
+    Measured on the embedded corpus (docs/study.md): at ~100k parameters a 3-block model of the same N
+    as a 2-block one lost 1-1.5% more, so mixing depths at one size adds shape noise of the order of the
+    2% prediction bar; hence one depth per width rather than a band of aspect ratios.
+    """
     shapes = []
-    for d_model in widths:
-        for depth in range(MIN_DEPTH, d_model // ASPECT_RANGE[0] + 1):
-            if ASPECT_RANGE[0] <= d_model / depth <= ASPECT_RANGE[1]:
-                n_head, d_head = _heads(d_model)
-                shapes.append(ModelShape(n_layer=depth, d_model=d_model, n_head=n_head, d_head=d_head,
-                                         d_ff=4 * d_model, vocab_size=vocab_size, n_ctx=n_ctx))
+    for d_model in [*range(32, 128, 8), *range(128, 1025, 16)]:
+        n_head, d_head = _heads(d_model)
+        shapes.append(ModelShape(n_layer=depth_for(d_model), d_model=d_model, n_head=n_head, d_head=d_head,
+                                 d_ff=4 * d_model, vocab_size=vocab_size, n_ctx=n_ctx))
     return tuple(sorted(shapes, key=lambda s: param_breakdown(s)["total"]))
 
 
-def nearest_shape(n_target: float, vocab_size: int, n_ctx: int, tolerance: float = 0.05) -> ModelShape:
-    """The ladder shape nearest n_target in log total parameters; among shapes within ``tolerance`` of the
-    nearest, the one whose aspect ratio is nearest ASPECT."""
+def nearest_shape(n_target: float, vocab_size: int, n_ctx: int) -> ModelShape:
+    """The family's shape nearest n_target in log total parameters."""
     shapes = candidate_shapes(vocab_size, n_ctx)
     totals = np.array([param_breakdown(s)["total"] for s in shapes], dtype=float)
-    gap = np.abs(np.log(totals / n_target))
-    close = np.flatnonzero(gap <= gap.min() + tolerance)
-    return shapes[min(close, key=lambda i: abs(math.log(shapes[i].d_model / shapes[i].n_layer / ASPECT)))]
+    return shapes[int(np.argmin(np.abs(np.log(totals / n_target))))]
 
 
 def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig) -> RunSpec:
@@ -54,7 +55,8 @@ def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig) -> RunSpe
     tokens_per_step = cfg.batch_size * shape.n_ctx
     steps = max(1, round(flops / (flops_per_token(shape, "chinchilla") * tokens_per_step)))
     return RunSpec(shape=shape, n_tokens=steps * tokens_per_step, batch_size=cfg.batch_size, seed=cfg.seed,
-                   data=cfg.data, tokenizer=cfg.tokenizer, n_eval_tokens=cfg.n_eval_tokens)
+                   data=cfg.data, tokenizer=cfg.tokenizer, n_eval_tokens=cfg.n_eval_tokens,
+                   unique_tokens=cfg.unique_tokens or None)
 
 
 def isoflop_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec]]:
@@ -84,3 +86,18 @@ def isoflop_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec
 def holdout_spec(n_opt: float, flops: float, cfg: StudyConfig, vocab_size: int) -> RunSpec:
     """The held-out run: the ladder shape nearest the fitted N_opt, trained to the held-out budget."""
     return spec_for_budget(nearest_shape(n_opt, vocab_size, cfg.n_ctx), flops, cfg)
+
+
+def sweep_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec]]:
+    """A batch-size sweep: the family's model nearest ``sweep_params``, ``sweep_tokens`` tokens at each batch
+    size, constant LR after warm-up and 40 evals, so steps-to-loss compare across batch sizes."""
+    shape = nearest_shape(cfg.sweep_params, vocab_size, cfg.n_ctx)
+    out = []
+    for batch in sorted(set(cfg.batch_sizes)):
+        tokens_per_step = batch * cfg.n_ctx
+        steps = max(cfg.min_steps, round(cfg.sweep_tokens / tokens_per_step))
+        spec = RunSpec(shape=shape, n_tokens=steps * tokens_per_step, batch_size=batch, seed=cfg.seed,
+                       data=cfg.data, tokenizer=cfg.tokenizer, n_eval_tokens=cfg.n_eval_tokens, n_evals=40,
+                       min_lr_frac=1.0, noise_every=5, unique_tokens=cfg.unique_tokens or None)
+        out.append((spec.n_tokens * flops_per_token(shape, "chinchilla"), spec))
+    return out

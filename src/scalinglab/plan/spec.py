@@ -36,6 +36,7 @@ class RunSpec:
     n_evals: int = 12
     noise_every: int = 10
     checkpoint_every: int = 250
+    unique_tokens: int | None = None  # train on the first U tokens only, repeated (data-constrained runs)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -44,7 +45,8 @@ class RunSpec:
                   "weight_decay": self.weight_decay >= 0, "grad_clip": self.grad_clip > 0,
                   "n_eval_tokens": self.n_eval_tokens >= 1, "n_evals": self.n_evals >= 1,
                   "noise_every": self.noise_every >= 0, "checkpoint_every": self.checkpoint_every >= 1,
-                  "lr": self.lr is None or (math.isfinite(self.lr) and self.lr > 0)}
+                  "lr": self.lr is None or (math.isfinite(self.lr) and self.lr > 0),
+                  "unique_tokens": self.unique_tokens is None or self.unique_tokens > 2 * self.shape.n_ctx}
         for name, ok in checks.items():
             if not ok:
                 raise ScalingLabError(f"run spec: bad {name} = {getattr(self, name)!r}")
@@ -57,9 +59,16 @@ class RunSpec:
     def steps(self) -> int:
         return max(1, math.ceil(self.n_tokens / self.tokens_per_step))
 
+    @property
+    def n_epochs(self) -> float:
+        """Passes over the unique data (1.0 when the run draws from the whole split)."""
+        return self.n_tokens / self.unique_tokens if self.unique_tokens else 1.0
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["shape"] = self.shape.to_dict()
+        if d["unique_tokens"] is None:
+            del d["unique_tokens"]  # so specs (and run_ids) from before the field existed are unchanged
         return d
 
     @classmethod

@@ -35,9 +35,15 @@ class StudyConfig:
     min_steps: int = 40
     holdout_factor: float = 4.0
     bootstrap: int = 1000
+    unique_tokens: int = 0  # > 0: every run draws from the first U training tokens only (repeated data)
+    kind: str = "isoflop"   # or "batch-sweep": one model at several batch sizes, for B_crit (no budgets used)
+    batch_sizes: tuple[int, ...] = ()  # batch-sweep: sequences per step
+    sweep_params: float = 0.0          # batch-sweep: target N (total parameters)
+    sweep_tokens: float = 0.0          # batch-sweep: tokens per run
 
     def __post_init__(self):
         object.__setattr__(self, "budgets", tuple(float(b) for b in self.budgets))
+        object.__setattr__(self, "batch_sizes", tuple(int(b) for b in self.batch_sizes))
         bad = {
             "budgets": not self.budgets or any(not (math.isfinite(b) and b > 0) for b in self.budgets),
             "sizes_per_budget": self.sizes_per_budget < 3,
@@ -46,13 +52,23 @@ class StudyConfig:
             "n_ctx": self.n_ctx < 8, "batch_size": self.batch_size < 2,
             "n_eval_tokens": self.n_eval_tokens < self.n_ctx, "min_steps": self.min_steps < 1,
             "holdout_factor": not self.holdout_factor >= 1, "bootstrap": self.bootstrap < 0,
+            "unique_tokens": self.unique_tokens != 0 and self.unique_tokens <= 2 * self.n_ctx,
+            "kind": self.kind not in ("isoflop", "batch-sweep"),
+            "batch_sizes": self.kind == "batch-sweep" and (len(set(self.batch_sizes)) < 3
+                                                           or min(self.batch_sizes) < 2),
+            "sweep_params": self.kind == "batch-sweep" and not self.sweep_params > 0,
+            "sweep_tokens": self.kind == "batch-sweep" and not self.sweep_tokens > 0,
         }
         for key, is_bad in bad.items():
             if is_bad:
                 raise ScalingLabError(f"study config: impossible value for {key}: {getattr(self, key)!r}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"budgets": list(self.budgets)}
+        d = dataclasses.asdict(self) | {"budgets": list(self.budgets), "batch_sizes": list(self.batch_sizes)}
+        for key, default in NEWER_FIELDS.items():
+            if d[key] == default:
+                del d[key]  # study ids from before these fields existed stay the same
+        return d
 
     @property
     def study_id(self) -> str:
@@ -62,14 +78,24 @@ class StudyConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
+NEWER_FIELDS = {"unique_tokens": 0, "kind": "isoflop", "batch_sizes": [], "sweep_params": 0.0, "sweep_tokens": 0.0}
+
 PRESETS = {
     # CI-sized: two tiny budgets, 4 sizes each, seconds per run.
     "debug": dict(name="debug", budgets=(2e11, 5e11), sizes_per_budget=4, size_span=6.0, tokens_per_param=10.0,
                   n_ctx=64, batch_size=8, n_eval_tokens=4096, min_steps=30, bootstrap=200),
     # The README's main job: about 20 minutes on 2 CPU cores including the held-out run.
-    "default": dict(name="default", budgets=(1.5e12, 2.5e12, 4e12), sizes_per_budget=6, size_span=8.0,
-                    tokens_per_param=80.0, min_steps=600, n_ctx=128, batch_size=16, n_eval_tokens=16384,
+    "default": dict(name="default", budgets=(1.2e12, 2e12, 3.2e12), sizes_per_budget=6, size_span=8.0,
+                    tokens_per_param=60.0, min_steps=600, n_ctx=128, batch_size=16, n_eval_tokens=16384,
                     bootstrap=1000),
+    # Repeated data: every run sees only the first 500k training tokens, for 2-23 epochs (Muennighoff et al. 2023).
+    "data-constrained": dict(name="data-constrained", budgets=(1e12, 2e12, 4e12), sizes_per_budget=4,
+                             size_span=6.0, tokens_per_param=60.0, min_steps=300, n_ctx=128, batch_size=16,
+                             n_eval_tokens=16384, bootstrap=200, unique_tokens=500_000),
+    # B_crit two ways on the embedded corpus: one ~74k-parameter model at 5 batch sizes, constant LR after
+    # warm-up (min_lr_frac 1) so that steps-to-loss compare across batch sizes; noise scale recorded too.
+    "batch-sweep": dict(name="batch-sweep", kind="batch-sweep", batch_sizes=(4, 8, 16, 32, 64), sweep_params=74e3,
+                        sweep_tokens=3e6, n_ctx=128, n_eval_tokens=16384, bootstrap=200),
     # For a GPU: larger context, batch and budgets.
     "gpu-small": dict(name="gpu-small", budgets=(1e16, 3e16, 1e17, 3e17), sizes_per_budget=7, n_ctx=512,
                       batch_size=64, n_eval_tokens=262144, bootstrap=2000),

@@ -140,6 +140,7 @@ class SQLiteStore:
                               "D": runs["n_tokens"].astype(float), "loss": runs["val_loss"].astype(float),
                               "C": runs["flops"].astype(float), "budget": runs["budget"].astype(float),
                               "n_params_nonembed": runs["n_params_nonembed"].astype(float)})
+        _unique_tokens(table, runs)
         table.attrs["source_columns"] = {"N": "n_params_total"}
         return table
 
@@ -147,7 +148,7 @@ class SQLiteStore:
         """Learning curves of finished runs, one row per eval, as the curve-based fits read them: run_id,
         step, N (all parameters), n_params_nonembed, D (tokens so far), loss, C (exact FLOPs so far),
         budget, noise_scale. The last row of each run is its final result."""
-        runs = self.runs(role=role, status="done")[["run_id", "n_params_total", "n_params_nonembed", "budget"]]
+        runs = self.runs(role=role, status="done")[["run_id", "n_params_total", "n_params_nonembed", "budget", "spec"]]
         ev = self.evals(list(runs["run_id"]))
         table = ev.merge(runs, on="run_id")
         table = pd.DataFrame({"run_id": table["run_id"], "step": table["step"].astype(float),
@@ -156,6 +157,7 @@ class SQLiteStore:
                               "D": table["tokens"].astype(float), "loss": table["val_loss"].astype(float),
                               "C": table["flops"].astype(float), "budget": table["budget"].astype(float),
                               "noise_scale": table["noise_scale"].astype(float)})
+        _unique_tokens(table, runs)
         table.attrs["source_columns"] = {"N": "n_params_total"}
         return table
 
@@ -171,6 +173,13 @@ class SQLiteStore:
             table.to_csv(tmp, index=False)
         tmp.replace(path)
         return path
+
+
+def _unique_tokens(table: pd.DataFrame, runs: pd.DataFrame) -> None:
+    """A unique_tokens column when the study repeated data (Muennighoff et al. 2023), from each run's spec."""
+    per_run = {rid: json.loads(spec).get("unique_tokens") for rid, spec in zip(runs["run_id"], runs["spec"])}
+    if any(per_run.values()):
+        table["unique_tokens"] = [float(per_run[r] or d) for r, d in zip(table["run_id"], table["D"])]
 
 
 def _connect(path: Path) -> sqlite3.Connection:

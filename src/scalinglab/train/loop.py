@@ -121,6 +121,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     fpt = flops_per_token(shape, "chinchilla")
     evals_at = set(eval_steps(steps, spec.n_evals))
     val_offsets = eval_offsets(shards.validation.size, T, spec.n_eval_tokens)
+    n_train = min(shards.train.size, spec.unique_tokens or shards.train.size)  # data-constrained: first U tokens
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
 
     torch.manual_seed(spec.seed)
@@ -165,7 +166,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
             lr = lr_at(step, peak=peak_lr, steps=steps, warmup=warmup, min_frac=spec.min_lr_frac)
             for group in opt.param_groups:
                 group["lr"] = lr
-            xy = torch.from_numpy(windows(shards.train, batch_offsets(shards.train.size, T, B, spec.seed, step),
+            xy = torch.from_numpy(windows(shards.train, batch_offsets(n_train, T, B, spec.seed, step),
                                           T)).to(device)
             measure = spec.noise_every and B >= 2 and step % spec.noise_every == 0
             parts = (xy[:B // 2], xy[B // 2:]) if measure else (xy,)

@@ -1,0 +1,61 @@
+"""The planner: IsoFLOP grids hit their budgets in one model family; ids stay stable; sweeps and repeats."""
+import pytest
+
+from scalinglab.errors import ScalingLabError
+from scalinglab.model.accounting import ModelShape, flops_per_token, param_breakdown
+from scalinglab.plan.grid import candidate_shapes, depth_for, isoflop_grid, nearest_shape, sweep_grid
+from scalinglab.plan.spec import RunSpec
+from scalinglab.plan.study import PRESETS, StudyConfig, load_study
+
+
+@pytest.mark.parametrize("preset", ["debug", "default", "data-constrained", "gpu-small"])
+def test_isoflop_grid_hits_every_budget_within_one_step(preset):
+    cfg = load_study(preset=preset)
+    grid = isoflop_grid(cfg, 256)
+    for C in cfg.budgets:
+        specs = [s for b, s in grid if b == C]
+        assert len({s.shape for s in specs}) == len(specs) >= 3
+        for s in specs:
+            step_flops = s.tokens_per_step * flops_per_token(s.shape, "chinchilla")
+            assert abs(s.n_tokens * flops_per_token(s.shape, "chinchilla") - C) <= step_flops / 2 + 1
+            assert s.steps >= cfg.min_steps
+            assert s.shape.n_layer == depth_for(s.shape.d_model) >= 2  # one family
+
+
+def test_family_is_one_shape_per_width_and_dense_at_the_small_end():
+    shapes = candidate_shapes(256, 128)
+    assert len({s.d_model for s in shapes}) == len(shapes)
+    totals = [param_breakdown(s)["total"] for s in shapes if s.d_model < 128]
+    assert max(b / a for a, b in zip(totals, totals[1:])) < 1.5
+    assert nearest_shape(74_000, 256, 128).d_model == 48
+
+
+def test_ids_are_stable_across_versions():
+    """Golden ids from before unique_tokens/kind existed: old studies resume, old run dirs are found."""
+    shape = ModelShape(n_layer=2, d_model=48, n_head=6, d_head=8, d_ff=192, vocab_size=256, n_ctx=128)
+    assert RunSpec(shape=shape, n_tokens=2048 * 100, batch_size=16).run_id == "0614f6ef5a7d"
+    assert StudyConfig(name="x").study_id == "a647cfbd33b0"
+    repeated = RunSpec(shape=shape, n_tokens=2048 * 100, batch_size=16, unique_tokens=51_200)
+    assert repeated.run_id != "0614f6ef5a7d" and repeated.n_epochs == pytest.approx(4.0)
+    assert RunSpec.from_dict(repeated.to_dict()) == repeated
+
+
+def test_data_constrained_preset_repeats_data():
+    cfg = load_study(preset="data-constrained")
+    epochs = [s.n_epochs for _, s in isoflop_grid(cfg, 256)]
+    assert min(epochs) > 1.5 and max(epochs) > 8
+
+
+def test_batch_sweep_grid_and_its_config_checks():
+    cfg = load_study(preset="batch-sweep")
+    grid = sweep_grid(cfg, 256)
+    assert sorted(s.batch_size for _, s in grid) == list(cfg.batch_sizes)
+    assert len({s.shape for _, s in grid}) == 1
+    assert all(s.min_lr_frac == 1.0 and s.n_evals == 40 for _, s in grid)
+    tokens = [s.n_tokens for _, s in grid]
+    assert max(tokens) / min(tokens) < 1.05
+    with pytest.raises(ScalingLabError, match="impossible value for batch_sizes"):
+        StudyConfig(kind="batch-sweep", batch_sizes=(8, 16), sweep_params=1e5, sweep_tokens=1e6)
+    with pytest.raises(ScalingLabError, match="impossible value for kind"):
+        StudyConfig(kind="grid-search")
+    assert set(PRESETS) >= {"debug", "default", "batch-sweep", "data-constrained", "gpu-small"}
