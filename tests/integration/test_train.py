@@ -113,6 +113,19 @@ def test_diverging_run_fails_with_its_reason(shards, tmp_path):
     assert res.status == "failed" and "non-finite" in res.reason
 
 
+def test_unique_tokens_repeat_a_small_slice_and_overfit_it(shards, tmp_path):
+    """Data-constrained runs draw every batch from the first U tokens: a model repeating 4k tokens ~40
+    times fits them far below the held-out loss, while the same run on the whole split does not."""
+    common = dict(shape=named_shape("debug", n_ctx=64), n_tokens=160_000, batch_size=16, n_eval_tokens=4096,
+                  lr=3e-3)
+    small = train(RunSpec(**common, unique_tokens=4096), tmp_path / "u", threads=1, shards=shards)
+    full = train(RunSpec(**common), tmp_path / "f", threads=1, shards=shards)
+    assert RunSpec(**common, unique_tokens=4096).n_epochs == pytest.approx(160_000 / 4096, rel=0.01)
+    gap_small = small.val_loss - small.evals[-1]["train_loss"]
+    gap_full = full.val_loss - full.evals[-1]["train_loss"]
+    assert gap_small > 0.5 and gap_small > gap_full + 0.4, (gap_small, gap_full)
+
+
 def test_bad_data_is_one_error_line(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "bin.txt").write_bytes(b"\x00\x01\x02" * 100)

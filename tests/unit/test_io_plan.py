@@ -13,7 +13,7 @@ from scalinglab.published import CHINCHILLA_UNROUNDED, LAWS
 def test_aliases_are_found_case_insensitively_and_total_is_preferred():
     table = pd.DataFrame({"n_params_nonembed": [1.0], "N_PARAMS_TOTAL": [2.0], "Tokens": [3.0], "loss": [4.0]})
     runs, chosen = io.canonical_columns(table)
-    assert chosen == {"N": "N_PARAMS_TOTAL", "D": "Tokens", "loss": "loss"}
+    assert chosen == {"N": "N_PARAMS_TOTAL", "D": "Tokens", "loss": "loss", "N_nonembed": "n_params_nonembed"}
     assert runs["N"].iloc[0] == 2.0
 
 

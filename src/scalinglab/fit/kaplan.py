@@ -91,7 +91,8 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
                delta: float = 1e-3) -> LawFit:
     """Fit one Kaplan law. L(N): the best run of each size. L(D), L(C): with curves, the lower envelope of
     loss over tokens / FLOPs across runs (the compute-efficient frontier for C_min); from final rows, the
-    best run per D / per budget. L(N,D): every final run. L(N,S): curves past ``transient`` of each run,
+    best run per D / per budget; C_min = C/(1 + B/B_crit(L)) (eq. 5.5) when ``bcrit`` is given.
+    L(N,D): every final run. L(N,S): curves past ``transient`` of each run,
     with S_min = S/(1 + B_crit(L)/B) (eq. 5.4) from ``bcrit`` (a fitted B_crit law), or S itself with a
     warning when there is none."""
     finals, curves, source = prepare(table)
@@ -107,6 +108,11 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
     elif form in ("L(D)", "L(C)"):
         x = form[2]
         if curves is not None:
+            if x == "C" and bcrit is not None:  # C_min = C / (1 + B/B_crit(L)), Kaplan 2020 eq. 5.5
+                batch = curves["D"] / curves["step"].clip(lower=1)
+                curves = curves.assign(C=curves["C"] / (1 + batch / bcrit.predict(L=curves["loss"].to_numpy())))
+            elif x == "C":
+                warnings.append("no B_crit law: C used for C_min (right only when the batch is far below B_crit)")
             env = Envelope(curves, x, transient=transient, n_points=200)
 
             def rebuild(pick, x=x):

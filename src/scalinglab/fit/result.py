@@ -141,7 +141,8 @@ class FitResult:
 
     def to_dict(self, *, draws: bool = True) -> dict:
         """JSON-ready dict: the DESIGN.md §6 keys first, then diagnostics, settings and bootstrap draws."""
-        out = {"law": self.law, "approach": self.approach, "params": dict(self.params), "a": self.a,
+        out = {"law": self.law, "approach": self.approach, "form": "E + A/N^alpha + B/D^beta",
+               "params": dict(self.params), "a": self.a,
                "b": self.b, "objective": self.objective, "n_runs": self.n_runs,
                "converged": self.converged}
         if self.ci:
