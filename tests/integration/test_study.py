@@ -37,9 +37,16 @@ def _done_runs(db):
         return 0
 
 
+def _default_sigint():
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT: give the
+    # study the terminal's default, as an interactive `scalinglab run` has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(out, log):
     return subprocess.Popen([sys.executable, "-m", "scalinglab", "run", "--preset", "debug", "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True,
+                            preexec_fn=_default_sigint)
 
 
 def _wait_done(proc, db, n, log):
