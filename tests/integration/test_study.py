@@ -160,3 +160,25 @@ def test_batch_sweep_study_fits_b_crit_two_ways(tmp_path):
     assert "params" in sweep or "error" in sweep  # tiny runs may share too little loss range; then it says so
     rep = json.loads(cli("report", tmp_path / "s", "--json").stdout)
     assert rep["bcrit"]["noise_scale"]["params"] == noise["params"]
+
+
+def test_report_page_is_self_contained_and_every_image_decodes(uninterrupted, tmp_path):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+    out, _ = uninterrupted
+    r = cli("report", out, "--out", tmp_path / "rep")
+    assert r.returncode == 0, r.stderr
+    page = (tmp_path / "rep" / "report.html").read_text()
+    images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
+    assert len(images) >= 5
+    for data in images:
+        Image.open(io.BytesIO(base64.b64decode(data))).verify()
+    assert "src='http" not in page and "<script" not in page  # nothing fetched
+    sections = re.findall(r"<section><h2>(.*?)</h2>\n(.*?)</section>", page, flags=re.S)
+    assert len(sections) >= 8
+    for title, body in sections:
+        assert "<img" in body or "<table" in body or "Not drawn:" in body, title
+    assert {p.name for p in (tmp_path / "rep").glob("*.png")} >= {"curves.png", "isoflop.png", "holdout.png"}

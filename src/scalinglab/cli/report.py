@@ -1,4 +1,4 @@
-"""`scalinglab report STUDY_DIR`: the study's results (the HTML report comes in a later release)."""
+"""`scalinglab report STUDY_DIR`: report.html (self-contained) and one PNG per figure; --json: the held-out check."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,9 @@ from .common import emit_json
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="a study's results; --json prints the held-out check")
+    p = sub.add_parser("report", help="write a study's report.html and figures; --json prints the held-out check")
     p.add_argument("study_dir", metavar="STUDY_DIR")
+    p.add_argument("--out", metavar="DIR", help="where report.html and the PNGs go (default: STUDY_DIR/report)")
     p.add_argument("--json", action="store_true", help="print {\"holdout\": {...}} as one JSON object")
 
 
@@ -36,4 +37,8 @@ def run(args) -> int:
         emit_json({"holdout": {k: h[k] for k in ("predicted", "measured", "rel_error", "interval")}})
     else:
         print(render(summary))
+        if summary.get("kind") != "batch-sweep":
+            from ..report.html import build, study_inputs
+            page = build(study_inputs(path), Path(args.out) if args.out else path / "report")
+            print(f"wrote {page}")
     return 0

@@ -1,0 +1,1 @@
+"""The report: figures of the papers (plots.py) and one self-contained HTML page (html.py)."""
