@@ -221,3 +221,11 @@ def test_data_constrained_recovers_r_star():
     assert fit_data_constrained(epochs).params["R_star"] == pytest.approx(fit.params["R_star"], rel=1e-6)
     with pytest.raises(ScalingLabError, match="none do"):
         fit_data_constrained(pd.DataFrame(rows).assign(unique_tokens=lambda t: t["D"]))
+
+
+def test_kaplan_l_of_n_on_unconverged_runs_says_so():
+    N = np.geomspace(4e4, 3e5, 6)  # an IsoFLOP budget: the smallest model is best
+    t = pd.DataFrame({"N": N, "D": 1e12 / (6 * N), "loss": 1.7 + 0.1 * np.log(N / 4e4)})
+    fit = fit_kaplan(t, "L(N)")
+    assert not fit.converged
+    assert any("not trained to convergence" in w for w in fit.warnings)

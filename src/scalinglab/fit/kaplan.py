@@ -103,7 +103,10 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
     warnings, rebuild, run_ids = [], None, None
     kw = dict(delta=delta, bootstrap=bootstrap, seed=seed, level=level)
     if form == "L(N)":
-        best = finals.loc[finals.groupby(n_col)["loss"].idxmin()]
+        best = finals.loc[finals.groupby(n_col)["loss"].idxmin()].sort_values(n_col)
+        if len(best) >= 3 and np.corrcoef(np.log(best[n_col]), best["loss"])[0, 1] >= 0:
+            warnings.append("the best loss of each size does not fall with N: these runs are not trained to "
+                            "convergence (Kaplan's L(N) needs converged or early-stopped runs, not an IsoFLOP grid)")
         pts = _points(best, {"N": n_col})
     elif form in ("L(D)", "L(C)"):
         x = form[2]

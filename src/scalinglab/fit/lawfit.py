@@ -173,7 +173,7 @@ def fit_law(law: Law, pts: Points, *, delta: float = 1e-3, n_polish: int = 6,
     return best, float(best_val), {"n_starts": int(len(grid)), "n_polished": len(results), "n_agree": int(agree)}
 
 
-def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: float):
+def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: float, max_nfev: int = 2000):
     X = pts.X
 
     def resid(th):
@@ -185,12 +185,15 @@ def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: 
     try:
         sol = least_squares(resid, np.maximum(theta0, lower + 1e-9), loss="huber", f_scale=delta, method="trf",
                             x_scale="jac", bounds=(lower, np.inf), xtol=1e-12, ftol=1e-12, gtol=1e-12,
-                            max_nfev=2000)
+                            max_nfev=max_nfev)
     except (ValueError, FloatingPointError):
         return theta0, np.inf, False
     r = _log_pred(law, sol.x, X) - logy
     val = float(_huber(r, delta).sum()) if np.isfinite(r).all() else np.inf
     return sol.x, val, sol.success
+
+
+BOOT_MAX_NFEV = 100
 
 
 def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "Points"], run_ids: np.ndarray, *,
@@ -207,7 +210,9 @@ def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "
             continue  # a resample too thin to give points (e.g. one budget left with 2 sizes)
         if len(sample.y) <= len(law.params):
             continue
-        th, val, _ = _polish(law, theta, sample, np.log(sample.y), delta)
+        # warm-started at the full fit: a well-posed resample converges in tens of evaluations; a cap keeps a
+        # degenerate one (an exponent running off to a bound) from costing seconds
+        th, val, _ = _polish(law, theta, sample, np.log(sample.y), delta, max_nfev=BOOT_MAX_NFEV)
         if np.isfinite(val):
             ok += 1
             draws.append({k: float(v) for k, v in _natural(law, th).items()})
@@ -241,7 +246,10 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
                                  level=level, delta=delta)
         diag["bootstrap_converged"] = n_ok
     params = {k: float(v) for k, v in _natural(law, theta).items()}
-    converged = bool(np.isfinite(objective) and diag["n_agree"] >= min(2, diag["n_polished"]))
+    at_limit = [k for k, v in params.items() if not (np.isfinite(v) and 1e-300 < abs(v) < 1e300)]
+    warnings = list(warnings) + [f"{k} ran off to {params[k]:.3g}: the points do not pin this law down"
+                                 for k in at_limit]
+    converged = bool(np.isfinite(objective) and diag["n_agree"] >= min(2, diag["n_polished"]) and not at_limit)
     n_runs = int(len(np.unique(pts.run))) if run_ids is None else int(len(run_ids))
     return LawFit(law=family, approach=approach, form=law.formula, params=params, objective=objective,
                   n_runs=n_runs, n_points=int(len(pts.y)), converged=converged, ci=ci,
