@@ -143,3 +143,21 @@ def test_plan_text_matches_golden_file(args, golden):
     from pathlib import Path
     expected = (Path(__file__).parents[1] / "golden" / golden).read_text()
     assert cli(*args).stdout == expected
+
+
+def test_fit_report_for_a_csv_from_another_trainer(runs_csv, tmp_path):
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+    r = cli("fit", runs_csv, "--bootstrap", "50", "--report", tmp_path / "rep", "--json")
+    assert r.returncode == 0, r.stderr
+    json.loads(r.stdout)  # stdout stays one JSON object; the report's path goes to stderr
+    page = (tmp_path / "rep" / "report.html").read_text()
+    images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
+    assert len(images) >= 4
+    for data in images:
+        Image.open(io.BytesIO(base64.b64decode(data))).verify()
+    assert "Not drawn: no learning curves" in page and "Not drawn: this study has no held-out run" in page
+    assert (tmp_path / "rep" / "isoflop.png").exists() and not (tmp_path / "rep" / "curves.png").exists()

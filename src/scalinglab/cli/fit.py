@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from ..errors import ScalingLabError
@@ -28,6 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--bootstrap", type=int, default=0, metavar="K", help="bootstrap resamples for CIs")
     p.add_argument("--out", metavar="FIT.json", help="write the fit here (read back by `plan --law`)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--report", metavar="DIR", help="also write report.html and the figures into DIR")
     p.add_argument("--loss", default="huber", choices=("huber", "mse", "asymmetric"))
     p.add_argument("--delta", type=positive_float, default=1e-3, help="Huber delta on log loss")
     p.add_argument("--fixed-E", type=positive_float, default=None, help="hold the irreducible loss E fixed")
@@ -99,6 +101,7 @@ def run(args) -> int:
     runs = _load(args)
     if todo == [("chinchilla", "3")]:
         result = _approach3(runs, args)
+        _report(args, runs, result)
         if out is not None:
             result.save(out)
         if args.json:
@@ -114,6 +117,7 @@ def run(args) -> int:
                                                                     for s in skipped))
     doc = {"fits": [f.to_dict(draws=False) if hasattr(f, "bootstrap") else f.to_dict() for f in fits],
            "skipped": skipped}
+    _report(args, runs, next((f for f in fits if getattr(f, "approach", "") == "3" and hasattr(f, "bootstrap")), None))
     if out is not None:
         _save_many(out, doc)
     if args.json:
@@ -125,6 +129,22 @@ def run(args) -> int:
         if out is not None:
             print(f"wrote {out}")
     return 0
+
+
+def _report(args, runs, fit3) -> None:
+    """--report DIR: the study report's figures and tables for a table of runs from any trainer."""
+    if not args.report:
+        return
+    from ..report.html import build
+    if fit3 is None:
+        try:
+            fit3 = _approach3(runs, args)
+        except ScalingLabError:
+            fit3 = None
+    has_curves = "step" in {str(c).lower() for c in runs.columns}
+    page = build({"title": f"scalinglab fit {args.source}", "curves": runs if has_curves else None,
+                  "finals": runs, "fit3": fit3}, Path(args.report))
+    print(f"wrote {page}", file=sys.stderr)
 
 
 def _approach3(runs, args):

@@ -23,9 +23,9 @@ ALIASES = {
     "step": ("step",),
     "budget": ("budget",),
     "weight": ("weight",),
-    "N_nonembed": ("n_params_nonembed",),  # Kaplan's N, beside Chinchilla's total
+    "N_nonembed": ("N_nonembed", "n_params_nonembed"),  # Kaplan's N, beside Chinchilla's total
     "noise_scale": ("noise_scale", "b_simple"),  # gradient noise scale per eval (tokens); may be empty
-    "U": ("unique_tokens",),  # repeated data (Muennighoff et al. 2023): unique tokens of the run's data
+    "U": ("U", "unique_tokens"),  # repeated data (Muennighoff et al. 2023): unique tokens of the run's data
     "epochs": ("n_epochs", "epochs"),
 }
 REQUIRED = ("N", "D", "loss")

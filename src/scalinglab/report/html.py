@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScalingLabError
-from ..fit import io as fit_io
 from ..fit.result import FitResult
 from ..published import LAWS as PUBLISHED
 from . import plots
@@ -56,8 +55,10 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
     """Write report.html and one PNG per figure into out_dir; returns the page's path."""
     from ..fit.approaches import approach1, approach2, isoflop_minima
     out_dir.mkdir(parents=True, exist_ok=True)
-    curves, fit3 = inputs.get("curves"), inputs.get("fit3")
-    finals = fit_io.final_rows(curves) if curves is not None and "step" in curves else inputs["finals"]
+    from ..fit.curves import prepare
+    fit3 = inputs.get("fit3")
+    table = inputs["curves"] if inputs.get("curves") is not None else inputs["finals"]
+    finals, curves, _ = prepare(table)  # canonical columns; curves None without run_id/step
     finals = finals.assign(C=finals["C"] if "C" in finals else 6 * finals["N"] * finals["D"])
     sections, fits, results = [], [], {}
     for name, fn in (("Approach 1", lambda: approach1(curves, bootstrap=bootstrap)),
@@ -74,14 +75,17 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
     c_lo = float(finals["C"].min())
     c_hi = float(max(finals["C"].max(), (inputs.get("holdout") or {}).get("flops_budget", 0))) * 16
     try:
-        minima, _ = isoflop_minima(finals.assign(budget=finals["budget"]) if "budget" in finals else finals)
+        minima, _ = isoflop_minima(finals)
     except ScalingLabError:
         minima = None
     figures = [
-        ("curves", "Learning curves", lambda: plots.learning_curves(curves if curves is not None and "step" in curves else None)),
+        ("curves", "Learning curves", lambda: plots.learning_curves(curves)),
         ("isoflop", "IsoFLOP valleys", lambda: plots.isoflop_valleys(finals, minima)),
         ("allocation", "Compute-optimal N and D by approach",
          lambda: plots.allocation(fits, {"Chinchilla": PUBLISHED["chinchilla"].params}, (c_lo, c_hi))),
+        ("contours", "Fitted loss over compute and size", lambda: plots.loss_contours(fit3, (c_lo, c_hi))),
+        ("embeddings", "Loss vs N with and without embeddings", lambda: plots.loss_vs_n_embeddings(finals)),
+        ("bcrit", "Critical batch size", lambda: plots.critical_batch(curves, _bcrit(curves))),
         ("holdout", "The held-out check", lambda: plots.holdout(inputs.get("holdout"))),
         ("residuals", "Residuals of Approach 3", lambda: _need(fit3, "no Approach 3 fit") and
          plots.residuals(finals, fit3.predict, "Approach 3: fit / measured - 1 per run")),
@@ -106,6 +110,14 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
     tmp.write_text(page)
     tmp.replace(out_dir / "report.html")
     return out_dir / "report.html"
+
+
+def _bcrit(curves):
+    from ..fit.kaplan import fit_bcrit
+    try:
+        return fit_bcrit(curves) if curves is not None else None
+    except ScalingLabError:
+        return None
 
 
 def _need(value, reason):

@@ -153,3 +153,58 @@ def tokens_per_param_fan(draws: np.ndarray, c_range: tuple[float, float]) -> plt
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     return fig
+
+
+def loss_contours(fit3, c_range: tuple[float, float]) -> plt.Figure:
+    """Contours of the fitted L(N, D) over (C, N) with the efficient frontier N_opt(C) (Hoffmann 2022 Fig. 4)."""
+    if fit3 is None:
+        raise MissingData("no Approach 3 fit")
+    C = np.geomspace(c_range[0], c_range[1], 120)
+    n_opt, _ = fit3.optimal(C)
+    N = np.geomspace(n_opt.min() / 10, n_opt.max() * 10, 120)
+    CC, NN = np.meshgrid(C, N)
+    L = fit3.predict(NN, CC / (6 * NN))
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    levels = np.linspace(np.nanmin(L), np.nanpercentile(L, 60), 20)  # resolve the valley, not the far corner
+    cs = ax.contourf(CC, NN, L, levels=levels, cmap="viridis_r", extend="max")
+    fig.colorbar(cs, ax=ax, label="fitted loss")
+    ax.plot(C, n_opt, color="crimson", lw=2, label="efficient frontier N_opt(C)")
+    ax.set(xscale="log", yscale="log", xlabel="training FLOPs C (= 6ND)", ylabel="parameters N",
+           title="Fitted L(N, D) on IsoFLOP axes (Hoffmann 2022 Fig. 4)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def loss_vs_n_embeddings(finals: pd.DataFrame) -> plt.Figure:
+    """Best loss per size against N with and without embedding parameters (Kaplan 2020 Fig. 6)."""
+    if "N_nonembed" not in finals:
+        raise MissingData("the table has no non-embedding parameter count (n_params_nonembed)")
+    best = finals.loc[finals.groupby("N")["loss"].idxmin()]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, col, label in zip(axes, ("N", "N_nonembed"), ("all parameters (Chinchilla's N)",
+                                                         "non-embedding parameters (Kaplan's N)")):
+        ax.scatter(finals[col], finals["loss"], s=12, color="lightgrey", label="every run")
+        ax.plot(best[col], best["loss"], "o-", color="tab:blue", label="best run per size")
+        ax.set(xscale="log", yscale="log", xlabel=label)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("final held-out loss")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Loss vs model size with and without embeddings (Kaplan 2020 Fig. 6)")
+    return fig
+
+
+def critical_batch(curves: pd.DataFrame | None, bcrit) -> plt.Figure:
+    """Gradient noise scale estimates against loss with the fitted B_crit(L) (Kaplan 2020 Fig. 10)."""
+    if curves is None or "noise_scale" not in curves or not (curves["noise_scale"] > 0).any():
+        raise MissingData("no gradient noise scale recorded (learning curves with noise_scale)")
+    if bcrit is None:
+        raise MissingData("no B_crit law could be fitted to the noise scale")
+    ok = curves[curves["noise_scale"] > 0]
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.scatter(ok["loss"], ok["noise_scale"], s=10, c=np.log(ok["N"]), cmap="viridis", label="noise scale per eval")
+    L = np.geomspace(ok["loss"].min(), ok["loss"].max(), 50)
+    ax.plot(L, bcrit.predict(L=L), color="crimson", label=bcrit.form)
+    ax.set(xscale="log", yscale="log", xlabel="loss", ylabel="tokens", title="Critical batch size (Kaplan 2020 Fig. 10)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return fig
