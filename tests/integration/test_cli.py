@@ -161,3 +161,22 @@ def test_fit_report_for_a_csv_from_another_trainer(runs_csv, tmp_path):
         Image.open(io.BytesIO(base64.b64decode(data))).verify()
     assert "Not drawn: no learning curves" in page and "Not drawn: this study has no held-out run" in page
     assert (tmp_path / "rep" / "isoflop.png").exists() and not (tmp_path / "rep" / "curves.png").exists()
+
+
+def test_report_renders_in_headless_chromium(runs_csv, tmp_path):
+    """Skipped where Debian's `chromium` is absent (CI); `apt-get install chromium` enables it."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    assert cli("fit", runs_csv, "--bootstrap", "50", "--report", tmp_path / "rep").returncode == 0
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1200,4000", f"--screenshot={shot}", (tmp_path / "rep" / "report.html").as_uri()],
+                   capture_output=True, timeout=120)
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    inked_rows = np.flatnonzero((pixels < 200).any(axis=1))
+    assert inked_rows.max() - inked_rows.min() > 1500  # the figures rendered, not a blank or error page
