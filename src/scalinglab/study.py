@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from . import atomic
 from .data.shards import build_shards
 from .errors import ScalingLabError
 from .fit.estimators import ChinchillaFit
@@ -88,11 +89,12 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     check_writable(out)
     shards = build_shards(cfg.data, cfg.tokenizer)
     store = open_store(out, cfg, shards.fingerprint)
-    if cfg.kind == "batch-sweep":
-        return _batch_sweep(cfg, store, out, shards.vocab_size, executor, log)
-    grid = isoflop_grid(cfg, shards.vocab_size)
+    sweep = cfg.kind == "batch-sweep"
+    grid = sweep_grid(cfg, shards.vocab_size) if sweep else isoflop_grid(cfg, shards.vocab_size)
     store.plan([s for _, s in grid], "grid", [b for b, _ in grid])
     (out / "config.json").write_text(json.dumps({"study_id": cfg.study_id, **cfg.to_dict()}, indent=1))
+    if sweep:
+        return _batch_sweep(cfg, store, out, len(grid), executor, log)
     done = len(store.runs(role="grid", status="done"))
     log(f"study {cfg.name} ({cfg.study_id}): {len(grid)} grid runs, {done} already done")
     if not _train_pending(store, out, "grid", executor, log):
@@ -114,18 +116,13 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
 
 
 def _write_summary(out: Path, summary: dict) -> None:
-    tmp = out / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1))
-    tmp.replace(out / "summary.json")
+    atomic.write_text(out / "summary.json", json.dumps(summary, indent=1))
 
 
-def _batch_sweep(cfg, store, out, vocab_size, executor, log) -> dict | None:
-    """Train the sweep, then B_crit(L) two ways: from the noise scale and from S_min/E_min."""
+def _batch_sweep(cfg, store, out, n_runs, executor, log) -> dict | None:
+    """Train the planned sweep, then B_crit(L) two ways: from the noise scale and from S_min/E_min."""
     from .fit.kaplan import fit_bcrit, fit_bcrit_sweep
-    grid = sweep_grid(cfg, vocab_size)
-    store.plan([s for _, s in grid], "grid", [b for b, _ in grid])
-    (out / "config.json").write_text(json.dumps({"study_id": cfg.study_id, **cfg.to_dict()}, indent=1))
-    log(f"batch sweep {cfg.name} ({cfg.study_id}): {len(grid)} runs at batch sizes {', '.join(map(str, cfg.batch_sizes))}")
+    log(f"batch sweep {cfg.name} ({cfg.study_id}): {n_runs} runs at batch sizes {', '.join(map(str, cfg.batch_sizes))}")
     if not _train_pending(store, out, "grid", executor, log):
         return None
     curves = store.curve_table()

@@ -189,6 +189,6 @@ def _fit_many(todo, runs, args):
 
 def _save_many(path: Path, doc: dict) -> None:
     import json
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"format": "scalinglab.fits", "version": 1} | doc, indent=1, default=float))
-    tmp.replace(path)
+
+    from ..atomic import write_text
+    write_text(path, json.dumps({"format": "scalinglab.fits", "version": 1} | doc, indent=1, default=float))

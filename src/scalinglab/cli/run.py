@@ -41,7 +41,7 @@ def run(args) -> int:
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     summary = run_study(cfg, Path(args.out), grid, holdout, log=log)
     if summary is None:
-        print(f"interrupted: checkpoints written; re-run the same command to resume", file=sys.stderr)
+        print("interrupted: checkpoints written; re-run the same command to resume", file=sys.stderr)
         return 3
     if summary.get("kind") != "batch-sweep":
         from ..report.html import build, study_inputs

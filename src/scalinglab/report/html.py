@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..atomic import write_text
 from ..errors import ScalingLabError
 from ..fit.result import FitResult
 from ..published import LAWS as PUBLISHED
@@ -106,10 +107,7 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
         sections.append(("Compute-optimal allocation (like Hoffmann 2022 Table 3)", _ladder(fit3, c_hi)))
     sections.append(("Runs", _runs_table(inputs.get("runs"), finals)))
     page = _page(inputs.get("title", "scalinglab report"), sections)
-    tmp = out_dir / ".report.html.tmp"
-    tmp.write_text(page)
-    tmp.replace(out_dir / "report.html")
-    return out_dir / "report.html"
+    return write_text(out_dir / "report.html", page)
 
 
 def _bcrit(curves):
@@ -146,7 +144,6 @@ def _band_power(fit):
 
     def band(C, key):  # the exponent's interval, pivoting about the data's geometric middle
         exp, k = ("a", "k_N") if key == "N" else ("b", "k_D")
-        y = fit.params[k] * C ** fit.params[exp]
         pivot = math.sqrt(C[0] * C[-1] / 16)
         lo, hi = (fit.params[k] * pivot ** fit.params[exp] * (C / pivot) ** e for e in ci[exp])
         return np.minimum(lo, hi), np.maximum(lo, hi)
