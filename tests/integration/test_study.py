@@ -176,9 +176,17 @@ def test_report_page_is_self_contained_and_every_image_decodes(uninterrupted, tm
     assert len(images) >= 5
     for data in images:
         Image.open(io.BytesIO(base64.b64decode(data))).verify()
-    assert "src='http" not in page and "<script" not in page  # nothing fetched
+    assert "src='http" not in page and "<script src" not in page  # nothing fetched; one inline sort script
+    assert "class=\"dataframe t sortable\"" in page
     sections = re.findall(r"<section><h2>(.*?)</h2>\n(.*?)</section>", page, flags=re.S)
     assert len(sections) >= 8
     for title, body in sections:
         assert "<img" in body or "<table" in body or "Not drawn:" in body, title
-    assert {p.name for p in (tmp_path / "rep").glob("*.png")} >= {"curves.png", "isoflop.png", "holdout.png"}
+    assert {p.name for p in (tmp_path / "rep").glob("*.png")} >= {"curves.png", "isoflop.png", "holdout.png",
+                                                                 "kaplan_ns.png", "residuals.png"}
+    laws = dict(sections)[next(t for t, _ in sections if t.startswith("Fitted laws"))]
+    for name in ("Chinchilla Approach 3", "Chinchilla Approach 1", "Kaplan L(N)", "Kaplan L(D)", "Kaplan L(C)",
+                 "Kaplan L(N,D)", "Kaplan L(N,S)", "B_crit (noise scale)"):
+        assert f"<td>{name}" in laws, name
+    # every fitted row carries numbers with an interval: "alpha_N = 0.0xx [lo, hi]"
+    assert re.search(r"alpha_N = [0-9.e+-]+ \[[0-9.e+-]+, [0-9.e+-]+\]", laws)

@@ -8,9 +8,9 @@ from pathlib import Path
 from ..errors import ScalingLabError
 from ..fit import io
 from ..fit.estimators import ChinchillaFit
+from ..fit.every import fit_every, plan_fits
 from .common import emit_json, positive_float
 
-LAWS = ("chinchilla", "kaplan", "data-constrained", "all")
 APPROACHES = ("1", "2", "3", "all")
 
 
@@ -74,29 +74,14 @@ def _load(args):
     return runs
 
 
-def _plan(law: str, approach: str | None) -> list[tuple[str, str]]:
-    """(law, approach-or-form) pairs to fit."""
-    if law in ("kaplan", "data-constrained") and approach is not None:
-        raise ScalingLabError(f"--approach applies to --law chinchilla (Approaches 1, 2, 3), not {law}")
-    chin = {"1": ["1"], "2": ["2"], "3": ["3"], "all": ["1", "2", "3"]}[approach or ("all" if law == "all" else "3")]
-    todo = [("chinchilla", a) for a in chin] if law in ("chinchilla", "all") else []
-    if law in ("kaplan", "all"):
-        from ..fit.kaplan import FORMS
-        todo += [("bcrit", "noise scale"), ("bcrit", "batch sweep")] + [("kaplan", f) for f in FORMS]
-    if law in ("data-constrained", "all"):
-        todo.append(("data-constrained", "D'"))
-    return todo
-
-
 def run(args) -> int:
-    law = _check_choice("--law", args.law, LAWS)
     if args.approach is not None:
         _check_choice("--approach", args.approach, APPROACHES)
     if args.bootstrap and args.bootstrap < 2:
         raise ScalingLabError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}")
     if not 0 <= args.transient < 1:
         raise ScalingLabError(f"--transient must be in [0, 1), got {args.transient}")
-    todo = _plan(law, args.approach)
+    todo = plan_fits(args.law, args.approach)
     out = _check_out(args.out)
     runs = _load(args)
     if todo == [("chinchilla", "3")]:
@@ -111,7 +96,8 @@ def run(args) -> int:
             if out is not None:
                 print(f"wrote {out}")
         return 0
-    fits, skipped = _fit_many(todo, runs, args)
+    fits, skipped = fit_every(runs, todo, approach3=lambda t: _approach3(t, args), bootstrap=args.bootstrap,
+                              seed=args.seed, transient=args.transient, delta=args.delta)
     if not fits:
         raise ScalingLabError("no law could be fitted: " + "; ".join(f"{s['law']} {s['approach']}: {s['reason']}"
                                                                     for s in skipped))
@@ -151,40 +137,6 @@ def _approach3(runs, args):
     fitter = ChinchillaFit(loss=args.loss, delta=args.delta, fixed_E=args.fixed_E, bootstrap=args.bootstrap,
                            ci_flops=args.ci_flops, seed=args.seed)
     return fitter.fit(runs).result_
-
-
-def _fit_many(todo, runs, args):
-    """Every requested fit the data allow; with one law asked for, a data problem is an error."""
-    from ..fit.approaches import approach1, approach2
-    from ..fit.datacon import fit_data_constrained
-    from ..fit.kaplan import fit_bcrit, fit_bcrit_sweep, fit_kaplan
-    kw = dict(bootstrap=args.bootstrap, seed=args.seed)
-    fits, skipped, bcrit = [], [], None
-    for law, which in todo:
-        try:
-            if law == "chinchilla":
-                if which == "3":
-                    fits.append(_approach3(runs, args))
-                elif which == "1":
-                    fits.append(approach1(runs, transient=args.transient, **kw))
-                else:
-                    fits.append(approach2(runs, **kw))
-            elif law == "bcrit" and which == "noise scale":
-                bcrit = fit_bcrit(runs, transient=args.transient, delta=args.delta, **kw)
-                fits.append(bcrit)
-            elif law == "bcrit":
-                fits.append(fit_bcrit_sweep(runs, delta=args.delta, **kw))
-            elif law == "data-constrained":
-                fits.append(fit_data_constrained(runs, delta=args.delta, **kw))
-            else:
-                for with_E in (False, True):
-                    fits.append(fit_kaplan(runs, which, with_E=with_E, transient=args.transient, bcrit=bcrit,
-                                           delta=args.delta, **kw))
-        except ScalingLabError as exc:
-            if len(todo) == 1:
-                raise
-            skipped.append({"law": law, "approach": which, "reason": str(exc)})
-    return fits, skipped
 
 
 def _save_many(path: Path, doc: dict) -> None:

@@ -37,8 +37,7 @@ def run(args) -> int:
         emit_json({"holdout": {k: h[k] for k in ("predicted", "measured", "rel_error", "interval")}})
     else:
         print(render(summary))
-        if summary.get("kind") != "batch-sweep":
-            from ..report.html import build, study_inputs
-            page = build(study_inputs(path), Path(args.out) if args.out else path / "report")
-            print(f"wrote {page}")
+        from ..report.html import build, study_inputs
+        page = build(study_inputs(path), Path(args.out) if args.out else path / "report")
+        print(f"wrote {page}")
     return 0

@@ -43,10 +43,9 @@ def run(args) -> int:
     if summary is None:
         print("interrupted: checkpoints written; re-run the same command to resume", file=sys.stderr)
         return 3
-    if summary.get("kind") != "batch-sweep":
-        from ..report.html import build, study_inputs
-        page = build(study_inputs(Path(args.out)), Path(args.out) / "report")
-        log(f"report: {page}")
+    from ..report.html import build, study_inputs
+    page = build(study_inputs(Path(args.out)), Path(args.out) / "report")
+    log(f"report: {page}")
     if args.json:
         emit_json(summary)
     else:

@@ -37,15 +37,15 @@ def _allocation(C, n_opt, d_opt, loss=None) -> tuple[dict, float]:
     return params, rss_n + rss_d
 
 
-def _result(approach, params, objective, n_runs, n_points, draws, level, bootstrap, seed, warnings, extra):
+def _result(approach, params, objective, n_runs, n_points, draws, level, bootstrap, seed, warnings, extra, points):
     return LawFit(law="chinchilla", approach=approach, form=FORM + (", L_opt = k_L C^-gamma" if "gamma" in params
                                                                       else ""),
                   params=params, objective=objective, n_runs=n_runs, n_points=n_points,
                   converged=bool(np.isfinite(objective)), ci=percentile_intervals(draws, level) if draws else {},
                   diagnostics={"warnings": list(warnings), "bootstrap_converged": len(draws)} | extra,
                   settings={"bootstrap": bootstrap, "seed": seed, "ci_level": level if bootstrap else None,
-                            "cite": "Hoffmann et al. 2022, arXiv 2203.15556, §3." + approach},
-                  fn=_allocation_fn)
+                            "cite": "Hoffmann et al. 2022, arXiv 2203.15556, §3." + approach, "inputs": ["C"]},
+                  fn=_allocation_fn, points=points)
 
 
 def _allocation_fn(X, p):
@@ -77,7 +77,8 @@ def approach1(table: pd.DataFrame, *, transient: float = 0.1, bootstrap: int = 0
     winners = env.groupby("N")["C"].agg(["min", "max"]).reset_index()
     return _result("1", params, rss, len(runs), len(env), draws, level, bootstrap, seed, [],
                    {"envelope_sizes": int(env["N"].nunique()),
-                    "envelope": [[float(r.N), float(r["min"]), float(r["max"])] for _, r in winners.iterrows()]})
+                    "envelope": [[float(r.N), float(r["min"]), float(r["max"])] for _, r in winners.iterrows()]},
+                   pd.DataFrame({"C": env["C"].to_numpy(), "target": env["N"].to_numpy(), "D": env["D"].to_numpy()}))
 
 
 # ---- Approach 2 -------------------------------------------------------------------------------------------
@@ -132,7 +133,9 @@ def approach2(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: 
             except ScalingLabError:
                 continue
     return _result("2", params, rss, len(finals), len(minima), draws, level, bootstrap, seed, warnings,
-                   {"minima": minima.to_dict(orient="records")})
+                   {"minima": minima.to_dict(orient="records")},
+                   pd.DataFrame({"C": minima["budget"].to_numpy(), "target": minima["N_opt"].to_numpy(),
+                                 "D": minima["D_opt"].to_numpy()}))
 
 
 def _draws(fit_params, run_ids, n_boot, seed) -> list[dict]:

@@ -100,7 +100,7 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
         finals.attrs["n_kind"] = "total"
     n_col, n_kind = _n_column(finals)
     the_law = law(form, with_E)
-    warnings, rebuild, run_ids = [], None, None
+    warnings, rebuild, run_ids, context = [], None, None, None
     kw = dict(delta=delta, bootstrap=bootstrap, seed=seed, level=level)
     if form == "L(N)":
         best = finals.loc[finals.groupby(n_col)["loss"].idxmin()].sort_values(n_col)
@@ -144,10 +144,11 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
         cur = cur.assign(S_min=s_min)
         ncur = "N_nonembed" if "N_nonembed" in cur else "N"
         pts = _points(cur, {"N": ncur, "S_min": "S_min"})
+        context = {c: cur[c].to_numpy(dtype=float) for c in ("C", "step", "D")}
     uses_n = "N" in the_law.inputs
     settings = {"n_params_kind": n_kind if uses_n else None, "transient": transient}
     fit = make_result(the_law, "kaplan", form, pts, warnings=warnings, settings=settings, rebuild=rebuild,
-                      run_ids=run_ids, **kw)
+                      run_ids=run_ids, context=context, **kw)
     if form == "L(C)":  # C_c in PF-days beside FLOPs: Kaplan's unit
         fit = dataclasses.replace(fit, diagnostics=dict(fit.diagnostics) | {"C_c_pf_days": fit.params["C_c"] / PF_DAY})
     return fit

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import least_squares
 
 from ..errors import ScalingLabError
@@ -53,6 +54,9 @@ class LawFit:
     diagnostics: Mapping[str, object] = field(default_factory=dict)
     settings: Mapping[str, object] = field(default_factory=dict)
     fn: Callable | None = field(default=None, repr=False, compare=False)
+    # the points it was fitted to (inputs, "target", run_id, and any context columns such as C): what the
+    # report draws residuals and Kaplan Fig. 11 from; not saved
+    points: "pd.DataFrame | None" = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "params", MappingProxyType({k: float(v) for k, v in self.params.items()}))
@@ -63,6 +67,13 @@ class LawFit:
     @property
     def warnings(self) -> tuple[str, ...]:
         return tuple(self.diagnostics.get("warnings", ()))
+
+    def residuals(self) -> np.ndarray:
+        """Relative residuals fit / target - 1 at the points it was fitted to."""
+        if self.points is None:
+            raise ScalingLabError(f"{self.law} {self.approach}: no fitted points kept with this result")
+        inputs = {k: self.points[k].to_numpy() for k in self.settings.get("inputs", ())}
+        return self.predict(**inputs) / self.points["target"].to_numpy() - 1
 
     def predict(self, **inputs) -> np.ndarray:
         """The law at the given inputs (names as in ``form``), e.g. ``predict(N=1e8, D=1e9)``."""
@@ -302,8 +313,10 @@ def percentile_intervals(draws: list[dict], level: float) -> dict[str, tuple[flo
 def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: float = 1e-3, bootstrap: int = 0,
                 seed: int = 0, level: float = 0.95, warnings: Sequence[str] = (), settings: Mapping | None = None,
                 extra_starts: Sequence[Mapping[str, float]] = (),
-                rebuild: Callable[[np.ndarray], Points] | None = None, run_ids: np.ndarray | None = None) -> LawFit:
-    """Fit ``law`` to ``pts`` (and bootstrap it over runs) into a LawFit."""
+                rebuild: Callable[[np.ndarray], Points] | None = None, run_ids: np.ndarray | None = None,
+                context: Mapping[str, np.ndarray] | None = None) -> LawFit:
+    """Fit ``law`` to ``pts`` (and bootstrap it over runs) into a LawFit; ``context`` adds columns (one value
+    per point) to the result's ``points`` frame."""
     theta, objective, diag = fit_law(law, pts, delta=delta, extra_starts=extra_starts)
     ci = {}
     if bootstrap:
@@ -321,5 +334,10 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
                   n_runs=n_runs, n_points=int(len(pts.y)), converged=converged, ci=ci,
                   diagnostics=diag | {"warnings": list(warnings)},
                   settings={"delta": delta, "bootstrap": bootstrap, "seed": seed,
-                            "ci_level": level if bootstrap else None, "cite": law.cite} | dict(settings or {}),
-                  fn=law.fn)
+                            "ci_level": level if bootstrap else None, "cite": law.cite,
+                            "inputs": list(law.inputs)} | dict(settings or {}),
+                  fn=law.fn, points=points_frame(pts, context))
+
+
+def points_frame(pts: Points, context: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+    return pd.DataFrame({**pts.X, "target": pts.y, "run": pts.run, **dict(context or {})})

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..atomic import write_text
 from ..errors import ScalingLabError
+from ..fit.lawfit import LawFit
 from ..fit.result import FitResult
 from ..published import LAWS as PUBLISHED
 from . import plots
@@ -24,7 +25,7 @@ from . import plots
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=110)
     plots.plt.close(fig)
     return buf.getvalue()
 
@@ -53,26 +54,29 @@ def study_inputs(study_dir: Path) -> dict:
 
 
 def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
-    """Write report.html and one PNG per figure into out_dir; returns the page's path."""
-    from ..fit.approaches import approach1, approach2, isoflop_minima
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write report.html and one PNG per figure into out_dir; returns the page's path.
+
+    Every law the data allow is fitted here (``fit_every``, as `scalinglab fit --law all`), with
+    ``bootstrap`` resamples for its intervals; Approach 3 comes from ``inputs["fit3"]`` (the study's own).
+    """
+    from ..fit.approaches import isoflop_minima
     from ..fit.curves import prepare
+    from ..fit.every import fit_every, plan_fits
+    out_dir.mkdir(parents=True, exist_ok=True)
     fit3 = inputs.get("fit3")
     table = inputs["curves"] if inputs.get("curves") is not None else inputs["finals"]
     finals, curves, _ = prepare(table)  # canonical columns; curves None without run_id/step
     finals = finals.assign(C=finals["C"] if "C" in finals else 6 * finals["N"] * finals["D"])
-    sections, fits, results = [], [], {}
-    for name, fn in (("Approach 1", lambda: approach1(curves, bootstrap=bootstrap)),
-                     ("Approach 2", lambda: approach2(finals, bootstrap=bootstrap))):
-        try:
-            results[name] = fn()
-        except ScalingLabError as exc:
-            results[name] = str(exc)
-    if fit3 is not None:
-        fits.append(("Approach 3", fit3.optimal, _band3(fit3)))
-    for name in ("Approach 1", "Approach 2"):
-        if not isinstance(results[name], str):
-            fits.append((name, results[name].optimal, _band_power(results[name])))
+
+    def approach3(_):
+        if fit3 is None:
+            raise ScalingLabError("no Approach 3 fit for this table")
+        return fit3
+    fits, skipped = fit_every(table, plan_fits("all"), approach3=approach3, bootstrap=bootstrap)
+    by = {(f.law, f.approach): f for f in fits if isinstance(f, LawFit)}
+    alloc = [("Approach 3", fit3.optimal, _band3(fit3))] if fit3 is not None else []
+    alloc += [(f"Approach {a}", by[("chinchilla", a)].optimal, _band_power(by[("chinchilla", a)]))
+              for a in ("1", "2") if ("chinchilla", a) in by]
     c_lo = float(finals["C"].min())
     c_hi = float(max(finals["C"].max(), (inputs.get("holdout") or {}).get("flops_budget", 0))) * 16
     try:
@@ -83,16 +87,19 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
         ("curves", "Learning curves", lambda: plots.learning_curves(curves)),
         ("isoflop", "IsoFLOP valleys", lambda: plots.isoflop_valleys(finals, minima)),
         ("allocation", "Compute-optimal N and D by approach",
-         lambda: plots.allocation(fits, {"Chinchilla": PUBLISHED["chinchilla"].params}, (c_lo, c_hi))),
+         lambda: plots.allocation(alloc, {"Chinchilla": PUBLISHED["chinchilla"].params}, (c_lo, c_hi))),
         ("contours", "Fitted loss over compute and size", lambda: plots.loss_contours(fit3, (c_lo, c_hi))),
         ("embeddings", "Loss vs N with and without embeddings", lambda: plots.loss_vs_n_embeddings(finals)),
-        ("bcrit", "Critical batch size", lambda: plots.critical_batch(curves, _bcrit(curves))),
+        ("kaplan_ns", "Loss at fixed compute and fixed steps, with L(N, S)",
+         lambda: plots.kaplan_fixed_compute_steps(by.get(("kaplan", "L(N,S)")))),
+        ("bcrit", "Critical batch size",
+         lambda: plots.critical_batch(by.get(("bcrit", "noise scale")), by.get(("bcrit", "batch sweep")))),
         ("holdout", "The held-out check", lambda: plots.holdout(inputs.get("holdout"))),
-        ("residuals", "Residuals of Approach 3", lambda: _need(fit3, "no Approach 3 fit") and
-         plots.residuals(finals, fit3.predict, "Approach 3: fit / measured - 1 per run")),
+        ("residuals", "Residuals of each fit", lambda: plots.residuals(_residual_panels(fit3, finals, fits))),
         ("fan", "Tokens per parameter at the optimum",
          lambda: plots.tokens_per_param_fan(fit3.bootstrap.draws if fit3 and fit3.bootstrap else None, (c_lo, c_hi))),
     ]
+    sections = []
     for key, title, make in figures:
         try:
             png = _png(make())
@@ -102,20 +109,36 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
         (out_dir / f"{key}.png").write_bytes(png)
         sections.append((title, f"<img alt='{html.escape(title)}' src='data:image/png;base64,"
                                 f"{base64.b64encode(png).decode()}'>"))
-    sections.append(("Fitted laws", _params_table(fit3, results)))
+    sections.append((f"Fitted laws ({bootstrap} bootstrap resamples over runs; 95% intervals)",
+                     _params_table(fit3, fits, skipped)))
     if fit3 is not None:
         sections.append(("Compute-optimal allocation (like Hoffmann 2022 Table 3)", _ladder(fit3, c_hi)))
-    sections.append(("Runs", _runs_table(inputs.get("runs"), finals)))
+    sections.append(("Runs (click a column to sort)", _runs_table(inputs.get("runs"), finals)))
     page = _page(inputs.get("title", "scalinglab report"), sections)
     return write_text(out_dir / "report.html", page)
 
 
-def _bcrit(curves):
-    from ..fit.kaplan import fit_bcrit
-    try:
-        return fit_bcrit(curves) if curves is not None else None
-    except ScalingLabError:
-        return None
+def _residual_panels(fit3, finals, fits) -> list:
+    panels = []
+    if fit3 is not None:
+        r = fit3.predict(finals["N"].to_numpy(), finals["D"].to_numpy()) / finals["loss"].to_numpy() - 1
+        panels.append(("Chinchilla Approach 3: L(N, D)", "training FLOPs C", finals["C"].to_numpy(), r))
+    for f in fits:
+        if not isinstance(f, LawFit) or f.points is None:
+            continue
+        p = f.points
+        xcol = "C" if "C" in p else f.settings["inputs"][0]
+        target = "N_opt" if f.law == "chinchilla" else ("B_crit" if f.law == "bcrit" else "loss")
+        panels.append((f"{_label(f)} ({target})", xcol, p[xcol].to_numpy(), f.residuals()))
+    return panels
+
+
+def _label(f) -> str:
+    if isinstance(f, FitResult):
+        return "Chinchilla Approach 3"
+    return {"chinchilla": f"Chinchilla Approach {f.approach}", "kaplan": f"Kaplan {f.approach}" +
+            (" + E" if "E" in f.params else ""), "bcrit": f"B_crit ({f.approach})",
+            "data-constrained": "Data-constrained D'"}.get(f.law, f"{f.law} {f.approach}")
 
 
 def _need(value, reason):
@@ -150,20 +173,23 @@ def _band_power(fit):
     return band
 
 
-def _params_table(fit3, results) -> str:
+def _params_table(fit3, fits, skipped) -> str:
     rows = []
-    if fit3 is not None:
-        for k, v in dict(fit3.params, a=fit3.a, b=fit3.b).items():
-            rows.append({"law": "Chinchilla Approach 3", "parameter": k, "value [95% CI]": _fmt_ci(v, fit3.ci.get(k))})
-    for name, fit in results.items():
-        if isinstance(fit, str):
-            rows.append({"law": f"Chinchilla {name}", "parameter": "-", "value [95% CI]": f"not fitted: {fit}"})
+    for f in ([fit3] if fit3 is not None else []) + [f for f in fits if isinstance(f, LawFit)]:
+        params = dict(f.params, a=f.a, b=f.b) if isinstance(f, FitResult) else dict(f.params)
+        rows.append({"law": _label(f), "form": f.form if isinstance(f, LawFit) else "E + A/N^alpha + B/D^beta",
+                     "parameters [95% CI]": "; ".join(f"{k} = {_fmt_ci(v, f.ci.get(k))}" for k, v in params.items()),
+                     "points": f.n_points if isinstance(f, LawFit) else f.n_runs,
+                     "converged": "yes" if f.converged else "NO",
+                     "warnings": " | ".join(f.diagnostics.get("warnings", ()))})
+    for s in skipped:
+        if s["law"] == "chinchilla" and s["approach"] == "3":
             continue
-        for k, v in fit.params.items():
-            rows.append({"law": f"Chinchilla {name}", "parameter": k, "value [95% CI]": _fmt_ci(v, fit.ci.get(k))})
-        for w in fit.warnings:
-            rows.append({"law": f"Chinchilla {name}", "parameter": "warning", "value [95% CI]": w})
-    return _table(pd.DataFrame(rows)) if rows else "<p class='missing'>No fits.</p>"
+        rows.append({"law": f"{s['law']} {s['approach']}", "form": "-", "parameters [95% CI]": "not fitted: " + s["reason"],
+                     "points": "-", "converged": "-", "warnings": ""})
+    if not rows:
+        return "<p class='missing'>No fits.</p>"
+    return _table(pd.DataFrame(rows)).replace("class=\"dataframe t\"", "class=\"dataframe t left\"", 1)
 
 
 def _ladder(fit3: FitResult, c_hi: float) -> str:
@@ -183,17 +209,32 @@ def _runs_table(runs, finals) -> str:
         cols = [c for c in ("run_id", "role", "status", "budget", "n_layer", "d_model", "n_params_nonembed",
                             "n_params_total", "n_tokens", "flops", "val_loss", "lr", "steps", "wall_time_s")
                 if c in runs]
-        return _table(runs[cols].sort_values(["role", "budget", "n_params_total"], na_position="last"))
-    return _table(finals)
+        frame = runs[cols].sort_values(["role", "budget", "n_params_total"], na_position="last")
+    else:
+        frame = finals
+    table = _table(frame).replace("class=\"dataframe t\"", "class=\"dataframe t sortable\"", 1)
+    return f"<div class='scroll'>{table}</div>"
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;color:#222}
 h1{font-size:1.5em}h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 img{max-width:100%}table.t{border-collapse:collapse;font-size:.85em}table.t td,table.t th{padding:2px 8px;
-border-bottom:1px solid #eee;text-align:right}.missing{color:#a33}"""
+border-bottom:1px solid #eee;text-align:right}table.left td{text-align:left}.missing{color:#a33}
+.scroll{overflow-x:auto}"""
+
+
+# Click a header to sort the table by that column (numbers as numbers), again to reverse. The page's only
+# script: inline, nothing fetched; without scripts the table reads the same, unsorted.
+SORT_JS = """document.querySelectorAll('table.sortable').forEach(function(t){
+ t.querySelectorAll('thead th').forEach(function(th,i){th.style.cursor='pointer';th.title='sort';
+  th.addEventListener('click',function(){var b=t.tBodies[0],r=Array.from(b.rows),d=th.dataset.d==='1'?-1:1;
+   th.dataset.d=d===1?'1':'0';r.sort(function(x,y){var p=x.cells[i].textContent,q=y.cells[i].textContent,
+   u=parseFloat(p),v=parseFloat(q);return d*((isNaN(u)||isNaN(v))?p.localeCompare(q):u-v);});
+   r.forEach(function(row){b.appendChild(row);});});});});"""
 
 
 def _page(title: str, sections) -> str:
     body = "\n".join(f"<section><h2>{html.escape(t)}</h2>\n{content}</section>" for t, content in sections)
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>\n{body}\n"
+            f"<script>{SORT_JS}</script></body></html>\n")

@@ -10,6 +10,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on CI machines
 import matplotlib.pyplot as plt  # noqa: E402
+
+# laid out once when drawn (saving with bbox_inches="tight" would draw every figure twice)
+plt.rcParams["figure.constrained_layout.use"] = True
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -18,6 +21,22 @@ from ..fit import laws  # noqa: E402
 
 class MissingData(Exception):
     """The study has no data for this figure; the message says what is missing."""
+
+
+def _plain_minor(ax) -> None:
+    """Minor-tick labels on log axes that do not collide: over more than ~1.5 decades none (the decades say
+    it); over less, only at 2 and 5 (and 3) x 10^k (else the axis may show no label at all)."""
+    for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        if axis.get_scale() != "log" or not min(lim) > 0:
+            continue
+        if np.log10(max(lim) / min(lim)) > 1.5:
+            axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        else:
+            subs = (2.0, 5.0) if np.log10(max(lim) / min(lim)) > 0.7 else (2.0, 3.0, 5.0)
+            axis.set_minor_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
+            plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}")
+            axis.set_minor_formatter(plain)
+            axis.set_major_formatter(plain)
 
 
 def _size_colours(sizes):
@@ -57,6 +76,8 @@ def isoflop_valleys(finals: pd.DataFrame, minima: pd.DataFrame) -> plt.Figure:
     """Final loss vs N per budget with the fitted parabolas and their minima (Hoffmann 2022 Fig. 3 left)."""
     if "budget" not in finals or finals["budget"].nunique() < 1:
         raise MissingData("no IsoFLOP budgets in this table")
+    if finals.groupby("budget")["N"].nunique().max() < 3:
+        raise MissingData("no budget has 3+ model sizes: nothing to draw a valley through")
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     budgets = np.sort(finals["budget"].unique())
     cmap = plt.get_cmap("plasma")
@@ -120,16 +141,75 @@ def holdout(h: dict | None) -> plt.Figure:
     return fig
 
 
-def residuals(finals: pd.DataFrame, predict, title: str) -> plt.Figure:
-    """Relative residuals (fit / measured - 1) of a fit against compute, per run."""
-    pred = predict(finals["N"].to_numpy(), finals["D"].to_numpy())
-    r = 100 * (pred / finals["loss"].to_numpy() - 1)
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    C = finals["C"] if "C" in finals else 6 * finals["N"] * finals["D"]
-    ax.scatter(C, r, c=np.log(finals["N"]), cmap="viridis", s=20)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.set(xscale="log", xlabel="training FLOPs C", ylabel="fit / measured - 1 (%)", title=title)
-    ax.grid(alpha=0.3, which="both")
+def residuals(panels: list[tuple[str, str, np.ndarray, np.ndarray]]) -> plt.Figure:
+    """One panel per fit: 100 ln(fit / measured) (about the relative residual in %, symmetric for the noisy
+    ones such as the noise scale) at the points it was fitted to.
+
+    ``panels`` holds (title, x label, x, fit / measured - 1) for each fit."""
+    if not panels:
+        raise MissingData("no fits with points to compare against")
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.7 * rows), squeeze=False)
+    for ax, (title, xlabel, x, r) in zip(axes.flat, panels):
+        with np.errstate(all="ignore"):
+            r = 100 * np.log1p(r)
+        ok = np.isfinite(r)
+        ax.scatter(x[ok], r[ok], s=8, color="tab:blue", alpha=0.7)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xscale("log")
+        _plain_minor(ax)
+        spread = np.sqrt(np.mean(r[ok] ** 2)) if ok.any() else np.nan
+        ax.set_title(f"{title}\nrms {spread:.2f}%", fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.tick_params(which="both", labelsize=7)
+        ax.grid(alpha=0.3, which="both")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("100 ln(fit / measured)", fontsize=8)
+    fig.suptitle("Residuals of each fit at its own points")
+    return fig
+
+
+def kaplan_fixed_compute_steps(fit_ns, n_levels: int = 5) -> plt.Figure:
+    """Loss vs N at fixed compute (left) and at fixed steps S_min (right), measured points with the fitted
+    L(N, S_min) drawn through them (Kaplan 2020 Fig. 11)."""
+    if fit_ns is None or fit_ns.points is None:
+        raise MissingData("no L(N,S) fit (needs learning curves)")
+    pts = fit_ns.points.sort_values(["run", "S_min"])
+    runs = [g for _, g in pts.groupby("run")]
+    if pts["N"].nunique() < 3:
+        raise MissingData(f"L(N,S) was fitted to {pts['N'].nunique()} model size(s); the figure needs 3+")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    cmap = plt.get_cmap("plasma")
+    N_all = np.geomspace(pts["N"].min() / 1.5, pts["N"].max() * 1.5, 80)
+    # the tokens per step relate C and S_min: S_min ~ k C / N, k the study's median
+    k = float(np.median(pts["S_min"] * pts["N"] / pts["C"]))
+    for ax, col, unit in ((axes[0], "C", "FLOPs"), (axes[1], "S_min", "steps")):
+        lo = max(g[col].min() for g in runs)
+        hi = min(g[col].max() for g in runs)
+        if not hi > lo:  # no value every run reaches: use the values most runs reach
+            lo, hi = np.percentile([g[col].min() for g in runs], 50), np.percentile([g[col].max() for g in runs], 50)
+        levels = np.geomspace(lo, hi, n_levels) if hi > lo else np.array([lo])
+        for i, v in enumerate(levels):
+            c = cmap(0.85 * i / max(1, len(levels) - 1))
+            xs, ys = [], []
+            for g in runs:
+                x = np.log(g[col].to_numpy())
+                if x.min() <= np.log(v) <= x.max():
+                    xs.append(g["N"].iloc[0])
+                    ys.append(float(np.exp(np.interp(np.log(v), x, np.log(g["target"].to_numpy())))))
+            ax.scatter(xs, ys, color=c, s=18, zorder=3, label=f"{v:.3g} {unit}")
+            s_min = k * v / N_all if col == "C" else np.full_like(N_all, v)
+            ax.plot(N_all, fit_ns.predict(N=N_all, S_min=s_min), color=c, lw=1, ls="--")
+        ax.set(xscale="log", yscale="log", xlabel="parameters N (as fitted)",
+               title=("fixed compute C" if col == "C" else "fixed steps S_min"))
+        _plain_minor(ax)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("held-out loss")
+    fig.suptitle(f"Loss vs N at fixed compute and fixed steps; dashed: fitted {fit_ns.form} (Kaplan 2020 Fig. 11)")
     return fig
 
 
@@ -179,6 +259,8 @@ def loss_vs_n_embeddings(finals: pd.DataFrame) -> plt.Figure:
     """Best loss per size against N with and without embedding parameters (Kaplan 2020 Fig. 6)."""
     if "N_nonembed" not in finals:
         raise MissingData("the table has no non-embedding parameter count (n_params_nonembed)")
+    if finals["N"].nunique() < 2:
+        raise MissingData("one model size: no trend in N to draw")
     best = finals.loc[finals.groupby("N")["loss"].idxmin()]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, col, label in zip(axes, ("N", "N_nonembed"), ("all parameters (Chinchilla's N)",
@@ -193,18 +275,25 @@ def loss_vs_n_embeddings(finals: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def critical_batch(curves: pd.DataFrame | None, bcrit) -> plt.Figure:
-    """Gradient noise scale estimates against loss with the fitted B_crit(L) (Kaplan 2020 Fig. 10)."""
-    if curves is None or "noise_scale" not in curves or not (curves["noise_scale"] > 0).any():
-        raise MissingData("no gradient noise scale recorded (learning curves with noise_scale)")
-    if bcrit is None:
-        raise MissingData("no B_crit law could be fitted to the noise scale")
-    ok = curves[curves["noise_scale"] > 0]
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    ax.scatter(ok["loss"], ok["noise_scale"], s=10, c=np.log(ok["N"]), cmap="viridis", label="noise scale per eval")
-    L = np.geomspace(ok["loss"].min(), ok["loss"].max(), 50)
-    ax.plot(L, bcrit.predict(L=L), color="crimson", label=bcrit.form)
-    ax.set(xscale="log", yscale="log", xlabel="loss", ylabel="tokens", title="Critical batch size (Kaplan 2020 Fig. 10)")
+def critical_batch(noise_fit, sweep_fit) -> plt.Figure:
+    """B_crit against loss: the gradient noise scale per eval and/or a batch sweep's B_crit = E_min/S_min, each
+    with its fitted B_crit(L) = B*/L^(1/alpha_B) over the losses it was fitted at (Kaplan 2020 Fig. 10)."""
+    if noise_fit is None and sweep_fit is None:
+        raise MissingData("no gradient noise scale recorded and no batch-size sweep")
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for fit, colour, marker, what in ((noise_fit, "crimson", "o", "noise scale B_simple per eval"),
+                                      (sweep_fit, "black", "s", "batch sweep E_min/S_min")):
+        if fit is None:
+            continue
+        p = fit.points
+        ax.scatter(p["L"], p["target"], marker=marker, s=12 if marker == "o" else 30, color=colour,
+                   alpha=0.5 if marker == "o" else 1, label=what)
+        L = np.geomspace(p["L"].min(), p["L"].max(), 50)
+        ax.plot(L, fit.predict(L=L), color=colour, lw=1.5,
+                label=f"fit: B* {fit.params['B_star']:.3g}, alpha_B {fit.params['alpha_B']:.3g}")
+    ax.set(xscale="log", yscale="log", xlabel="loss", ylabel="critical batch (tokens)",
+           title="Critical batch size vs loss (Kaplan 2020 Fig. 10)")
+    _plain_minor(ax)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     return fig
