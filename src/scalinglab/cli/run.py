@@ -16,6 +16,10 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", help="debug | default | batch-sweep | data-constrained | gpu-small")
     p.add_argument("--out", default="scalinglab-study", help="study directory (default ./scalinglab-study)")
     p.add_argument("--executor", default="local", help="local (default) | ray")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: an existing cluster (auto | HOST:6379 | ray://HOST:10001); "
+                        "default: a local cluster sized to this machine, shut down at the end")
+    p.add_argument("--cpus-per-run", type=int, default=1, help="with --executor ray: CPUs (torch threads) per run")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -24,22 +28,34 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..plan.study import load_study
     cfg = load_study(args.study, args.preset)
-    if args.executor == "ray":
-        raise ScalingLabError("--executor ray is not available yet; use --executor local")
-    if args.executor != "local":
+    if args.executor not in ("local", "ray"):
         raise ScalingLabError(f"unknown --executor {args.executor!r}: use local or ray")
+    if args.address is not None and args.executor != "ray":
+        raise ScalingLabError("--address applies to --executor ray")
     if args.workers is not None and args.workers < 1:
         raise ScalingLabError(f"--workers must be at least 1, got {args.workers}")
+    if args.cpus_per_run < 1:
+        raise ScalingLabError(f"--cpus-per-run must be at least 1, got {args.cpus_per_run}")
     try:
-        from ..run.local import LocalExecutor
         from ..study import run_study
         import torch  # noqa: F401  (the workers need it; say so here, once)
     except ImportError:
         raise ScalingLabError("training needs torch: pip install torch==2.13.0 && pip install 'scalinglab[train]'") from None
-    grid = LocalExecutor(workers=args.workers, device=args.device)
-    holdout = LocalExecutor(workers=1, device=args.device)  # one run: give it every core
+    if args.executor == "ray":
+        from ..run.ray import RayExecutor, import_ray
+        import_ray()  # without the extra: one line saying how to install it, before any work
+        grid = RayExecutor(args.address, cpus_per_run=args.cpus_per_run, device=args.device)
+        holdout = RayExecutor(args.address, cpus_per_run=None, device=args.device)  # one run: a whole node
+    else:
+        from ..run.local import LocalExecutor
+        grid = LocalExecutor(workers=args.workers, device=args.device)
+        holdout = LocalExecutor(workers=1, device=args.device)  # one run: give it every core
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
-    summary = run_study(cfg, Path(args.out), grid, holdout, log=log)
+    try:
+        summary = run_study(cfg, Path(args.out), grid, holdout, log=log)
+    finally:
+        for ex in (grid, holdout):
+            getattr(ex, "close", lambda: None)()
     if summary is None:
         print("interrupted: checkpoints written; re-run the same command to resume", file=sys.stderr)
         return 3

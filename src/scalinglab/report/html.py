@@ -25,7 +25,7 @@ from . import plots
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, pil_kwargs={"compress_level": 1})  # fast: size +8%
     plots.plt.close(fig)
     return buf.getvalue()
 
@@ -72,43 +72,45 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
         if fit3 is None:
             raise ScalingLabError("no Approach 3 fit for this table")
         return fit3
-    fits, skipped = fit_every(table, plan_fits("all"), approach3=approach3, bootstrap=bootstrap)
-    by = {(f.law, f.approach): f for f in fits if isinstance(f, LawFit)}
-    alloc = [("Approach 3", fit3.optimal, _band3(fit3))] if fit3 is not None else []
-    alloc += [(f"Approach {a}", by[("chinchilla", a)].optimal, _band_power(by[("chinchilla", a)]))
-              for a in ("1", "2") if ("chinchilla", a) in by]
     c_lo = float(finals["C"].min())
     c_hi = float(max(finals["C"].max(), (inputs.get("holdout") or {}).get("flops_budget", 0))) * 16
     try:
         minima, _ = isoflop_minima(finals)
     except ScalingLabError:
         minima = None
-    figures = [
-        ("curves", "Learning curves", lambda: plots.learning_curves(curves)),
-        ("isoflop", "IsoFLOP valleys", lambda: plots.isoflop_valleys(finals, minima)),
-        ("allocation", "Compute-optimal N and D by approach",
-         lambda: plots.allocation(alloc, {"Chinchilla": PUBLISHED["chinchilla"].params}, (c_lo, c_hi))),
-        ("contours", "Fitted loss over compute and size", lambda: plots.loss_contours(fit3, (c_lo, c_hi))),
-        ("embeddings", "Loss vs N with and without embeddings", lambda: plots.loss_vs_n_embeddings(finals)),
-        ("kaplan_ns", "Loss at fixed compute and fixed steps, with L(N, S)",
-         lambda: plots.kaplan_fixed_compute_steps(by.get(("kaplan", "L(N,S)")))),
-        ("bcrit", "Critical batch size",
-         lambda: plots.critical_batch(by.get(("bcrit", "noise scale")), by.get(("bcrit", "batch sweep")))),
-        ("holdout", "The held-out check", lambda: plots.holdout(inputs.get("holdout"))),
-        ("residuals", "Residuals of each fit", lambda: plots.residuals(_residual_panels(fit3, finals, fits))),
-        ("fan", "Tokens per parameter at the optimum",
-         lambda: plots.tokens_per_param_fan(fit3.bootstrap.draws if fit3 and fit3.bootstrap else None, (c_lo, c_hi))),
-    ]
+    # figures that need none of the fits below: drawn by a forked process on the other core meanwhile
+    static = {
+        "curves": lambda: plots.learning_curves(curves),
+        "isoflop": lambda: plots.isoflop_valleys(finals, minima),
+        "contours": lambda: plots.loss_contours(fit3, (c_lo, c_hi)),
+        "embeddings": lambda: plots.loss_vs_n_embeddings(finals),
+        "holdout": lambda: plots.holdout(inputs.get("holdout")),
+        "fan": lambda: plots.tokens_per_param_fan(fit3.bootstrap.draws if fit3 and fit3.bootstrap else None,
+                                                  (c_lo, c_hi)),
+    }
+    with _Aside(static) as aside:
+        fits, skipped = fit_every(table, plan_fits("all"), approach3=approach3, bootstrap=bootstrap)
+        by = {(f.law, f.approach): f for f in fits if isinstance(f, LawFit)}
+        alloc = [("Approach 3", fit3.optimal, _band3(fit3))] if fit3 is not None else []
+        alloc += [(f"Approach {a}", by[("chinchilla", a)].optimal, _band_power(by[("chinchilla", a)]))
+                  for a in ("1", "2") if ("chinchilla", a) in by]
+        drawn = {key: _draw(make) for key, make in {
+            "allocation": lambda: plots.allocation(alloc, {"Chinchilla": PUBLISHED["chinchilla"].params},
+                                                   (c_lo, c_hi)),
+            "kaplan_ns": lambda: plots.kaplan_fixed_compute_steps(by.get(("kaplan", "L(N,S)"))),
+            "bcrit": lambda: plots.critical_batch(by.get(("bcrit", "noise scale")), by.get(("bcrit", "batch sweep"))),
+            "residuals": lambda: plots.residuals(_residual_panels(fit3, finals, fits)),
+        }.items()}
+        drawn |= aside.result()
     sections = []
-    for key, title, make in figures:
-        try:
-            png = _png(make())
-        except plots.MissingData as exc:
-            sections.append((title, f"<p class='missing'>Not drawn: {html.escape(str(exc))}</p>"))
+    for key, title in FIGURES:
+        kind, value = drawn[key]
+        if kind == "missing":
+            sections.append((title, f"<p class='missing'>Not drawn: {html.escape(value)}</p>"))
             continue
-        (out_dir / f"{key}.png").write_bytes(png)
+        (out_dir / f"{key}.png").write_bytes(value)
         sections.append((title, f"<img alt='{html.escape(title)}' src='data:image/png;base64,"
-                                f"{base64.b64encode(png).decode()}'>"))
+                                f"{base64.b64encode(value).decode()}'>"))
     sections.append((f"Fitted laws ({bootstrap} bootstrap resamples over runs; 95% intervals)",
                      _params_table(fit3, fits, skipped)))
     if fit3 is not None:
@@ -116,6 +118,59 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
     sections.append(("Runs (click a column to sort)", _runs_table(inputs.get("runs"), finals)))
     page = _page(inputs.get("title", "scalinglab report"), sections)
     return write_text(out_dir / "report.html", page)
+
+
+FIGURES = (  # (file, title) in page order
+    ("curves", "Learning curves"), ("isoflop", "IsoFLOP valleys"),
+    ("allocation", "Compute-optimal N and D by approach"), ("contours", "Fitted loss over compute and size"),
+    ("embeddings", "Loss vs N with and without embeddings"),
+    ("kaplan_ns", "Loss at fixed compute and fixed steps, with L(N, S)"), ("bcrit", "Critical batch size"),
+    ("holdout", "The held-out check"), ("residuals", "Residuals of each fit"),
+    ("fan", "Tokens per parameter at the optimum"))
+
+
+def _draw(make) -> tuple[str, bytes | str]:
+    try:
+        return "png", _png(make())
+    except plots.MissingData as exc:
+        return "missing", str(exc)
+
+
+_ASIDE: dict = {}  # what a forked child draws: set before the fork, read in the child
+
+
+def _draw_aside(keys) -> dict:
+    return {k: _draw(_ASIDE[k]) for k in keys}
+
+
+class _Aside:
+    """Draw some figures in a forked child process while the caller works; sequential where fork is not
+    available or there is one core. The child inherits the closures, so nothing but PNG bytes is pickled."""
+
+    def __init__(self, makers: dict):
+        self.makers, self.pool, self.pending = makers, None, None
+
+    def __enter__(self):
+        import multiprocessing as mp
+        import os
+        if (os.cpu_count() or 1) >= 2 and "fork" in mp.get_all_start_methods():
+            _ASIDE.clear()
+            _ASIDE.update(self.makers)
+            self.pool = mp.get_context("fork").Pool(1)
+            self.pending = self.pool.apply_async(_draw_aside, (list(self.makers),))
+        return self
+
+    def result(self) -> dict:
+        if self.pending is None:
+            return {k: _draw(m) for k, m in self.makers.items()}
+        return self.pending.get()
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+        _ASIDE.clear()
+        return False
 
 
 def _residual_panels(fit3, finals, fits) -> list:

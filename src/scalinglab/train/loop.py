@@ -88,11 +88,12 @@ def _grad_sq(model: GPT) -> float:
 
 def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: int | None = None,
           shards: Shards | None = None, progress: Callable[[dict], None] | None = None,
-          stop_after_steps: int | None = None) -> RunResult:
+          stop_after_steps: int | None = None, should_stop: Callable[[], bool] | None = None) -> RunResult:
     """Train one run into ``out_dir`` (config.json, checkpoint.pt, result.json); resume if interrupted.
 
     ``stop_after_steps`` stops (as 'interrupted', checkpointed) after that many steps of this call: tests
-    use it to cut a run exactly where SIGTERM would.
+    use it to cut a run exactly where SIGTERM would. ``should_stop()``, asked between steps (at most once
+    a second), stops the same way: how a driver on another machine stops a run (run/ray.py).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -160,6 +161,9 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
 
     ran = 0
     t_start = time.perf_counter() - elapsed
+    asked = 0.0
+    if should_stop is not None and should_stop():  # stopped before it began: nothing to checkpoint
+        return result("interrupted", "stopped before its first step; re-run to train it")
     with _StopFlag() as flag:
         while step < steps:
             lr = lr_at(step, peak=peak_lr, steps=steps, warmup=warmup, min_frac=spec.min_lr_frac)
@@ -214,10 +218,13 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
                 progress({"step": step, "steps": steps, "train_loss": train_loss, "elapsed": elapsed,
                           "tokens_per_s": step * B * T / max(elapsed - eval_time, 1e-9)})
             stop = flag.stop or (stop_after_steps is not None and ran >= stop_after_steps)
+            if should_stop is not None and not stop and time.perf_counter() - asked > 1.0:
+                asked = time.perf_counter()
+                stop = should_stop()
             if step % spec.checkpoint_every == 0 or stop:
                 save_checkpoint()
             if stop and step < steps:
-                return result("interrupted", "stopped by SIGTERM; re-run to resume from the checkpoint")
+                return result("interrupted", "stopped (SIGTERM or by the driver); re-run to resume from the checkpoint")
     res = result("done")
     tmp = done_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(res.to_dict()))

@@ -1,0 +1,180 @@
+"""Ray executor: each run is a Ray task, on a local cluster started here or an existing one by address.
+
+The driver (this process) stays the only writer of the SQLite store: tasks return their RunResult and
+the driver records it, as with the local executor. What a task needs reaches it once:
+- the token shards: put in Ray's object store once per (corpus, tokenizer); workers read them zero-copy;
+- the run directory (checkpoints, result.json): a path every worker can read and write. On one machine
+  that is the study directory; on a real cluster it must be shared storage (NFS, a mounted bucket).
+
+Fault tolerance is Ray's: a task whose worker process dies is retried (``max_retries``) and the retry
+resumes from the run's last checkpoint (every ``checkpoint_every`` steps). A lock file in the run
+directory keeps a retry from training beside a straggler of the same run. Ctrl-C in the driver writes a
+stop file the tasks check between steps: each checkpoints, returns "interrupted", and is recorded.
+If the driver dies, Ray ends the job's tasks; re-running the study resumes from the store and the
+checkpoints, exactly like the local executor.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..errors import ScalingLabError
+from ..model.accounting import flops_per_token, param_breakdown
+from ..plan.spec import RunSpec
+from .executor import Job
+
+STOP_FILE = ".stop"  # in the runs directory: present = the driver asked every task to stop
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ScalingLabError("--executor ray needs Ray: pip install 'scalinglab[ray]' (or pip install ray)") from None
+    return ray
+
+
+def gpu_fraction(spec: RunSpec, gpu_memory_gb: float = 80.0, step: int = 16) -> float:
+    """The share of one GPU a run asks for, from its training memory: fp32 weights, gradients and two Adam
+    moments (16 bytes per parameter) plus activations (~34 bytes x batch x context x width per block, in
+    bf16, Korthikanti et al. 2022 without the attention-score term) and fp32 logits; 1.5x headroom,
+    rounded up to 1/``step`` of a GPU, at most one. Several small runs then share one GPU."""
+    s = spec.shape
+    tokens = spec.batch_size * s.n_ctx
+    need = (16 * param_breakdown(s)["total"] + 34 * tokens * s.d_model * s.n_layer
+            + 2 * 4 * tokens * s.vocab_size) * 1.5
+    share = math.ceil(step * need / (gpu_memory_gb * 2 ** 30)) / step
+    return float(min(1.0, max(1.0 / step, share)))
+
+
+def _train_task(spec_dict: dict, run_dir: str, shards, threads: int, device: str) -> dict:
+    """One run inside a Ray worker: lock the run directory, train (resuming from its checkpoint)."""
+    import fcntl
+
+    from ..train.loop import train
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stop_file = out.parent / STOP_FILE
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a straggler of this run (a worker not yet reaped) finishes first
+        res = train(RunSpec.from_dict(spec_dict), out, threads=threads, device=device, shards=shards,
+                    should_stop=stop_file.exists)
+    return res.to_dict()
+
+
+class RayExecutor:
+    """Runs jobs as Ray tasks. ``address`` None starts a local cluster sized to this machine (shut down by
+    ``close``); otherwise joins that cluster ("auto", "ray://host:10001", "host:6379").
+
+    ``cpus_per_run`` CPUs (= torch threads) per run; None gives each run a whole node's CPUs (the held-out
+    run). With ``device`` cuda, or auto on a cluster with GPUs, each run asks for ``gpu_fraction`` of a GPU.
+    """
+
+    def __init__(self, address: str | None = None, *, cpus_per_run: int | None = 1, device: str = "auto",
+                 max_retries: int = 3, gpu_memory_gb: float = 80.0, num_cpus: int | None = None):
+        self.address, self.cpus_per_run, self.device = address, cpus_per_run, device
+        self.max_retries, self.gpu_memory_gb, self.num_cpus = max_retries, gpu_memory_gb, num_cpus
+        self.started = False
+
+    # -- the cluster ------------------------------------------------------------------------------------
+    def connect(self):
+        ray = import_ray()
+        if not ray.is_initialized():
+            kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            try:
+                if self.address is None:
+                    ray.init(num_cpus=self.num_cpus or os.cpu_count() or 1, **kw)
+                    self.started = True
+                else:
+                    ray.init(address=self.address, **kw)
+            except ConnectionError as exc:
+                raise ScalingLabError(f"cannot reach the Ray cluster at {self.address}: {exc}") from None
+        return ray
+
+    def close(self) -> None:
+        """Shut down the local cluster this executor started (a joined cluster is left running)."""
+        if self.started:
+            import_ray().shutdown()
+            self.started = False
+
+    def _resources(self, ray, spec: RunSpec) -> tuple[int, float]:
+        total = ray.cluster_resources()
+        gpus = total.get("GPU", 0.0) if self.device in ("auto", "cuda") else 0.0
+        if self.device == "cuda" and not gpus:
+            raise ScalingLabError("--device cuda: the Ray cluster has no GPUs")
+        if self.cpus_per_run is None:  # a whole node: the largest node's CPUs
+            cpus = max(int(n["Resources"].get("CPU", 1)) for n in ray.nodes() if n.get("Alive"))
+        else:
+            cpus = self.cpus_per_run
+        return cpus, (gpu_fraction(spec, self.gpu_memory_gb) if gpus else 0.0)
+
+    # -- the protocol -----------------------------------------------------------------------------------
+    def run(self, jobs: list[Job], on_result: Callable[[dict], None]) -> bool:
+        if not jobs:
+            return True
+        ray = self.connect()
+        from ..data.shards import build_shards
+        jobs = sorted(jobs, key=lambda j: -j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla"))
+        stop_files = {Path(j.run_dir).parent / STOP_FILE for j in jobs}
+        for f in stop_files:  # a stop left by a driver that died must not stop this one
+            f.unlink(missing_ok=True)
+        shard_refs = {}
+        for key in {(j.spec.data, j.spec.tokenizer) for j in jobs}:  # into the object store once
+            shard_refs[key] = ray.put(_in_memory(build_shards(*key)))
+        task = ray.remote(_train_task)
+        refs = {}
+        for job in jobs:
+            cpus, gpus = self._resources(ray, job.spec)
+            device = "cpu" if not gpus else ("cuda" if self.device in ("auto", "cuda") else self.device)
+            ref = task.options(num_cpus=cpus, num_gpus=gpus, max_retries=self.max_retries, retry_exceptions=False,
+                               name=f"scalinglab-run-{job.spec.run_id}").remote(
+                job.spec.to_dict(), job.run_dir, shard_refs[(job.spec.data, job.spec.tokenizer)], cpus, device)
+            refs[ref] = job
+        pending, stopped = list(refs), False
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+                for ref in done:
+                    on_result(_collect(ray, ref, refs[ref]))
+        except KeyboardInterrupt:
+            stopped = True
+            for f in stop_files:
+                f.touch()
+            deadline = time.monotonic() + 600  # a step, a checkpoint and the reply; queued tasks return at once
+            while pending and time.monotonic() < deadline:
+                try:
+                    done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+                except KeyboardInterrupt:  # a second Ctrl-C: leave the rest to their checkpoints
+                    break
+                for ref in done:
+                    on_result(_collect(ray, ref, refs[ref]))
+            for ref in pending:
+                ray.cancel(ref, force=True)
+        finally:
+            for f in stop_files:
+                f.unlink(missing_ok=True)
+        return not stopped
+
+
+def _in_memory(shards):
+    """The shards with their token memmaps read into memory: what goes into the object store."""
+    import dataclasses
+
+    import numpy as np
+    return dataclasses.replace(shards, train=np.ascontiguousarray(shards.train),
+                               validation=np.ascontiguousarray(shards.validation))
+
+
+def _collect(ray, ref, job: Job) -> dict:
+    """A task's RunResult dict; a run whose task failed for good becomes a failed run with the reason."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+        return {"run_id": job.spec.run_id, "status": "failed", "reason": f"{type(cause).__name__}: {cause}"}
+    except ray.exceptions.RayError as exc:  # the worker died on every retry, or the node was lost
+        return {"run_id": job.spec.run_id, "status": "failed",
+                "reason": f"its Ray worker died and retries ran out: {type(exc).__name__}"}
