@@ -1,65 +1,19 @@
-"""The main job end to end on the debug preset: a study killed with SIGKILL resumes to the same result."""
+"""The main job end to end on the debug preset: a study killed with SIGKILL resumes to the same result.
+
+The `uninterrupted` debug study (tests/integration/conftest.py) is trained once per session."""
 import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
 
 pytest.importorskip("torch")
 
-from scalinglab.train.loop import eval_steps
+from scalinglab.train.loop import eval_steps  # noqa: E402
 
-
-def cli(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "scalinglab", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("study-a")
-    r = cli("run", "--preset", "debug", "--out", out, "--json")
-    assert r.returncode == 0, r.stderr
-    return out, json.loads(r.stdout)
-
-
-def _done_runs(db):
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            return conn.execute("SELECT COUNT(*) FROM runs WHERE status = 'done'").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
-def _default_sigint():
-    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT: give the
-    # study the terminal's default, as an interactive `scalinglab run` has.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _start(out, log):
-    return subprocess.Popen([sys.executable, "-m", "scalinglab", "run", "--preset", "debug", "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True,
-                            preexec_fn=_default_sigint)
-
-
-def _wait_done(proc, db, n, log):
-    t0 = time.time()
-    while _done_runs(db) < n:
-        assert proc.poll() is None, log.read_text()
-        assert time.time() - t0 < 300
-        time.sleep(0.2)
-
-
-def _statuses(db):
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return dict(conn.execute("SELECT run_id, status FROM runs").fetchall())
+from .helpers import cli, start_study, statuses as read_statuses, wait_done
 
 
 def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp_path):
@@ -67,12 +21,12 @@ def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp
     db, log = tmp_path / "study.sqlite", tmp_path.parent / f"{tmp_path.name}-run.log"
 
     # Ctrl-C (SIGINT to the whole foreground group, as a terminal sends it) after the first run is done
-    proc = _start(tmp_path, log)
-    _wait_done(proc, db, 1, log)
+    proc = start_study(tmp_path, log)
+    wait_done(proc, db, 1, log)
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=120) == 3
     assert "interrupted: checkpoints written" in log.read_text()
-    statuses = _statuses(db)
+    statuses = read_statuses(db)
     assert "running" not in statuses.values()
     stopped = [rid for rid, st in statuses.items() if st == "interrupted"]
     assert stopped, statuses  # a worker was mid-run: it stopped at a step boundary and said so
@@ -80,8 +34,8 @@ def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp
         assert (tmp_path / "runs" / rid / "checkpoint.pt").is_file()
 
     # then a crash: SIGKILL to driver and workers at once, mid-grid of the resumed study
-    proc = _start(tmp_path, log)
-    _wait_done(proc, db, list(statuses.values()).count("done") + 2, log)
+    proc = start_study(tmp_path, log)
+    wait_done(proc, db, list(statuses.values()).count("done") + 2, log)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 

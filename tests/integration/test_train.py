@@ -1,6 +1,5 @@
 """Real training on the embedded corpus: it learns, it resumes exactly, it fails loudly."""
 import json
-import os
 import signal
 import subprocess
 import sys

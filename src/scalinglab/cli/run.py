@@ -46,6 +46,7 @@ def run(args) -> int:
         import_ray()  # without the extra: one line saying how to install it, before any work
         grid = RayExecutor(args.address, cpus_per_run=args.cpus_per_run, device=args.device)
         holdout = RayExecutor(args.address, cpus_per_run=None, device=args.device)  # one run: a whole node
+        grid.connect()  # an unreachable cluster is one error line before the study dir is touched
     else:
         from ..run.local import LocalExecutor
         grid = LocalExecutor(workers=args.workers, device=args.device)

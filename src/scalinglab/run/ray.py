@@ -89,6 +89,7 @@ class RayExecutor:
                     ray.init(num_cpus=self.num_cpus or os.cpu_count() or 1, **kw)
                     self.started = True
                 else:
+                    _reachable(self.address)
                     ray.init(address=self.address, **kw)
             except ConnectionError as exc:
                 raise ScalingLabError(f"cannot reach the Ray cluster at {self.address}: {exc}") from None
@@ -157,6 +158,20 @@ class RayExecutor:
             for f in stop_files:
                 f.unlink(missing_ok=True)
         return not stopped
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds on a HOST:PORT nobody listens on (ray.init would retry for minutes)."""
+    import socket
+    if address == "auto":
+        return  # Ray finds a cluster started on this machine or says there is none
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ScalingLabError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ScalingLabError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 def _in_memory(shards):

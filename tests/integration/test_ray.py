@@ -1,0 +1,148 @@
+"""The debug study on a real local Ray cluster (2 CPUs): a worker killed mid-run, then the driver killed,
+then a re-run; every run done exactly once and every number equal to the local executor's study.
+
+One Ray study carries the three checks (Ray and the debug preset cost ~3 minutes a study on 2 cores):
+`ray_study` kills the Ray worker training a run once that run has a checkpoint, waits until the retried
+run is done, then SIGKILLs the driver mid-grid and re-runs the command to the end.
+"""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("ray")
+
+from scalinglab.train.loop import eval_steps  # noqa: E402
+
+from .helpers import cli, start_study, statuses  # noqa: E402
+
+
+def _task_workers() -> dict[int, Path]:
+    """Ray worker processes running a scalinglab run right now -> the run directory each holds locked."""
+    out = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if "ray::scalinglab-run-" not in title:  # the task name, set as its process title
+                continue
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if target.endswith("/.lock"):
+                    out[int(pid)] = Path(target).parent
+        except OSError:
+            continue
+    return out
+
+
+def _wait(cond, proc, log, limit=600):
+    t0 = time.time()
+    while not cond():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.time() - t0 < limit, "timed out"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def ray_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ray-study")
+    db, log = out / "study.sqlite", out.parent / f"{out.name}.log"
+    proc = start_study(out, log, "--executor", "ray")
+    seen = {}
+
+    def a_run_with_a_checkpoint():  # a worker mid-run, past its first checkpoint: the shorter of those
+        found = [(json.loads((d / "config.json").read_text())["spec"]["n_tokens"], pid, d)
+                 for pid, d in _task_workers().items() if (d / "checkpoint.pt").exists()]
+        if found:
+            _, pid, run_dir = min(found)
+            seen.update(pid=pid, run=run_dir.name)
+        return bool(found)
+    _wait(a_run_with_a_checkpoint, proc, log)
+    os.kill(seen["pid"], signal.SIGKILL)
+    _wait(lambda: statuses(db).get(seen["run"]) == "done", proc, log)  # Ray's retry finished it
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        seen["killed_run_evals"] = conn.execute("SELECT step FROM evals WHERE run_id = ?", (seen["run"],)).fetchall()
+    os.kill(proc.pid, signal.SIGKILL)  # then the driver only, mid-grid: Ray ends the job's tasks itself
+    proc.wait()
+    seen["after_driver_kill"] = statuses(db)
+    seen["log_1"] = log.read_text()
+    r = cli("run", "--preset", "debug", "--executor", "ray", "--out", out, "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out, json.loads(r.stdout), seen
+
+
+def _store(path):
+    with sqlite3.connect(path / "study.sqlite") as conn:
+        runs = conn.execute("SELECT run_id, status, spec, val_loss FROM runs").fetchall()
+        evals = conn.execute("SELECT run_id, step, val_loss FROM evals").fetchall()
+    return runs, evals
+
+
+def test_a_killed_ray_worker_is_retried_and_its_run_completes_once(ray_study):
+    out, _, seen = ray_study
+    runs, evals = _store(out)
+    assert seen["run"] in {r[0] for r in runs}
+    spec = json.loads(next(r[2] for r in runs if r[0] == seen["run"]))
+    steps = -(-spec["n_tokens"] // (spec["batch_size"] * spec["shape"]["n_ctx"]))
+    # done before the driver was killed, with each of its eval steps exactly once
+    assert sorted(s for (s,) in seen["killed_run_evals"]) == eval_steps(steps, spec["n_evals"])
+    assert sorted(s for r, s, _ in evals if r == seen["run"]) == eval_steps(steps, spec["n_evals"])
+
+
+def test_a_killed_ray_driver_resumes_and_every_run_is_done_once(ray_study):
+    out, _, seen = ray_study
+    killed_at = list(seen["after_driver_kill"].values())
+    assert 1 <= killed_at.count("done") < len(killed_at)  # killed mid-grid
+    runs, evals = _store(out)
+    assert all(status == "done" for _, status, _, _ in runs)
+    keys = [(r, s) for r, s, _ in evals]
+    assert len(keys) == len(set(keys))  # no eval recorded twice
+    for rid, _, spec, _ in runs:
+        spec = json.loads(spec)
+        steps = -(-spec["n_tokens"] // (spec["batch_size"] * spec["shape"]["n_ctx"]))
+        assert sorted(s for r, s in keys if r == rid) == eval_steps(steps, spec["n_evals"])
+    assert not (out / "runs" / ".stop").exists()
+
+
+def test_ray_study_equals_the_local_executors(ray_study, uninterrupted):
+    out_ray, summary_ray, _ = ray_study
+    out_local, summary_local = uninterrupted
+    runs_r, evals_r = _store(out_ray)
+    runs_l, evals_l = _store(out_local)
+    assert {r[0] for r in runs_r} == {r[0] for r in runs_l}  # the same runs
+    loss_l = {r[0]: r[3] for r in runs_l}
+    for rid, _, _, loss in runs_r:
+        assert loss == pytest.approx(loss_l[rid], abs=1e-6), rid
+    ev_l = {(r, s): v for r, s, v in evals_l}
+    assert len(evals_r) == len(evals_l)
+    for r, s, v in evals_r:
+        assert v == pytest.approx(ev_l[(r, s)], abs=1e-6)
+    for k, v in summary_local["fit"]["params"].items():
+        assert summary_ray["fit"]["params"][k] == pytest.approx(v, rel=1e-6), k
+    assert summary_ray["holdout"]["measured"] == pytest.approx(summary_local["holdout"]["measured"], abs=1e-6)
+
+
+def test_ray_cli_errors_are_one_line(tmp_path):
+    r = cli("run", "--preset", "debug", "--executor", "ray", "--address", "127.0.0.1:1", "--out", tmp_path / "x")
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert lines and "Ray cluster at 127.0.0.1:1" in lines[0], r.stderr[-2000:]
+    r = cli("run", "--preset", "debug", "--address", "auto", "--out", tmp_path / "y")
+    assert r.returncode != 0 and "error: --address applies to --executor ray" in r.stderr
+
+
+def test_without_ray_installed_the_error_says_how_to_install(tmp_path):
+    """The ray import fails as it does without the extra (a None module entry makes `import ray` raise)."""
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from scalinglab.cli import main\n"
+            f"sys.exit(main(['run', '--preset', 'debug', '--executor', 'ray', '--out', r'{tmp_path / 'z'}']))")
+    r = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "error: --executor ray needs Ray: pip install 'scalinglab[ray]'" in r.stderr, r.stderr[-2000:]
