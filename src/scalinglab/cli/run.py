@@ -32,6 +32,8 @@ def run(args) -> int:
         raise ScalingLabError(f"unknown --executor {args.executor!r}: use local or ray")
     if args.address is not None and args.executor != "ray":
         raise ScalingLabError("--address applies to --executor ray")
+    if args.workers is not None and args.executor == "ray":
+        raise ScalingLabError("--workers applies to --executor local; with ray, each run takes --cpus-per-run CPUs")
     if args.workers is not None and args.workers < 1:
         raise ScalingLabError(f"--workers must be at least 1, got {args.workers}")
     if args.cpus_per_run < 1:
