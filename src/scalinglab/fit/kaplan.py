@@ -118,9 +118,10 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
                 warnings.append("no B_crit law: C used for C_min (right only when the batch is far below B_crit)")
             env = Envelope(curves, x, transient=transient, n_points=200)
 
-            def rebuild(pick, x=x):
+            def from_envelope(pick, x=x):
                 return _points(env.frame(np.unique(pick)), {x: x})
-            pts, run_ids = rebuild(curves["run_id"].unique()), curves["run_id"].unique()
+            rebuild, run_ids = from_envelope, curves["run_id"].unique()
+            pts = rebuild(run_ids)
         else:
             if x == "C" and "C" not in finals:
                 finals = finals.assign(C=6 * finals["N"] * finals["D"])

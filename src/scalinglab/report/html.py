@@ -10,6 +10,7 @@ import html
 import io
 import json
 import math
+from multiprocessing import TimeoutError as mp_TimeoutError
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,7 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
     for key, title in FIGURES:
         kind, value = drawn[key]
         if kind == "missing":
+            (out_dir / f"{key}.png").unlink(missing_ok=True)  # not a stale figure from an earlier report
             sections.append((title, f"<p class='missing'>Not drawn: {html.escape(value)}</p>"))
             continue
         (out_dir / f"{key}.png").write_bytes(value)
@@ -161,9 +163,12 @@ class _Aside:
         return self
 
     def result(self) -> dict:
-        if self.pending is None:
-            return {k: _draw(m) for k, m in self.makers.items()}
-        return self.pending.get()
+        if self.pending is not None:
+            try:
+                return self.pending.get(timeout=300)
+            except mp_TimeoutError:  # a child stuck (a lock held by a thread at the fork): draw them here
+                pass
+        return {k: _draw(m) for k, m in self.makers.items()}
 
     def __exit__(self, *exc):
         if self.pool is not None:
@@ -194,12 +199,6 @@ def _label(f) -> str:
     return {"chinchilla": f"Chinchilla Approach {f.approach}", "kaplan": f"Kaplan {f.approach}" +
             (" + E" if "E" in f.params else ""), "bcrit": f"B_crit ({f.approach})",
             "data-constrained": "Data-constrained D'"}.get(f.law, f"{f.law} {f.approach}")
-
-
-def _need(value, reason):
-    if value is None:
-        raise plots.MissingData(reason)
-    return True
 
 
 def _band3(fit3: FitResult):
