@@ -54,8 +54,8 @@ class LawFit:
     diagnostics: Mapping[str, object] = field(default_factory=dict)
     settings: Mapping[str, object] = field(default_factory=dict)
     fn: Callable | None = field(default=None, repr=False, compare=False)
-    # the points it was fitted to (inputs, "target", run_id, and any context columns such as C): what the
-    # report draws residuals and Kaplan Fig. 11 from; not saved
+    # the points it was fitted to (its inputs, "target", "run" index, and context columns such as C): what
+    # the report draws residuals and Kaplan Fig. 11 from; not saved
     points: "pd.DataFrame | None" = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):

@@ -101,16 +101,13 @@ class RayExecutor:
             import_ray().shutdown()
             self.started = False
 
-    def _resources(self, ray, spec: RunSpec) -> tuple[int, float]:
-        total = ray.cluster_resources()
-        gpus = total.get("GPU", 0.0) if self.device in ("auto", "cuda") else 0.0
+    def _cluster(self, ray) -> tuple[int, bool]:
+        """(CPUs of the largest live node, whether runs go on GPUs)."""
+        gpus = ray.cluster_resources().get("GPU", 0.0) if self.device in ("auto", "cuda") else 0.0
         if self.device == "cuda" and not gpus:
             raise ScalingLabError("--device cuda: the Ray cluster has no GPUs")
-        if self.cpus_per_run is None:  # a whole node: the largest node's CPUs
-            cpus = max(int(n["Resources"].get("CPU", 1)) for n in ray.nodes() if n.get("Alive"))
-        else:
-            cpus = self.cpus_per_run
-        return cpus, (gpu_fraction(spec, self.gpu_memory_gb) if gpus else 0.0)
+        node_cpus = max(int(n["Resources"].get("CPU", 1)) for n in ray.nodes() if n.get("Alive"))
+        return node_cpus, bool(gpus)
 
     # -- the protocol -----------------------------------------------------------------------------------
     def run(self, jobs: list[Job], on_result: Callable[[dict], None]) -> bool:
@@ -126,10 +123,12 @@ class RayExecutor:
         for key in {(j.spec.data, j.spec.tokenizer) for j in jobs}:  # into the object store once
             shard_refs[key] = ray.put(_in_memory(build_shards(*key)))
         task = ray.remote(_train_task)
+        node_cpus, on_gpu = self._cluster(ray)
+        cpus = node_cpus if self.cpus_per_run is None else self.cpus_per_run  # None: a whole node
+        device = "cuda" if on_gpu else "cpu"
         refs = {}
         for job in jobs:
-            cpus, gpus = self._resources(ray, job.spec)
-            device = "cpu" if not gpus else ("cuda" if self.device in ("auto", "cuda") else self.device)
+            gpus = gpu_fraction(job.spec, self.gpu_memory_gb) if on_gpu else 0.0
             ref = task.options(num_cpus=cpus, num_gpus=gpus, max_retries=self.max_retries, retry_exceptions=False,
                                name=f"scalinglab-run-{job.spec.run_id}").remote(
                 job.spec.to_dict(), job.run_dir, shard_refs[(job.spec.data, job.spec.tokenizer)], cpus, device)
