@@ -1,10 +1,8 @@
 """`scalinglab report STUDY_DIR`: report.html (self-contained) and one PNG per figure; --json: the held-out check."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..errors import ScalingLabError
 from .common import emit_json
 
 
@@ -16,19 +14,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..report import read_summary  # light: the page's modules (matplotlib) only when it is written
     from .run import render
     path = Path(args.study_dir)
-    if not path.is_dir():
-        raise ScalingLabError(f"{path} is not a study directory")
-    summary_path = path / "summary.json"
-    if not (path / "study.sqlite").exists():
-        raise ScalingLabError(f"{path} is not a study directory (no study.sqlite)")
-    if not summary_path.exists():
-        raise ScalingLabError(f"{path}: the study has not finished; re-run `scalinglab run` to complete it")
-    try:
-        summary = json.loads(summary_path.read_text())
-    except json.JSONDecodeError:
-        raise ScalingLabError(f"{summary_path} is corrupt; re-run `scalinglab run` to rewrite it") from None
+    summary = read_summary(path)
     if args.json:
         if "holdout" not in summary:  # a batch sweep has no held-out run
             emit_json({k: summary[k] for k in ("study", "study_id", "kind", "bcrit") if k in summary})
@@ -38,6 +27,6 @@ def run(args) -> int:
     else:
         print(render(summary))
         from ..report.html import build, study_inputs
-        page = build(study_inputs(path), Path(args.out) if args.out else path / "report")
+        page = build(study_inputs(path, summary), Path(args.out) if args.out else path / "report")
         print(f"wrote {page}")
     return 0

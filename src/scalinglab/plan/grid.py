@@ -46,8 +46,12 @@ def candidate_shapes(vocab_size: int, n_ctx: int) -> tuple[ModelShape, ...]:
 def nearest_shape(n_target: float, vocab_size: int, n_ctx: int) -> ModelShape:
     """The family's shape nearest n_target in log total parameters."""
     shapes = candidate_shapes(vocab_size, n_ctx)
-    totals = np.array([param_breakdown(s)["total"] for s in shapes], dtype=float)
-    return shapes[int(np.argmin(np.abs(np.log(totals / n_target))))]
+    return shapes[int(np.argmin(np.abs(np.log(_totals(vocab_size, n_ctx) / n_target))))]
+
+
+@lru_cache(maxsize=16)
+def _totals(vocab_size: int, n_ctx: int) -> np.ndarray:
+    return np.array([param_breakdown(s)["total"] for s in candidate_shapes(vocab_size, n_ctx)], dtype=float)
 
 
 def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig) -> RunSpec:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 from multiprocessing import TimeoutError as mp_TimeoutError
 from pathlib import Path
@@ -21,7 +20,7 @@ from ..errors import ScalingLabError
 from ..fit.lawfit import LawFit
 from ..fit.result import FitResult
 from ..published import LAWS as PUBLISHED
-from . import plots
+from . import plots, read_summary
 
 
 def _png(fig) -> bytes:
@@ -39,16 +38,11 @@ def _fmt_ci(value, ci) -> str:
     return f"{value:.5g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
 
 
-def study_inputs(study_dir: Path) -> dict:
+def study_inputs(study_dir: Path, summary: dict | None = None) -> dict:
     """What a report needs from a finished study directory."""
     from ..store import SQLiteStore
-    summary_path = study_dir / "summary.json"
-    if not (study_dir / "study.sqlite").exists():
-        raise ScalingLabError(f"{study_dir} is not a study directory (no study.sqlite)")
-    if not summary_path.exists():
-        raise ScalingLabError(f"{study_dir}: the study has not finished; re-run `scalinglab run` to complete it")
+    summary = read_summary(study_dir) if summary is None else summary
     store = SQLiteStore.open(study_dir / "study.sqlite")
-    summary = json.loads(summary_path.read_text())
     fit = FitResult.load(study_dir / "fit.json") if (study_dir / "fit.json").exists() else None
     return {"title": f"scalinglab study {summary.get('study', '')} ({summary.get('study_id', '')})",
             "curves": store.curve_table(), "runs": store.runs(), "fit3": fit, "holdout": summary.get("holdout")}

@@ -10,13 +10,17 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on CI machines
 import matplotlib.pyplot as plt  # noqa: E402
-
-# laid out once when drawn (saving with bbox_inches="tight" would draw every figure twice)
-plt.rcParams["figure.constrained_layout.use"] = True
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..errors import ScalingLabError  # noqa: E402
 from ..fit import laws  # noqa: E402
+
+
+def _subplots(*args, **kwargs):
+    """plt.subplots laid out once when drawn (saving with bbox_inches="tight" would draw each figure twice);
+    per figure, so importing this module changes no global matplotlib setting."""
+    return plt.subplots(*args, layout="constrained", **kwargs)
 
 
 class MissingData(Exception):
@@ -50,7 +54,7 @@ def learning_curves(curves: pd.DataFrame | None) -> plt.Figure:
     if curves is None or curves.empty:
         raise MissingData("no learning curves in this study (a table without run_id and step)")
     from ..fit.curves import envelope
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = _subplots(1, 2, figsize=(11, 4.2))
     colours = _size_colours(curves["N"])
     for rid, g in curves.groupby("run_id"):
         g = g[g["step"] > 0]
@@ -61,10 +65,11 @@ def learning_curves(curves: pd.DataFrame | None) -> plt.Figure:
         env = envelope(curves, "C", transient=0.1)
         axes[1].plot(env["C"], env["loss"], color="crimson", lw=2, label="compute envelope (min over runs)")
         axes[1].legend(fontsize=8)
-    except Exception:  # too few runs for an envelope: the curves alone still say something
+    except ScalingLabError:  # too few runs for an envelope: the curves alone still say something
         pass
     for ax, xlabel in zip(axes, ("tokens D", "training FLOPs C")):
         ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="held-out loss (nats/token)")
+        _plain_minor(ax)
         ax.grid(alpha=0.3, which="both")
     sm = plt.cm.ScalarMappable(cmap="viridis", norm=matplotlib.colors.LogNorm(curves["N"].min(), curves["N"].max()))
     fig.colorbar(sm, ax=axes, label="parameters N")
@@ -78,7 +83,7 @@ def isoflop_valleys(finals: pd.DataFrame, minima: pd.DataFrame) -> plt.Figure:
         raise MissingData("no IsoFLOP budgets in this table")
     if finals.groupby("budget")["N"].nunique().max() < 3:
         raise MissingData("no budget has 3+ model sizes: nothing to draw a valley through")
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = _subplots(figsize=(6.5, 4.5))
     budgets = np.sort(finals["budget"].unique())
     cmap = plt.get_cmap("plasma")
     for i, C in enumerate(budgets):
@@ -105,7 +110,7 @@ def allocation(fits: list, published: dict, c_range: tuple[float, float]) -> plt
     if not fits:
         raise MissingData("no fitted allocation (Approaches 1, 2 or 3) to draw")
     C = np.geomspace(c_range[0], c_range[1], 60)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = _subplots(1, 2, figsize=(11, 4.2))
     for label, optimal, band in fits:
         n, d = optimal(C)
         for ax, y, key in zip(axes, (n, d), ("N", "D")):
@@ -129,7 +134,7 @@ def holdout(h: dict | None) -> plt.Figure:
     """The held-out check: predicted loss with its interval against the measured loss."""
     if not h:
         raise MissingData("this study has no held-out run")
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = _subplots(figsize=(5, 3.2))
     lo, hi = h["interval"] if h.get("interval") else (h["predicted"], h["predicted"])
     ax.errorbar([0], [h["predicted"]], yerr=[[h["predicted"] - lo], [hi - h["predicted"]]], fmt="o", capsize=6,
                 label="predicted (95% interval)")
@@ -150,7 +155,7 @@ def residuals(panels: list[tuple[str, str, np.ndarray, np.ndarray]]) -> plt.Figu
         raise MissingData("no fits with points to compare against")
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.7 * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(4.2 * cols, 2.7 * rows), squeeze=False)
     for ax, (title, xlabel, x, r) in zip(axes.flat, panels):
         with np.errstate(all="ignore"):
             r = 100 * np.log1p(r)
@@ -181,7 +186,7 @@ def kaplan_fixed_compute_steps(fit_ns, n_levels: int = 5) -> plt.Figure:
     runs = [g for _, g in pts.groupby("run")]
     if pts["N"].nunique() < 3:
         raise MissingData(f"L(N,S) was fitted to {pts['N'].nunique()} model size(s); the figure needs 3+")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = _subplots(1, 2, figsize=(11, 4.2), sharey=True)
     cmap = plt.get_cmap("plasma")
     N_all = np.geomspace(pts["N"].min() / 1.5, pts["N"].max() * 1.5, 80)
     # the tokens per step relate C and S_min: S_min ~ k C / N, k the study's median
@@ -222,7 +227,7 @@ def tokens_per_param_fan(draws: np.ndarray, c_range: tuple[float, float]) -> plt
     with np.errstate(all="ignore"):
         n, d = laws.chinchilla_optimal(C[None, :], A=A, B=B, alpha=alpha, beta=beta)
         ratio = d / n
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = _subplots(figsize=(6, 3.6))
     for q, alpha_band in ((2.5, 0.15), (10, 0.25), (25, 0.35)):
         lo, hi = np.nanpercentile(ratio, [q, 100 - q], axis=0)
         ax.fill_between(C, lo, hi, color="tab:blue", alpha=alpha_band, lw=0)
@@ -244,7 +249,7 @@ def loss_contours(fit3, c_range: tuple[float, float]) -> plt.Figure:
     N = np.geomspace(n_opt.min() / 10, n_opt.max() * 10, 120)
     CC, NN = np.meshgrid(C, N)
     L = fit3.predict(NN, CC / (6 * NN))
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = _subplots(figsize=(6.5, 4.5))
     levels = np.linspace(np.nanmin(L), np.nanpercentile(L, 60), 20)  # resolve the valley, not the far corner
     cs = ax.contourf(CC, NN, L, levels=levels, cmap="viridis_r", extend="max")
     fig.colorbar(cs, ax=ax, label="fitted loss")
@@ -262,12 +267,13 @@ def loss_vs_n_embeddings(finals: pd.DataFrame) -> plt.Figure:
     if finals["N"].nunique() < 2:
         raise MissingData("one model size: no trend in N to draw")
     best = finals.loc[finals.groupby("N")["loss"].idxmin()]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    fig, axes = _subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, col, label in zip(axes, ("N", "N_nonembed"), ("all parameters (Chinchilla's N)",
                                                          "non-embedding parameters (Kaplan's N)")):
         ax.scatter(finals[col], finals["loss"], s=12, color="lightgrey", label="every run")
         ax.plot(best[col], best["loss"], "o-", color="tab:blue", label="best run per size")
         ax.set(xscale="log", yscale="log", xlabel=label)
+        _plain_minor(ax)
         ax.grid(alpha=0.3, which="both")
     axes[0].set_ylabel("final held-out loss")
     axes[0].legend(fontsize=7)
@@ -280,7 +286,7 @@ def critical_batch(noise_fit, sweep_fit) -> plt.Figure:
     with its fitted B_crit(L) = B*/L^(1/alpha_B) over the losses it was fitted at (Kaplan 2020 Fig. 10)."""
     if noise_fit is None and sweep_fit is None:
         raise MissingData("no gradient noise scale recorded and no batch-size sweep")
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = _subplots(figsize=(6.5, 4))
     for fit, colour, marker, what in ((noise_fit, "crimson", "o", "noise scale B_simple per eval"),
                                       (sweep_fit, "black", "s", "batch sweep E_min/S_min")):
         if fit is None:
