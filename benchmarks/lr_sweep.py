@@ -1,8 +1,10 @@
-"""Learning-rate sweep on the embedded corpus: the best peak LR per model size, and the fitted rule.
+"""Learning-rate sweep on the study's own model family and protocol, at the grid's durations, two seeds.
 
-Sizes of the CPU study family (d_model = 32 x depth, heads of 32, bytes, n_ctx 128, batch 16); five LRs a
-factor 2 apart per size; one single-threaded worker per core. For each size the optimum is the vertex of a
-parabola in log LR through the best three points; the rule lr = c (N/1e6)^k is fitted to the optima.
+Each (width, LR, seed) is one WSD run of the longest duration that keeps snapshots where the shorter
+durations' cool-downs start; the shorter runs branch off them (train/loop.py), so every cell gives the
+loss at each duration for about the price of one run. Per (width, duration) the optimum is the vertex of
+a parabola in log LR through the best point and its neighbours (seeds averaged); the rule
+lr = c (N_nonembed / 1e6)^k is fitted to the optima of every duration.
 Usage: python benchmarks/lr_sweep.py [--out docs/lr_sweep.csv] [--workers 2]
 """
 from __future__ import annotations
@@ -13,26 +15,37 @@ import tempfile
 
 import numpy as np
 
-SIZES = [  # (depth, tokens, LRs)
-    (1, 500_000, (2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2)),
-    (2, 1_000_000, (2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2)),
-    (3, 1_500_000, (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)),
-    (4, 1_500_000, (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)),
-]
+WIDTHS = (40, 64, 104)
+LRS = (0.004, 0.008, 0.016, 0.032)
+SEEDS = {0: LRS, 1: (0.008, 0.016)}
+DURATIONS = (500_000, 1_000_000, 2_000_000)  # tokens; the default grid's runs train 0.6-11M
 
 
 def _one(job):
-    depth, tokens, lr = job
+    width, lr, seed = job
+    from pathlib import Path
+
     from scalinglab.model.accounting import param_breakdown
-    from scalinglab.model.family import shape_for_depth
+    from scalinglab.model.family import shape_for_width
     from scalinglab.plan.spec import RunSpec
+    from scalinglab.train.optim import cooldown_start
     from scalinglab.train.loop import train
-    shape = shape_for_depth(depth, vocab_size=256, n_ctx=128, aspect=32, head_dim=32)
-    spec = RunSpec(shape=shape, n_tokens=tokens, batch_size=16, lr=lr, n_eval_tokens=32768, n_evals=4)
-    with tempfile.TemporaryDirectory() as out:
-        res = train(spec, out, threads=1)
-    return {"depth": depth, "d_model": shape.d_model, "n_params_nonembed": param_breakdown(shape)["nonembed"],
-            "n_tokens": res.n_tokens, "lr": lr, "val_loss": res.val_loss, "status": res.status}
+    shape = shape_for_width(width, vocab_size=256, n_ctx=128)
+    specs = [RunSpec(shape=shape, n_tokens=d, batch_size=16, lr=lr, seed=seed, n_eval_tokens=16384, n_evals=4,
+                     schedule="wsd", min_lr_frac=0.0, beta2=0.99) for d in DURATIONS]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        trunk, branches = specs[-1], specs[:-1]
+        starts = [cooldown_start(s.steps, s.cooldown_frac) for s in branches]
+        res = [train(trunk, Path(tmp) / "trunk", threads=1, snapshot_at=tuple(starts))]
+        for spec, start in zip(branches, starts):
+            res.append(train(spec, Path(tmp) / f"b{start}", threads=1,
+                             init_from=Path(tmp) / "trunk" / "snapshots" / f"step-{start}.pt"))
+    for r in res:
+        rows.append({"width": width, "n_layer": shape.n_layer, "n_params_nonembed": param_breakdown(shape)["nonembed"],
+                     "n_params_total": param_breakdown(shape)["total"], "n_tokens": r.n_tokens, "lr": lr,
+                     "seed": seed, "val_loss": r.val_loss, "status": r.status})
+    return rows
 
 
 def vertex(lrs, losses) -> tuple[float, bool]:
@@ -51,22 +64,26 @@ def main():
     ap.add_argument("--out", default="docs/lr_sweep.csv")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    jobs = [(d, t, lr) for d, t, lrs in SIZES for lr in lrs]
-    jobs.sort(key=lambda j: -j[0] * j[1])  # largest first, so the pool ends together
+    jobs = [(w, lr, seed) for seed, lrs in SEEDS.items() for lr in lrs for w in WIDTHS]
+    jobs.sort(key=lambda j: -j[0])  # largest first, so the pool ends together
     with mp.get_context("spawn").Pool(args.workers) as pool:
-        rows = pool.map(_one, jobs, chunksize=1)
-    rows.sort(key=lambda r: (r["depth"], r["lr"]))
+        rows = [r for rs in pool.imap_unordered(_one, jobs) for r in rs]
     import pandas as pd
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).sort_values(["width", "n_tokens", "lr", "seed"])
     table.to_csv(args.out, index=False)
-    print(table.to_string(index=False))
+    mean = table.groupby(["width", "n_params_nonembed", "n_tokens", "lr"], as_index=False)["val_loss"].mean()
+    print(mean.pivot_table(index=["width", "n_tokens"], columns="lr", values="val_loss").round(4).to_string())
+    seeds = table[table["lr"].isin(SEEDS[1])].pivot_table(index=["width", "n_tokens", "lr"], columns="seed",
+                                                           values="val_loss")
+    print(f"seed-to-seed |difference|: median {np.median(np.abs(seeds[0] - seeds[1])):.4f} nats, "
+          f"max {np.max(np.abs(seeds[0] - seeds[1])):.4f}")
     optima = []
-    for depth, group in table.groupby("depth"):
+    for (width, n, tokens), group in mean.groupby(["width", "n_params_nonembed", "n_tokens"]):
         lr_opt, edge = vertex(group["lr"].to_numpy(), group["val_loss"].to_numpy())
-        optima.append((group["n_params_nonembed"].iloc[0], lr_opt))
-        print(f"depth {depth}: N_nonembed {group['n_params_nonembed'].iloc[0]:,}  best LR {lr_opt:.4g}"
+        optima.append((n, tokens, lr_opt))
+        print(f"width {width} (N_nonembed {n:,}), {tokens / 1e6:.1f}M tokens: best LR {lr_opt:.4g}"
               + ("  (at the edge of the grid)" if edge else ""))
-    n, lr = np.array(optima).T
+    n, tokens, lr = np.array(optima).T
     k, log_c = np.polyfit(np.log(n / 1e6), np.log(lr), 1)
     print(f"fitted rule: lr = {np.exp(log_c):.3g} * (N_nonembed / 1e6) ^ {k:.3f}")
 

@@ -5,18 +5,24 @@ checkpoints. The held-out prediction is recorded in the store BEFORE the held-ou
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import time
 from pathlib import Path
 from typing import Callable
+
+import numpy as np
+import pandas as pd
 
 from . import atomic
 from .data.shards import build_shards
 from .errors import ScalingLabError
 from .fit.estimators import ChinchillaFit
 from .model.accounting import flops_per_token, param_breakdown
-from .plan.grid import holdout_spec, isoflop_grid, sweep_grid
+from .train.optim import cooldown_start
+from .plan.grid import isoflop_grid, noise_specs, optimum_in_family, sweep_grid
 from .plan.spec import RunSpec
 from .plan.study import StudyConfig
 from .run.executor import Job
@@ -50,12 +56,31 @@ def _record(store: SQLiteStore, payload: dict) -> None:
         store.set_status(payload["run_id"], "failed", payload.get("reason", ""))
 
 
+def branch_plan(specs: list[RunSpec], out: Path) -> dict[str, dict]:
+    """For WSD runs, train kwargs per run_id: the longest run of each branch key (a size) is its trunk and
+    keeps a snapshot where each shorter run's cool-down starts; the shorter ones start from it."""
+    groups: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        if spec.schedule == "wsd":
+            groups.setdefault(spec.branch_key, []).append(spec)
+    plan = {}
+    for group in groups.values():
+        trunk = max(group, key=lambda s: s.n_tokens)
+        starts = {s.run_id: cooldown_start(s.steps, s.cooldown_frac) for s in group if s is not trunk}
+        plan[trunk.run_id] = {"snapshot_at": tuple(sorted(set(starts.values())))}
+        for rid, start in starts.items():
+            plan[rid] = {"init_from": str(out / "runs" / trunk.run_id / "snapshots" / f"step-{start}.pt")}
+    return plan
+
+
 def _train_pending(store: SQLiteStore, out: Path, role: str, executor, log=print) -> bool:
+    """Train the role's unfinished runs: WSD trunks and standalone runs first, then the branches."""
     runs = store.runs(role=role)
-    todo = runs[runs["status"] != "done"]
-    jobs = [Job(RunSpec.from_dict(json.loads(s)), str(out / "runs" / rid))
-            for rid, s in zip(todo["run_id"], todo["spec"])]
-    flops = {j.spec.run_id: j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla") for j in jobs}
+    specs = {rid: RunSpec.from_dict(json.loads(s)) for rid, s in zip(runs["run_id"], runs["spec"])}
+    branching = branch_plan(list(specs.values()), out)
+    todo = [Job(specs[rid], str(out / "runs" / rid), **branching.get(rid, {}))
+            for rid in runs.loc[runs["status"] != "done", "run_id"]]
+    flops = {j.spec.run_id: j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla") for j in todo}
     total, t0, done = sum(flops.values()), time.monotonic(), [0.0, 0]
 
     def on_result(payload: dict) -> None:
@@ -65,12 +90,14 @@ def _train_pending(store: SQLiteStore, out: Path, role: str, executor, log=print
         elapsed = time.monotonic() - t0
         eta = elapsed * (total / done[0] - 1) if done[0] else float("nan")
         loss = payload.get("val_loss", float("nan"))
-        log(f"  [{role} {done[1]}/{len(jobs)}] {payload['run_id']} {payload.get('status')}: "
+        log(f"  [{role} {done[1]}/{len(todo)}] {payload['run_id']} {payload.get('status')}: "
             f"N {payload.get('n_params_total', 0):,} D {payload.get('n_tokens', 0):,} loss {loss:.4f} "
             f"{payload.get('tokens_per_s', 0.0) / 1e3:.1f}k tok/s; elapsed {elapsed / 60:.1f} min, "
             f"ETA {eta / 60:.1f} min")
 
-    return executor.run(jobs, on_result)
+    first = [j for j in todo if j.init_from is None]
+    then = [j for j in todo if j.init_from is not None]
+    return executor.run(first, on_result) and executor.run(then, on_result)
 
 
 def check_writable(out: Path) -> None:
@@ -95,9 +122,14 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     (out / "config.json").write_text(json.dumps({"study_id": cfg.study_id, **cfg.to_dict()}, indent=1))
     if sweep:
         return _batch_sweep(cfg, store, out, len(grid), executor, log)
+    noise = noise_specs(cfg, grid)
+    store.plan([s for _, s in noise], "noise", [b for b, _ in noise])
     done = len(store.runs(role="grid", status="done"))
-    log(f"study {cfg.name} ({cfg.study_id}): {len(grid)} grid runs, {done} already done")
+    log(f"study {cfg.name} ({cfg.study_id}): {len(grid)} grid runs ({cfg.schedule}), {done} already done"
+        + (f", {len(noise)} seed repeats" if noise else ""))
     if not _train_pending(store, out, "grid", executor, log):
+        return None
+    if noise and not _train_pending(store, out, "noise", executor, log):
         return None
     failed = store.runs(role="grid", status="failed")
     if len(failed):
@@ -105,14 +137,35 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     fit = ChinchillaFit(bootstrap=cfg.bootstrap, seed=cfg.seed,
                         ci_flops=cfg.holdout_factor * max(cfg.budgets)).fit(store.fit_table()).result_
     fit.save(out / "fit.json")
-    holdout = _holdout(cfg, store, fit, shards.vocab_size, out, holdout_executor or executor, log)
+    run_noise = measure_run_noise(store, noise, cfg.seed)
+    holdout = _holdout(cfg, store, fit, shards.vocab_size, out, holdout_executor or executor, run_noise, log)
     if holdout is None:
         return None
-    summary = {"study": cfg.name, "study_id": cfg.study_id, "fit": fit.to_dict(draws=False), "holdout": holdout,
-               "allocations": allocations(fit, max(cfg.budgets)),
+    summary = {"study": cfg.name, "study_id": cfg.study_id, "flop_convention": FLOP_CONVENTION,
+               "schedule": cfg.schedule, "fit": fit.to_dict(draws=False), "run_noise": run_noise,
+               "holdout": holdout, "allocations": allocations(fit, max(cfg.budgets), cfg, shards.vocab_size),
                "n_runs": len(store.runs(role="grid", status="done"))}
     _write_summary(out, summary)
     return summary
+
+
+FLOP_CONVENTION = ("flops: exact training FLOPs, Hoffmann et al. 2022 Appendix F (every term, backward = 2x "
+                   "forward), for budgets, the held-out run and allocations alike")
+
+
+def measure_run_noise(store: SQLiteStore, noise: list, seed: int) -> dict | None:
+    """The relative spread of one grid point's loss over seeds: its own run and the seed repeats."""
+    if not noise:
+        return None
+    base = dataclasses.replace(noise[0][1], seed=seed)  # the grid's own run of that point
+    ids = {base.run_id} | {s.run_id for _, s in noise}
+    runs = pd.concat([store.runs(role=r, status="done") for r in ("grid", "noise")])
+    losses = runs.loc[runs["run_id"].isin(ids), "val_loss"].astype(float).to_numpy()
+    if len(losses) < 2:
+        return None
+    return {"n_seeds": int(len(losses)), "losses": [float(x) for x in losses],
+            "sd_rel": float(np.std(np.log(losses), ddof=1)), "n_params": int(param_breakdown(base.shape)["total"]),
+            "n_tokens": int(base.n_tokens)}
 
 
 def _write_summary(out: Path, summary: dict) -> None:
@@ -138,32 +191,49 @@ def _batch_sweep(cfg, store, out, n_runs, executor, log) -> dict | None:
     return summary
 
 
-def allocations(fit, largest: float, factors=(4, 16, 64, 256)) -> list[dict]:
-    """The fitted compute-optimal N, D and loss at the next budgets, with bootstrap intervals when fitted."""
+def allocations(fit, largest: float, cfg: StudyConfig, vocab_size: int, factors=(4, 16, 64, 256)) -> list[dict]:
+    """The fitted compute-optimal run of the model family at the next budgets (exact FLOPs, like the grid),
+    with the law's bootstrap interval on its loss and the factor it extrapolates beyond the largest budget."""
     out = []
     for f in factors:
         C = f * largest
-        n, d = (float(x) for x in fit.optimal(C))
-        row = {"flops": C, "n_opt": n, "d_opt": d, "loss": float(fit.predict(n, d))}
-        iv = fit.optimal_interval(C)
+        spec = optimum_in_family(fit.predict, C, cfg, vocab_size)
+        n, d = float(param_breakdown(spec.shape)["total"]), float(spec.n_tokens)
+        row = {"flops": C, "extrapolation": float(f), "n_opt": n, "d_opt": d, "loss": float(fit.predict(n, d)),
+               "shape": spec.shape.to_dict()}
+        iv = fit.predict_interval(n, d)
         if iv:
-            row["interval"] = {k: list(v) for k, v in iv.items()}
+            row["interval"] = {"loss": list(iv)}
         out.append(row)
     return out
 
 
-def _holdout(cfg, store, fit, vocab_size, out, executor, log=print) -> dict | None:
+def prediction_interval(predicted: float, fit_interval, run_noise: dict | None, z: float = 1.96):
+    """The held-out run's 95% interval: the law's bootstrap interval (its parameters' uncertainty) widened
+    by the run-to-run noise a single new run carries (seed spread), added in quadrature in log loss."""
+    if not fit_interval:
+        return None
+    lo, hi = (math.log(predicted / fit_interval[0]), math.log(fit_interval[1] / predicted))
+    noise = z * run_noise["sd_rel"] if run_noise else 0.0
+    return [predicted * math.exp(-math.hypot(max(lo, 0.0), noise)),
+            predicted * math.exp(math.hypot(max(hi, 0.0), noise))]
+
+
+def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=print) -> dict | None:
     """Predict the held-out run (recorded first), then train it and compare."""
     C = cfg.holdout_factor * max(cfg.budgets)
     meta = store.meta()
     if "holdout_prediction" not in meta:
-        n_opt, _ = fit.optimal(C)
-        spec = holdout_spec(float(n_opt), C, cfg, vocab_size)
+        spec = optimum_in_family(fit.predict, C, cfg, vocab_size, cfg.min_steps)
         N, D = param_breakdown(spec.shape)["total"], spec.n_tokens
-        lo_hi = fit.predict_interval(N, D)
-        store.set_meta(holdout_prediction={"run_id": spec.run_id, "spec": spec.to_dict(), "flops_budget": C,
-                                           "n_params": N, "n_tokens": D, "predicted": float(fit.predict(N, D)),
-                                           "interval": list(lo_hi) if lo_hi else None})
+        predicted = float(fit.predict(N, D))
+        fit_iv = fit.predict_interval(N, D)
+        store.set_meta(holdout_prediction={
+            "run_id": spec.run_id, "spec": spec.to_dict(), "flops_budget": C, "n_params": N, "n_tokens": D,
+            "flops": D * flops_per_token(spec.shape, "chinchilla"), "predicted": predicted,
+            "fit_interval": list(fit_iv) if fit_iv else None,
+            "interval": prediction_interval(predicted, fit_iv, run_noise),
+            "fit_converged": bool(fit.converged)})
         store.plan([spec], "holdout", [C])
         meta = store.meta()
     pred = meta["holdout_prediction"]
@@ -178,6 +248,9 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, log=print) -> dict | No
     interval = pred["interval"]
     return {"predicted": pred["predicted"], "measured": measured,
             "rel_error": (pred["predicted"] - measured) / measured, "interval": interval,
+            "interval_kind": "95%: bootstrap of the law, widened by run-to-run noise" if run_noise
+            else "95% bootstrap of the law (no seed repeats: run-to-run noise not included)",
+            "fit_interval": pred.get("fit_interval"),
             "inside_interval": bool(interval and interval[0] <= measured <= interval[1]),
             "n_params": pred["n_params"], "n_tokens": pred["n_tokens"], "flops_budget": pred["flops_budget"],
-            "run_id": pred["run_id"]}
+            "flops": pred.get("flops"), "run_id": pred["run_id"], "fit_converged": pred.get("fit_converged")}

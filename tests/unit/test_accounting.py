@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -5,25 +7,27 @@ torch = pytest.importorskip("torch")
 from scalinglab.errors import ScalingLabError
 from scalinglab.model.accounting import (ModelShape, flops_per_token, forward_flops_per_sequence_chinchilla,
                                          param_breakdown)
-from scalinglab.model.family import NAMED_DEPTHS, named_shape, shape_for_params
+from scalinglab.model.family import NAMED_WIDTHS, named_shape, shape_for_params
 from scalinglab.model.gpt import GPT
 
 
-@pytest.mark.parametrize("name", ["debug", *NAMED_DEPTHS])
+@pytest.mark.parametrize("name", ["debug", *NAMED_WIDTHS])
 @pytest.mark.parametrize("tied", [True, False])
-def test_breakdown_equals_the_module_built_on_meta(name, tied):
-    shape = named_shape(name, vocab_size=256, n_ctx=128, tied=tied)
+@pytest.mark.parametrize("positions", ["learned", "rope"])
+def test_breakdown_equals_the_module_built_on_meta(name, tied, positions):
+    shape = dataclasses.replace(named_shape(name, vocab_size=256, n_ctx=128, tied=tied), positions=positions)
     with torch.device("meta"):
         model = GPT(shape)
     counts = param_breakdown(shape)
     assert counts["total"] == sum(p.numel() for p in model.parameters())
-    embed = model.wte.weight.numel() + model.wpe.weight.numel()
+    embed = model.wte.weight.numel() + (model.wpe.weight.numel() if positions == "learned" else 0)
+    assert (counts["wpe"] == 0) == (positions == "rope")
     assert counts["embedding"] == embed and counts["nonembed"] == counts["total"] - embed
     assert counts["lm_head"] == (0 if tied else model.lm_head.weight.numel())
 
 
 def test_breakdown_matches_for_a_target_size_with_bpe_vocab():
-    shape = shape_for_params(3e6, kind="nonembed", vocab_size=4096, n_ctx=256, aspect=32, head_dim=32)
+    shape = shape_for_params(3e6, kind="nonembed", vocab_size=4096, n_ctx=256)
     with torch.device("meta"):
         model = GPT(shape)
     assert param_breakdown(shape)["total"] == sum(p.numel() for p in model.parameters())

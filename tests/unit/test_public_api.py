@@ -22,7 +22,7 @@ def test_public_names():
                  "to_dict", "from_dict", "save", "load", "a", "b"):
         assert hasattr(FitResult, name) or name in FitResult.__dataclass_fields__, name
     assert list(inspect.signature(ModelShape).parameters) == [
-        "n_layer", "d_model", "n_head", "d_head", "d_ff", "vocab_size", "n_ctx", "tied"]
+        "n_layer", "d_model", "n_head", "d_head", "d_ff", "vocab_size", "n_ctx", "tied", "positions"]
     assert callable(param_breakdown) and callable(plan_budget) and callable(plan_point) and callable(resolve_law)
 
 

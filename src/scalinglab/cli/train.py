@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
                                    "command resumes from the last checkpoint.")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--size", help="named size: debug, xs, s, m, l, xl (default debug)")
-    size.add_argument("--params", type=positive_float, metavar="N", help="target non-embedding parameters")
+    size.add_argument("--params", type=positive_float, metavar="N", help="target parameters (all, Chinchilla's N): the model family's nearest shape")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--tokens", type=positive_float, metavar="D", help="training tokens (default 20 N)")
     budget.add_argument("--flops", type=positive_float, metavar="C", help="training FLOPs (Appendix F count)")
@@ -44,9 +44,7 @@ def build_spec(args):
     shards = build_shards(args.data, args.tokenizer)
     vocab = shards.vocab_size
     if args.params is not None:
-        small = args.params < 5e7
-        shape = shape_for_params(args.params, kind="nonembed", vocab_size=vocab, n_ctx=args.n_ctx,
-                                 aspect=32 if small else 64, head_dim=32 if small else 64)
+        shape = shape_for_params(args.params, kind="total", vocab_size=vocab, n_ctx=args.n_ctx)
     else:
         shape = named_shape(args.size or "debug", vocab_size=vocab, n_ctx=args.n_ctx)
     if args.flops is not None:

@@ -1,7 +1,7 @@
 """Parameter and FLOP accounting: pure functions of a ModelShape, every convention named.
 
-The architecture counted is ours (pre-LN GPT, learned positions, bias-free linear layers, LayerNorm with
-weight and bias). Kaplan's N excludes embeddings (token and position) and includes the LM head only when
+The architecture counted is ours (pre-LN GPT, learned or rotary positions, bias-free linear layers,
+LayerNorm with weight and bias). Kaplan's N excludes embeddings (token and position) and includes the LM head only when
 it is untied; Chinchilla counts every parameter.
 """
 from __future__ import annotations
@@ -13,7 +13,9 @@ from ..errors import ScalingLabError
 
 @dataclass(frozen=True, kw_only=True)
 class ModelShape:
-    """The shape of one GPT: depth, width, heads, MLP width, vocabulary, context, tied head or not."""
+    """The shape of one GPT: depth, width, heads, MLP width, vocabulary, context, tied head or not, and
+    how it encodes positions: ``"learned"`` (GPT-2's table, n_ctx x d_model parameters) or ``"rope"``
+    (rotary, Su et al. 2021: no parameters; the study family's choice, see model/family.py)."""
 
     n_layer: int
     d_model: int
@@ -23,16 +25,26 @@ class ModelShape:
     vocab_size: int
     n_ctx: int
     tied: bool = True
+    positions: str = "learned"
 
     def __post_init__(self):
+        if self.positions not in POSITIONS:
+            raise ScalingLabError(f"model shape: positions must be one of {', '.join(POSITIONS)}, "
+                                  f"got {self.positions!r}")
         for name in ("n_layer", "d_model", "n_head", "d_head", "d_ff", "vocab_size", "n_ctx"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ScalingLabError(f"model shape: {name} must be a positive integer, got {value!r}")
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in
-                ("n_layer", "d_model", "n_head", "d_head", "d_ff", "vocab_size", "n_ctx", "tied")}
+        d = {k: getattr(self, k) for k in
+             ("n_layer", "d_model", "n_head", "d_head", "d_ff", "vocab_size", "n_ctx", "tied")}
+        if self.positions != "learned":
+            d["positions"] = self.positions  # so shapes (and run ids) from before the field are unchanged
+        return d
+
+
+POSITIONS = ("learned", "rope")
 
 
 def param_breakdown(shape: ModelShape) -> dict[str, int]:
@@ -45,7 +57,7 @@ def param_breakdown(shape: ModelShape) -> dict[str, int]:
     blocks = s.n_layer * (attention + mlp + norms)
     out = {
         "wte": s.vocab_size * s.d_model,
-        "wpe": s.n_ctx * s.d_model,
+        "wpe": s.n_ctx * s.d_model if s.positions == "learned" else 0,
         "blocks": blocks,
         "final_norm": 2 * s.d_model,
         "lm_head": 0 if s.tied else s.vocab_size * s.d_model,
@@ -65,6 +77,8 @@ def forward_flops_per_sequence_chinchilla(shape: ModelShape, *, embeddings: bool
     Embeddings 2TVd; per layer: QKV 2*3*T*d*(k*h), logits 2*T^2*(k*h), softmax 3*h*T^2, softmax@V
     2*T^2*(k*h), output projection 2*T*(k*h)*d, feed-forward 2*T*(2*d*d_ff); final logits 2*T*d*V.
     ``embeddings=False`` leaves out the embedding and final-logit terms (as Table A4's FLOPs do).
+    Position encodings are not counted, as in Appendix F (rotary adds ~6 d FLOPs per token and layer
+    against the ~24 d^2 of the matrices: under 1% of a layer from d_model 32 up).
     """
     s, T = shape, shape.n_ctx
     kh = s.n_head * s.d_head

@@ -1,95 +1,120 @@
-"""Planning a study's runs: IsoFLOP grids whose runs hit their budgets exactly, and the held-out run."""
+"""Planning a study's runs: IsoFLOP grids (cosine, or WSD with branched cool-downs) whose runs hit their
+budgets exactly, seed repeats for run-to-run noise, and the held-out run at the fitted optimum."""
 from __future__ import annotations
 
+import dataclasses
 import math
-from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
 from ..errors import ScalingLabError
 from ..model.accounting import ModelShape, flops_per_token, param_breakdown
+from ..model.family import family_shapes, shape_for_params
 from .spec import RunSpec
 from .study import StudyConfig
 
 
-ASPECT = 48     # d_model per layer; Kaplan et al. 2020 Fig. 5: loss is flat to a few % over aspect ~20-200
-MIN_DEPTH = 2   # one block cannot compose attention heads: a different curve, not a smaller model
-
-
-def _heads(d_model: int) -> tuple[int, int]:
-    """(n_head, d_head): heads of 8 below width 128, of 16 below 256, of 32 above."""
-    d_head = 8 if d_model < 128 else 16 if d_model < 256 else 32
-    return d_model // d_head, d_head
-
-
-def depth_for(d_model: int) -> int:
-    return max(MIN_DEPTH, round(d_model / ASPECT))
-
-
-@lru_cache(maxsize=16)
-def candidate_shapes(vocab_size: int, n_ctx: int) -> tuple[ModelShape, ...]:
-    """One family, one shape per width: widths 32..1024 (steps of 8 below 128, of 16 above), depth =
-    width/48 rounded, at least 2. Steps of 8 keep neighbours 20-45% apart in N at the small end.
-
-    Measured on the embedded corpus (docs/study.md): at ~100k parameters a 3-block model of the same N
-    as a 2-block one lost 1-1.5% more, so mixing depths at one size adds shape noise of the order of the
-    2% prediction bar; hence one depth per width rather than a band of aspect ratios.
-    """
-    shapes = []
-    for d_model in [*range(32, 128, 8), *range(128, 1025, 16)]:
-        n_head, d_head = _heads(d_model)
-        shapes.append(ModelShape(n_layer=depth_for(d_model), d_model=d_model, n_head=n_head, d_head=d_head,
-                                 d_ff=4 * d_model, vocab_size=vocab_size, n_ctx=n_ctx))
-    return tuple(sorted(shapes, key=lambda s: param_breakdown(s)["total"]))
-
-
 def nearest_shape(n_target: float, vocab_size: int, n_ctx: int) -> ModelShape:
-    """The family's shape nearest n_target in log total parameters."""
-    shapes = candidate_shapes(vocab_size, n_ctx)
-    return shapes[int(np.argmin(np.abs(np.log(_totals(vocab_size, n_ctx) / n_target))))]
+    """The family's shape nearest n_target in log total parameters (model/family.py)."""
+    return shape_for_params(n_target, kind="total", vocab_size=vocab_size, n_ctx=n_ctx)
 
 
-@lru_cache(maxsize=16)
-def _totals(vocab_size: int, n_ctx: int) -> np.ndarray:
-    return np.array([param_breakdown(s)["total"] for s in candidate_shapes(vocab_size, n_ctx)], dtype=float)
-
-
-def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig) -> RunSpec:
+def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig, seed: int | None = None) -> RunSpec:
     """The run of this shape whose exact (Appendix F) FLOPs come nearest the budget in whole steps."""
     tokens_per_step = cfg.batch_size * shape.n_ctx
     steps = max(1, round(flops / (flops_per_token(shape, "chinchilla") * tokens_per_step)))
-    return RunSpec(shape=shape, n_tokens=steps * tokens_per_step, batch_size=cfg.batch_size, seed=cfg.seed,
-                   data=cfg.data, tokenizer=cfg.tokenizer, n_eval_tokens=cfg.n_eval_tokens,
-                   unique_tokens=cfg.unique_tokens or None)
+    schedule = {"schedule": "wsd", "cooldown_frac": cfg.cooldown_frac, "min_lr_frac": 0.0} \
+        if cfg.schedule == "wsd" else {}
+    return RunSpec(shape=shape, n_tokens=steps * tokens_per_step, batch_size=cfg.batch_size,
+                   seed=cfg.seed if seed is None else seed, data=cfg.data, tokenizer=cfg.tokenizer,
+                   n_eval_tokens=cfg.n_eval_tokens, unique_tokens=cfg.unique_tokens or None, beta2=cfg.beta2,
+                   **schedule)
 
 
 def isoflop_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec]]:
     """(budget, spec) for every budget: sizes log-spaced over size_span around the expected optimum.
 
     Sizes too big to take ``min_steps`` steps within the budget are dropped; a budget left with fewer than
-    3 sizes is an error naming it.
+    3 sizes is an error naming it. With ``schedule = "wsd"`` the sizes are one set for every budget (see
+    wsd_grid), so that each size's runs branch off one stable run.
     """
+    if cfg.schedule == "wsd":
+        return wsd_grid(cfg, vocab_size)
     out = []
     for C in cfg.budgets:
-        n_mid = math.sqrt(C / (6 * cfg.tokens_per_param))
-        targets = n_mid * np.geomspace(1 / math.sqrt(cfg.size_span), math.sqrt(cfg.size_span), cfg.sizes_per_budget)
+        targets = _log_spaced(math.sqrt(C / (6 * cfg.tokens_per_param)), cfg)
         shapes = []
         for n in targets:
             shape = nearest_shape(n, vocab_size, cfg.n_ctx)
             if shape not in shapes:
                 shapes.append(shape)
-        specs = [spec_for_budget(s, C, cfg) for s in shapes]
-        specs = [s for s in specs if s.steps >= cfg.min_steps]
-        if len(specs) < 3:
-            raise ScalingLabError(f"budget {C:g} FLOPs leaves {len(specs)} model sizes with >= {cfg.min_steps} "
-                                  f"steps; raise the budget or lower min_steps/batch_size")
-        out.extend((C, s) for s in specs)
+        out.extend((C, s) for s in _enough_steps([spec_for_budget(s, C, cfg) for s in shapes], C, cfg))
     return out
 
 
-def holdout_spec(n_opt: float, flops: float, cfg: StudyConfig, vocab_size: int) -> RunSpec:
-    """The held-out run: the ladder shape nearest the fitted N_opt, trained to the held-out budget."""
-    return spec_for_budget(nearest_shape(n_opt, vocab_size, cfg.n_ctx), flops, cfg)
+def _log_spaced(n_mid: float, cfg: StudyConfig) -> np.ndarray:
+    return n_mid * np.geomspace(1 / math.sqrt(cfg.size_span), math.sqrt(cfg.size_span), cfg.sizes_per_budget)
+
+
+def _enough_steps(specs: list[RunSpec], C: float, cfg: StudyConfig) -> list[RunSpec]:
+    specs = [s for s in specs if s.steps >= cfg.min_steps]
+    if len(specs) < 3:
+        raise ScalingLabError(f"budget {C:g} FLOPs leaves {len(specs)} model sizes with >= {cfg.min_steps} "
+                              f"steps; raise the budget or lower min_steps/batch_size")
+    return specs
+
+
+def wsd_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec]]:
+    """An N x D grid that is also an IsoFLOP grid: ``sizes_per_budget`` sizes log-spaced over ``size_span``
+    around the expected optimum of the geometric-mean budget, each trained (WSD) at every budget where it
+    lies within the span around that budget's expected optimum and takes ``min_steps`` steps.
+
+    A size's runs differ only in length, so the shorter ones branch off the longest one's stable phase
+    (study.branch_plan): a size costs about its largest budget plus the cool-downs (``cooldown_frac``) of
+    the others, and gives a point per budget, which identifies E and beta (Hägele et al. 2024, §4).
+    """
+    budgets = sorted(cfg.budgets)
+    c_mid = math.exp(np.mean(np.log(budgets)))
+    shapes = []
+    for n in _log_spaced(math.sqrt(c_mid / (6 * cfg.tokens_per_param)), cfg):
+        shape = nearest_shape(n, vocab_size, cfg.n_ctx)
+        if shape not in shapes:
+            shapes.append(shape)
+    half_span = math.log(cfg.size_span) / 2 + 1e-9
+    out = []
+    for C in budgets:
+        n_prior = math.sqrt(C / (6 * cfg.tokens_per_param))
+        near = [s for s in shapes if abs(math.log(param_breakdown(s)["total"] / n_prior)) <= half_span]
+        out.extend((C, s) for s in _enough_steps([spec_for_budget(s, C, cfg) for s in near], C, cfg))
+    return out
+
+
+def noise_specs(cfg: StudyConfig, grid: list[tuple[float, RunSpec]]) -> list[tuple[float, RunSpec]]:
+    """``noise_seeds`` repeats, with other seeds, of the grid run nearest the expected optimum of the middle
+    budget: their spread is the run-to-run noise that a single new run carries beside the law's error."""
+    if not cfg.noise_seeds:
+        return []
+    budgets = sorted({b for b, _ in grid})
+    C = budgets[len(budgets) // 2]
+    n_prior = math.sqrt(C / (6 * cfg.tokens_per_param))
+    _, base = min(((b, s) for b, s in grid if b == C),
+                  key=lambda bs: abs(math.log(param_breakdown(bs[1].shape)["total"] / n_prior)))
+    return [(C, dataclasses.replace(base, seed=cfg.seed + k)) for k in range(1, cfg.noise_seeds + 1)]
+
+
+def optimum_in_family(predict: Callable, flops: float, cfg: StudyConfig, vocab_size: int,
+                      min_steps: int = 1) -> RunSpec:
+    """The run of the model family that the law ``predict(N, D)`` puts lowest at ``flops`` exact
+    (Appendix F) FLOPs: the budget is spent in the grid's own convention, so the held-out run sits at the
+    fitted optimum of its own budget (C = 6ND differs from it by 1.1-1.8x at these shapes)."""
+    specs = [spec_for_budget(s, flops, cfg) for s in family_shapes(vocab_size, cfg.n_ctx)]
+    specs = [s for s in specs if s.steps >= min_steps]
+    if not specs:
+        raise ScalingLabError(f"no model of the family takes {min_steps} steps within {flops:g} FLOPs")
+    N = np.array([param_breakdown(s.shape)["total"] for s in specs], dtype=float)
+    D = np.array([s.n_tokens for s in specs], dtype=float)
+    return specs[int(np.nanargmin(np.asarray(predict(N, D), dtype=float)))]
 
 
 def sweep_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec]]:

@@ -14,7 +14,7 @@ from ..model.accounting import ModelShape
 class RunSpec:
     """One training run. Runtime choices that do not change the numbers (threads, progress) live elsewhere.
 
-    ``lr`` None means the default rule of train.optim.default_lr for this size; ``warmup_steps`` None means
+    ``lr`` None means the default rule of train.optim.default_lr for this width; ``warmup_steps`` None means
     train.optim.default_warmup. ``n_tokens`` is rounded up to whole steps of batch_size x n_ctx tokens; the
     run records the tokens it actually saw.
     """
@@ -37,6 +37,8 @@ class RunSpec:
     noise_every: int = 10
     checkpoint_every: int = 250
     unique_tokens: int | None = None  # train on the first U tokens only, repeated (data-constrained runs)
+    schedule: str = "cosine"  # or "wsd": warm-up, stable, cool-down over the last cooldown_frac (train/optim.py)
+    cooldown_frac: float = 0.2
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -46,7 +48,9 @@ class RunSpec:
                   "n_eval_tokens": self.n_eval_tokens >= 1, "n_evals": self.n_evals >= 1,
                   "noise_every": self.noise_every >= 0, "checkpoint_every": self.checkpoint_every >= 1,
                   "lr": self.lr is None or (math.isfinite(self.lr) and self.lr > 0),
-                  "unique_tokens": self.unique_tokens is None or self.unique_tokens > 2 * self.shape.n_ctx}
+                  "unique_tokens": self.unique_tokens is None or self.unique_tokens > 2 * self.shape.n_ctx,
+                  "schedule": self.schedule in ("cosine", "wsd"), "cooldown_frac": 0 < self.cooldown_frac <= 1,
+                  "beta1": 0 <= self.beta1 < 1, "beta2": 0 <= self.beta2 < 1}
         for name, ok in checks.items():
             if not ok:
                 raise ScalingLabError(f"run spec: bad {name} = {getattr(self, name)!r}")
@@ -69,7 +73,18 @@ class RunSpec:
         d["shape"] = self.shape.to_dict()
         if d["unique_tokens"] is None:
             del d["unique_tokens"]  # so specs (and run_ids) from before the field existed are unchanged
+        if d["schedule"] == "cosine":
+            del d["schedule"], d["cooldown_frac"]  # likewise
         return d
+
+    @property
+    def branch_key(self) -> str:
+        """Runs with equal keys differ only in length (and eval/checkpoint cadence): under a WSD schedule a
+        shorter one's steps before its cool-down are a longer one's, so it may start from that snapshot."""
+        d = self.to_dict()
+        for k in ("n_tokens", "checkpoint_every", "n_evals"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":

@@ -40,6 +40,10 @@ class StudyConfig:
     batch_sizes: tuple[int, ...] = ()  # batch-sweep: sequences per step
     sweep_params: float = 0.0          # batch-sweep: target N (total parameters)
     sweep_tokens: float = 0.0          # batch-sweep: tokens per run
+    schedule: str = "cosine"  # "wsd": one stable run per size, cool-downs branched off it at every budget
+    cooldown_frac: float = 0.2         # wsd: the share of each run's steps spent cooling down
+    beta2: float = 0.95                # AdamW beta2 of every run
+    noise_seeds: int = 0               # extra seeds of one grid run: run-to-run noise for the held-out interval
 
     def __post_init__(self):
         object.__setattr__(self, "budgets", tuple(float(b) for b in self.budgets))
@@ -58,6 +62,9 @@ class StudyConfig:
                                                            or min(self.batch_sizes) < 2),
             "sweep_params": self.kind == "batch-sweep" and not self.sweep_params > 0,
             "sweep_tokens": self.kind == "batch-sweep" and not self.sweep_tokens > 0,
+            "schedule": self.schedule not in ("cosine", "wsd"),
+            "cooldown_frac": not 0 < self.cooldown_frac <= 0.5,
+            "beta2": not 0 <= self.beta2 < 1, "noise_seeds": self.noise_seeds < 0,
         }
         for key, is_bad in bad.items():
             if is_bad:
@@ -78,16 +85,20 @@ class StudyConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-NEWER_FIELDS = {"unique_tokens": 0, "kind": "isoflop", "batch_sizes": [], "sweep_params": 0.0, "sweep_tokens": 0.0}
+NEWER_FIELDS = {"unique_tokens": 0, "kind": "isoflop", "batch_sizes": [], "sweep_params": 0.0, "sweep_tokens": 0.0,
+                "schedule": "cosine", "cooldown_frac": 0.2, "beta2": 0.95, "noise_seeds": 0}
 
 PRESETS = {
     # CI-sized: two tiny budgets, 4 sizes each, seconds per run.
     "debug": dict(name="debug", budgets=(2e11, 5e11), sizes_per_budget=4, size_span=6.0, tokens_per_param=10.0,
-                  n_ctx=64, batch_size=8, n_eval_tokens=4096, min_steps=30, bootstrap=200),
+                  n_ctx=64, batch_size=8, n_eval_tokens=4096, min_steps=30, bootstrap=200, schedule="wsd",
+                  beta2=0.99, noise_seeds=1),
     # The README's main job: about 20 minutes on 2 CPU cores including the held-out run.
-    "default": dict(name="default", budgets=(1.2e12, 2e12, 3.2e12), sizes_per_budget=6, size_span=8.0,
-                    tokens_per_param=60.0, min_steps=600, n_ctx=128, batch_size=16, n_eval_tokens=16384,
-                    bootstrap=1000),
+    # The README's main job, <= 20 minutes on 2 CPU cores including the held-out run (docs/study.md): an
+    # N x D grid of WSD runs over a 16x budget range, each size's shorter runs branched off its longest.
+    "default": dict(name="default", budgets=(5e11, 1e12, 2e12, 4e12), sizes_per_budget=7,
+                    size_span=12.0, tokens_per_param=40.0, min_steps=300, n_ctx=128, batch_size=16,
+                    n_eval_tokens=16384, bootstrap=1000, schedule="wsd", beta2=0.99, noise_seeds=2),
     # Repeated data: every run sees only the first 500k training tokens, for 2-23 epochs (Muennighoff et al. 2023).
     "data-constrained": dict(name="data-constrained", budgets=(1e12, 2e12, 4e12), sizes_per_budget=4,
                              size_span=6.0, tokens_per_param=60.0, min_steps=300, n_ctx=128, batch_size=16,

@@ -241,11 +241,11 @@ def _params_table(fit3, fits, skipped) -> str:
 
 
 def _ladder(fit3: FitResult, c_hi: float) -> str:
-    from ..plan.grid import nearest_shape  # the study's own model family
+    from ..model.family import shape_for_params  # the study's own model family
     rows = []
     for C in np.geomspace(c_hi / 256, c_hi * 16, 7):
         n, d = (float(x) for x in fit3.optimal(C))
-        shape = nearest_shape(n, 256, 128)
+        shape = shape_for_params(n, vocab_size=256, n_ctx=128)
         rows.append({"FLOPs": f"{C:.3g}", "N_opt": f"{n:.4g}", "D_opt": f"{d:.4g}", "tokens/param": f"{d / n:.3g}",
                      "loss": f"{float(fit3.predict(n, d)):.4f}",
                      "shape (layers x width)": f"{shape.n_layer} x {shape.d_model}"})

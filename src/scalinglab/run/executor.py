@@ -9,8 +9,16 @@ from ..plan.spec import RunSpec
 
 @dataclass(frozen=True)
 class Job:
+    """One run to train in ``run_dir``. A WSD trunk keeps snapshots after the steps in ``snapshot_at``; a
+    branch starts from the snapshot ``init_from`` when it is there (train/loop.py)."""
+
     spec: RunSpec
     run_dir: str
+    snapshot_at: tuple[int, ...] = ()
+    init_from: str | None = None
+
+    def train_kwargs(self) -> dict:
+        return {"snapshot_at": self.snapshot_at, "init_from": self.init_from}
 
 
 class Executor(Protocol):

@@ -25,7 +25,7 @@ def _worker(jobs, results, threads: int, device: str) -> None:
         except queue.Empty:
             return
         try:
-            res = train(job.spec, job.run_dir, threads=threads, device=device)
+            res = train(job.spec, job.run_dir, threads=threads, device=device, **job.train_kwargs())
         except Exception as exc:  # one bad run must not take the study down: report it as failed
             results.put(("error", {"run_id": job.spec.run_id, "reason": f"{type(exc).__name__}: {exc}"}))
             continue

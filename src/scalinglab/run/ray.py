@@ -50,7 +50,7 @@ def gpu_fraction(spec: RunSpec, gpu_memory_gb: float = 80.0, step: int = 16) -> 
     return float(min(1.0, max(1.0 / step, share)))
 
 
-def _train_task(spec_dict: dict, run_dir: str, shards, threads: int, device: str) -> dict:
+def _train_task(spec_dict: dict, run_dir: str, shards, threads: int, device: str, branching: dict) -> dict:
     """One run inside a Ray worker: lock the run directory, train (resuming from its checkpoint)."""
     import fcntl
 
@@ -61,7 +61,7 @@ def _train_task(spec_dict: dict, run_dir: str, shards, threads: int, device: str
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a straggler of this run (a worker not yet reaped) finishes first
         res = train(RunSpec.from_dict(spec_dict), out, threads=threads, device=device, shards=shards,
-                    should_stop=stop_file.exists)
+                    should_stop=stop_file.exists, **branching)
     return res.to_dict()
 
 
@@ -131,7 +131,8 @@ class RayExecutor:
             gpus = gpu_fraction(job.spec, self.gpu_memory_gb) if on_gpu else 0.0
             ref = task.options(num_cpus=cpus, num_gpus=gpus, max_retries=self.max_retries, retry_exceptions=False,
                                name=f"scalinglab-run-{job.spec.run_id}").remote(
-                job.spec.to_dict(), job.run_dir, shard_refs[(job.spec.data, job.spec.tokenizer)], cpus, device)
+                job.spec.to_dict(), job.run_dir, shard_refs[(job.spec.data, job.spec.tokenizer)], cpus, device,
+                job.train_kwargs())
             refs[ref] = job
         pending, stopped = list(refs), False
         try:

@@ -158,6 +158,7 @@ class SQLiteStore:
                               "C": table["flops"].astype(float), "budget": table["budget"].astype(float),
                               "noise_scale": table["noise_scale"].astype(float)})
         _unique_tokens(table, runs)
+        table = _wsd_ends(table, runs)
         table.attrs["source_columns"] = {"N": "n_params_total"}
         return table
 
@@ -180,6 +181,21 @@ def _unique_tokens(table: pd.DataFrame, runs: pd.DataFrame) -> None:
     per_run = {rid: json.loads(spec).get("unique_tokens") for rid, spec in zip(runs["run_id"], runs["spec"])}
     if any(per_run.values()):
         table["unique_tokens"] = [float(per_run[r] or d) for r, d in zip(table["run_id"], table["D"])]
+
+
+def _wsd_ends(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """WSD runs: evals before a run's cool-down are not annealed and overstate the loss its length would
+    reach (Hoffmann et al. 2022, Fig. A1; Hägele et al. 2024). A size's curve is the final evals of its
+    runs (each a cool-down branched off the same stable run), one curve per size, named ``wsd-<key>``."""
+    specs = {rid: json.loads(spec) for rid, spec in zip(runs["run_id"], runs["spec"])}
+    wsd = {rid for rid, spec in specs.items() if spec.get("schedule") == "wsd"}
+    if not wsd:
+        return table
+    from ..plan.spec import RunSpec
+    is_wsd = table["run_id"].isin(wsd)
+    ends = table[is_wsd].sort_values("step").groupby("run_id").tail(1).copy()
+    ends["run_id"] = ["wsd-" + RunSpec.from_dict(specs[r]).branch_key for r in ends["run_id"]]
+    return pd.concat([table[~is_wsd], ends]).sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import __version__
+from .. import __version__, atomic
 from ..data.loader import batch_offsets, eval_offsets, windows
 from ..data.shards import Shards, build_shards
 from ..errors import ScalingLabError
@@ -26,7 +26,7 @@ from ..model.accounting import flops_per_token, param_breakdown
 from ..model.gpt import GPT
 from ..plan.spec import RunSpec
 from . import checkpoint
-from .optim import default_lr, default_warmup, lr_at, param_groups
+from .optim import cooldown_start, default_lr, default_warmup, lr_at, param_groups
 from .result import RunResult
 
 
@@ -86,10 +86,29 @@ def _grad_sq(model: GPT) -> float:
     return float(sum(float(p.grad.pow(2).sum()) for p in model.parameters() if p.grad is not None))
 
 
+def _branch_state(spec: RunSpec, path: Path, peak_lr: float, warmup: int) -> dict | None:
+    """The snapshot to start this run from, or None (then it trains from step 0: same numbers, more time)."""
+    if spec.schedule != "wsd":
+        return None
+    state = checkpoint.load_snapshot(path, spec.branch_key)
+    if state is None or state["lr"] != peak_lr or state["warmup"] != warmup:
+        return None
+    if state["step"] > cooldown_start(spec.steps, spec.cooldown_frac):
+        return None
+    return state
+
+
 def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: int | None = None,
           shards: Shards | None = None, progress: Callable[[dict], None] | None = None,
-          stop_after_steps: int | None = None, should_stop: Callable[[], bool] | None = None) -> RunResult:
+          stop_after_steps: int | None = None, should_stop: Callable[[], bool] | None = None,
+          snapshot_at: tuple[int, ...] = (), init_from: str | Path | None = None) -> RunResult:
     """Train one run into ``out_dir`` (config.json, checkpoint.pt, result.json); resume if interrupted.
+
+    WSD branching: after each step in ``snapshot_at`` the state is also kept as
+    ``out_dir/snapshots/step-S.pt``; a run given ``init_from`` (such a snapshot) and no checkpoint of its
+    own starts there instead of at step 0, when the snapshot's run had the same branch key, peak LR and
+    warm-up and the snapshot's step is not past this run's cool-down start: its numbers are then those of
+    training it from scratch (the data of step s depend only on (seed, s)), for the price of its cool-down.
 
     ``stop_after_steps`` stops (as 'interrupted', checkpointed) after that many steps of this call: tests
     use it to cut a run exactly where SIGTERM would. ``should_stop()``, asked between steps (at most once
@@ -115,7 +134,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
                               f"of {shape.n_ctx}: give more data")
 
     counts = param_breakdown(shape)
-    peak_lr = spec.lr or default_lr(counts["nonembed"])
+    peak_lr = spec.lr or default_lr(shape.d_model)
     steps, T, B = spec.steps, shape.n_ctx, spec.batch_size
     warmup = spec.warmup_steps or default_warmup(steps)
     fpt = flops_per_token(shape, "chinchilla")
@@ -129,13 +148,19 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     # fused AdamW runs on CPU too in current torch: one kernel instead of a loop over ~40 tensors
     opt = torch.optim.AdamW(param_groups(model, spec.weight_decay), lr=peak_lr,
                             betas=(spec.beta1, spec.beta2), fused=True)
-    (out / "config.json").write_text(json.dumps({"run_id": spec.run_id, "spec": spec.to_dict(),
-                                                 "resolved": {"lr": peak_lr, "steps": steps, "warmup": warmup,
-                                                              "device": device, "threads": threads,
-                                                              "flops_per_token": fpt, **counts},
-                                                 "version": __version__}, indent=1))
     ckpt_path = out / "checkpoint.pt"
     state = checkpoint.load(ckpt_path, spec.run_id)
+    branched = None
+    if state is None and init_from is not None:
+        state = _branch_state(spec, Path(init_from), peak_lr, warmup)
+        branched = {"snapshot": str(init_from), "step": state["step"]} if state else None
+    config_path = out / "config.json"
+    if branched or not config_path.exists() or state is None:  # a resumed branch keeps its record
+        atomic.write_text(config_path, json.dumps(
+            {"run_id": spec.run_id, "spec": spec.to_dict(),
+             "resolved": {"lr": peak_lr, "steps": steps, "warmup": warmup, "device": device, "threads": threads,
+                          "flops_per_token": fpt, "branched_from": branched, **counts},
+             "version": __version__}, indent=1))
     step, evals, noise, elapsed, train_loss, eval_time = 0, [], [0.0, 0.0, 0], 0.0, math.nan, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -143,10 +168,14 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
         step, evals, noise = state["step"], state["evals"], state["noise"]
         elapsed, train_loss, eval_time = state["elapsed"], state["train_loss"], state["eval_time"]
 
-    def save_checkpoint():
-        checkpoint.save(ckpt_path, {"run_id": spec.run_id, "model": model.state_dict(), "optim": opt.state_dict(),
-                                    "step": step, "evals": evals, "noise": noise, "elapsed": elapsed,
-                                    "train_loss": train_loss, "eval_time": eval_time})
+    def save_checkpoint(path=ckpt_path, **ids):
+        checkpoint.save(path, {"run_id": spec.run_id, **ids, "model": model.state_dict(),
+                               "optim": opt.state_dict(), "step": step, "evals": evals, "noise": noise,
+                               "elapsed": elapsed, "train_loss": train_loss, "eval_time": eval_time})
+
+    snapshot_at = {s for s in snapshot_at if 0 < s < steps}
+    if snapshot_at:
+        (out / "snapshots").mkdir(exist_ok=True)
 
     def result(status: str, reason: str = "") -> RunResult:
         tokens = step * B * T
@@ -166,7 +195,8 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
         return result("interrupted", "stopped before its first step; re-run to train it")
     with _StopFlag() as flag:
         while step < steps:
-            lr = lr_at(step, peak=peak_lr, steps=steps, warmup=warmup, min_frac=spec.min_lr_frac)
+            lr = lr_at(step, peak=peak_lr, steps=steps, warmup=warmup, min_frac=spec.min_lr_frac,
+                       schedule=spec.schedule, cooldown_frac=spec.cooldown_frac)
             for group in opt.param_groups:
                 group["lr"] = lr
             xy = torch.from_numpy(windows(shards.train, batch_offsets(n_train, T, B, spec.seed, step),
@@ -221,6 +251,9 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
             if should_stop is not None and not stop and time.perf_counter() - asked > 1.0:
                 asked = time.perf_counter()
                 stop = should_stop()
+            if step in snapshot_at:
+                save_checkpoint(out / "snapshots" / f"step-{step}.pt", branch_key=spec.branch_key, lr=peak_lr,
+                                warmup=warmup)
             if step % spec.checkpoint_every == 0 or stop:
                 save_checkpoint()
             if stop and step < steps:

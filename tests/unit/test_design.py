@@ -1,0 +1,78 @@
+"""The study design: one model family everywhere, the WSD N x D grid, seed repeats, the held-out run at
+the fitted optimum of its exact-FLOP budget, the prediction interval."""
+import math
+
+import numpy as np
+import pytest
+
+from scalinglab.model.accounting import flops_per_token, param_breakdown
+from scalinglab.model.family import shape_for_params
+from scalinglab.plan.grid import nearest_shape, noise_specs, optimum_in_family, wsd_grid
+from scalinglab.plan.study import StudyConfig, load_study
+from scalinglab.predict import plan_budget
+from scalinglab.published import published_law
+from scalinglab.study import branch_plan, prediction_interval
+
+
+def test_one_family_for_study_train_and_plan():
+    for n in (4e4, 1.2e5, 3e5, 2e6):
+        study = nearest_shape(n, 256, 128)
+        assert study == shape_for_params(n, kind="total", vocab_size=256, n_ctx=128)
+        assert study.positions == "rope" and study.n_layer >= 2
+    planned = plan_budget(published_law("chinchilla"), 1e21, vocab_size=256, n_ctx=128)
+    assert planned["shape"] == {k: v for k, v in shape_for_params(planned["n_params"], vocab_size=256,
+                                                                   n_ctx=128).to_dict().items()} | {
+        "n_params_kind": "total"}
+
+
+def test_wsd_grid_is_an_isoflop_grid_of_fixed_sizes_that_branch():
+    cfg = load_study(preset="default")
+    assert cfg.schedule == "wsd"
+    grid = wsd_grid(cfg, 256)
+    sizes = {s.shape for _, s in grid}
+    assert len(sizes) <= cfg.sizes_per_budget
+    for C, spec in grid:
+        fpt = flops_per_token(spec.shape, "chinchilla")
+        assert abs(spec.n_tokens * fpt / C - 1) < 0.01 and spec.steps >= cfg.min_steps
+    for budget in cfg.budgets:
+        assert sum(b == budget for b, _ in grid) >= 3
+    plan = branch_plan([s for _, s in grid], __import__("pathlib").Path("/s"))
+    trunks = [rid for rid, kw in plan.items() if "snapshot_at" in kw]
+    assert len(trunks) == len(sizes)
+    for spec in (s for _, s in grid):
+        kw = plan[spec.run_id]
+        if "init_from" in kw:
+            trunk_id = kw["init_from"].split("/")[-3]
+            assert trunk_id in trunks and kw["init_from"].endswith(".pt")
+
+
+def test_noise_repeats_are_other_seeds_of_one_grid_point():
+    cfg = load_study(preset="default")
+    grid = wsd_grid(cfg, 256)
+    noise = noise_specs(cfg, grid)
+    assert len(noise) == cfg.noise_seeds >= 1
+    grid_ids = {s.run_id for _, s in grid}
+    for _, s in noise:
+        assert s.seed != cfg.seed and s.run_id not in grid_ids
+        assert __import__("dataclasses").replace(s, seed=cfg.seed).run_id in grid_ids
+
+
+def test_holdout_is_the_family_optimum_of_its_exact_flop_budget():
+    cfg = StudyConfig(budgets=(1e12,), schedule="wsd")
+    law = dict(E=1.0, A=300.0, B=900.0, alpha=0.4, beta=0.4)
+    predict = lambda N, D: law["E"] + law["A"] / N ** law["alpha"] + law["B"] / D ** law["beta"]
+    C = 1.6e13
+    spec = optimum_in_family(predict, C, cfg, 256)
+    N = param_breakdown(spec.shape)["total"]
+    assert spec.n_tokens * flops_per_token(spec.shape, "chinchilla") == pytest.approx(C, rel=0.01)
+    for other in (nearest_shape(N / 1.5, 256, 128), nearest_shape(N * 1.5, 256, 128)):
+        D = round(C / flops_per_token(other, "chinchilla"))
+        assert predict(param_breakdown(other)["total"], D) > predict(N, spec.n_tokens)
+
+
+def test_prediction_interval_widens_the_fit_interval_by_run_noise():
+    assert prediction_interval(2.0, None, {"sd_rel": 0.01}) is None
+    assert prediction_interval(2.0, [1.9, 2.1], None) == pytest.approx([1.9, 2.1])
+    lo, hi = prediction_interval(2.0, [1.98, 2.02], {"sd_rel": 0.01})
+    assert lo == pytest.approx(2.0 * math.exp(-math.hypot(math.log(2 / 1.98), 0.0196)))
+    assert hi == pytest.approx(2.0 * math.exp(math.hypot(math.log(2.02 / 2), 0.0196)))
