@@ -3,8 +3,8 @@
 Each (width, LR, seed) is one WSD run of the longest duration that keeps snapshots where the shorter
 durations' cool-downs start; the shorter runs branch off them (train/loop.py), so every cell gives the
 loss at each duration for about the price of one run. Per (width, duration) the optimum is the vertex of
-a parabola in log LR through the best point and its neighbours (seeds averaged); the rule
-lr = c (N_nonembed / 1e6)^k is fitted to the optima of every duration.
+a parabola in log LR through the best point and its neighbours (seeds averaged); the rule lr = c / d_model
+(train/optim.py) takes c from the bracketed optima of the longest duration.
 Usage: python benchmarks/lr_sweep.py [--out docs/lr_sweep.csv] [--workers 2]
 """
 from __future__ import annotations
@@ -80,13 +80,12 @@ def main():
     optima = []
     for (width, n, tokens), group in mean.groupby(["width", "n_params_nonembed", "n_tokens"]):
         lr_opt, edge = vertex(group["lr"].to_numpy(), group["val_loss"].to_numpy())
-        optima.append((n, tokens, lr_opt))
-        print(f"width {width} (N_nonembed {n:,}), {tokens / 1e6:.1f}M tokens: best LR {lr_opt:.4g}"
-              + ("  (at the edge of the grid)" if edge else ""))
-    n, tokens, lr = np.array(optima).T
-    k, log_c = np.polyfit(np.log(n / 1e6), np.log(lr), 1)
-    print(f"fitted rule: lr = {np.exp(log_c):.3g} * (N_nonembed / 1e6) ^ {k:.3f}")
-
+        optima.append((width, tokens, lr_opt, edge))
+        print(f"width {width} (N_nonembed {n:,}), {tokens / 1e6:.1f}M tokens: best LR {lr_opt:.4g}, "
+              f"x d_model {lr_opt * width:.3g}" + ("  (at the edge of the grid)" if edge else ""))
+    longest = [w * lr for w, t, lr, edge in optima if t == max(o[1] for o in optima) and not edge]
+    if longest:  # the rule lr = c / d_model (train/optim.py), c from the longest duration's bracketed optima
+        print(f"width rule at the longest duration: lr = {np.exp(np.mean(np.log(longest))):.3g} / d_model")
 
 if __name__ == "__main__":
     main()

@@ -80,7 +80,8 @@ def _train_pending(store: SQLiteStore, out: Path, role: str, executor, log=print
     branching = branch_plan(list(specs.values()), out)
     todo = [Job(specs[rid], str(out / "runs" / rid), **branching.get(rid, {}))
             for rid in runs.loc[runs["status"] != "done", "run_id"]]
-    flops = {j.spec.run_id: j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla") for j in todo}
+    flops = {j.spec.run_id: j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla")
+             * (j.spec.cooldown_frac if j.init_from else 1.0) for j in todo}  # a branch trains its cool-down
     total, t0, done = sum(flops.values()), time.monotonic(), [0.0, 0]
 
     def on_result(payload: dict) -> None:

@@ -11,7 +11,10 @@ import pytest
 
 pytest.importorskip("torch")
 
+from scalinglab.plan.spec import RunSpec  # noqa: E402
+from scalinglab.study import branch_plan  # noqa: E402
 from scalinglab.train.loop import eval_steps  # noqa: E402
+from scalinglab.train.optim import cooldown_start  # noqa: E402
 
 from .helpers import cli, start_study, statuses as read_statuses, wait_done
 
@@ -51,10 +54,17 @@ def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp
     assert {rid for rid, _, _ in runs} == planned_a and len(runs) == len(planned_a)
     assert all(status == "done" for _, status, _ in runs)
     assert len(evals) == len(set(evals))  # nothing duplicated
-    for rid, _, spec in runs:  # nothing lost: every run has exactly its log-spaced eval steps
-        spec = json.loads(spec)
-        steps = -(-spec["n_tokens"] // (spec["batch_size"] * spec["shape"]["n_ctx"]))
-        assert sorted(s for r, s in evals if r == rid) == eval_steps(steps, spec["n_evals"])
+    specs = {rid: RunSpec.from_dict(json.loads(spec)) for rid, _, spec in runs}
+    branching = branch_plan(list(specs.values()), tmp_path)
+    trunks = {s.branch_key: s for s in specs.values() if "snapshot_at" in branching.get(s.run_id, {})}
+    for rid, spec in specs.items():  # nothing lost: every run has exactly its log-spaced eval steps
+        expected = eval_steps(spec.steps, spec.n_evals)
+        if "init_from" in branching.get(rid, {}):  # a branch: its trunk's evals up to the snapshot, then its own
+            start = cooldown_start(spec.steps, spec.cooldown_frac)
+            trunk = trunks[spec.branch_key]
+            expected = [s for s in eval_steps(trunk.steps, trunk.n_evals) if s <= start] + \
+                [s for s in expected if s > start]
+        assert sorted(s for r, s in evals if r == rid) == expected, rid
     for k, v in summary_a["fit"]["params"].items():
         assert summary_b["fit"]["params"][k] == pytest.approx(v, rel=1e-6), k
     assert summary_b["holdout"]["measured"] == pytest.approx(summary_a["holdout"]["measured"], abs=1e-6)
@@ -144,3 +154,22 @@ def test_report_page_is_self_contained_and_every_image_decodes(uninterrupted, tm
         assert f"<td>{name}" in laws, name
     # every fitted row carries numbers with an interval: "alpha_N = 0.0xx [lo, hi]"
     assert re.search(r"alpha_N = [0-9.e+-]+ \[[0-9.e+-]+, [0-9.e+-]+\]", laws)
+
+
+def test_wsd_design_branches_measures_noise_and_spends_the_holdout_budget_in_exact_flops(uninterrupted):
+    out, summary = uninterrupted
+    assert "Appendix F" in summary["flop_convention"] and summary["schedule"] == "wsd"
+    with sqlite3.connect(out / "study.sqlite") as conn:
+        runs = conn.execute("SELECT run_id, role, status FROM runs").fetchall()
+    grid = [rid for rid, role, _ in runs if role == "grid"]
+    branched = [rid for rid in grid
+                if json.loads((out / "runs" / rid / "config.json").read_text())["resolved"]["branched_from"]]
+    assert branched and len(branched) < len(grid)  # every size but its longest run started from a snapshot
+    noise = summary["run_noise"]
+    assert noise["n_seeds"] == 2 and len(noise["losses"]) == 2 and 0 < noise["sd_rel"] < 0.05
+    assert sum(role == "noise" for _, role, _ in runs) == 1
+    h = summary["holdout"]
+    assert h["flops"] == pytest.approx(h["flops_budget"], rel=0.01)  # the grid's own FLOP count, not 6ND
+    lo, hi = h["interval"]
+    assert lo <= h["fit_interval"][0] and hi >= h["fit_interval"][1] and "run-to-run noise" in h["interval_kind"]
+    assert [a["extrapolation"] for a in summary["allocations"]] == [4, 16, 64, 256]

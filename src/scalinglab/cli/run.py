@@ -83,17 +83,25 @@ def render(summary: dict) -> str:
         v = p.get(k, fit.get(k))
         lo_hi = ci.get(k)
         lines.append(f"  {k:<6}{v:>12.5g}" + (f"  [{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else ""))
-    lines.append("compute-optimal allocation at the next budgets (fitted law):")
+    if summary.get("flop_convention"):
+        lines.append(summary["flop_convention"])
+    lines.append("compute-optimal run of the model family at the next budgets (fitted law, extrapolated):")
     for row in summary.get("allocations", []):
-        iv = row.get("interval", {})
-        n_iv = f" [{iv['N_opt'][0]:.3g}, {iv['N_opt'][1]:.3g}]" if "N_opt" in iv else ""
-        lines.append(f"  C {row['flops']:9.3g}  N_opt {row['n_opt']:9.3g}{n_iv}  D_opt {row['d_opt']:9.3g}  "
-                     f"loss {row['loss']:.4f}")
+        iv = row.get("interval", {}).get("loss")
+        lines.append(f"  C {row['flops']:9.3g} ({row.get('extrapolation', row['flops']):g}x the largest budget)  "
+                     f"N_opt {row['n_opt']:9.3g}  D_opt {row['d_opt']:9.3g}  loss {row['loss']:.4f}"
+                     + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""))
+    noise = summary.get("run_noise")
+    if noise:
+        lines.append(f"run-to-run noise: {100 * noise['sd_rel']:.2f}% (sd of log loss over {noise['n_seeds']} seeds "
+                     f"at N {noise['n_params']:,}, D {noise['n_tokens']:,})")
     iv = h["interval"]
     lines.append(f"held-out run at {h['flops_budget']:.3g} FLOPs (N {h['n_params']:,}, D {h['n_tokens']:,}): "
                  f"predicted {h['predicted']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "")
                  + f", measured {h['measured']:.4f}, error {100 * h['rel_error']:+.2f}%"
                  + (" (inside the interval)" if h["inside_interval"] else " (outside the interval)"))
+    if h.get("interval_kind"):
+        lines.append(f"  interval: {h['interval_kind']}")
     return "\n".join(lines)
 
 

@@ -52,12 +52,12 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
                 parts.append(tok.encode(d.text))
                 parts.append(np.array([tok.eot], dtype=np.uint16))
             tokens = np.concatenate(parts) if parts else np.zeros(0, np.uint16)
-            tmp = out / f"{split}.bin.tmp"
+            tmp = out / f"{split}.bin.{os.getpid()}.tmp"  # two processes building at once must not share it
             tokens.tofile(tmp)
             tmp.replace(out / f"{split}.bin")
             meta[f"{split}_tokens"] = int(tokens.size)
             meta[f"{split}_bytes"] = int(sum(len(d.text.encode()) + 1 for d in docs))
-        tmp = meta_path.with_suffix(".tmp")
+        tmp = meta_path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(meta, indent=1))
         tmp.replace(meta_path)  # written last: its presence means the shards are complete
     meta = json.loads(meta_path.read_text())

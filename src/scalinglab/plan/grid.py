@@ -29,7 +29,7 @@ def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig, seed: int
     return RunSpec(shape=shape, n_tokens=steps * tokens_per_step, batch_size=cfg.batch_size,
                    seed=cfg.seed if seed is None else seed, data=cfg.data, tokenizer=cfg.tokenizer,
                    n_eval_tokens=cfg.n_eval_tokens, unique_tokens=cfg.unique_tokens or None, beta2=cfg.beta2,
-                   **schedule)
+                   warmup_steps=cfg.warmup_steps or None, **schedule)
 
 
 def isoflop_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec]]:

@@ -43,6 +43,7 @@ class StudyConfig:
     schedule: str = "cosine"  # "wsd": one stable run per size, cool-downs branched off it at every budget
     cooldown_frac: float = 0.2         # wsd: the share of each run's steps spent cooling down
     beta2: float = 0.95                # AdamW beta2 of every run
+    warmup_steps: int = 0              # > 0: every run warms up over this many steps (0: the trainer's default)
     noise_seeds: int = 0               # extra seeds of one grid run: run-to-run noise for the held-out interval
 
     def __post_init__(self):
@@ -65,6 +66,7 @@ class StudyConfig:
             "schedule": self.schedule not in ("cosine", "wsd"),
             "cooldown_frac": not 0 < self.cooldown_frac <= 0.5,
             "beta2": not 0 <= self.beta2 < 1, "noise_seeds": self.noise_seeds < 0,
+            "warmup_steps": self.warmup_steps < 0,
         }
         for key, is_bad in bad.items():
             if is_bad:
@@ -86,7 +88,7 @@ class StudyConfig:
 
 
 NEWER_FIELDS = {"unique_tokens": 0, "kind": "isoflop", "batch_sizes": [], "sweep_params": 0.0, "sweep_tokens": 0.0,
-                "schedule": "cosine", "cooldown_frac": 0.2, "beta2": 0.95, "noise_seeds": 0}
+                "schedule": "cosine", "cooldown_frac": 0.2, "beta2": 0.95, "noise_seeds": 0, "warmup_steps": 0}
 
 PRESETS = {
     # CI-sized: two tiny budgets, 4 sizes each, seconds per run.
@@ -98,7 +100,7 @@ PRESETS = {
     # N x D grid of WSD runs over a 16x budget range, each size's shorter runs branched off its longest.
     "default": dict(name="default", budgets=(5e11, 1e12, 2e12, 4e12), sizes_per_budget=7,
                     size_span=12.0, tokens_per_param=40.0, min_steps=300, n_ctx=128, batch_size=16,
-                    n_eval_tokens=16384, bootstrap=1000, schedule="wsd", beta2=0.99, noise_seeds=2),
+                    n_eval_tokens=16384, bootstrap=1000, schedule="wsd", beta2=0.99, noise_seeds=2, warmup_steps=25),
     # Repeated data: every run sees only the first 500k training tokens, for 2-23 epochs (Muennighoff et al. 2023).
     "data-constrained": dict(name="data-constrained", budgets=(1e12, 2e12, 4e12), sizes_per_budget=4,
                              size_span=6.0, tokens_per_param=60.0, min_steps=300, n_ctx=128, batch_size=16,

@@ -45,7 +45,9 @@ def study_inputs(study_dir: Path, summary: dict | None = None) -> dict:
     store = SQLiteStore.open(study_dir / "study.sqlite")
     fit = FitResult.load(study_dir / "fit.json") if (study_dir / "fit.json").exists() else None
     return {"title": f"scalinglab study {summary.get('study', '')} ({summary.get('study_id', '')})",
-            "curves": store.curve_table(), "runs": store.runs(), "fit3": fit, "holdout": summary.get("holdout")}
+            "curves": store.curve_table(), "runs": store.runs(), "fit3": fit, "holdout": summary.get("holdout"),
+            "allocations": summary.get("allocations"), "flop_convention": summary.get("flop_convention"),
+            "run_noise": summary.get("run_noise")}
 
 
 def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
@@ -109,7 +111,10 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
                                 f"{base64.b64encode(value).decode()}'>"))
     sections.append((f"Fitted laws ({bootstrap} bootstrap resamples over runs; 95% intervals)",
                      _params_table(fit3, fits, skipped)))
-    if fit3 is not None:
+    if inputs.get("allocations"):
+        sections.append(("Compute-optimal run of the model family at the next budgets (like Hoffmann 2022 "
+                         "Table 3; extrapolated)", _family_ladder(inputs)))
+    elif fit3 is not None:
         sections.append(("Compute-optimal allocation (like Hoffmann 2022 Table 3)", _ladder(fit3, c_hi)))
     sections.append(("Runs (click a column to sort)", _runs_table(inputs.get("runs"), finals)))
     page = _page(inputs.get("title", "scalinglab report"), sections)
@@ -238,6 +243,20 @@ def _params_table(fit3, fits, skipped) -> str:
     if not rows:
         return "<p class='missing'>No fits.</p>"
     return _table(pd.DataFrame(rows)).replace("class=\"dataframe t\"", "class=\"dataframe t left\"", 1)
+
+
+def _family_ladder(inputs: dict) -> str:
+    """The study's allocations: each budget spent in exact FLOPs on the family's best shape for the law."""
+    rows = []
+    for a in inputs["allocations"]:
+        iv = (a.get("interval") or {}).get("loss")
+        rows.append({"FLOPs": f"{a['flops']:.3g}", "x largest budget": f"{a['extrapolation']:g}",
+                     "N_opt": f"{a['n_opt']:.4g}", "D_opt": f"{a['d_opt']:.4g}",
+                     "tokens/param": f"{a['d_opt'] / a['n_opt']:.3g}",
+                     "loss [95%]": f"{a['loss']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""),
+                     "shape (layers x width)": f"{a['shape']['n_layer']} x {a['shape']['d_model']}"})
+    note = html.escape(inputs.get("flop_convention") or "")
+    return f"<p>{note}</p>" + _table(pd.DataFrame(rows))
 
 
 def _ladder(fit3: FitResult, c_hi: float) -> str:

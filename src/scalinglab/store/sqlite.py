@@ -185,17 +185,21 @@ def _unique_tokens(table: pd.DataFrame, runs: pd.DataFrame) -> None:
 
 def _wsd_ends(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """WSD runs: evals before a run's cool-down are not annealed and overstate the loss its length would
-    reach (Hoffmann et al. 2022, Fig. A1; Hägele et al. 2024). A size's curve is the final evals of its
-    runs (each a cool-down branched off the same stable run), one curve per size, named ``wsd-<key>``."""
+    reach (Hoffmann et al. 2022, Fig. A1; Hägele et al. 2024). A WSD run's curve is therefore the final evals
+    of the runs of its size (its branch key) no longer than itself, each a cool-down branched off the same
+    stable run; its last row stays its own final result."""
     specs = {rid: json.loads(spec) for rid, spec in zip(runs["run_id"], runs["spec"])}
     wsd = {rid for rid, spec in specs.items() if spec.get("schedule") == "wsd"}
     if not wsd:
         return table
     from ..plan.spec import RunSpec
     is_wsd = table["run_id"].isin(wsd)
-    ends = table[is_wsd].sort_values("step").groupby("run_id").tail(1).copy()
-    ends["run_id"] = ["wsd-" + RunSpec.from_dict(specs[r]).branch_key for r in ends["run_id"]]
-    return pd.concat([table[~is_wsd], ends]).sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
+    ends = table[is_wsd].sort_values("step").groupby("run_id").tail(1)
+    ends = ends.assign(key=[RunSpec.from_dict(specs[r]).branch_key for r in ends["run_id"]])
+    curves = [ends[(ends["key"] == row.key) & (ends["D"] <= row.D)].assign(run_id=row.run_id)
+              for row in ends.itertuples()]
+    return pd.concat([table[~is_wsd], *curves]).drop(columns="key").sort_values(
+        ["run_id", "step"], kind="stable").reset_index(drop=True)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
