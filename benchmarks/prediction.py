@@ -22,6 +22,7 @@ from scalinglab.plan.study import StudyConfig, load_study
 # 0.02 init, beta2 0.95, cosine IsoFLOP grids) are in docs/study.md; the model code no longer builds them.
 ABLATIONS = {
     "default": {},
+    "warmup-100": dict(warmup_steps=0),  # the trainer's 100-step warm-up instead of 25
     "cosine-isoflop": dict(schedule="cosine", budgets=(1e12, 2e12, 4e12), sizes_per_budget=6, size_span=8.0,
                            noise_seeds=0),
 }

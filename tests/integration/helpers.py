@@ -46,3 +46,23 @@ def wait_done(proc, db, n, log):
 def statuses(db):
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         return dict(conn.execute("SELECT run_id, status FROM runs").fetchall())
+
+
+def expected_eval_steps(specs: dict) -> dict:
+    """run_id -> the eval steps a finished run must have: its own log-spaced ones, or for a WSD branch its
+    trunk's up to the snapshot it started from, then its own (train/loop.py)."""
+    from pathlib import Path
+
+    from scalinglab.study import branch_plan
+    from scalinglab.train.loop import eval_steps
+    from scalinglab.train.optim import cooldown_start
+    branching = branch_plan(list(specs.values()), Path("."))
+    trunks = {s.branch_key: s for s in specs.values() if "snapshot_at" in branching.get(s.run_id, {})}
+    out = {}
+    for rid, spec in specs.items():
+        own = eval_steps(spec.steps, spec.n_evals)
+        if "init_from" in branching.get(rid, {}):
+            start, trunk = cooldown_start(spec.steps, spec.cooldown_frac), trunks[spec.branch_key]
+            own = [s for s in eval_steps(trunk.steps, trunk.n_evals) if s <= start] + [s for s in own if s > start]
+        out[rid] = own
+    return out

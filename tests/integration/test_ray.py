@@ -18,9 +18,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("ray")
 
-from scalinglab.train.loop import eval_steps  # noqa: E402
+from scalinglab.plan.spec import RunSpec  # noqa: E402
 
-from .helpers import cli, start_study, statuses  # noqa: E402
+from .helpers import cli, expected_eval_steps, start_study, statuses  # noqa: E402
 
 
 def _task_workers() -> dict[int, Path]:
@@ -89,11 +89,10 @@ def test_a_killed_ray_worker_is_retried_and_its_run_completes_once(ray_study):
     out, _, seen = ray_study
     assert seen["status_at_kill"] != "done"
     runs, evals = _store(out)
-    spec = json.loads(next(r[2] for r in runs if r[0] == seen["run"]))
-    steps = -(-spec["n_tokens"] // (spec["batch_size"] * spec["shape"]["n_ctx"]))
+    expected = expected_eval_steps({r[0]: RunSpec.from_dict(json.loads(r[2])) for r in runs})
     assert next(r[1] for r in runs if r[0] == seen["run"]) == "done"
     # each of its eval steps exactly once: the retry resumed the run, nothing recorded twice
-    assert sorted(s for r, s, _ in evals if r == seen["run"]) == eval_steps(steps, spec["n_evals"])
+    assert sorted(s for r, s, _ in evals if r == seen["run"]) == expected[seen["run"]]
     assert not (out / "runs" / seen["run"] / "checkpoint.pt").exists()  # finished: checkpoint cleaned up
 
 
@@ -105,10 +104,9 @@ def test_a_killed_ray_driver_resumes_and_every_run_is_done_once(ray_study):
     assert all(status == "done" for _, status, _, _ in runs)
     keys = [(r, s) for r, s, _ in evals]
     assert len(keys) == len(set(keys))  # no eval recorded twice
-    for rid, _, spec, _ in runs:
-        spec = json.loads(spec)
-        steps = -(-spec["n_tokens"] // (spec["batch_size"] * spec["shape"]["n_ctx"]))
-        assert sorted(s for r, s in keys if r == rid) == eval_steps(steps, spec["n_evals"])
+    expected = expected_eval_steps({rid: RunSpec.from_dict(json.loads(spec)) for rid, _, spec, _ in runs})
+    for rid, steps in expected.items():
+        assert sorted(s for r, s in keys if r == rid) == steps, rid
     assert not (out / "runs" / ".stop").exists()
 
 

@@ -12,11 +12,8 @@ import pytest
 pytest.importorskip("torch")
 
 from scalinglab.plan.spec import RunSpec  # noqa: E402
-from scalinglab.study import branch_plan  # noqa: E402
-from scalinglab.train.loop import eval_steps  # noqa: E402
-from scalinglab.train.optim import cooldown_start  # noqa: E402
 
-from .helpers import cli, start_study, statuses as read_statuses, wait_done
+from .helpers import cli, expected_eval_steps, start_study, statuses as read_statuses, wait_done
 
 
 def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp_path):
@@ -55,15 +52,7 @@ def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp
     assert all(status == "done" for _, status, _ in runs)
     assert len(evals) == len(set(evals))  # nothing duplicated
     specs = {rid: RunSpec.from_dict(json.loads(spec)) for rid, _, spec in runs}
-    branching = branch_plan(list(specs.values()), tmp_path)
-    trunks = {s.branch_key: s for s in specs.values() if "snapshot_at" in branching.get(s.run_id, {})}
-    for rid, spec in specs.items():  # nothing lost: every run has exactly its log-spaced eval steps
-        expected = eval_steps(spec.steps, spec.n_evals)
-        if "init_from" in branching.get(rid, {}):  # a branch: its trunk's evals up to the snapshot, then its own
-            start = cooldown_start(spec.steps, spec.cooldown_frac)
-            trunk = trunks[spec.branch_key]
-            expected = [s for s in eval_steps(trunk.steps, trunk.n_evals) if s <= start] + \
-                [s for s in expected if s > start]
+    for rid, expected in expected_eval_steps(specs).items():  # nothing lost: every run has exactly its evals
         assert sorted(s for r, s in evals if r == rid) == expected, rid
     for k, v in summary_a["fit"]["params"].items():
         assert summary_b["fit"]["params"][k] == pytest.approx(v, rel=1e-6), k

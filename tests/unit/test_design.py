@@ -15,10 +15,17 @@ from scalinglab.study import branch_plan, prediction_interval
 
 
 def test_one_family_for_study_train_and_plan():
+    import argparse
+
+    from scalinglab.cli import train as train_cli
+    parser = argparse.ArgumentParser()
+    train_cli.add_parser(parser.add_subparsers())
     for n in (4e4, 1.2e5, 3e5, 2e6):
         study = nearest_shape(n, 256, 128)
         assert study == shape_for_params(n, kind="total", vocab_size=256, n_ctx=128)
         assert study.positions == "rope" and study.n_layer >= 2
+        args = parser.parse_args(["train", "--params", str(n), "--n-ctx", "128"])
+        assert train_cli.build_spec(args)[0].shape == study  # `scalinglab train --params N`
     planned = plan_budget(published_law("chinchilla"), 1e21, vocab_size=256, n_ctx=128)
     assert planned["shape"] == {k: v for k, v in shape_for_params(planned["n_params"], vocab_size=256,
                                                                    n_ctx=128).to_dict().items()} | {
@@ -30,7 +37,11 @@ def test_wsd_grid_is_an_isoflop_grid_of_fixed_sizes_that_branch():
     assert cfg.schedule == "wsd"
     grid = wsd_grid(cfg, 256)
     sizes = {s.shape for _, s in grid}
-    assert len(sizes) <= cfg.sizes_per_budget
+    for budget in cfg.budgets:  # each budget: the sizes nearest its expected optimum, near the frontier
+        at = sorted(param_breakdown(s.shape)["total"] for b, s in grid if b == budget)
+        assert len(at) == cfg.sizes_per_budget
+        n_prior = math.sqrt(budget / (6 * cfg.tokens_per_param))
+        assert at[0] <= n_prior * 1.3 and at[-1] >= n_prior / 1.3 and at[-1] / at[0] < 4
     for C, spec in grid:
         fpt = flops_per_token(spec.shape, "chinchilla")
         assert abs(spec.n_tokens * fpt / C - 1) < 0.01 and spec.steps >= cfg.min_steps
