@@ -19,10 +19,11 @@ from pathlib import Path
 from scalinglab.plan.study import StudyConfig, load_study
 
 # Protocol and design ablations. Rows measured before this protocol existed (learned positions, GPT-2's
-# 0.02 init, beta2 0.95, cosine IsoFLOP grids) are in docs/study.md; the model code no longer builds them.
+# 0.02 init, beta2 0.95, cosine IsoFLOP grids), and the frontier-window design of commit 190ebd4, are in
+# docs/study.md; the code no longer builds them.
 ABLATIONS = {
     "default": {},
-    "warmup-100": dict(warmup_steps=0),  # the trainer's 100-step warm-up instead of 25
+    "warmup-25": dict(warmup_steps=25),  # every run warms up over 25 steps instead of the trainer's 100
     "cosine-isoflop": dict(schedule="cosine", budgets=(1e12, 2e12, 4e12), sizes_per_budget=6, size_span=8.0,
                            noise_seeds=0),
 }

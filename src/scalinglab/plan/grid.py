@@ -66,22 +66,29 @@ def _enough_steps(specs: list[RunSpec], C: float, cfg: StudyConfig) -> list[RunS
 
 
 def wsd_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec]]:
-    """An N x D grid that is also an IsoFLOP grid, kept near the compute-optimal frontier: at each budget,
-    the ``sizes_per_budget`` family shapes nearest its expected optimum (N = sqrt(C / (6 tokens_per_param)))
-    that take ``min_steps`` steps, each trained (WSD) to the budget. Neighbouring budgets share sizes.
+    """An N x D grid that is also an IsoFLOP grid: ``sizes_per_budget`` sizes log-spaced over ``size_span``
+    around the expected optimum of the geometric-mean budget, each trained (WSD) at every budget where it
+    lies within the span around that budget's expected optimum and takes ``min_steps`` steps.
 
     A size's runs differ only in length, so the shorter ones branch off the longest one's stable phase
     (study.branch_plan): a size costs about its largest budget plus the cool-downs (``cooldown_frac``) of
-    the others, so budgets can be dense. Points far from the frontier (small models at many tokens per
-    parameter, large ones at few) follow the law least at this scale (docs/study.md), hence the window.
+    the others, and gives a point per budget, which identifies E and beta (Hägele et al. 2024, §4). The
+    span must be wide enough for that: a grid kept within ~1.6x of each budget's optimum left E
+    unidentified (E -> 0; docs/study.md).
     """
+    budgets = sorted(cfg.budgets)
+    c_mid = math.exp(np.mean(np.log(budgets)))
+    shapes = []
+    for n in _log_spaced(math.sqrt(c_mid / (6 * cfg.tokens_per_param)), cfg):
+        shape = nearest_shape(n, vocab_size, cfg.n_ctx)
+        if shape not in shapes:
+            shapes.append(shape)
+    half_span = math.log(cfg.size_span) / 2 + 1e-9
     out = []
-    for C in sorted(cfg.budgets):
+    for C in budgets:
         n_prior = math.sqrt(C / (6 * cfg.tokens_per_param))
-        specs = [spec_for_budget(s, C, cfg) for s in family_shapes(vocab_size, cfg.n_ctx)]
-        specs = [s for s in specs if s.steps >= cfg.min_steps]
-        specs.sort(key=lambda s: abs(math.log(param_breakdown(s.shape)["total"] / n_prior)))
-        out.extend((C, s) for s in _enough_steps(specs[:cfg.sizes_per_budget], C, cfg))
+        near = [s for s in shapes if abs(math.log(param_breakdown(s)["total"] / n_prior)) <= half_span]
+        out.extend((C, s) for s in _enough_steps([spec_for_budget(s, C, cfg) for s in near], C, cfg))
     return out
 
 
