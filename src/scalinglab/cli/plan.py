@@ -1,8 +1,10 @@
 """`scalinglab plan`: the compute-optimal model for a budget, or the loss of a model, under a law."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import ScalingLabError
-from ..predict import plan_budget, plan_point, resolve_law
+from ..predict import plan_budget, plan_budget_in_study, plan_point, resolve_law
 from ..published import LAWS
 from .common import emit_json, full, positive_float
 
@@ -26,7 +28,9 @@ def run(args) -> int:
     if args.flops is None and (args.params is None or args.tokens is None):
         raise ScalingLabError("give --flops C for a compute-optimal plan, or both --params N and --tokens D")
     law = resolve_law(args.law)
-    if args.flops is not None:
+    if args.flops is not None and Path(args.law).is_dir():  # a study: its family, vocab and FLOP count
+        out = plan_budget_in_study(args.law, law, args.flops)
+    elif args.flops is not None:
         out = plan_budget(law, args.flops, vocab_size=args.vocab_size, n_ctx=args.n_ctx)
     else:
         out = plan_point(law, args.params, args.tokens)
@@ -39,6 +43,8 @@ def run(args) -> int:
 
 def render(out: dict) -> str:
     lines = [f"law: {out['law']}"]
+    if "extrapolation" in out:
+        lines.append(f"  {out['extrapolation']:.3g}x the study's largest budget; {out['flop_convention']}")
     for key in ("flops", "n_params", "n_tokens", "tokens_per_param", "loss"):
         if key in out:
             span = ""
