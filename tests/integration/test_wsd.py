@@ -29,7 +29,7 @@ def test_wsd_schedule_is_constant_then_cools_down_to_min():
 def test_branch_from_snapshot_equals_training_alone(tmp_path):
     shards = build_shards()
     common = dict(shape=named_shape("debug", n_ctx=64), batch_size=8, n_eval_tokens=2048, schedule="wsd",
-                  min_lr_frac=0.0, beta2=0.99, checkpoint_every=1000)
+                  min_lr_frac=0.0, beta2=0.99, checkpoint_every=1000, warmup_steps=20)
     trunk, branch = RunSpec(**common, n_tokens=64 * 8 * 200), RunSpec(**common, n_tokens=64 * 8 * 120)
     assert trunk.branch_key == branch.branch_key and trunk.run_id != branch.run_id
     start = cooldown_start(branch.steps, branch.cooldown_frac)
@@ -42,8 +42,13 @@ def test_branch_from_snapshot_equals_training_alone(tmp_path):
     assert branched.n_tokens == alone.n_tokens and branched.steps == alone.steps
     cfg = json.loads((tmp_path / "branched" / "config.json").read_text())
     assert cfg["resolved"]["branched_from"]["step"] == start
-    # a snapshot of another run (other seed) is not used: the run trains from step 0 and says so
+    # a snapshot of another run (other seed; or another warm-up: the trainer's default differs for runs
+    # under 400 steps) is not used: the run trains from step 0 and says so
     other = train(RunSpec(**common, n_tokens=64 * 8 * 120, seed=1), tmp_path / "other", threads=1,
                   shards=shards, init_from=snapshot)
     assert json.loads((tmp_path / "other" / "config.json").read_text())["resolved"]["branched_from"] is None
     assert other.val_loss != pytest.approx(alone.val_loss, rel=1e-4)
+    default_warmup = dict(common, warmup_steps=None)
+    train(RunSpec(**default_warmup, n_tokens=64 * 8 * 120), tmp_path / "own-warmup", threads=1, shards=shards,
+          init_from=snapshot)
+    assert json.loads((tmp_path / "own-warmup" / "config.json").read_text())["resolved"]["branched_from"] is None

@@ -141,3 +141,16 @@ def test_degenerate_basin_does_not_crowd_out_the_interior_optimum():
     assert res.converged and res.diagnostics["n_basins"] >= 2
     assert 0.02 < res.params["E"] < 0.3
     assert res.objective == pytest.approx(0.00100187602236, rel=1e-9)  # scipy-from-every-start: 0.00100187602262
+
+
+def test_a_vanishing_E_is_not_called_converged_even_when_the_optimiser_stopped():
+    """DESIGN §10: E at 0 (a pure power law in these runs) is a degenerate fit, whatever the optimiser says."""
+    rng = np.random.default_rng(6)
+    N = np.exp(rng.uniform(np.log(1e4), np.log(1e7), 25))
+    D = np.exp(rng.uniform(np.log(1e5), np.log(1e9), 25))
+    L = (30.0 / N ** 0.3 + 60.0 / D ** 0.25) * np.exp(rng.normal(0, 0.003, 25))
+    res = ChinchillaFit(bootstrap=50).fit(pd.DataFrame({"N": N, "D": D, "loss": L})).result_
+    assert res.diagnostics["grad_norm"] <= res.diagnostics["grad_tol"]  # the optimiser did stop
+    assert res.params["E"] < 1e-6 and not res.converged
+    assert any("E vanished" in w for w in res.diagnostics["warnings"])
+    assert "converged: NO" in res.summary()

@@ -68,9 +68,13 @@ class ChinchillaFit:
         theta, diag = self._polish_best(cand, sig, data, loss, free)
         diag["n_starts"] = int(len(starts))
         boot, ci = self._bootstrap(theta, data, loss, free, runs)
+        # DESIGN §10: converged means a usable law, not only a stopped optimiser: a degenerate fit (E at 0,
+        # an exponent at 0, a parameter the resamples cannot move or bound) says so and is not converged
+        diag["warnings"] += _interval_warnings(ci, "E" if self.fixed_E is None else None)
+        converged = diag.pop("converged") and not diag["warnings"]
         self.result_ = FitResult(
             params=_natural(theta), objective=value(theta, data, loss), n_runs=len(runs),
-            converged=diag.pop("converged"), diagnostics=diag, ci=ci, bootstrap=boot,
+            converged=converged, diagnostics=diag, ci=ci, bootstrap=boot,
             settings={"loss": loss.name, "delta": loss.delta, "tau": loss.tau, "fixed_E": self.fixed_E,
                       "n_column": source.get("N"), "n_params_kind": io.n_params_kind(source.get("N", "")),
                       "max_flops": float((6 * runs["N"] * runs["D"]).max()
@@ -184,6 +188,21 @@ def _natural_arrays(theta: np.ndarray) -> dict[str, np.ndarray]:
 
 def _natural(theta: np.ndarray) -> dict[str, float]:
     return {k: float(v[0]) for k, v in _natural_arrays(theta).items()}
+
+
+def _interval_warnings(ci: dict, free_E: str | None) -> list[str]:
+    """Bootstrap intervals that show a parameter the runs do not constrain: zero width, or unbounded."""
+    out = []
+    for name in ([free_E] if free_E else []) + ["A", "B", "alpha", "beta"]:
+        if name not in ci:
+            continue
+        lo, hi = ci[name]
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            out.append(f"the bootstrap interval of {name} is unbounded: the runs do not constrain it")
+        elif hi - lo <= 1e-6 * max(abs(lo), abs(hi), 1e-300):
+            out.append(f"the bootstrap interval of {name} has zero width ([{lo:.3g}, {hi:.3g}]): every "
+                       f"resample lands on the same degenerate value")
+    return out
 
 
 def _warnings(theta: np.ndarray, data: RunData) -> list[str]:

@@ -137,7 +137,11 @@ def holdout(h: dict | None) -> plt.Figure:
     fig, ax = _subplots(figsize=(5, 3.2))
     lo, hi = h["interval"] if h.get("interval") else (h["predicted"], h["predicted"])
     ax.errorbar([0], [h["predicted"]], yerr=[[h["predicted"] - lo], [hi - h["predicted"]]], fmt="o", capsize=6,
-                label="predicted (95% interval)")
+                label="predicted, " + (h.get("interval_kind") or "95% bootstrap interval of the law"))
+    if h.get("fit_interval") and h.get("interval") and h["fit_interval"] != h["interval"]:
+        flo, fhi = h["fit_interval"]
+        ax.errorbar([0.08], [h["predicted"]], yerr=[[h["predicted"] - flo], [fhi - h["predicted"]]], fmt="none",
+                    capsize=3, color="gray", label="law's bootstrap interval alone")
     ax.scatter([1], [h["measured"]], color="crimson", zorder=5, label="measured")
     ax.set(xticks=[0, 1], xticklabels=["predicted", "measured"], xlim=(-0.6, 1.6), ylabel="held-out loss",
            title=f"Held-out run at {h['flops_budget']:.3g} FLOPs: error {100 * h['rel_error']:+.2f}%")
