@@ -48,21 +48,25 @@ def statuses(db):
         return dict(conn.execute("SELECT run_id, status FROM runs").fetchall())
 
 
-def expected_eval_steps(specs: dict) -> dict:
-    """run_id -> the eval steps a finished run must have: its own log-spaced ones, or for a WSD branch its
-    trunk's up to the snapshot it started from, then its own (train/loop.py)."""
+def expected_eval_steps(runs: dict) -> dict:
+    """run_id -> the eval steps a finished run must have, from {run_id: (role, RunSpec)}: its own log-spaced
+    ones, or for a WSD branch its trunk's up to the snapshot it started from, then its own (train/loop.py).
+    A study plans branches within each role (grid, noise, holdout), so trunks are found per role."""
     from pathlib import Path
 
     from scalinglab.study import branch_plan
     from scalinglab.train.loop import eval_steps
     from scalinglab.train.optim import cooldown_start
-    branching = branch_plan(list(specs.values()), Path("."))
-    trunks = {s.branch_key: s for s in specs.values() if "snapshot_at" in branching.get(s.run_id, {})}
     out = {}
-    for rid, spec in specs.items():
-        own = eval_steps(spec.steps, spec.n_evals)
-        if "init_from" in branching.get(rid, {}):
-            start, trunk = cooldown_start(spec.steps, spec.cooldown_frac), trunks[spec.branch_key]
-            own = [s for s in eval_steps(trunk.steps, trunk.n_evals) if s <= start] + [s for s in own if s > start]
-        out[rid] = own
+    for role in {role for role, _ in runs.values()}:
+        specs = {rid: spec for rid, (r, spec) in runs.items() if r == role}
+        branching = branch_plan(list(specs.values()), Path("."))
+        trunks = {s.branch_key: s for s in specs.values() if "snapshot_at" in branching.get(s.run_id, {})}
+        for rid, spec in specs.items():
+            own = eval_steps(spec.steps, spec.n_evals)
+            if "init_from" in branching.get(rid, {}):
+                start, trunk = cooldown_start(spec.steps, spec.cooldown_frac), trunks[spec.branch_key]
+                own = [s for s in eval_steps(trunk.steps, trunk.n_evals) if s <= start] + \
+                    [s for s in own if s > start]
+            out[rid] = own
     return out

@@ -80,7 +80,7 @@ def ray_study(tmp_path_factory):
 
 def _store(path):
     with sqlite3.connect(path / "study.sqlite") as conn:
-        runs = conn.execute("SELECT run_id, status, spec, val_loss FROM runs").fetchall()
+        runs = conn.execute("SELECT run_id, status, spec, val_loss, role FROM runs").fetchall()
         evals = conn.execute("SELECT run_id, step, val_loss FROM evals").fetchall()
     return runs, evals
 
@@ -89,7 +89,7 @@ def test_a_killed_ray_worker_is_retried_and_its_run_completes_once(ray_study):
     out, _, seen = ray_study
     assert seen["status_at_kill"] != "done"
     runs, evals = _store(out)
-    expected = expected_eval_steps({r[0]: RunSpec.from_dict(json.loads(r[2])) for r in runs})
+    expected = expected_eval_steps({r[0]: (r[4], RunSpec.from_dict(json.loads(r[2]))) for r in runs})
     assert next(r[1] for r in runs if r[0] == seen["run"]) == "done"
     # each of its eval steps exactly once: the retry resumed the run, nothing recorded twice
     assert sorted(s for r, s, _ in evals if r == seen["run"]) == expected[seen["run"]]
@@ -101,10 +101,10 @@ def test_a_killed_ray_driver_resumes_and_every_run_is_done_once(ray_study):
     killed_at = list(seen["after_driver_kill"].values())
     assert 2 <= killed_at.count("done") < len(killed_at)  # killed mid-grid
     runs, evals = _store(out)
-    assert all(status == "done" for _, status, _, _ in runs)
+    assert all(status == "done" for _, status, _, _, _ in runs)
     keys = [(r, s) for r, s, _ in evals]
     assert len(keys) == len(set(keys))  # no eval recorded twice
-    expected = expected_eval_steps({rid: RunSpec.from_dict(json.loads(spec)) for rid, _, spec, _ in runs})
+    expected = expected_eval_steps({r[0]: (r[4], RunSpec.from_dict(json.loads(r[2]))) for r in runs})
     for rid, steps in expected.items():
         assert sorted(s for r, s in keys if r == rid) == steps, rid
     assert not (out / "runs" / ".stop").exists()
@@ -117,7 +117,7 @@ def test_ray_study_equals_the_local_executors(ray_study, uninterrupted):
     runs_l, evals_l = _store(out_local)
     assert {r[0] for r in runs_r} == {r[0] for r in runs_l}  # the same runs
     loss_l = {r[0]: r[3] for r in runs_l}
-    for rid, _, _, loss in runs_r:
+    for rid, _, _, loss, _ in runs_r:
         assert loss == pytest.approx(loss_l[rid], abs=1e-6), rid
     ev_l = {(r, s): v for r, s, v in evals_l}
     assert len(evals_r) == len(evals_l)

@@ -44,14 +44,14 @@ def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp
     summary_b = json.loads(r.stdout)
 
     with sqlite3.connect(tmp_path / "study.sqlite") as conn:
-        runs = conn.execute("SELECT run_id, status, spec FROM runs").fetchall()
+        runs = conn.execute("SELECT run_id, status, spec, role FROM runs").fetchall()
         evals = conn.execute("SELECT run_id, step FROM evals").fetchall()
     with sqlite3.connect(out_a / "study.sqlite") as conn:
         planned_a = {row[0] for row in conn.execute("SELECT run_id FROM runs")}
-    assert {rid for rid, _, _ in runs} == planned_a and len(runs) == len(planned_a)
-    assert all(status == "done" for _, status, _ in runs)
+    assert {rid for rid, _, _, _ in runs} == planned_a and len(runs) == len(planned_a)
+    assert all(status == "done" for _, status, _, _ in runs)
     assert len(evals) == len(set(evals))  # nothing duplicated
-    specs = {rid: RunSpec.from_dict(json.loads(spec)) for rid, _, spec in runs}
+    specs = {rid: (role, RunSpec.from_dict(json.loads(spec))) for rid, _, spec, role in runs}
     for rid, expected in expected_eval_steps(specs).items():  # nothing lost: every run has exactly its evals
         assert sorted(s for r, s in evals if r == rid) == expected, rid
     for k, v in summary_a["fit"]["params"].items():
