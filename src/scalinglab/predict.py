@@ -56,17 +56,35 @@ def plan_budget(law, flops: float, *, vocab_size: int | None = None, n_ctx: int 
     return out
 
 
-def plan_budget_in_study(study_dir: str | Path, law, flops: float) -> dict:
-    """A study's plan for ``flops``: the budget spent in the study's own FLOP count (Appendix F) on the
-    model family's shape the fitted law puts lowest, as the study chose its held-out run; not the closed form
-    of C = 6ND, which differs from it by 1.1-1.8x at small shapes."""
-    import json
-
+def plan_in_family(law, flops: float, cfg, vocab_size: int, min_steps: int = 1) -> dict:
+    """The plan a study makes for ``flops`` (its held-out run, its allocations, `plan --law STUDY_DIR`):
+    the budget spent in the study's own FLOP count (Appendix F) on the model family's shape the law puts
+    lowest; not the closed form of C = 6ND, which differs from it by 1.1-1.8x at small shapes."""
     from .model.accounting import param_breakdown
     from .plan.grid import optimum_in_family
+    C = _positive("--flops (compute budget)", flops)
+    spec = optimum_in_family(law.predict, C, cfg, vocab_size, min_steps)
+    n, d = float(param_breakdown(spec.shape)["total"]), float(spec.n_tokens)
+    out = {"law": law_name(law), "flops": C, "n_params": n, "n_tokens": d, "loss": float(law.predict(n, d)),
+           "tokens_per_param": d / n, "shape": spec.shape.to_dict() | {"n_params_kind": "total"},
+           "flop_convention": FAMILY_FLOP_CONVENTION, "spec": spec.to_dict()}
+    interval = law.predict_interval(n, d)
+    if interval is not None:
+        out["interval"] = {"loss": list(interval)}
+    return out
+
+
+FAMILY_FLOP_CONVENTION = ("flops: exact training FLOPs, Hoffmann et al. 2022 Appendix F (every term, backward = "
+                          "2x forward), for budgets, the held-out run and allocations alike")
+
+
+def plan_budget_in_study(study_dir: str | Path, law, flops: float) -> dict:
+    """`plan --law STUDY_DIR --flops C`: plan_in_family with the study's config and vocabulary, and the
+    factor C extrapolates beyond the study's largest budget."""
+    import json
+
     from .plan.study import StudyConfig
     from .store import SQLiteStore
-    C = _positive("--flops (compute budget)", flops)
     study_dir = Path(study_dir)
     try:
         config = json.loads((study_dir / "config.json").read_text())
@@ -74,18 +92,9 @@ def plan_budget_in_study(study_dir: str | Path, law, flops: float) -> dict:
     except (OSError, ValueError, TypeError) as exc:
         raise ScalingLabError(f"{study_dir}/config.json is not a study config ({exc})") from None
     runs = SQLiteStore.open(study_dir / "study.sqlite").runs()
-    vocab = int(runs["vocab_size"].iloc[0])
-    spec = optimum_in_family(law.predict, C, cfg, vocab)
-    n, d = float(param_breakdown(spec.shape)["total"]), float(spec.n_tokens)
-    out = {"law": law_name(law), "flops": C, "n_params": n, "n_tokens": d, "loss": float(law.predict(n, d)),
-           "tokens_per_param": d / n, "shape": spec.shape.to_dict() | {"n_params_kind": "total"},
-           "flop_convention": "exact training FLOPs, Hoffmann et al. 2022 Appendix F, as the study's budgets"}
-    largest = float(runs.loc[runs["role"] == "grid", "budget"].max())
-    out["extrapolation"] = C / largest
-    interval = law.predict_interval(n, d)
-    if interval is not None:
-        out["interval"] = {"loss": list(interval)}
-    return out
+    out = plan_in_family(law, flops, cfg, int(runs["vocab_size"].iloc[0]))
+    del out["spec"]
+    return out | {"extrapolation": out["flops"] / float(runs.loc[runs["role"] == "grid", "budget"].max())}
 
 
 def plan_point(law, n_params: float, n_tokens: float) -> dict:

@@ -22,8 +22,9 @@ from .errors import ScalingLabError
 from .fit.estimators import ChinchillaFit
 from .model.accounting import flops_per_token, param_breakdown
 from .train.optim import cooldown_start
-from .plan.grid import isoflop_grid, noise_specs, optimum_in_family, sweep_grid
+from .plan.grid import isoflop_grid, noise_specs, sweep_grid
 from .plan.spec import RunSpec
+from .predict import FAMILY_FLOP_CONVENTION, plan_in_family
 from .plan.study import StudyConfig
 from .run.executor import Job
 from .store import SQLiteStore
@@ -142,16 +143,12 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     holdout = _holdout(cfg, store, fit, shards.vocab_size, out, holdout_executor or executor, run_noise, log)
     if holdout is None:
         return None
-    summary = {"study": cfg.name, "study_id": cfg.study_id, "flop_convention": FLOP_CONVENTION,
+    summary = {"study": cfg.name, "study_id": cfg.study_id, "flop_convention": FAMILY_FLOP_CONVENTION,
                "schedule": cfg.schedule, "fit": fit.to_dict(draws=False), "run_noise": run_noise,
                "holdout": holdout, "allocations": allocations(fit, max(cfg.budgets), cfg, shards.vocab_size),
                "n_runs": len(store.runs(role="grid", status="done"))}
     _write_summary(out, summary)
     return summary
-
-
-FLOP_CONVENTION = ("flops: exact training FLOPs, Hoffmann et al. 2022 Appendix F (every term, backward = 2x "
-                   "forward), for budgets, the held-out run and allocations alike")
 
 
 def measure_run_noise(store: SQLiteStore, noise: list, seed: int) -> dict | None:
@@ -195,18 +192,12 @@ def _batch_sweep(cfg, store, out, n_runs, executor, log) -> dict | None:
 def allocations(fit, largest: float, cfg: StudyConfig, vocab_size: int, factors=(4, 16, 64, 256)) -> list[dict]:
     """The fitted compute-optimal run of the model family at the next budgets (exact FLOPs, like the grid),
     with the law's bootstrap interval on its loss and the factor it extrapolates beyond the largest budget."""
-    out = []
+    rows = []
     for f in factors:
-        C = f * largest
-        spec = optimum_in_family(fit.predict, C, cfg, vocab_size)
-        n, d = float(param_breakdown(spec.shape)["total"]), float(spec.n_tokens)
-        row = {"flops": C, "extrapolation": float(f), "n_opt": n, "d_opt": d, "loss": float(fit.predict(n, d)),
-               "shape": spec.shape.to_dict()}
-        iv = fit.predict_interval(n, d)
-        if iv:
-            row["interval"] = {"loss": list(iv)}
-        out.append(row)
-    return out
+        row = plan_in_family(fit, f * largest, cfg, vocab_size)
+        del row["spec"], row["law"], row["flop_convention"]
+        rows.append(row | {"extrapolation": float(f)})
+    return rows
 
 
 def prediction_interval(predicted: float, fit_interval, run_noise: dict | None, z: float = 1.96):
@@ -225,10 +216,10 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
     C = cfg.holdout_factor * max(cfg.budgets)
     meta = store.meta()
     if "holdout_prediction" not in meta:
-        spec = optimum_in_family(fit.predict, C, cfg, vocab_size, cfg.min_steps)
-        N, D = param_breakdown(spec.shape)["total"], spec.n_tokens
-        predicted = float(fit.predict(N, D))
-        fit_iv = fit.predict_interval(N, D)
+        plan = plan_in_family(fit, C, cfg, vocab_size, cfg.min_steps)
+        spec = RunSpec.from_dict(plan["spec"])
+        N, D, predicted = int(plan["n_params"]), spec.n_tokens, plan["loss"]
+        fit_iv = plan.get("interval", {}).get("loss")
         store.set_meta(holdout_prediction={
             "run_id": spec.run_id, "spec": spec.to_dict(), "flops_budget": C, "n_params": N, "n_tokens": D,
             "flops": D * flops_per_token(spec.shape, "chinchilla"), "predicted": predicted,

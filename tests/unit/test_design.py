@@ -7,7 +7,7 @@ import pytest
 
 from scalinglab.model.accounting import flops_per_token, param_breakdown
 from scalinglab.model.family import shape_for_params
-from scalinglab.plan.grid import nearest_shape, noise_specs, optimum_in_family, wsd_grid
+from scalinglab.plan.grid import isoflop_grid, noise_specs, optimum_in_family, wsd_grid
 from scalinglab.plan.study import StudyConfig, load_study
 from scalinglab.predict import plan_budget
 from scalinglab.published import published_law
@@ -20,16 +20,17 @@ def test_one_family_for_study_train_and_plan():
     from scalinglab.cli import train as train_cli
     parser = argparse.ArgumentParser()
     train_cli.add_parser(parser.add_subparsers())
-    for n in (4e4, 1.2e5, 3e5, 2e6):
-        study = nearest_shape(n, 256, 128)
-        assert study == shape_for_params(n, kind="total", vocab_size=256, n_ctx=128)
-        assert study.positions == "rope" and study.n_layer >= 2
+    studied = {spec.shape for _, spec in isoflop_grid(load_study(preset="default"), 256)}
+    assert len(studied) >= 5
+    for shape in studied:  # every shape the study trains is the one `train --params N` builds for its N
+        n = param_breakdown(shape)["total"]
+        assert shape == shape_for_params(n, vocab_size=256, n_ctx=128)
+        assert shape.positions == "rope" and shape.n_layer >= 2
         args = parser.parse_args(["train", "--params", str(n), "--n-ctx", "128"])
-        assert train_cli.build_spec(args)[0].shape == study  # `scalinglab train --params N`
+        assert train_cli.build_spec(args)[0].shape == shape
     planned = plan_budget(published_law("chinchilla"), 1e21, vocab_size=256, n_ctx=128)
-    assert planned["shape"] == {k: v for k, v in shape_for_params(planned["n_params"], vocab_size=256,
-                                                                   n_ctx=128).to_dict().items()} | {
-        "n_params_kind": "total"}
+    family = shape_for_params(planned["n_params"], vocab_size=256, n_ctx=128)
+    assert planned["shape"] == family.to_dict() | {"n_params_kind": "total"}  # `plan`
 
 
 def test_wsd_grid_is_an_isoflop_grid_of_fixed_sizes_that_branch():
@@ -76,7 +77,7 @@ def test_holdout_is_the_family_optimum_of_its_exact_flop_budget():
     spec = optimum_in_family(predict, C, cfg, 256)
     N = param_breakdown(spec.shape)["total"]
     assert spec.n_tokens * flops_per_token(spec.shape, "chinchilla") == pytest.approx(C, rel=0.01)
-    for other in (nearest_shape(N / 1.5, 256, 128), nearest_shape(N * 1.5, 256, 128)):
+    for other in (shape_for_params(n, vocab_size=256, n_ctx=128) for n in (N / 1.5, N * 1.5)):
         D = round(C / flops_per_token(other, "chinchilla"))
         assert predict(param_breakdown(other)["total"], D) > predict(N, spec.n_tokens)
 

@@ -3,8 +3,8 @@ import pytest
 
 from scalinglab.errors import ScalingLabError
 from scalinglab.model.accounting import ModelShape, flops_per_token, param_breakdown
-from scalinglab.model.family import depth_for, family_shapes
-from scalinglab.plan.grid import isoflop_grid, nearest_shape, sweep_grid
+from scalinglab.model.family import depth_for, family_shapes, shape_for_params
+from scalinglab.plan.grid import isoflop_grid, sweep_grid
 from scalinglab.plan.spec import RunSpec
 from scalinglab.plan.study import PRESETS, StudyConfig, load_study
 
@@ -28,7 +28,7 @@ def test_family_is_one_shape_per_width_and_dense_at_the_small_end():
     assert len({s.d_model for s in shapes}) == len(shapes)
     totals = [param_breakdown(s)["total"] for s in shapes if s.d_model < 128]
     assert max(b / a for a, b in zip(totals, totals[1:])) < 1.5
-    assert nearest_shape(68_000, 256, 128).d_model == 48
+    assert shape_for_params(68_000, vocab_size=256, n_ctx=128).d_model == 48
 
 
 def test_ids_are_stable_across_versions():

@@ -89,7 +89,8 @@ def render(summary: dict) -> str:
     for row in summary.get("allocations", []):
         iv = row.get("interval", {}).get("loss")
         lines.append(f"  C {row['flops']:9.3g} ({row.get('extrapolation', row['flops']):g}x the largest budget)  "
-                     f"N_opt {row['n_opt']:9.3g}  D_opt {row['d_opt']:9.3g}  loss {row['loss']:.4f}"
+                     f"N_opt {row.get('n_params', row.get('n_opt')):9.3g}  "
+                     f"D_opt {row.get('n_tokens', row.get('d_opt')):9.3g}  loss {row['loss']:.4f}"
                      + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""))
     noise = summary.get("run_noise")
     if noise:

@@ -1,8 +1,8 @@
 """Parameter and FLOP accounting: pure functions of a ModelShape, every convention named.
 
 The architecture counted is ours (pre-LN GPT, learned or rotary positions, bias-free linear layers,
-LayerNorm with weight and bias). Kaplan's N excludes embeddings (token and position) and includes the LM head only when
-it is untied; Chinchilla counts every parameter.
+LayerNorm with weight and bias). Kaplan's N excludes embeddings (token and position) and includes the LM
+head only when it is untied; Chinchilla counts every parameter.
 """
 from __future__ import annotations
 

@@ -29,8 +29,7 @@ def widths() -> list[int]:
 
 def heads(d_model: int) -> tuple[int, int]:
     """(n_head, d_head) for a width of the family."""
-    d_head = next(h for limit, h in ((128, 8), (256, 16), (1024, 32), (4096, 64)) if d_model < limit) \
-        if d_model < 4096 else 128
+    d_head = next((h for limit, h in ((128, 8), (256, 16), (1024, 32), (4096, 64)) if d_model < limit), 128)
     return d_model // d_head, d_head
 
 

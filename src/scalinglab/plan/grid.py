@@ -15,19 +15,14 @@ from .spec import RunSpec
 from .study import StudyConfig
 
 
-def nearest_shape(n_target: float, vocab_size: int, n_ctx: int) -> ModelShape:
-    """The family's shape nearest n_target in log total parameters (model/family.py)."""
-    return shape_for_params(n_target, kind="total", vocab_size=vocab_size, n_ctx=n_ctx)
-
-
-def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig, seed: int | None = None) -> RunSpec:
+def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig) -> RunSpec:
     """The run of this shape whose exact (Appendix F) FLOPs come nearest the budget in whole steps."""
     tokens_per_step = cfg.batch_size * shape.n_ctx
     steps = max(1, round(flops / (flops_per_token(shape, "chinchilla") * tokens_per_step)))
     schedule = {"schedule": "wsd", "cooldown_frac": cfg.cooldown_frac, "min_lr_frac": 0.0} \
         if cfg.schedule == "wsd" else {}
     return RunSpec(shape=shape, n_tokens=steps * tokens_per_step, batch_size=cfg.batch_size,
-                   seed=cfg.seed if seed is None else seed, data=cfg.data, tokenizer=cfg.tokenizer,
+                   seed=cfg.seed, data=cfg.data, tokenizer=cfg.tokenizer,
                    n_eval_tokens=cfg.n_eval_tokens, unique_tokens=cfg.unique_tokens or None, beta2=cfg.beta2,
                    warmup_steps=cfg.warmup_steps or None, **schedule)
 
@@ -43,18 +38,16 @@ def isoflop_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec
         return wsd_grid(cfg, vocab_size)
     out = []
     for C in cfg.budgets:
-        targets = _log_spaced(math.sqrt(C / (6 * cfg.tokens_per_param)), cfg)
-        shapes = []
-        for n in targets:
-            shape = nearest_shape(n, vocab_size, cfg.n_ctx)
-            if shape not in shapes:
-                shapes.append(shape)
+        shapes = _sizes_around(math.sqrt(C / (6 * cfg.tokens_per_param)), cfg, vocab_size)
         out.extend((C, s) for s in _enough_steps([spec_for_budget(s, C, cfg) for s in shapes], C, cfg))
     return out
 
 
-def _log_spaced(n_mid: float, cfg: StudyConfig) -> np.ndarray:
-    return n_mid * np.geomspace(1 / math.sqrt(cfg.size_span), math.sqrt(cfg.size_span), cfg.sizes_per_budget)
+def _sizes_around(n_mid: float, cfg: StudyConfig, vocab_size: int) -> list[ModelShape]:
+    """The family's distinct shapes nearest ``sizes_per_budget`` targets log-spaced over ``size_span``."""
+    targets = n_mid * np.geomspace(1 / math.sqrt(cfg.size_span), math.sqrt(cfg.size_span), cfg.sizes_per_budget)
+    shapes = [shape_for_params(n, vocab_size=vocab_size, n_ctx=cfg.n_ctx) for n in targets]
+    return list(dict.fromkeys(shapes))
 
 
 def _enough_steps(specs: list[RunSpec], C: float, cfg: StudyConfig) -> list[RunSpec]:
@@ -78,11 +71,7 @@ def wsd_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec]]:
     """
     budgets = sorted(cfg.budgets)
     c_mid = math.exp(np.mean(np.log(budgets)))
-    shapes = []
-    for n in _log_spaced(math.sqrt(c_mid / (6 * cfg.tokens_per_param)), cfg):
-        shape = nearest_shape(n, vocab_size, cfg.n_ctx)
-        if shape not in shapes:
-            shapes.append(shape)
+    shapes = _sizes_around(math.sqrt(c_mid / (6 * cfg.tokens_per_param)), cfg, vocab_size)
     half_span = math.log(cfg.size_span) / 2 + 1e-9
     out = []
     for C in budgets:
@@ -122,7 +111,7 @@ def optimum_in_family(predict: Callable, flops: float, cfg: StudyConfig, vocab_s
 def sweep_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec]]:
     """A batch-size sweep: the family's model nearest ``sweep_params``, ``sweep_tokens`` tokens at each batch
     size, constant LR after warm-up and 40 evals, so steps-to-loss compare across batch sizes."""
-    shape = nearest_shape(cfg.sweep_params, vocab_size, cfg.n_ctx)
+    shape = shape_for_params(cfg.sweep_params, vocab_size=vocab_size, n_ctx=cfg.n_ctx)
     out = []
     for batch in sorted(set(cfg.batch_sizes)):
         tokens_per_step = batch * cfg.n_ctx

@@ -111,7 +111,7 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
                                 f"{base64.b64encode(value).decode()}'>"))
     sections.append((f"Fitted laws ({bootstrap} bootstrap resamples over runs; 95% intervals)",
                      _params_table(fit3, fits, skipped)))
-    if inputs.get("allocations"):
+    if inputs.get("allocations") and all("shape" in a for a in inputs["allocations"]):
         sections.append(("Compute-optimal run of the model family at the next budgets (like Hoffmann 2022 "
                          "Table 3; extrapolated)", _family_ladder(inputs)))
     elif fit3 is not None:
@@ -251,8 +251,8 @@ def _family_ladder(inputs: dict) -> str:
     for a in inputs["allocations"]:
         iv = (a.get("interval") or {}).get("loss")
         rows.append({"FLOPs": f"{a['flops']:.3g}", "x largest budget": f"{a['extrapolation']:g}",
-                     "N_opt": f"{a['n_opt']:.4g}", "D_opt": f"{a['d_opt']:.4g}",
-                     "tokens/param": f"{a['d_opt'] / a['n_opt']:.3g}",
+                     "N_opt": f"{a['n_params']:.4g}", "D_opt": f"{a['n_tokens']:.4g}",
+                     "tokens/param": f"{a['tokens_per_param']:.3g}",
                      "loss [95%]": f"{a['loss']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""),
                      "shape (layers x width)": f"{a['shape']['n_layer']} x {a['shape']['d_model']}"})
     note = html.escape(inputs.get("flop_convention") or "")
