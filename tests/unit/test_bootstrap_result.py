@@ -65,7 +65,7 @@ def test_round_trip_through_json_file(tmp_path, boot_fit):
     np.testing.assert_array_equal(back.bootstrap.draws, boot_fit.bootstrap.draws)
     assert back.predict_interval(1e9, 2e10) == boot_fit.predict_interval(1e9, 2e10)
     doc = json.loads(path.read_text())
-    assert doc["format"] == "scalinglab.fit" and doc["version"] == 1
+    assert doc["format"] == "scalinglab.fit" and doc["version"] == 2
     assert {"law", "approach", "params", "a", "b", "objective", "n_runs", "converged", "ci"} <= set(doc)
     assert list(tmp_path.iterdir()) == [path]  # no temp file left behind
 

@@ -15,8 +15,10 @@ import pandas as pd
 from ..errors import ScalingLabError
 from .curves import Envelope, budgets as budget_of, need_curves, prepare
 from .lawfit import LawFit, percentile_intervals
+from .verdict import EXPONENT_MIN, judge
 
 FORM = "N_opt = k_N C^a, D_opt = k_D C^b"
+FAR_OUTSIDE = 1.5  # an IsoFLOP minimum further than this factor beyond a budget's sizes is not measured
 
 
 def _power_law(C: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -37,20 +39,31 @@ def _allocation(C, n_opt, d_opt, loss=None) -> tuple[dict, float]:
     return params, rss_n + rss_d
 
 
-def _result(approach, params, objective, n_runs, n_points, draws, level, bootstrap, seed, warnings, extra, points):
+def _result(approach, params, objective, n_runs, n_points, draws, level, bootstrap, seed, warnings, extra, points,
+            points_are):
+    ci = percentile_intervals(draws, level) if draws else {}
+    # the verdict: N_opt and D_opt must grow with C, slower than C (0 < a, b < 1); L_opt must fall; every
+    # budget must bracket its minimum (one slightly outside its sizes is reported, not disqualifying).
+    # k_N, k_D are C = 1 intercepts: their intervals follow the exponents' and say nothing on their own.
+    verdict = judge(params, {k: v for k, v in ci.items() if not k.startswith("k_")}, exponents=("a", "b"),
+                    exponent_range=(EXPONENT_MIN, 1.0))
+    if "gamma" in params:
+        verdict += judge({"gamma": params["gamma"]}, None, exponents=("gamma",))
+    far = [m["outside_by"] for m in extra.get("minima", ()) if m["outside_by"] > FAR_OUTSIDE]
+    if far:
+        verdict.append(f"{len(far)} budget(s) put the minimum more than {FAR_OUTSIDE:g}x outside their sizes (up "
+                       f"to {max(far):.3g}x): the grid does not bracket the optimum there")
+    warnings = list(warnings) + verdict
     return LawFit(law="chinchilla", approach=approach, form=FORM + (", L_opt = k_L C^-gamma" if "gamma" in params
                                                                       else ""),
                   params=params, objective=objective, n_runs=n_runs, n_points=n_points,
-                  converged=bool(np.isfinite(objective)), ci=percentile_intervals(draws, level) if draws else {},
-                  diagnostics={"warnings": list(warnings), "bootstrap_converged": len(draws)} | extra,
+                  converged=bool(np.isfinite(objective)) and not verdict, ci=ci, inputs=("C",), target="N_opt",
+                  diagnostics={"warnings": warnings, "bootstrap_converged": len(draws)} | extra,
                   settings={"bootstrap": bootstrap, "seed": seed, "ci_level": level if bootstrap else None,
-                            "cite": "Hoffmann et al. 2022, arXiv 2203.15556, §3." + approach, "inputs": ["C"]},
-                  fn=_allocation_fn, points=points)
-
-
-def _allocation_fn(X, p):
-    """Predict N_opt (the fitted law's main output) at C."""
-    return p["k_N"] * X["C"] ** p["a"]
+                            "cite": "Hoffmann et al. 2022, arXiv 2203.15556, §3." + approach, "inputs": ["C"],
+                            "points_are": points_are},
+                  draws=np.array([[d[k] for k in params] for d in draws]) if draws else None, level=level,
+                  points=points)
 
 
 # ---- Approach 1 -------------------------------------------------------------------------------------------
@@ -78,13 +91,16 @@ def approach1(table: pd.DataFrame, *, transient: float = 0.1, bootstrap: int = 0
     return _result("1", params, rss, len(runs), len(env), draws, level, bootstrap, seed, [],
                    {"envelope_sizes": int(env["N"].nunique()),
                     "envelope": [[float(r.N), float(r["min"]), float(r["max"])] for _, r in winners.iterrows()]},
-                   pd.DataFrame({"C": env["C"].to_numpy(), "target": env["N"].to_numpy(), "D": env["D"].to_numpy()}))
+                   pd.DataFrame({"C": env["C"].to_numpy(), "target": env["N"].to_numpy(), "D": env["D"].to_numpy()}),
+                   f"log-spaced FLOP values on the envelope of {len(runs)} runs' curves")
 
 
 # ---- Approach 2 -------------------------------------------------------------------------------------------
 
-def isoflop_minima(finals: pd.DataFrame, *, min_sizes: int = 3) -> tuple[pd.DataFrame, list[str]]:
-    """Per budget: the parabola-in-log-N minimum (N_opt, D_opt, L_opt) and warnings for off-grid minima."""
+def isoflop_minima(finals: pd.DataFrame, *, min_sizes: int = 3, inside_only: bool = False
+                   ) -> tuple[pd.DataFrame, list[str]]:
+    """Per budget: the parabola-in-log-N minimum (N_opt, D_opt, L_opt) and warnings for off-grid minima
+    (``inside_only``: such a budget is left out, as a bootstrap resample does)."""
     finals = finals.assign(budget=budget_of(finals).to_numpy())
     rows, warnings = [], []
     for C, g in finals.groupby("budget", sort=True):
@@ -99,11 +115,14 @@ def isoflop_minima(finals: pd.DataFrame, *, min_sizes: int = 3) -> tuple[pd.Data
             continue
         x_opt = -p1 / (2 * p2)
         if not x.min() <= x_opt <= x.max():
+            if inside_only:
+                continue
             warnings.append(f"budget {C:.3g}: the minimum N {np.exp(x_opt):.3g} lies outside the sizes "
                             f"trained there ({np.exp(x.min()):.3g}..{np.exp(x.max()):.3g}): extrapolated")
         slope, icept = np.polyfit(x, np.log(g["D"].to_numpy()), 1)
         rows.append({"budget": float(C), "N_opt": float(np.exp(x_opt)), "D_opt": float(np.exp(icept + slope * x_opt)),
-                     "L_opt": float(p0 + p1 * x_opt + p2 * x_opt ** 2), "n_sizes": int(sizes)})
+                     "L_opt": float(p0 + p1 * x_opt + p2 * x_opt ** 2), "n_sizes": int(sizes),
+                     "outside_by": float(np.exp(max(x.min() - x_opt, x_opt - x.max(), 0.0)))})
     return pd.DataFrame(rows), warnings
 
 
@@ -113,8 +132,10 @@ def approach2(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: 
     finals, _, _ = prepare(table)
     finals = finals.assign(budget=budget_of(finals).to_numpy())
 
-    def fit_on(rows: pd.DataFrame, strict: bool = True):
-        minima, warnings = isoflop_minima(rows, min_sizes=min_sizes)
+    def fit_on(rows: pd.DataFrame, resample: bool = False):
+        # a resample that leaves a budget 3 distinct sizes can put its parabola's minimum anywhere: such a
+        # budget says nothing about N_opt in that resample and is left out of it
+        minima, warnings = isoflop_minima(rows, min_sizes=min_sizes, inside_only=resample)
         if len(minima) < 2:
             raise ScalingLabError(f"Chinchilla Approach 2 needs at least 2 budgets with a minimum; got {len(minima)}")
         params, rss = _allocation(minima["budget"].to_numpy(), minima["N_opt"].to_numpy(),
@@ -129,13 +150,14 @@ def approach2(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: 
         for _ in range(bootstrap):  # resample runs within each budget, so every budget keeps its runs' count
             sample = pd.concat([g.iloc[rng.integers(0, len(g), len(g))] for g in groups])
             try:
-                draws.append(fit_on(sample)[0])
+                draws.append(fit_on(sample, resample=True)[0])
             except ScalingLabError:
                 continue
     return _result("2", params, rss, len(finals), len(minima), draws, level, bootstrap, seed, warnings,
                    {"minima": minima.to_dict(orient="records")},
                    pd.DataFrame({"C": minima["budget"].to_numpy(), "target": minima["N_opt"].to_numpy(),
-                                 "D": minima["D_opt"].to_numpy()}))
+                                 "D": minima["D_opt"].to_numpy()}),
+                   "IsoFLOP minima, one per budget")
 
 
 def _draws(fit_params, run_ids, n_boot, seed) -> list[dict]:

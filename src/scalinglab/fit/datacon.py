@@ -41,4 +41,5 @@ def fit_data_constrained(table: pd.DataFrame, *, bootstrap: int = 0, seed: int =
         raise ScalingLabError("the data-constrained law needs runs that repeat data (D > unique_tokens); none do")
     codes, _ = pd.factorize(finals["run_id"])
     pts = Points({k: finals[k].to_numpy(float) for k in ("N", "D", "U")}, finals["loss"].to_numpy(float), codes)
-    return make_result(LAW, "data-constrained", "D'", pts, delta=delta, bootstrap=bootstrap, seed=seed, level=level)
+    return make_result(LAW, "data-constrained", "D'", pts, delta=delta, bootstrap=bootstrap, seed=seed, level=level,
+                       settings={"n_params_kind": "total", "points_are": "final runs"})

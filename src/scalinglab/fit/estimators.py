@@ -6,6 +6,7 @@ log L): summing, not averaging, matters, since the mean stops L-BFGS early (Besi
 """
 from __future__ import annotations
 
+import math
 from itertools import product
 from typing import Mapping, Sequence
 
@@ -17,6 +18,7 @@ from . import io
 from .bootstrap import gradient_tolerance, refit_resamples
 from .objectives import THETA, FreeMask, RobustLoss, objective_and_grad_single
 from .result import Bootstrap, FitResult, derived_intervals
+from .verdict import judge
 from .solver import RunData, default_grid, multistart, newton_polish, polish, value
 
 
@@ -68,12 +70,16 @@ class ChinchillaFit:
         theta, diag = self._polish_best(cand, sig, data, loss, free)
         diag["n_starts"] = int(len(starts))
         boot, ci = self._bootstrap(theta, data, loss, free, runs)
-        # DESIGN §10: converged means a usable law, not only a stopped optimiser: a degenerate fit (E at 0,
-        # an exponent at 0, a parameter the resamples cannot move or bound) says so and is not converged
-        diag["warnings"] += _interval_warnings(ci, "E" if self.fixed_E is None else None)
+        # DESIGN §10: converged means a usable law, not only a stopped optimiser: the shared verdict
+        # (fit/verdict.py) on the parameters and their intervals, and what the runs cannot identify
+        params = _natural(theta)
+        diag["warnings"] += judge(params, ci, exponents=("alpha", "beta"), scales=("A", "B"), irreducible="E",
+                                  target_min=float(runs["loss"].min()),
+                                  fixed={"E": self.fixed_E} if self.fixed_E is not None else None)
+        diag["residual_sd"] = _residual_sd(theta, data, n_free)
         converged = diag.pop("converged") and not diag["warnings"]
         self.result_ = FitResult(
-            params=_natural(theta), objective=value(theta, data, loss), n_runs=len(runs),
+            params=params, objective=value(theta, data, loss), n_runs=len(runs),
             converged=converged, diagnostics=diag, ci=ci, bootstrap=boot,
             settings={"loss": loss.name, "delta": loss.delta, "tau": loss.tau, "fixed_E": self.fixed_E,
                       "n_column": source.get("N"), "n_params_kind": io.n_params_kind(source.get("N", "")),
@@ -190,29 +196,18 @@ def _natural(theta: np.ndarray) -> dict[str, float]:
     return {k: float(v[0]) for k, v in _natural_arrays(theta).items()}
 
 
-def _interval_warnings(ci: dict, free_E: str | None) -> list[str]:
-    """Bootstrap intervals that show a parameter the runs do not constrain: zero width, or unbounded."""
-    out = []
-    for name in ([free_E] if free_E else []) + ["A", "B", "alpha", "beta"]:
-        if name not in ci:
-            continue
-        lo, hi = ci[name]
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            out.append(f"the bootstrap interval of {name} is unbounded: the runs do not constrain it")
-        elif hi - lo <= 1e-6 * max(abs(lo), abs(hi), 1e-300):
-            out.append(f"the bootstrap interval of {name} has zero width ([{lo:.3g}, {hi:.3g}]): every "
-                       f"resample lands on the same degenerate value")
-    return out
-
-
 def _warnings(theta: np.ndarray, data: RunData) -> list[str]:
-    """What makes a fitted law suspect even when the optimiser converged."""
-    p = _natural(theta)
-    out = []
-    if p["alpha"] <= 0 or p["beta"] <= 0:
-        out.append("a non-positive exponent: loss does not fall with N or D in these runs")
-    if p["E"] < 1e-3 * np.exp(data.logL.min()):
-        out.append("the irreducible term E vanished: the runs do not constrain it")
+    """What the runs cannot identify, whatever the optimiser did (the rest: verdict.judge)."""
     if len(np.unique(np.round(data.y, 6))) < 2 or len(np.unique(np.round(data.x, 6))) < 2:
-        out.append("all runs share one N or one D: the law is not identified")
-    return out
+        return ["all runs share one N or one D: the law is not identified"]
+    return []
+
+
+def _residual_sd(theta: np.ndarray, data: RunData, n_free: int) -> float:
+    """Robust sd of the log residuals (1.4826 x median absolute deviation), scaled by sqrt(n / (n - p)) for
+    the parameters fitted: the run-to-run scatter about the law when no seed repeats measure it."""
+    a, alpha, b, beta, e = theta
+    r = np.logaddexp(np.logaddexp(a - alpha * data.x, b - beta * data.y), e) - data.logL
+    r = r[data.w > 0]
+    mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+    return mad * math.sqrt(len(r) / max(len(r) - n_free, 1))

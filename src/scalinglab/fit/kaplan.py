@@ -108,6 +108,7 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
             warnings.append("the best loss of each size does not fall with N: these runs are not trained to "
                             "convergence (Kaplan's L(N) needs converged or early-stopped runs, not an IsoFLOP grid)")
         pts = _points(best, {"N": n_col})
+        points_are = "best final run of each size"
     elif form in ("L(D)", "L(C)"):
         x = form[2]
         if curves is not None:
@@ -122,16 +123,19 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
                 return _points(env.frame(np.unique(pick)), {x: x})
             rebuild, run_ids = from_envelope, curves["run_id"].unique()
             pts = rebuild(run_ids)
+            points_are = f"log-spaced samples of the envelope of {len(run_ids)} runs' curves"
         else:
             if x == "C" and "C" not in finals:
                 finals = finals.assign(C=6 * finals["N"] * finals["D"])
             key = "budget" if (x == "C" and "budget" in finals) else x
             best = finals.loc[finals.groupby(key)["loss"].idxmin()]
             pts = _points(best, {x: x})
+            points_are = f"best final run per {'budget' if key == 'budget' else x}"
             warnings.append(f"no learning curves: L({x}) fitted on the best final run per "
                             f"{'budget' if key == 'budget' else x}, not on the envelope")
     elif form == "L(N,D)":
         pts = _points(finals, {"N": n_col, "D": "D"})
+        points_are = "final runs"
     else:  # L(N,S)
         cur = after_transient(need_curves(curves, "Kaplan L(N,S)"), max(transient, 1e-9))
         cur = cur[cur["step"] > 0]
@@ -146,8 +150,9 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
         ncur = "N_nonembed" if "N_nonembed" in cur else "N"
         pts = _points(cur, {"N": ncur, "S_min": "S_min"})
         context = {c: cur[c].to_numpy(dtype=float) for c in ("C", "step", "D")}
+        points_are = "curve evals past the transient"
     uses_n = "N" in the_law.inputs
-    settings = {"n_params_kind": n_kind if uses_n else None, "transient": transient}
+    settings = {"n_params_kind": n_kind if uses_n else None, "transient": transient, "points_are": points_are}
     fit = make_result(the_law, "kaplan", form, pts, warnings=warnings, settings=settings, rebuild=rebuild,
                       run_ids=run_ids, context=context, **kw)
     if form == "L(C)":  # C_c in PF-days beside FLOPs: Kaplan's unit
@@ -170,7 +175,8 @@ def fit_bcrit(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: 
         raise ScalingLabError(f"the critical batch size needs 3+ positive noise-scale estimates; got {len(cur)}")
     pts = _points(cur, {"L": "loss"}, target="noise_scale")
     return make_result(BCRIT, "bcrit", "noise scale", pts, delta=delta, bootstrap=bootstrap, seed=seed, level=level,
-                       settings={"source": "gradient noise scale B_simple", "transient": transient})
+                       settings={"source": "gradient noise scale B_simple", "transient": transient,
+                                 "points_are": "noise-scale estimates at evals past the transient"})
 
 
 def steps_to_loss(curves: pd.DataFrame, targets: np.ndarray) -> pd.DataFrame:
@@ -233,4 +239,5 @@ def fit_bcrit_sweep(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, l
     points = sweep_critical_batch(curves)
     pts = Points({"L": points["L"].to_numpy()}, points["B_crit"].to_numpy(), np.arange(len(points)))
     return make_result(BCRIT, "bcrit", "batch sweep", pts, delta=delta, bootstrap=bootstrap, seed=seed, level=level,
-                       settings={"source": "S_min/E_min of a batch-size sweep", "points": points.to_dict("records")})
+                       settings={"source": "S_min/E_min of a batch-size sweep", "points": points.to_dict("records"),
+                                 "points_are": "B_crit at target losses of the sweep"})

@@ -18,6 +18,8 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from ..errors import ScalingLabError
+from .base import FitBase
+from .verdict import judge
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,13 @@ class Law:
 
 
 @dataclass(frozen=True, kw_only=True)
-class LawFit:
-    """An immutable fitted law: params, bootstrap intervals, and what it was fitted on.
+class LawFit(FitBase):
+    """An immutable fitted law: params, bootstrap draws and intervals, and what it was fitted on.
 
     ``law`` is the paper's family ("kaplan", "chinchilla", "bcrit", "data-constrained"), ``approach`` says
-    which fit within it ("L(N)", "L(N,D)", "1", "2", ...), ``form`` is the formula fitted.
+    which fit within it ("L(N)", "L(N,D)", "1", "2", ...), ``form`` is the formula fitted, ``target`` what
+    it predicts ("loss"; "N_opt" for the allocation laws of Approaches 1 and 2; "B_crit"), ``inputs`` its
+    variables. The queries and their intervals are FitBase's.
     """
 
     law: str
@@ -50,9 +54,13 @@ class LawFit:
     n_runs: int
     n_points: int
     converged: bool
+    inputs: tuple[str, ...] = ()
+    target: str = "loss"
     ci: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     diagnostics: Mapping[str, object] = field(default_factory=dict)
     settings: Mapping[str, object] = field(default_factory=dict)
+    draws: np.ndarray | None = field(default=None, repr=False, compare=False)  # (K, len(params))
+    level: float = 0.95
     fn: Callable | None = field(default=None, repr=False, compare=False)
     # the points it was fitted to (its inputs, "target", "run" index, and context columns such as C): what
     # the report draws residuals and Kaplan Fig. 11 from; not saved
@@ -63,35 +71,41 @@ class LawFit:
         object.__setattr__(self, "ci", MappingProxyType({k: (float(v[0]), float(v[1])) for k, v in self.ci.items()}))
         object.__setattr__(self, "diagnostics", MappingProxyType(dict(self.diagnostics)))
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
+        object.__setattr__(self, "inputs", tuple(self.inputs or self.settings.get("inputs", ())))
+        if self.draws is not None:
+            draws = np.asarray(self.draws, dtype=float).reshape(-1, len(self.params))
+            draws.setflags(write=False)
+            object.__setattr__(self, "draws", draws)
+        if self.fn is None:
+            object.__setattr__(self, "fn", law_function(self.law, self.approach, self.params))
 
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        return tuple(self.diagnostics.get("warnings", ()))
+    def _law_fn(self, X, P):
+        if self.fn is None:
+            raise ScalingLabError(f"{self.label}: this result cannot predict (its law is unknown here)")
+        return self.fn(X, P)
+
+    def _allocate(self, C, P):
+        if self.target == "N_opt":  # Approaches 1 and 2: N_opt = k_N C^a, D_opt = k_D C^b
+            return P["k_N"] * C ** P["a"], P["k_D"] * C ** P["b"]
+        return super()._allocate(C, P)
+
+    def optimal_loss(self, C) -> np.ndarray | None:
+        """Approach 2's L_opt = k_L C^-gamma at C (None for a fit without it)."""
+        if "gamma" not in self.params:
+            return None
+        return self.params["k_L"] * np.asarray(C, dtype=float) ** -self.params["gamma"]
 
     def residuals(self) -> np.ndarray:
         """Relative residuals fit / target - 1 at the points it was fitted to."""
         if self.points is None:
-            raise ScalingLabError(f"{self.law} {self.approach}: no fitted points kept with this result")
-        inputs = {k: self.points[k].to_numpy() for k in self.settings.get("inputs", ())}
-        return self.predict(**inputs) / self.points["target"].to_numpy() - 1
+            raise ScalingLabError(f"{self.label}: no fitted points kept with this result")
+        X = {k: self.points[k].to_numpy(dtype=float) for k in self.inputs}
+        return self._law_fn(X, dict(self.params)) / self.points["target"].to_numpy() - 1
 
-    def predict(self, **inputs) -> np.ndarray:
-        """The law at the given inputs (names as in ``form``), e.g. ``predict(N=1e8, D=1e9)``."""
-        if self.fn is None:
-            raise ScalingLabError(f"{self.law} {self.approach}: this result cannot predict (loaded without its law)")
-        return self.fn({k: np.asarray(v, dtype=float) for k, v in inputs.items()}, dict(self.params))
-
-    def optimal(self, C) -> tuple[np.ndarray, np.ndarray]:
-        """(N_opt, D_opt) at C FLOPs, for the Approach 1 and 2 power laws N_opt = k_N C^a, D_opt = k_D C^b."""
-        p = self.params
-        if not {"a", "k_N", "b", "k_D"} <= set(p):
-            raise ScalingLabError(f"{self.law} {self.approach} does not allocate compute")
-        C = np.asarray(C, dtype=float)
-        return p["k_N"] * C ** p["a"], p["k_D"] * C ** p["b"]
-
-    def to_dict(self) -> dict:
-        """JSON-ready: DESIGN.md §6 keys (law, approach, params, n_runs, converged, ci) and the rest."""
-        out = {"law": self.law, "approach": self.approach, "form": self.form, "params": dict(self.params)}
+    def to_dict(self, *, draws: bool = True) -> dict:
+        """JSON-ready: DESIGN.md §6 keys (law, approach, params, n_runs, converged, ci), then the rest."""
+        out = {"law": self.law, "approach": self.approach, "key": self.key, "form": self.form,
+               "target": self.target, "inputs": list(self.inputs), "params": dict(self.params)}
         for k in ("a", "b"):
             if k in self.params:
                 out[k] = self.params[k]
@@ -102,22 +116,62 @@ class LawFit:
         out["warnings"] = list(self.warnings)
         out["diagnostics"] = {k: v for k, v in self.diagnostics.items() if k != "warnings"}
         out["settings"] = dict(self.settings)
+        if self.draws is not None:
+            out["bootstrap"] = {"n": int(len(self.draws)), "level": self.level, "columns": list(self.params),
+                                "seed": self.settings.get("seed")}
+            if draws:
+                out["bootstrap"]["draws"] = self.draws.tolist()
         return out
 
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "LawFit":
+        bs = d.get("bootstrap") or {}
+        draws = None
+        if bs.get("draws") is not None:
+            order = bs.get("columns", list(d["params"]))
+            cols = np.asarray(bs["draws"], dtype=float).reshape(-1, len(order))
+            draws = np.stack([cols[:, order.index(k)] for k in d["params"]], axis=1)
+        return cls(law=d["law"], approach=str(d["approach"]), form=d["form"], params=d["params"],
+                   objective=float(d["objective"]), n_runs=int(d["n_runs"]), n_points=int(d["n_points"]),
+                   converged=bool(d["converged"]), inputs=tuple(d.get("inputs", ())),
+                   target=d.get("target", "loss"), ci=d.get("ci", {}),
+                   diagnostics=dict(d.get("diagnostics", {})) | {"warnings": list(d.get("warnings", ()))},
+                   settings=d.get("settings", {}), draws=draws, level=float(bs.get("level", 0.95)))
+
     def summary(self) -> str:
-        level = self.settings.get("ci_level")
-        lines = [f"{self.law} {self.approach}: {self.form}",
-                 f"  runs: {self.n_runs}   points: {self.n_points}   objective: {self.objective:.6g}   "
-                 f"converged: {'yes' if self.converged else 'NO'}"]
+        lines = [f"{self.label}: {self.form}",
+                 f"  runs: {self.n_runs}   points: {self.n_points} ({self.settings.get('points_are', 'points')})"
+                 f"   objective: {self.objective:.6g}   converged: {'yes' if self.converged else 'NO'}"]
         for name, value in self.params.items():
             ci = self.ci.get(name)
-            span = f"  [{ci[0]:.4g}, {ci[1]:.4g}]" + (f" {100 * level:g}% CI" if level else "") if ci else ""
+            span = f"  [{ci[0]:.4g}, {ci[1]:.4g}] {100 * self.level:g}% CI" if ci else ""
             lines.append(f"  {name:<8}{value:>14.6g}{span}")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def law_function(family: str, approach: str, params: Mapping[str, float]) -> Callable | None:
+    """The function of a saved fit's law, from its family and approach (files keep names, not code)."""
+    if family == "kaplan":
+        from .kaplan import law
+        return law(approach, "E" in params).fn
+    if family == "bcrit":
+        from .kaplan import BCRIT
+        return BCRIT.fn
+    if family == "data-constrained":
+        from .datacon import LAW
+        return LAW.fn
+    if family == "chinchilla" and approach in ("1", "2"):
+        return allocation_fn
+    return None
+
+
+def allocation_fn(X, p):
+    """Approaches 1 and 2 fitted N_opt at C: what their residuals are taken on."""
+    return p["k_N"] * X["C"] ** p["a"]
 
 
 # ---- the shared robust fitter ---------------------------------------------------------------------------
@@ -213,8 +267,8 @@ BOOT_ITERS = 60  # batched Levenberg-Marquardt steps per bootstrap refit, warm-s
 
 def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "Points"], run_ids: np.ndarray, *,
                   n_boot: int, seed: int, level: float, delta: float = 1e-3
-                  ) -> tuple[dict[str, tuple[float, float]], int]:
-    """Percentile intervals from refits (warm-started at theta) on runs resampled with replacement;
+                  ) -> tuple[dict[str, tuple[float, float]], np.ndarray | None]:
+    """(percentile intervals, draws (K, params)) from refits (warm-started at theta) on runs resampled with replacement;
     ``rebuild(picked_run_ids)`` makes the points of one resample (an envelope is rebuilt from its runs).
 
     All resamples are refitted together: their points are stacked into one padded (resample, point) array
@@ -230,11 +284,11 @@ def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "
         if len(sample.y) > len(law.params):
             samples.append(sample)
     if not samples:
-        return {}, 0
+        return {}, None
     th, val = refit_batched(law, theta, samples, delta)
     ok = np.isfinite(val)
     draws = [{k: float(v) for k, v in _natural(law, t).items()} for t in th[ok]]
-    return percentile_intervals(draws, level), int(ok.sum())
+    return percentile_intervals(draws, level), np.array([[d[p] for p in law.params] for d in draws])
 
 
 def refit_batched(law: Law, theta0: np.ndarray, samples: Sequence[Points], delta: float,
@@ -318,25 +372,37 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
     """Fit ``law`` to ``pts`` (and bootstrap it over runs) into a LawFit; ``context`` adds columns (one value
     per point) to the result's ``points`` frame."""
     theta, objective, diag = fit_law(law, pts, delta=delta, extra_starts=extra_starts)
-    ci = {}
+    ci, draws = {}, None
     if bootstrap:
         run_ids = np.unique(pts.run) if run_ids is None else run_ids
-        ci, n_ok = bootstrap_law(law, theta, rebuild or rebuild_from(pts), run_ids, n_boot=bootstrap, seed=seed,
-                                 level=level, delta=delta)
-        diag["bootstrap_converged"] = n_ok
+        ci, draws = bootstrap_law(law, theta, rebuild or rebuild_from(pts), run_ids, n_boot=bootstrap, seed=seed,
+                                  level=level, delta=delta)
+        diag["bootstrap_converged"] = 0 if draws is None else len(draws)
     params = {k: float(v) for k, v in _natural(law, theta).items()}
-    at_limit = [k for k, v in params.items() if not (np.isfinite(v) and 1e-300 < abs(v) < 1e300)]
-    warnings = list(warnings) + [f"{k} ran off to {params[k]:.3g}: the points do not pin this law down"
-                                 for k in at_limit]
-    converged = bool(np.isfinite(objective) and diag["n_agree"] >= min(2, diag["n_polished"]) and not at_limit)
+    irreducible = "E" if "E" in params else None
+    warnings = list(warnings) + judge(params, ci, exponents=[p for p in law.params if p not in law.scales],
+                                      scales=law.scales, irreducible=irreducible, target_min=float(pts.y.min()))
+    diag["residual_sd"] = _residual_sd(law, theta, pts)
+    converged = bool(np.isfinite(objective) and diag["n_agree"] >= min(2, diag["n_polished"]) and not warnings)
     n_runs = int(len(np.unique(pts.run))) if run_ids is None else int(len(run_ids))
     return LawFit(law=family, approach=approach, form=law.formula, params=params, objective=objective,
-                  n_runs=n_runs, n_points=int(len(pts.y)), converged=converged, ci=ci,
+                  n_runs=n_runs, n_points=int(len(pts.y)), converged=converged, ci=ci, inputs=law.inputs,
+                  target="B_crit" if family == "bcrit" else "loss",
                   diagnostics=diag | {"warnings": list(warnings)},
                   settings={"delta": delta, "bootstrap": bootstrap, "seed": seed,
                             "ci_level": level if bootstrap else None, "cite": law.cite,
                             "inputs": list(law.inputs)} | dict(settings or {}),
-                  fn=law.fn, points=points_frame(pts, context))
+                  draws=draws, level=level, fn=law.fn, points=points_frame(pts, context))
+
+
+def _residual_sd(law: Law, theta: np.ndarray, pts: Points) -> float:
+    """Robust sd of the log residuals, scaled for the parameters fitted (as Approach 3's)."""
+    r = _log_pred(law, theta, pts.X) - np.log(pts.y)
+    r = r[np.isfinite(r)]
+    if len(r) == 0:
+        return float("nan")
+    mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+    return mad * float(np.sqrt(len(r) / max(len(r) - len(law.params), 1)))
 
 
 def points_frame(pts: Points, context: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:

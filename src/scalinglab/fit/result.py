@@ -1,14 +1,11 @@
 """FitResult: the immutable outcome of a fit, separate from the fitter (statsmodels/iminuit style).
 
-It predicts, allocates compute, prints a summary, and round-trips through a versioned JSON file that
+It answers what every fit answers (fit/base.py: predict, optimal, their intervals from the bootstrap draws,
+save and load), prints a summary, and round-trips through the versioned JSON file that
 ``scalinglab plan --law FIT.json`` reads back.
 """
 from __future__ import annotations
 
-import json
-import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -17,10 +14,9 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import ScalingLabError
+from .base import FitBase
 from .laws import chinchilla_loss, chinchilla_optimal
 
-FORMAT = "scalinglab.fit"
-VERSION = 1
 PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
 
 
@@ -51,7 +47,7 @@ class Bootstrap:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FitResult:
+class FitResult(FitBase):
     """A fitted Chinchilla law L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2)."""
 
     params: Mapping[str, float]
@@ -72,6 +68,10 @@ class FitResult:
         object.__setattr__(self, "ci", _frozen({k: (float(v[0]), float(v[1])) for k, v in self.ci.items()}))
 
     # -- the law --------------------------------------------------------------------------------------
+    inputs = ("N", "D")
+    target = "loss"
+    form = "E + A/N^alpha + B/D^beta"
+
     @property
     def a(self) -> float:
         """Exponent of N_opt proportional to C^a: beta/(alpha+beta)."""
@@ -83,30 +83,23 @@ class FitResult:
         return self.params["alpha"] / (self.params["alpha"] + self.params["beta"])
 
     @property
-    def n_params_kind(self) -> str:
-        return str(self.settings.get("n_params_kind", "unspecified"))
+    def n_points(self) -> int:
+        return self.n_runs
 
-    def predict(self, N, D) -> np.ndarray:
-        """Predicted loss at N parameters and D tokens."""
-        return chinchilla_loss(N, D, **self.params)
+    @property
+    def draws(self) -> np.ndarray | None:
+        return None if self.bootstrap is None else self.bootstrap.draws
 
-    def optimal(self, C) -> tuple[np.ndarray, np.ndarray]:
-        """Compute-optimal (N_opt, D_opt) for C FLOPs under C = 6ND (Hoffmann 2022, eq. 4)."""
-        p = self.params
-        return chinchilla_optimal(C, A=p["A"], B=p["B"], alpha=p["alpha"], beta=p["beta"])
+    @property
+    def level(self) -> float:
+        return 0.95 if self.bootstrap is None else self.bootstrap.level
 
-    def predict_interval(self, N, D) -> tuple[float, float] | None:
-        """Bootstrap percentile interval of the predicted loss at one (N, D); None without a bootstrap."""
-        if self.bootstrap is None:
-            return None
-        cols = self.bootstrap.columns()
-        return self.bootstrap.interval(chinchilla_loss(float(N), float(D), **cols))
+    def _law_fn(self, X, P):
+        return chinchilla_loss(X["N"], X["D"], **{k: P[k] for k in PARAM_NAMES})
 
-    def optimal_interval(self, C) -> dict[str, tuple[float, float]] | None:
-        """Bootstrap intervals of N_opt, D_opt and the loss there, at one budget C."""
-        if self.bootstrap is None:
-            return None
-        return derived_intervals(self.bootstrap, float(C))
+    def _allocate(self, C, P):
+        """Closed form under C = 6ND (Hoffmann 2022, eq. 4)."""
+        return chinchilla_optimal(C, A=P["A"], B=P["B"], alpha=P["alpha"], beta=P["beta"])
 
     # -- presentation -------------------------------------------------------------------------------
     def summary(self) -> str:
@@ -141,18 +134,19 @@ class FitResult:
 
     def to_dict(self, *, draws: bool = True) -> dict:
         """JSON-ready dict: the DESIGN.md §6 keys first, then diagnostics, settings and bootstrap draws."""
-        out = {"law": self.law, "approach": self.approach, "form": "E + A/N^alpha + B/D^beta",
-               "params": dict(self.params), "a": self.a,
-               "b": self.b, "objective": self.objective, "n_runs": self.n_runs,
+        out = {"law": self.law, "approach": self.approach, "key": self.key, "form": self.form,
+               "target": self.target, "inputs": list(self.inputs), "params": dict(self.params), "a": self.a,
+               "b": self.b, "objective": self.objective, "n_runs": self.n_runs, "n_points": self.n_points,
                "converged": self.converged}
         if self.ci:
             out["ci"] = {k: list(v) for k, v in self.ci.items()}
+        out["warnings"] = list(self.warnings)
         out["diagnostics"] = _jsonable(dict(self.diagnostics))
         out["settings"] = _jsonable(dict(self.settings))
         if self.bootstrap is not None:
             bs = self.bootstrap
             out["bootstrap"] = {"n": int(len(bs.draws)), "seed": bs.seed, "level": bs.level, "flops": bs.flops,
-                                "n_converged": bs.n_converged}
+                                "n_converged": bs.n_converged, "columns": list(PARAM_NAMES)}
             if draws:
                 out["bootstrap"]["draws"] = bs.draws.tolist()
         return out
@@ -170,43 +164,14 @@ class FitResult:
                    settings=d.get("settings", {}), ci=d.get("ci", {}), bootstrap=boot,
                    law=d.get("law", "chinchilla"), approach=str(d.get("approach", "3")))
 
-    def save(self, path: str | Path) -> Path:
-        """Write the versioned JSON file atomically (a temp file renamed into place: never half-written)."""
-        path = Path(path)
-        doc = {"format": FORMAT, "version": VERSION, **self.to_dict()}
-        text = json.dumps(doc, indent=1, allow_nan=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
-
     @classmethod
     def load(cls, path: str | Path) -> "FitResult":
-        """Read a file written by save(); a corrupt file or another format version is a one-line error."""
-        path = Path(path)
-        try:
-            doc = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ScalingLabError(f"no such fit file: {path}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ScalingLabError(f"{path} is not a valid fit file: corrupt JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ScalingLabError(f"{path} is not a scalinglab fit file (no \"format\": \"{FORMAT}\")")
-        if doc.get("version") != VERSION:
-            raise ScalingLabError(f"{path} is a fit file of version {doc.get('version')!r}; this scalinglab "
-                                  f"reads version {VERSION}: refit with `scalinglab fit`")
-        try:
-            result = cls.from_dict(doc)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ScalingLabError(f"{path} is not a valid fit file: bad or missing field {exc}") from None
-        if not all(math.isfinite(v) for v in result.params.values()):
-            raise ScalingLabError(f"{path} is not a valid fit file: non-finite parameters")
-        return result
+        """An Approach 3 fit from a file written by save() (or the Approach 3 fit of a file of several)."""
+        from .base import load_fit
+        fit = load_fit(path, None)
+        if not isinstance(fit, cls):
+            raise ScalingLabError(f"{path} holds {fit.label}, not a Chinchilla Approach 3 fit")
+        return fit
 
 
 def derived_intervals(boot: Bootstrap, C: float) -> dict[str, tuple[float, float]]:

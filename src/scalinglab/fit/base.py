@@ -1,0 +1,275 @@
+"""What every fitted law answers, Approach 3 or any other: one interface, one file format.
+
+A fit has ``law`` (the paper's family), ``approach`` (which fit within it), ``form``, ``params``, ``ci``,
+``converged``, ``warnings``, ``n_runs`` (runs it saw) and ``n_points`` (points it was fitted to: runs, curve
+evals, envelope samples or IsoFLOP minima). It is one of:
+
+- a loss law (``target == "loss"``): ``predict(**inputs)`` is the loss; when its inputs are N and D it also
+  answers ``optimal(C)`` (the minimum of the loss along C = 6ND);
+- an allocation law (Chinchilla Approaches 1 and 2, ``target == "N_opt"``): ``optimal(C)`` only;
+- the critical batch law (``target == "B_crit"``): ``predict(L=...)`` is B_crit in tokens.
+
+Intervals of every answer come from the bootstrap draws kept with the fit: ``predict_interval`` (a
+confidence interval of the mean law, or with ``kind="prediction"`` one for a single new run, the run-to-run
+noise added in quadrature in log) and ``optimal_interval``. ``save``/``load_fit`` round-trip any fit.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..atomic import write_text
+from ..errors import ScalingLabError
+from ..jsonsafe import dumps
+
+FORMAT = "scalinglab.fit"
+FORMAT_MANY = "scalinglab.fits"
+VERSION = 2
+READS = (1, 2)  # version 1: Approach 3 files of scalinglab 0.1, read unchanged
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
+
+class FitBase:
+    """Shared behaviour; subclasses set the fields and implement ``_law_fn`` / ``_allocate``."""
+
+    # -- what the fit is --------------------------------------------------------------------------------
+    inputs: tuple[str, ...] = ()
+    target: str = "loss"
+
+    @property
+    def key(self) -> str:
+        """A short unique name: ``chinchilla:3``, ``kaplan:L(N,D)+E``, ``bcrit:noise scale``."""
+        plus = "+E" if self.law == "kaplan" and "E" in self.params else ""
+        return f"{self.law}:{self.approach}{plus}"
+
+    @property
+    def label(self) -> str:
+        return {"chinchilla": f"Chinchilla Approach {self.approach}",
+                "kaplan": f"Kaplan {self.approach}" + (" + E" if "E" in self.params else ""),
+                "bcrit": f"B_crit ({self.approach})", "data-constrained": "Data-constrained D'"}.get(
+            self.law, f"{self.law} {self.approach}")
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(self.diagnostics.get("warnings", ()))
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """The queries this fit can answer: "loss" (of given inputs), "optimal" (N, D for a budget), "B_crit"."""
+        if self.target == "N_opt":
+            return ("optimal",)
+        if self.target == "B_crit":
+            return ("B_crit",)
+        return ("loss", "optimal") if set(self.inputs) == {"N", "D"} else ("loss",)
+
+    @property
+    def draws(self) -> np.ndarray | None:
+        """Bootstrap parameter draws (K, len(params)) in params' order, or None without a bootstrap."""
+        raise NotImplementedError
+
+    @property
+    def level(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def n_params_kind(self) -> str:
+        return str(self.settings.get("n_params_kind") or "unspecified")
+
+    # -- the law on arrays: subclasses ------------------------------------------------------------------
+    def _law_fn(self, X: Mapping[str, np.ndarray], P: Mapping[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _allocate(self, C: np.ndarray, P: Mapping[str, np.ndarray]):
+        """(N_opt, D_opt) at C under parameters P; loss laws of N and D minimise along C = 6ND."""
+        return numeric_optimum(self._law_fn, C, P)
+
+    # -- queries ----------------------------------------------------------------------------------------
+    def _inputs(self, args, inputs) -> dict[str, np.ndarray]:
+        if args:
+            if len(args) > len(self.inputs):
+                raise ScalingLabError(f"{self.label} takes {len(self.inputs)} input(s) "
+                                      f"({', '.join(self.inputs)}), got {len(args)}")
+            inputs = dict(zip(self.inputs, args)) | dict(inputs)
+        missing = [k for k in self.inputs if k not in inputs]
+        extra = [k for k in inputs if k not in self.inputs]
+        if missing or extra:
+            raise ScalingLabError(f"{self.label} ({self.form}) takes {', '.join(self.inputs)}; "
+                                  + (f"missing {', '.join(missing)}" if missing else f"not {', '.join(extra)}"))
+        return {k: np.asarray(v, dtype=float) for k, v in inputs.items()}
+
+    def predict(self, *args, **inputs) -> np.ndarray:
+        """The law at the given inputs, positional in the order of ``inputs`` or by name:
+        ``predict(N, D)`` or ``predict(N=1e8, D=1e9)``; the loss for loss laws, B_crit for the batch law."""
+        if "loss" not in self.answers and "B_crit" not in self.answers:
+            raise ScalingLabError(f"{self.label} is an allocation law: it answers optimal(C) (N_opt, D_opt for a "
+                                  f"budget), not the loss of a given model")
+        return self._law_fn(self._inputs(args, inputs), dict(self.params))
+
+    def optimal(self, C) -> tuple[np.ndarray, np.ndarray]:
+        """Compute-optimal (N_opt, D_opt) at C FLOPs."""
+        if "optimal" not in self.answers:
+            raise ScalingLabError(f"{self.label} ({self.form}) does not allocate compute: only laws of N and D "
+                                  f"and Chinchilla Approaches 1-3 answer optimal(C)")
+        n, d = self._allocate(np.asarray(C, dtype=float), dict(self.params))
+        return np.asarray(n, dtype=float), np.asarray(d, dtype=float)
+
+    def noise_sd(self) -> tuple[float, str]:
+        """(sd of log loss of one run about the law, where it comes from): measured seed repeats when the
+        study recorded them (settings ``noise_sd``), else the fit's residuals (robust: 1.4826 MAD,
+        corrected for the parameters fitted)."""
+        if self.settings.get("noise_sd") is not None:
+            return float(self.settings["noise_sd"]), str(self.settings.get("noise_source", "given"))
+        sd = self.diagnostics.get("residual_sd")
+        return (float(sd), "fit residuals") if sd is not None else (0.0, "none")
+
+    def predict_interval(self, *args, kind: str = "confidence", **inputs):
+        """Bootstrap percentile interval of ``predict`` at the inputs (arrays allowed: (lo, hi) arrays).
+
+        ``kind="confidence"``: the mean law's uncertainty. ``kind="prediction"``: for one new run, the
+        run-to-run noise (``noise_sd``) added in quadrature in log loss. None without bootstrap draws."""
+        if kind not in ("confidence", "prediction"):
+            raise ScalingLabError(f"interval kind must be confidence or prediction, not {kind!r}")
+        mid = self.predict(*args, **inputs)
+        if self.draws is None or len(self.draws) == 0:
+            return None
+        X = self._inputs(args, inputs)
+        shape = np.broadcast_shapes(*(v.shape for v in X.values()))
+        Xb = {k: np.broadcast_to(v, shape)[None, ...] for k, v in X.items()}
+        P = {k: col.reshape((-1,) + (1,) * len(shape)) for k, col in self.draw_columns().items()}
+        with np.errstate(all="ignore"):
+            values = self._law_fn(Xb, P)
+        lo, hi = _percentiles(values, self.level)
+        if kind == "prediction":
+            sd, _ = self.noise_sd()
+            z = _z(self.level)
+            with np.errstate(all="ignore"):
+                down = np.hypot(np.maximum(np.log(mid / lo), 0.0), z * sd)
+                up = np.hypot(np.maximum(np.log(hi / mid), 0.0), z * sd)
+            lo, hi = mid * np.exp(-down), mid * np.exp(up)
+        return (float(lo), float(hi)) if np.ndim(lo) == 0 else (lo, hi)
+
+    def optimal_interval(self, C) -> dict[str, tuple] | None:
+        """Bootstrap intervals of N_opt and D_opt (and the loss there, for loss laws) at C (scalar or array)."""
+        self.optimal(C)  # the same refusal for a fit that does not allocate
+        if self.draws is None or len(self.draws) == 0:
+            return None
+        C = np.asarray(C, dtype=float)
+        P = {k: col.reshape((-1,) + (1,) * C.ndim) for k, col in self.draw_columns().items()}
+        with np.errstate(all="ignore"):
+            n, d = self._allocate(C[None, ...], P)
+            out = {"N_opt": _percentiles(n, self.level), "D_opt": _percentiles(d, self.level)}
+            if "loss" in self.answers:
+                out["L_opt"] = _percentiles(self._law_fn({"N": n, "D": d}, P), self.level)
+        scalar = C.ndim == 0
+        return {k: ((float(lo), float(hi)) if scalar else (lo, hi)) for k, (lo, hi) in out.items()}
+
+    def draw_columns(self) -> dict[str, np.ndarray]:
+        return dict(zip(self.params, np.asarray(self.draws).T))
+
+    # -- files ------------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """The versioned JSON file (strict JSON; written atomically, never half a file)."""
+        return write_text(Path(path), dumps({"format": FORMAT, "version": VERSION, **self.to_dict()}, indent=1))
+
+
+def numeric_optimum(loss_fn, C: np.ndarray, P: Mapping[str, np.ndarray], n_grid: int = 801):
+    """(N_opt, D_opt) minimising loss_fn(N, D) along C = 6ND, for any loss law of N and D: a log-spaced
+    grid of N from 1 to C/6, refined by the parabola through the best point and its neighbours.
+
+    C may carry leading axes that broadcast with P's arrays (bootstrap draws along axis 0)."""
+    C = np.asarray(C, dtype=float)
+    log_top = np.log(np.maximum(C / 6.0, 1.0))
+    u = np.linspace(0.0, 1.0, n_grid).reshape((-1,) + (1,) * C.ndim)
+    logN = u * log_top  # (grid, *C.shape)
+    Pg = {k: np.asarray(v)[None, ...] for k, v in P.items()}
+    with np.errstate(all="ignore"):
+        L = loss_fn({"N": np.exp(logN), "D": C / (6.0 * np.exp(logN))}, Pg)
+    L = np.where(np.isfinite(L), L, np.inf)
+    i = np.clip(np.argmin(L, axis=0), 1, n_grid - 2)
+    take = lambda a, j: np.take_along_axis(a, j[None, ...], axis=0)[0]  # noqa: E731
+    l0, l1, l2 = take(L, i - 1), take(L, i), take(L, i + 1)
+    with np.errstate(all="ignore"):
+        shift = 0.5 * (l0 - l2) / (l0 - 2 * l1 + l2)
+    shift = np.where(np.isfinite(shift), np.clip(shift, -1, 1), 0.0)
+    log_n = (i + shift) / (n_grid - 1) * log_top
+    n = np.exp(log_n)
+    return n, C / (6.0 * n)
+
+
+def _percentiles(values: np.ndarray, level: float):
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.nanpercentile(values, [tail, 100 - tail], axis=0)
+    return lo, hi
+
+
+def _z(level: float) -> float:
+    from scipy.stats import norm
+    return float(norm.ppf(0.5 + level / 2)) if level != 0.95 else Z95
+
+
+def fit_from_dict(d: Mapping) -> FitBase:
+    """Any fit's to_dict() back into its result (Approach 3 a FitResult, every other law a LawFit)."""
+    if d.get("law", "chinchilla") == "chinchilla" and str(d.get("approach", "3")) == "3":
+        from .result import FitResult
+        return FitResult.from_dict(d)
+    from .lawfit import LawFit
+    return LawFit.from_dict(d)
+
+
+def _read(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ScalingLabError(f"no such fit file: {path}") from None
+    except IsADirectoryError:
+        raise ScalingLabError(f"{path} is a directory, not a fit file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ScalingLabError(f"{path} is not a valid fit file: corrupt JSON "
+                              f"({getattr(exc, 'msg', type(exc).__name__)})") from None
+    if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, FORMAT_MANY):
+        raise ScalingLabError(f"{path} is not a scalinglab fit file (no \"format\": \"{FORMAT}\")")
+    if doc.get("version") not in READS:
+        raise ScalingLabError(f"{path} is a fit file of version {doc.get('version')!r}; this scalinglab reads "
+                              f"versions {', '.join(map(str, READS))}: refit with `scalinglab fit`")
+    return doc
+
+
+def load_fits(path: str | Path) -> list[FitBase]:
+    """Every fit in a file written by ``save`` (one) or ``fit --law all --out`` (several)."""
+    path = Path(path)
+    doc = _read(path)
+    entries = doc["fits"] if doc["format"] == FORMAT_MANY else [doc]
+    fits = []
+    for d in entries:
+        try:
+            fit = fit_from_dict(d)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ScalingLabError(f"{path} is not a valid fit file: bad or missing field {exc}") from None
+        if not all(math.isfinite(v) for v in fit.params.values()):
+            raise ScalingLabError(f"{path} is not a valid fit file: non-finite parameters in {fit.key}")
+        fits.append(fit)
+    if not fits:
+        raise ScalingLabError(f"{path} holds no fits")
+    return fits
+
+
+def load_fit(path: str | Path, select: str | None = None) -> FitBase:
+    """One fit from a file: the only one, or the one whose key (``chinchilla:3``, ``kaplan:L(N,D)+E``, or
+    just the approach, ``3``, ``L(N,D)``) is ``select``; a file of several without ``select`` gives
+    Approach 3 when it holds it."""
+    fits = load_fits(path)
+    if select is None:
+        if len(fits) == 1:
+            return fits[0]
+        chosen = [f for f in fits if f.key == "chinchilla:3"]
+    else:
+        chosen = [f for f in fits if select in (f.key, f.approach, f.key.split(":", 1)[1])]
+    if len(chosen) != 1:
+        keys = ", ".join(f.key for f in fits)
+        what = f"no fit {select!r}" if select is not None and not chosen else "several fits"
+        raise ScalingLabError(f"{path} holds {what}; choose one with --fit KEY: {keys}")
+    return chosen[0]

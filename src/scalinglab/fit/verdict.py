@@ -1,0 +1,80 @@
+"""The convergence verdict every fit shares: a stopped optimiser is not enough, the law must be usable.
+
+A fit is degenerate (``converged: false``) when what it found is not a law the data support:
+an irreducible term that vanished (E -> 0), an exponent at 0, negative or implausibly large (> 5: a step
+or a flat line, not a power law), a scale constant at the float limit, a bootstrap interval of zero width
+(every resample lands on the same boundary value) or an unbounded one, or a fixed E at or above the
+lowest measured loss. Each finding is one warning that names the parameter, its value and why.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping
+
+EXPONENT_MIN = 0.01  # below this the law falls < 2.3% per decade: a constant over any range of data
+EXPONENT_MAX = 5.0  # above this it is a step (Kaplan's largest is 0.76, Chinchilla's 0.34)
+SCALE_LOG10_LIMIT = 200.0  # |log10 scale| beyond this: the constant ran off towards the float limit
+SCALE_SPAN_LIMIT = 1e10  # a scale constant whose interval spans more than 10 decades is unconstrained
+E_FLOOR = 1e-3  # E below this fraction of the lowest measured target has vanished
+
+
+def judge(params: Mapping[str, float], ci: Mapping[str, tuple[float, float]] | None = None, *,
+          exponents: Iterable[str] = (), scales: Iterable[str] = (), irreducible: str | None = None,
+          target_min: float | None = None, fixed: Mapping[str, float] | None = None,
+          exponent_range: tuple[float, float] = (EXPONENT_MIN, EXPONENT_MAX)) -> list[str]:
+    """Warnings that make a fit degenerate; an empty list means the law is usable.
+
+    ``exponents`` must lie in ``exponent_range``; ``scales`` must be finite and within the float range;
+    ``irreducible`` (E) must not vanish against ``target_min`` (the lowest measured loss); ``fixed`` holds
+    parameters the user pinned (a fixed E at or above ``target_min`` leaves no room for the reducible terms);
+    ``ci`` intervals of free parameters must be bounded and of non-zero width.
+    """
+    out: list[str] = []
+    fixed = dict(fixed or {})
+    lo_x, hi_x = exponent_range
+    for name in exponents:
+        if name not in params or name in fixed:
+            continue
+        v = params[name]
+        if not math.isfinite(v):
+            out.append(f"exponent {name} = {_plain(v)}: not a number")
+        elif v <= 0:
+            out.append(f"exponent {name} = {_plain(v)} is not positive: the target does not fall as the law's "
+                       f"form says in these runs")
+        elif v < lo_x:
+            out.append(f"exponent {name} = {_plain(v)} ran to 0 (< {lo_x:g}): a constant, not a power law")
+        elif v > hi_x:
+            out.append(f"exponent {name} = {_plain(v)} is above {hi_x:g}: a step or a flat line, not a power law")
+    for name in scales:
+        if name not in params or name in fixed or name == irreducible:
+            continue
+        v = params[name]
+        if not (math.isfinite(v) and v > 0 and abs(math.log10(v)) <= SCALE_LOG10_LIMIT):
+            out.append(f"{name} = {_plain(v)} ran off to the float limit: the runs do not pin this constant down")
+    if irreducible and irreducible in params and irreducible not in fixed and target_min:
+        v = params[irreducible]
+        if not v >= E_FLOOR * target_min:
+            out.append(f"the irreducible term {irreducible} = {_plain(v)} vanished (below {E_FLOOR:g} x the lowest "
+                       f"loss {target_min:.4g}): the runs do not constrain it")
+    for name, v in fixed.items():
+        if name == irreducible and target_min is not None and v >= target_min:
+            out.append(f"fixed {name} = {_plain(v)} is at or above the lowest measured loss {target_min:.4g}: "
+                       f"the law cannot reach the data")
+    scales = set(scales)
+    for name, (lo, hi) in (ci or {}).items():
+        if name in fixed or name not in params:
+            continue
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            out.append(f"the bootstrap interval of {name} is unbounded: the runs do not constrain it")
+        elif name in scales and name != irreducible and lo > 0 and hi / lo > SCALE_SPAN_LIMIT:
+            out.append(f"the bootstrap interval of {name} spans {math.log10(hi / lo):.0f} decades "
+                       f"([{lo:.3g}, {hi:.3g}]): the runs do not constrain it")
+        elif hi - lo <= 1e-6 * max(abs(lo), abs(hi), 1e-300):
+            out.append(f"the bootstrap interval of {name} has zero width ([{lo:.4g}, {hi:.4g}]): every resample "
+                       f"lands on the same boundary value")
+    return out
+
+
+def _plain(v: float) -> str:
+    """A number as a person writes it (never np.float64(...))."""
+    return f"{float(v):.4g}"
