@@ -1,21 +1,30 @@
 """Queries over a law, published or fitted: the compute-optimal plan for a budget, the loss of a model.
 
-A law is anything with ``predict(N, D)``, ``optimal(C)``, ``predict_interval``, ``optimal_interval`` and
-``n_params_kind``: a PublishedLaw or a FitResult.
+A law is a PublishedLaw or any fit (fit/base.py): each says what it ``answers`` ("loss", "optimal"), and a
+query it cannot answer, or a fit that did not converge, is refused with one line that says why. Every answer
+carries its warnings: how far it extrapolates beyond the data the law was fitted on, and where no shape of
+the model family is near the size asked for.
 """
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import numpy as np
+
 from .errors import ScalingLabError
-from .fit.result import FitResult
-from .model.family import shape_for_params
+from .fit.base import FitBase, load_fit
+from .model.accounting import param_breakdown
+from .model.family import family_shapes, shape_for_params
 from .published import LAWS, published_law
 
+SHAPE_TOLERANCE = 1.5  # a suggested shape further than this factor from the size asked for is flagged
+EXTRAPOLATION_NOTE = 1.0  # any query beyond the fitted data is marked with its factor
 
-def resolve_law(spec: str):
-    """A published law by name, or a fitted one from a FIT.json file."""
+
+def resolve_law(spec: str, select: str | None = None):
+    """A published law by name, a study directory's fit, or a fit from a FIT.json file (``select`` picks one
+    fit of a file of several: ``chinchilla:3``, ``kaplan:L(N,D)``, ...)."""
     if spec in LAWS:
         return published_law(spec)
     path = Path(spec)
@@ -23,9 +32,9 @@ def resolve_law(spec: str):
         if not (path / "fit.json").exists():
             raise ScalingLabError(f"{path} is not a finished study directory (no fit.json); give a FIT.json "
                                   f"or one of {', '.join(LAWS)}")
-        return FitResult.load(path / "fit.json")
+        return load_fit(path / "fit.json", select)
     if path.suffix.lower() == ".json" or path.exists():
-        return FitResult.load(path)
+        return load_fit(path, select)
     return published_law(spec)  # raises the unknown-law error
 
 
@@ -36,23 +45,104 @@ def _positive(name: str, value: float) -> float:
 
 
 def law_name(law) -> str:
-    return getattr(law, "name", None) or f"fit:{law.law}-approach{law.approach}"
+    return getattr(law, "name", None) or f"fit:{law.key}"
 
 
-def plan_budget(law, flops: float, *, vocab_size: int | None = None, n_ctx: int = 2048) -> dict:
-    """Compute-optimal n_params, n_tokens and loss for ``flops``, with a model shape of that size."""
+def usable(law, query: str, allow_unconverged: bool = False) -> list[str]:
+    """Refuse a query the law cannot answer or a fit that did not converge; returns the warnings to carry."""
+    if query not in law.answers:
+        what = {"optimal": "a compute-optimal plan (--flops)", "loss": "the loss of a model (--params, --tokens)"}
+        can = " and ".join(what.get(a, a) for a in law.answers) or "nothing plan asks"
+        raise ScalingLabError(f"{law_name(law)} ({getattr(law, 'formula', law.form)}) cannot give {what[query]}; it answers {can}")
+    if query == "loss" and set(getattr(law, "inputs", ("N", "D"))) != {"N", "D"}:
+        raise ScalingLabError(f"{law_name(law)} ({getattr(law, 'formula', law.form)}) needs {', '.join(law.inputs)}, not only N and D")
+    if isinstance(law, FitBase) and not law.converged:
+        why = "; ".join(law.warnings) or "the optimiser did not converge"
+        if not allow_unconverged:
+            raise ScalingLabError(f"{law_name(law)} did not converge ({why}): refit, or pass --allow-unconverged "
+                                  f"to plan with it anyway")
+        return [f"the fit did not converge: {why}"]
+    return []
+
+
+def _extrapolation(law, **values) -> tuple[dict, list[str]]:
+    """How far each queried value lies beyond the range of the data the fit saw (factor > 1), with warnings."""
+    data = (getattr(law, "settings", None) or {}).get("data_range") or {}
+    factors, warnings = {}, []
+    for name, v in values.items():
+        if name not in data or v is None:
+            continue
+        lo, hi = data[name]
+        f = v / hi if v > hi else (lo / v if v < lo else 1.0)
+        factors[name] = f
+        if f > EXTRAPOLATION_NOTE:
+            side = "above the largest" if v > hi else "below the smallest"
+            warnings.append(f"{name} = {v:.4g} is {f:.3g}x {side} {name} the law was fitted on "
+                            f"({lo:.4g}..{hi:.4g}): extrapolated")
+    return factors, warnings
+
+
+def _shape_context(law, vocab_size, n_ctx) -> tuple[int, int, str]:
+    s = getattr(law, "settings", None) or {}
+    vocab = vocab_size or s.get("vocab_size") or getattr(law, "vocab_size", None) or 32000
+    ctx = n_ctx or s.get("n_ctx") or getattr(law, "n_ctx", None) or 2048
+    source = ("given" if vocab_size or n_ctx else "the study's" if s.get("vocab_size") else
+              "the law's" if getattr(law, "vocab_size", None) else "default")
+    return int(vocab), int(ctx), source
+
+
+def _shape(n_opt: float, kind: str, vocab: int, ctx: int) -> tuple[dict, list[str]]:
+    shape = shape_for_params(n_opt, kind=kind, vocab_size=vocab, n_ctx=ctx)
+    got = float(param_breakdown(shape)[kind])
+    out = shape.to_dict() | {"n_params_kind": kind, "n_params": got}
+    warnings = []
+    if not 1 / SHAPE_TOLERANCE <= got / n_opt <= SHAPE_TOLERANCE:
+        shapes = family_shapes(vocab, ctx)
+        lo, hi = (float(param_breakdown(x)[kind]) for x in (shapes[0], shapes[-1]))
+        warnings.append(f"no shape of the model family is within {SHAPE_TOLERANCE:g}x of N_opt = {n_opt:.4g} "
+                        f"(the family spans {lo:.3g}..{hi:.3g} {kind} parameters at vocab {vocab}, n_ctx {ctx}): "
+                        f"the nearest, {got:.4g}, is shown, not a model of that size")
+    return out, warnings
+
+
+def plan_budget(law, flops: float, *, vocab_size: int | None = None, n_ctx: int | None = None,
+                allow_unconverged: bool = False) -> dict:
+    """Compute-optimal n_params, n_tokens (and loss, when the law gives one) for ``flops``, with a model
+    shape of that size in the study's vocabulary and context for a study fit."""
     C = _positive("--flops (compute budget)", flops)
+    for name, v in (("--vocab-size", vocab_size), ("--n-ctx", n_ctx)):
+        if v is not None and v < 1:
+            raise ScalingLabError(f"{name} must be a positive integer, got {v}")
+    warnings = usable(law, "optimal", allow_unconverged)
     n_opt, d_opt = (float(v) for v in law.optimal(C))
-    out = {"law": law_name(law), "flops": C, "n_params": n_opt, "n_tokens": d_opt,
-           "loss": float(law.predict(n_opt, d_opt)), "tokens_per_param": d_opt / n_opt}
+    out = {"law": law_name(law), "flops": C, "n_params": n_opt, "n_tokens": d_opt}
+    if "loss" in law.answers:
+        out["loss"] = float(law.predict(n_opt, d_opt))
+    elif getattr(law, "optimal_loss", None) and law.optimal_loss(C) is not None:
+        out["loss"] = float(law.optimal_loss(C))
+    out["tokens_per_param"] = d_opt / n_opt
+    if getattr(law, "note", ""):
+        out["note"] = law.note
+    factors, extra = _extrapolation(law, C=C)
+    warnings += extra
+    if n_opt < 1 or d_opt < 1:
+        warnings.append(f"{C:.3g} FLOPs gives N_opt = {n_opt:.3g} parameters and D_opt = {d_opt:.3g} tokens: "
+                        f"below one, no model")
     kind = law.n_params_kind if law.n_params_kind in ("total", "nonembed") else "total"
-    vocab = vocab_size or getattr(law, "vocab_size", None) or 32000
-    out["shape"] = shape_for_params(n_opt, kind=kind, vocab_size=vocab, n_ctx=n_ctx).to_dict()
-    out["shape"]["n_params_kind"] = kind
-    interval = law.optimal_interval(C)
+    vocab, ctx, source = _shape_context(law, vocab_size, n_ctx)
+    if n_opt >= 1:
+        out["shape"], extra = _shape(n_opt, kind, vocab, ctx)
+        out["shape"]["context_from"] = source
+        warnings += extra
+    interval = law.optimal_interval(C) if isinstance(law, FitBase) else None
     if interval is not None:
-        out["interval"] = {"n_params": list(interval["N_opt"]), "n_tokens": list(interval["D_opt"]),
-                           "loss": list(interval["L_opt"])}
+        out["interval"] = {"n_params": list(interval["N_opt"]), "n_tokens": list(interval["D_opt"])}
+        if "L_opt" in interval:
+            out["interval"]["loss"] = list(interval["L_opt"])
+    if factors:
+        out["extrapolation"] = factors.get("C")
+    out["flop_convention"] = "C = 6ND (Kaplan 2020 §2.1; Hoffmann 2022 eq. 4)"
+    out["warnings"] = warnings
     return out
 
 
@@ -60,7 +150,6 @@ def plan_in_family(law, flops: float, cfg, vocab_size: int, min_steps: int = 1) 
     """The plan a study makes for ``flops`` (its held-out run, its allocations, `plan --law STUDY_DIR`):
     the budget spent in the study's own FLOP count (Appendix F) on the model family's shape the law puts
     lowest; not the closed form of C = 6ND, which differs from it by 1.1-1.8x at small shapes."""
-    from .model.accounting import param_breakdown
     from .plan.grid import optimum_in_family
     C = _positive("--flops (compute budget)", flops)
     spec = optimum_in_family(law.predict, C, cfg, vocab_size, min_steps)
@@ -71,6 +160,7 @@ def plan_in_family(law, flops: float, cfg, vocab_size: int, min_steps: int = 1) 
     interval = law.predict_interval(n, d)
     if interval is not None:
         out["interval"] = {"loss": list(interval)}
+        out["prediction_interval"] = {"loss": list(law.predict_interval(n, d, kind="prediction"))}
     return out
 
 
@@ -78,7 +168,7 @@ FAMILY_FLOP_CONVENTION = ("flops: exact training FLOPs, Hoffmann et al. 2022 App
                           "2x forward), for budgets, the held-out run and allocations alike")
 
 
-def plan_budget_in_study(study_dir: str | Path, law, flops: float) -> dict:
+def plan_budget_in_study(study_dir: str | Path, law, flops: float, *, allow_unconverged: bool = False) -> dict:
     """`plan --law STUDY_DIR --flops C`: plan_in_family with the study's config and vocabulary, and the
     factor C extrapolates beyond the study's largest budget."""
     import json
@@ -91,19 +181,36 @@ def plan_budget_in_study(study_dir: str | Path, law, flops: float) -> dict:
         cfg = StudyConfig(**{k: v for k, v in config.items() if k != "study_id"})
     except (OSError, ValueError, TypeError) as exc:
         raise ScalingLabError(f"{study_dir}/config.json is not a study config ({exc})") from None
+    warnings = usable(law, "optimal", allow_unconverged)
     runs = SQLiteStore.open(study_dir / "study.sqlite").runs()
     out = plan_in_family(law, flops, cfg, int(runs["vocab_size"].iloc[0]))
     del out["spec"]
-    return out | {"extrapolation": out["flops"] / float(runs.loc[runs["role"] == "grid", "budget"].max())}
+    largest = float(runs.loc[runs["role"] == "grid", "budget"].max())
+    if out["flops"] > largest:
+        warnings.append(f"{out['flops']:.3g} FLOPs is {out['flops'] / largest:.3g}x the study's largest budget "
+                        f"({largest:.3g}): extrapolated")
+    return out | {"extrapolation": out["flops"] / largest, "warnings": warnings}
 
 
-def plan_point(law, n_params: float, n_tokens: float) -> dict:
-    """Predicted loss of a model of ``n_params`` trained on ``n_tokens`` (bootstrap interval when known)."""
+def plan_point(law, n_params: float, n_tokens: float, *, allow_unconverged: bool = False) -> dict:
+    """Predicted loss of a model of ``n_params`` trained on ``n_tokens``: the law's confidence interval and,
+    for a fitted law, the prediction interval of one new run (run-to-run noise added)."""
     N = _positive("--params", n_params)
     D = _positive("--tokens", n_tokens)
+    warnings = usable(law, "loss", allow_unconverged)
     out = {"law": law_name(law), "n_params": N, "n_tokens": D, "loss": float(law.predict(N, D)),
            "tokens_per_param": D / N, "flops_6nd": 6 * N * D}
-    interval = law.predict_interval(N, D)
-    if interval is not None:
-        out["interval"] = list(interval)
+    if isinstance(law, FitBase):
+        conf = law.predict_interval(N, D)
+        if conf is not None:
+            sd, source = law.noise_sd()
+            out["interval"] = list(conf)
+            out["prediction_interval"] = list(law.predict_interval(N, D, kind="prediction"))
+            out["interval_kinds"] = {"interval": f"{100 * law.level:g}% bootstrap confidence interval of the law",
+                                     "prediction_interval": f"one new run: the law's interval with run-to-run "
+                                                            f"noise sd {sd:.3g} (log loss, from {source})"}
+    factors, extra = _extrapolation(law, N=N, D=D)
+    if factors:
+        out["extrapolation"] = factors
+    out["warnings"] = warnings + extra
     return out

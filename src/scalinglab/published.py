@@ -1,6 +1,10 @@
 """Published scaling laws, each constant with its citation; the ``plan`` command's library.
 
-Names: ``chinchilla`` (rounded, as printed in the paper), ``chinchilla-unrounded``, ``epoch``, ``kaplan``.
+Names: ``chinchilla`` (Approach 3's law, rounded, as printed in the paper), ``chinchilla-unrounded``,
+``chinchilla-20`` (Hoffmann's Approaches 1 and 2 as the rule of ~20 tokens per parameter), ``epoch``,
+``kaplan``. Approach 3's constants put 5.76e23 FLOPs at ~32B parameters, while Approaches 1 and 2 (and the
+Chinchilla model itself, 70B on 1.4T tokens) put it at ~70B: the two are different answers of the same
+paper, and ``plan`` names which one it gives.
 """
 from __future__ import annotations
 
@@ -58,7 +62,21 @@ class PublishedLaw:
     def __post_init__(self):
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
 
+    inputs = ("N", "D")
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        return ("optimal",) if self.form == "rule" else ("loss", "optimal")
+
+    @property
+    def formula(self) -> str:
+        return {"chinchilla": "Approach 3: L = E + A/N^alpha + B/D^beta",
+                "kaplan": "L(N, D) eq. 1.5",
+                "rule": f"D_opt = {self.params.get('tokens_per_param', 0):g} N_opt, C = 6ND"}[self.form]
+
     def predict(self, N, D) -> np.ndarray:
+        if self.form == "rule":
+            raise ScalingLabError(f"{self.name} is an allocation rule: it gives N_opt and D_opt, not a loss")
         p = self.params
         if self.form == "chinchilla":
             return chinchilla_loss(N, D, **p)
@@ -67,6 +85,9 @@ class PublishedLaw:
 
     def optimal(self, C) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
+        if self.form == "rule":  # C = 6 N D with D = r N
+            n_opt = np.sqrt(np.asarray(C, float) / (6.0 * p["tokens_per_param"]))
+            return n_opt, p["tokens_per_param"] * n_opt
         if self.form == "chinchilla":
             return chinchilla_optimal(C, A=p["A"], B=p["B"], alpha=p["alpha"], beta=p["beta"])
         n_opt = kaplan_n_opt(np.asarray(C, float) / PF_DAY, N_e=p["n_opt_coef"], exponent=p["n_opt_exponent"])
@@ -82,11 +103,19 @@ class PublishedLaw:
 LAWS = {
     "chinchilla": PublishedLaw(name="chinchilla", form="chinchilla", params=CHINCHILLA,
                                citation=HOFFMANN_2022 + ", §3.3", n_params_kind="total",
-                               vocab_size=32000, note="constants as printed (rounded)"),
+                               vocab_size=32000,
+                               note="Hoffmann 2022 Approach 3, constants as printed (rounded): ~32B parameters at "
+                                    "5.76e23 FLOPs. Approaches 1 and 2 (and the Chinchilla model, 70B on 1.4T "
+                                    "tokens) give ~20 tokens per parameter: --law chinchilla-20"),
+    "chinchilla-20": PublishedLaw(name="chinchilla-20", form="rule", params={"tokens_per_param": 20.0},
+                                  citation=HOFFMANN_2022 + ", §3.1-3.2, Table 3 (~20 tokens per parameter)",
+                                  n_params_kind="total", vocab_size=32000,
+                                  note="Hoffmann 2022 Approaches 1 and 2 as a rule: D_opt = 20 N_opt "
+                                       "(Table 3: 67B, 1.5T tokens at 5.76e23 FLOPs); no loss"),
     "chinchilla-unrounded": PublishedLaw(name="chinchilla-unrounded", form="chinchilla",
                                          params=CHINCHILLA_UNROUNDED, citation=HOFFMANN_2022 + ", §D.2",
                                          n_params_kind="total", vocab_size=32000,
-                                         note="the same fit at full precision"),
+                                         note="Hoffmann 2022 Approach 3 at full precision"),
     "epoch": PublishedLaw(name="epoch", form="chinchilla", params=EPOCH,
                           citation=BESIROGLU_2024, n_params_kind="total", vocab_size=32000,
                           note="refit of Hoffmann's Approach-3 data"),

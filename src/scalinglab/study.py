@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import atomic
+from . import atomic, jsonsafe
 from .data.shards import build_shards
 from .errors import ScalingLabError
 from .fit.estimators import ChinchillaFit
@@ -138,8 +137,9 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
         log(f"warning: {len(failed)} grid run(s) failed: " + "; ".join(failed["reason"].astype(str)))
     fit = ChinchillaFit(bootstrap=cfg.bootstrap, seed=cfg.seed,
                         ci_flops=cfg.holdout_factor * max(cfg.budgets)).fit(store.fit_table()).result_
-    fit.save(out / "fit.json")
     run_noise = measure_run_noise(store, noise, cfg.seed)
+    fit = with_study_context(fit, cfg, shards.vocab_size, run_noise)
+    fit.save(out / "fit.json")
     holdout = _holdout(cfg, store, fit, shards.vocab_size, out, holdout_executor or executor, run_noise, log)
     if holdout is None:
         return None
@@ -167,7 +167,7 @@ def measure_run_noise(store: SQLiteStore, noise: list, seed: int) -> dict | None
 
 
 def _write_summary(out: Path, summary: dict) -> None:
-    atomic.write_text(out / "summary.json", json.dumps(summary, indent=1))
+    atomic.write_text(out / "summary.json", jsonsafe.dumps(summary, indent=1))
 
 
 def _batch_sweep(cfg, store, out, n_runs, executor, log) -> dict | None:
@@ -200,15 +200,13 @@ def allocations(fit, largest: float, cfg: StudyConfig, vocab_size: int, factors=
     return rows
 
 
-def prediction_interval(predicted: float, fit_interval, run_noise: dict | None, z: float = 1.96):
-    """The held-out run's 95% interval: the law's bootstrap interval (its parameters' uncertainty) widened
-    by the run-to-run noise a single new run carries (seed spread), added in quadrature in log loss."""
-    if not fit_interval:
-        return None
-    lo, hi = (math.log(predicted / fit_interval[0]), math.log(fit_interval[1] / predicted))
-    noise = z * run_noise["sd_rel"] if run_noise else 0.0
-    return [predicted * math.exp(-math.hypot(max(lo, 0.0), noise)),
-            predicted * math.exp(math.hypot(max(hi, 0.0), noise))]
+def with_study_context(fit, cfg: StudyConfig, vocab_size: int, run_noise: dict | None):
+    """The study's fit with what a later `plan --law fit.json` needs: the model family's vocabulary and
+    context (shapes like the study's), and the measured run-to-run noise for prediction intervals."""
+    extra = {"vocab_size": int(vocab_size), "n_ctx": int(cfg.n_ctx), "model_family": "scalinglab"}
+    if run_noise:
+        extra |= {"noise_sd": run_noise["sd_rel"], "noise_source": f"{run_noise['n_seeds']} seeds of one grid point"}
+    return dataclasses.replace(fit, settings=dict(fit.settings) | extra)
 
 
 def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=print) -> dict | None:
@@ -219,12 +217,13 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
         plan = plan_in_family(fit, C, cfg, vocab_size, cfg.min_steps)
         spec = RunSpec.from_dict(plan["spec"])
         N, D, predicted = int(plan["n_params"]), spec.n_tokens, plan["loss"]
-        fit_iv = plan.get("interval", {}).get("loss")
+        fit_iv = fit.predict_interval(N, D)
+        pred_iv = fit.predict_interval(N, D, kind="prediction") if run_noise else fit_iv
         store.set_meta(holdout_prediction={
             "run_id": spec.run_id, "spec": spec.to_dict(), "flops_budget": C, "n_params": N, "n_tokens": D,
             "flops": D * flops_per_token(spec.shape, "chinchilla"), "predicted": predicted,
             "fit_interval": list(fit_iv) if fit_iv else None,
-            "interval": prediction_interval(predicted, fit_iv, run_noise),
+            "interval": list(pred_iv) if pred_iv else None,
             "fit_converged": bool(fit.converged)})
         store.plan([spec], "holdout", [C])
         meta = store.meta()

@@ -13,7 +13,7 @@ from scalinglab.published import LAWS
 def test_public_names():
     assert scalinglab.__version__
     assert issubclass(ScalingLabError, Exception)
-    assert set(LAWS) == {"chinchilla", "chinchilla-unrounded", "epoch", "kaplan"}
+    assert set(LAWS) == {"chinchilla", "chinchilla-unrounded", "chinchilla-20", "epoch", "kaplan"}
     for name in ("kaplan_loss_n", "kaplan_loss_d", "kaplan_loss_c", "kaplan_loss_nd", "kaplan_loss_ns",
                  "critical_batch_size", "min_steps", "min_examples", "gradient_noise_scale",
                  "chinchilla_loss", "chinchilla_optimal", "chinchilla_lse_log_loss", "data_constrained_tokens"):

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
+
+from ..jsonsafe import dumps
 
 
 def positive_float(text: str) -> float:
@@ -19,8 +20,8 @@ def positive_float(text: str) -> float:
 
 
 def emit_json(obj: dict) -> None:
-    """Exactly one JSON object on stdout; floats at full precision (repr)."""
-    sys.stdout.write(json.dumps(obj) + "\n")
+    """Exactly one strict JSON object on stdout (NaN and infinities as null); floats at full precision."""
+    sys.stdout.write(dumps(obj) + "\n")
 
 
 def full(x: float) -> str:

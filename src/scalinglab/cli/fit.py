@@ -1,6 +1,7 @@
 """`scalinglab fit SOURCE`: fit a law to a table of runs (CSV/Parquet) and optionally save FIT.json."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -66,9 +67,11 @@ def _load(args):
         store_path = Path(args.source) / "study.sqlite"
         if not store_path.exists():
             raise ScalingLabError(f"{args.source} is not a study directory (no study.sqlite)")
-        runs = SQLiteStore.open(store_path).curve_table()
+        store = SQLiteStore.open(store_path)
+        runs = store.curve_table()
         if len(runs) == 0:
             raise ScalingLabError(f"{args.source}: the study has no finished runs yet")
+        runs.attrs["study_context"] = store.model_context()
         return runs
     runs, _ = io.load_runs(args.source, {"N": args.col_N, "D": args.col_D, "loss": args.col_loss})
     return runs
@@ -85,29 +88,25 @@ def run(args) -> int:
     out = _check_out(args.out)
     runs = _load(args)
     if todo == [("chinchilla", "3")]:
-        result = _approach3(runs, args)
-        _report(args, runs, result)
-        if out is not None:
-            result.save(out)
-        if args.json:
-            emit_json(result.to_dict(draws=False))
-        else:
-            print(result.summary())
-            if out is not None:
-                print(f"wrote {out}")
-        return 0
-    fits, skipped = fit_every(runs, todo, approach3=lambda t: _approach3(t, args), bootstrap=args.bootstrap,
-                              seed=args.seed, transient=args.transient, delta=args.delta)
+        fits, skipped = [_approach3(runs, args)], []
+    else:
+        fits, skipped = fit_every(runs, todo, approach3=lambda t: _approach3(t, args), bootstrap=args.bootstrap,
+                                  seed=args.seed, transient=args.transient, delta=args.delta)
+    context = runs.attrs.get("study_context")
+    if context:  # a study's fits plan shapes in the study's vocabulary and context
+        fits = [dataclasses.replace(f, settings=dict(f.settings) | context) for f in fits]
     if not fits:
         raise ScalingLabError("no law could be fitted: " + "; ".join(f"{s['law']} {s['approach']}: {s['reason']}"
                                                                     for s in skipped))
-    doc = {"fits": [f.to_dict(draws=False) if hasattr(f, "bootstrap") else f.to_dict() for f in fits],
-           "skipped": skipped}
-    _report(args, runs, next((f for f in fits if getattr(f, "approach", "") == "3" and hasattr(f, "bootstrap")), None))
+    _report(args, runs, next((f for f in fits if f.key == "chinchilla:3"), None))
     if out is not None:
-        _save_many(out, doc)
+        if len(todo) == 1:
+            fits[0].save(out)
+        else:
+            _save_many(out, fits, skipped)
     if args.json:
-        emit_json(doc["fits"][0] if len(todo) == 1 else doc)
+        emit_json(fits[0].to_dict(draws=False) if len(todo) == 1 else
+                  {"fits": [f.to_dict(draws=False) for f in fits], "skipped": skipped})
     else:
         print("\n\n".join(f.summary() for f in fits))
         for s in skipped:
@@ -139,8 +138,10 @@ def _approach3(runs, args):
     return fitter.fit(runs).result_
 
 
-def _save_many(path: Path, doc: dict) -> None:
-    import json
-
+def _save_many(path: Path, fits: list, skipped: list) -> None:
+    """Every fit with its bootstrap draws, in one file `plan --law FILE --fit KEY` reads."""
     from ..atomic import write_text
-    write_text(path, json.dumps({"format": "scalinglab.fits", "version": 1} | doc, indent=1, default=float))
+    from ..fit.base import FORMAT_MANY, VERSION
+    from ..jsonsafe import dumps
+    write_text(path, dumps({"format": FORMAT_MANY, "version": VERSION, "fits": [f.to_dict() for f in fits],
+                            "skipped": skipped}, indent=1))

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..errors import ScalingLabError
 from .curves import Envelope, budgets as budget_of, need_curves, prepare
+from .base import data_range
 from .lawfit import LawFit, percentile_intervals
 from .verdict import EXPONENT_MIN, judge
 
@@ -61,7 +62,7 @@ def _result(approach, params, objective, n_runs, n_points, draws, level, bootstr
                   diagnostics={"warnings": warnings, "bootstrap_converged": len(draws)} | extra,
                   settings={"bootstrap": bootstrap, "seed": seed, "ci_level": level if bootstrap else None,
                             "cite": "Hoffmann et al. 2022, arXiv 2203.15556, §3." + approach, "inputs": ["C"],
-                            "points_are": points_are},
+                            "points_are": points_are, "data_range": data_range(C=points["C"].to_numpy())},
                   draws=np.array([[d[k] for k in params] for d in draws]) if draws else None, level=level,
                   points=points)
 

@@ -176,6 +176,11 @@ class FitBase:
         return write_text(Path(path), dumps({"format": FORMAT, "version": VERSION, **self.to_dict()}, indent=1))
 
 
+def data_range(**columns) -> dict[str, list[float]]:
+    """[min, max] of each input the fit saw, kept in its settings so a query can say how far it extrapolates."""
+    return {k: [float(np.min(v)), float(np.max(v))] for k, v in columns.items() if v is not None and len(v)}
+
+
 def numeric_optimum(loss_fn, C: np.ndarray, P: Mapping[str, np.ndarray], n_grid: int = 801):
     """(N_opt, D_opt) minimising loss_fn(N, D) along C = 6ND, for any loss law of N and D: a log-spaced
     grid of N from 1 to C/6, refined by the parabola through the best point and its neighbours.
@@ -266,10 +271,13 @@ def load_fit(path: str | Path, select: str | None = None) -> FitBase:
         if len(fits) == 1:
             return fits[0]
         chosen = [f for f in fits if f.key == "chinchilla:3"]
-    else:
-        chosen = [f for f in fits if select in (f.key, f.approach, f.key.split(":", 1)[1])]
+    else:  # the full key, else the part after the colon, else the approach
+        chosen = next((c for c in ([f for f in fits if f.key == select],
+                                   [f for f in fits if f.key.split(":", 1)[1] == select],
+                                   [f for f in fits if f.approach == select]) if c), [])
     if len(chosen) != 1:
         keys = ", ".join(f.key for f in fits)
-        what = f"no fit {select!r}" if select is not None and not chosen else "several fits"
+        what = (f"no fit {select!r}" if not chosen else f"several fits matching {select!r}") if select else \
+            "several fits"
         raise ScalingLabError(f"{path} holds {what}; choose one with --fit KEY: {keys}")
     return chosen[0]

@@ -17,6 +17,7 @@ from ..errors import ScalingLabError
 from . import io
 from .bootstrap import gradient_tolerance, refit_resamples
 from .objectives import THETA, FreeMask, RobustLoss, objective_and_grad_single
+from .base import data_range
 from .result import Bootstrap, FitResult, derived_intervals
 from .verdict import judge
 from .solver import RunData, default_grid, multistart, newton_polish, polish, value
@@ -84,7 +85,9 @@ class ChinchillaFit:
             settings={"loss": loss.name, "delta": loss.delta, "tau": loss.tau, "fixed_E": self.fixed_E,
                       "n_column": source.get("N"), "n_params_kind": io.n_params_kind(source.get("N", "")),
                       "max_flops": float((6 * runs["N"] * runs["D"]).max()
-                                         if "C" not in runs else runs["C"].max())})
+                                         if "C" not in runs else runs["C"].max()),
+                      "data_range": data_range(N=runs["N"].to_numpy(), D=runs["D"].to_numpy(),
+                                               C=(6 * runs["N"] * runs["D"]).to_numpy())})
         return self
 
     def _prepare(self, runs: pd.DataFrame):

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from ..errors import ScalingLabError
-from .base import FitBase
+from .base import FitBase, data_range
 from .verdict import judge
 
 
@@ -391,8 +391,15 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
                   diagnostics=diag | {"warnings": list(warnings)},
                   settings={"delta": delta, "bootstrap": bootstrap, "seed": seed,
                             "ci_level": level if bootstrap else None, "cite": law.cite,
-                            "inputs": list(law.inputs)} | dict(settings or {}),
+                            "inputs": list(law.inputs), "data_range": _range_of(law, pts)} | dict(settings or {}),
                   draws=draws, level=level, fn=law.fn, points=points_frame(pts, context))
+
+
+def _range_of(law: Law, pts: Points) -> dict:
+    cols = dict(pts.X)
+    if {"N", "D"} <= set(cols):
+        cols["C"] = 6 * cols["N"] * cols["D"]
+    return data_range(**cols)
 
 
 def _residual_sd(law: Law, theta: np.ndarray, pts: Points) -> float:

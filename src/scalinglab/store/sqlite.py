@@ -162,6 +162,15 @@ class SQLiteStore:
         table.attrs["source_columns"] = {"N": "n_params_total"}
         return table
 
+    def model_context(self) -> dict:
+        """The vocabulary and context of the grid's models (a study has one of each), for plans in its terms."""
+        runs = self.runs(role="grid")
+        if len(runs) == 0:
+            return {}
+        spec = json.loads(runs["spec"].iloc[0])
+        return {"vocab_size": int(runs["vocab_size"].iloc[0]), "n_ctx": int(spec["shape"]["n_ctx"]),
+                "model_family": "scalinglab"}
+
     def export(self, path: str | Path) -> Path:
         """Runs joined with their evals, one row per eval, to CSV or Parquet (by suffix); written atomically."""
         path = Path(path)
