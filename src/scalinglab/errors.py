@@ -3,3 +3,15 @@
 
 class ScalingLabError(Exception):
     """A problem with the user's input, named with how to fix it. Tracebacks are reserved for bugs."""
+
+
+def plain(value) -> str:
+    """A value as a person writes it in a message: 1e+20, inf, 'abc' (never np.float64(inf))."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            pass
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value) if isinstance(value, str) else str(value)

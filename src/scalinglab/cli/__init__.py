@@ -20,6 +20,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="scalinglab", description="Scaling-law studies: train a grid, fit every law, "
                                                     "predict, plan (Kaplan et al. 2020; Hoffmann et al. 2022).")
+    from .. import __version__
+    parser.add_argument("--version", action="version", version=f"scalinglab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module in COMMANDS.items():
         module.add_parser(sub)

@@ -37,9 +37,14 @@ def add_parser(sub) -> None:
     p.add_argument("--ci-flops", type=positive_float, default=None,
                    help="budget at which CIs of N_opt, D_opt, L_opt are given (default 4x largest run)")
     p.add_argument("--seed", type=int, default=0)
-    for name in ("N", "D", "loss"):
-        p.add_argument(f"--{name.lower()}-col", dest=f"col_{name}", metavar="COLUMN",
+    for name, flag in (("N", "n"), ("D", "d"), ("loss", "loss"), ("run_id", "run"), ("step", "step")):
+        p.add_argument(f"--{flag}-col", dest=f"col_{name}", metavar="COLUMN",
                        help=f"the column holding {name} (default: first alias found)")
+    p.add_argument("--n-units", metavar="U", help="N column in 1 | K | M | B | T parameters (default: from the "
+                                                  "column's name, e.g. params_M, else 1)")
+    p.add_argument("--d-units", metavar="U", help="D column in 1 | K | M | B | T tokens (as --n-units)")
+    p.add_argument("--loss-units", metavar="U", help="loss column in nats | bits (default: bits for a *_bits "
+                                                     "column, else nats)")
 
 
 def _check_choice(flag: str, value: str, choices) -> str:
@@ -60,9 +65,18 @@ def _check_out(out: str | None) -> Path | None:
     return path
 
 
+INPUT_FLAGS = (("col_N", "--n-col"), ("col_D", "--d-col"), ("col_loss", "--loss-col"), ("col_run_id", "--run-col"),
+               ("col_step", "--step-col"), ("n_units", "--n-units"), ("d_units", "--d-units"),
+               ("loss_units", "--loss-units"))
+
+
 def _load(args):
-    """(table, is_study): a study's learning curves (their last rows are the finals) or the user's table."""
+    """A study's learning curves (their last rows are the finals) or the user's table, with what it means."""
     if Path(args.source).is_dir():
+        given = [flag for dest, flag in INPUT_FLAGS if getattr(args, dest, None)]
+        if given:
+            raise ScalingLabError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a CSV or Parquet "
+                                  f"table, not a study directory (a study's columns and units are its own)")
         from ..store import SQLiteStore
         store_path = Path(args.source) / "study.sqlite"
         if not store_path.exists():
@@ -73,7 +87,11 @@ def _load(args):
             raise ScalingLabError(f"{args.source}: the study has no finished runs yet")
         runs.attrs["study_context"] = store.model_context()
         return runs
-    runs, _ = io.load_runs(args.source, {"N": args.col_N, "D": args.col_D, "loss": args.col_loss})
+    runs, _ = io.load_runs(args.source, {"N": args.col_N, "D": args.col_D, "loss": args.col_loss,
+                                         "run_id": args.col_run_id, "step": args.col_step},
+                           n_units=args.n_units, d_units=args.d_units, loss_units=args.loss_units)
+    for note in runs.attrs["input"]["notes"]:
+        print(f"warning: {note}", file=sys.stderr)
     return runs
 
 
@@ -92,8 +110,12 @@ def run(args) -> int:
     else:
         fits, skipped = fit_every(runs, todo, approach3=lambda t: _approach3(t, args), bootstrap=args.bootstrap,
                                   seed=args.seed, transient=args.transient, delta=args.delta)
-    context = runs.attrs.get("study_context")
-    if context:  # a study's fits plan shapes in the study's vocabulary and context
+    # a study's fits plan shapes in the study's vocabulary and context; a table's fits record what its
+    # columns and units were taken to mean
+    context = runs.attrs.get("study_context") or {}
+    if "input" in runs.attrs:
+        context = context | {"input": runs.attrs["input"]}
+    if context:
         fits = [dataclasses.replace(f, settings=dict(f.settings) | context) for f in fits]
     if not fits:
         raise ScalingLabError("no law could be fitted: " + "; ".join(f"{s['law']} {s['approach']}: {s['reason']}"

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ScalingLabError
+from ..errors import ScalingLabError, plain
 from . import io
 from .bootstrap import gradient_tolerance, refit_resamples
 from .objectives import THETA, FreeMask, RobustLoss, objective_and_grad_single
@@ -47,6 +47,31 @@ class ChinchillaFit:
         self.ci_flops = ci_flops
         self.seed = seed
         self.n_polish = n_polish
+
+    # -- scikit-learn's estimator protocol: clone(), grid searches ---------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        import inspect
+        return [p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind == p.KEYWORD_ONLY]
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor settings, as scikit-learn's clone() and grid searches read them."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params) -> "ChinchillaFit":
+        """Change settings in place (scikit-learn protocol); an unknown name is an error."""
+        unknown = sorted(set(params) - set(self._param_names()))
+        if unknown:
+            raise ScalingLabError(f"unknown ChinchillaFit setting(s) {', '.join(unknown)}: use "
+                                  f"{', '.join(self._param_names())}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = type(self)().get_params()
+        changed = {k: v for k, v in self.get_params().items() if not _same(v, defaults[k])}
+        return f"ChinchillaFit({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     # -- the fit -----------------------------------------------------------------------------------
     def fit(self, runs: pd.DataFrame, sample_weight: Sequence[float] | None = None) -> "ChinchillaFit":
@@ -169,7 +194,7 @@ class ChinchillaFit:
         if not self.bootstrap:
             return None, {}
         if not (isinstance(self.bootstrap, (int, np.integer)) and self.bootstrap >= 2):
-            raise ScalingLabError(f"bootstrap must be an integer >= 2 resamples, got {self.bootstrap!r}")
+            raise ScalingLabError(f"bootstrap must be an integer >= 2 resamples, got {plain(self.bootstrap)}")
         if not 0 < self.ci_level < 1:
             raise ScalingLabError(f"ci_level must lie in (0, 1), got {self.ci_level}")
         thetas, ok = refit_resamples(theta, data, loss, free, n_boot=int(self.bootstrap), seed=self.seed)
@@ -183,6 +208,12 @@ class ChinchillaFit:
         ci["b"] = boot.interval(cols["alpha"] / (cols["alpha"] + cols["beta"]))
         ci.update(derived_intervals(boot, flops))
         return boot, ci
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return False
+    return a == b
 
 
 def default_grid_axis(name: str) -> np.ndarray:

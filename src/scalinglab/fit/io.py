@@ -2,6 +2,12 @@
 
 Canonical columns: ``N``, ``D``, ``loss`` and, when present, ``C``, ``run_id``, ``step``, ``budget``.
 Every problem a user can cause is raised as ScalingLabError naming the column and row.
+
+What the table means is made explicit, not guessed silently: a validation loss is preferred over a
+training loss; W&B history exports (``name``, ``_step``, ``eval/loss``) are learning curves; counts in
+thousands/millions/billions (``--n-units M`` or a suffixed column such as ``params_M``) and losses in bits
+(``--loss-units bits`` or a ``*_bits`` column) are converted; the columns used, the units and anything
+suspicious (a C far from 6ND, counts too small to be parameters) are recorded as ``attrs["input"]``.
 """
 from __future__ import annotations
 
@@ -10,17 +16,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ScalingLabError
+from ..errors import ScalingLabError, plain
 
 # Looked up in this order, case-insensitively (DESIGN.md §6). Chinchilla counts all parameters, so a total
 # count is preferred over a non-embedding one when a table has both.
 ALIASES = {
     "N": ("N", "n_params", "params", "n_params_total", "n_params_nonembed"),
     "D": ("D", "n_tokens", "tokens"),
-    "loss": ("loss", "val_loss"),
+    # a held-out loss first: the train loss of a table that has both is not what a scaling law predicts
+    "loss": ("val_loss", "eval_loss", "eval/loss", "val/loss", "validation_loss", "valid_loss", "test_loss",
+             "loss"),
     "C": ("C", "flops"),
-    "run_id": ("run_id",),
-    "step": ("step",),
+    "run_id": ("run_id", "run", "run_name", "name"),  # W&B history exports name the run "name"
+    "step": ("step", "_step", "global_step", "trainer/global_step", "train/global_step"),
     "budget": ("budget",),
     "weight": ("weight",),
     "N_nonembed": ("N_nonembed", "n_params_nonembed"),  # Kaplan's N, beside Chinchilla's total
@@ -29,6 +37,14 @@ ALIASES = {
     "epochs": ("n_epochs", "epochs"),
 }
 REQUIRED = ("N", "D", "loss")
+UNITS = {"": 1.0, "1": 1.0, "k": 1e3, "thousands": 1e3, "m": 1e6, "millions": 1e6, "b": 1e9, "g": 1e9,
+         "billions": 1e9, "t": 1e12, "trillions": 1e12}
+LOSS_UNITS = ("nats", "bits")
+LN2 = 0.6931471805599453
+# a count column with its unit in the name: params_M, tokens_B, n_params (millions), N_billions, ...
+_SUFFIXED = {"N": r"(?:n|n_params|params|parameters|model_size)", "D": r"(?:d|n_tokens|tokens|data)"}
+_UNIT_RE = r"[ _]*[(\[]?(k|m|b|g|t|thousands|millions|billions|trillions)[)\]]?"
+_BITS_RE = r"^(?:val_|eval_|eval/|validation_)?(?:loss)?[ _/]?(?:in_)?(?:bits|bpt|bits_per_token)$"
 POSITIVE = ("N", "D", "loss", "C", "budget", "N_nonembed", "U", "epochs")
 
 
@@ -61,7 +77,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def canonical_columns(table: pd.DataFrame, overrides: dict[str, str] | None = None
                       ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Rename aliases to canonical names; return the new table and {canonical: source column}."""
+    """Rename aliases to canonical names; return the new table and {canonical: source column}.
+
+    A column given in ``overrides`` is used as named; otherwise the first alias found (case-insensitive),
+    then, for N and D, a column with its unit in its name (``params_M``; converted by ``load_runs``)."""
+    import re
     overrides = {k: v for k, v in (overrides or {}).items() if v}
     lower = {str(c).lower(): c for c in table.columns}
     chosen: dict[str, str] = {}
@@ -73,6 +93,11 @@ def canonical_columns(table: pd.DataFrame, overrides: dict[str, str] | None = No
             chosen[name] = overrides[name]
             continue
         found = next((lower[a.lower()] for a in aliases if a.lower() in lower), None)
+        if found is None and name in _SUFFIXED:
+            found = next((c for c in table.columns
+                          if re.fullmatch(_SUFFIXED[name] + _UNIT_RE, str(c), flags=re.IGNORECASE)), None)
+        if found is None and name == "loss":
+            found = next((c for c in table.columns if re.fullmatch(_BITS_RE, str(c), flags=re.IGNORECASE)), None)
         if found is not None:
             chosen[name] = found
     for name in REQUIRED:
@@ -81,6 +106,17 @@ def canonical_columns(table: pd.DataFrame, overrides: dict[str, str] | None = No
                                   f"columns are: {', '.join(map(str, table.columns))}")
     out = pd.DataFrame({name: table[src] for name, src in chosen.items()})
     return out, chosen
+
+
+def column_unit(column: str, name: str) -> str | None:
+    """The unit a column's name carries (``params_M`` -> "m", ``loss_bits`` -> "bits"), or None."""
+    import re
+    if name in _SUFFIXED:
+        m = re.fullmatch(_SUFFIXED[name] + _UNIT_RE, column, flags=re.IGNORECASE)
+        return m.group(1).lower() if m else None
+    if name == "loss" and re.fullmatch(_BITS_RE, column, flags=re.IGNORECASE):
+        return "bits"
+    return None
 
 
 def validate_numbers(runs: pd.DataFrame) -> pd.DataFrame:
@@ -96,7 +132,7 @@ def validate_numbers(runs: pd.DataFrame) -> pd.DataFrame:
         bad = values.isna() | ~np.isfinite(values.astype(float))
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            what = "missing (NaN)" if pd.isna(raw.iloc[i]) else f"not a finite number ({raw.iloc[i]!r})"
+            what = "missing (NaN)" if pd.isna(raw.iloc[i]) else f"not a finite number ({plain(raw.iloc[i])})"
             raise ScalingLabError(f"column {name}, row {i + 1}: value is {what}")
         if name in POSITIVE and (values <= 0).any():
             i = int(np.flatnonzero((values <= 0).to_numpy())[0])
@@ -119,15 +155,61 @@ def final_rows(runs: pd.DataFrame) -> pd.DataFrame:
     return runs
 
 
-def load_runs(path: str | Path, overrides: dict[str, str] | None = None) -> tuple[pd.DataFrame, dict]:
-    """Read, rename and validate a table of runs; returns (runs, {canonical: source column})."""
+def load_runs(path: str | Path, overrides: dict[str, str] | None = None, *, n_units: str | None = None,
+              d_units: str | None = None, loss_units: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """Read, rename, convert and validate a table of runs; returns (runs, {canonical: source column}).
+
+    ``n_units``/``d_units`` ("1", "K", "M", "B", "T") and ``loss_units`` ("nats", "bits") say what the
+    columns hold; without them a unit in the column's name is used. What was used is ``runs.attrs["input"]``,
+    with ``notes`` for anything suspicious (printed as warnings by the CLI, recorded with the fit)."""
     table = read_table(path)
     runs, chosen = canonical_columns(table, overrides)
     if len(runs) == 0:
         raise ScalingLabError(f"{path} has a header but no runs")
+    notes: list[str] = []
+    units = {}
+    for name, given in (("N", n_units), ("D", d_units)):
+        unit = _unit(given, f"--{name.lower()}-units") if given is not None else column_unit(str(chosen[name]), name)
+        units[name] = unit or "1"
+    loss_unit = loss_units.lower() if loss_units else column_unit(str(chosen["loss"]), "loss") or "nats"
+    if loss_unit not in LOSS_UNITS:
+        raise ScalingLabError(f"--loss-units must be one of {', '.join(LOSS_UNITS)}, not {loss_units!r}")
+    if "step" in runs and "run_id" in runs and runs["loss"].isna().any():
+        # a history export logs eval loss at some steps only: those rows are not evals
+        kept = runs["loss"].notna()
+        notes.append(f"{int((~kept).sum())} rows without a {chosen['loss']} value (steps logged without an eval) "
+                     f"left out")
+        runs = runs[kept].reset_index(drop=True)
+        if len(runs) == 0:
+            raise ScalingLabError(f"{path}: no row has a value in {chosen['loss']}")
     runs = validate_numbers(runs)
+    for name in ("N", "D"):
+        runs[name] = runs[name] * UNITS[units[name]]
+    if "N_nonembed" in runs:
+        runs["N_nonembed"] = runs["N_nonembed"] * UNITS[units["N"]]
+    if loss_unit == "bits":
+        runs["loss"] = runs["loss"] * LN2
+    # no language model has under 1e4 parameters or trains on under 1e5 tokens: such columns are in other units
+    for name, what, floor in (("N", "parameters", 1e4), ("D", "tokens", 1e5)):
+        if units[name] == "1" and runs[name].max() < floor:
+            notes.append(f"column {chosen[name]} ({name}) is at most {runs[name].max():.4g}: {what} in thousands, "
+                         f"millions or billions? Say so with --{name.lower()}-units K|M|B|T")
+    if "C" in runs:
+        ratio = float(np.median(runs["C"] / (6 * runs["N"] * runs["D"])))
+        if not 0.5 <= ratio <= 2.0:
+            notes.append(f"column {chosen['C']} (C) is {ratio:.3g}x 6ND (median over rows): other units, or a "
+                         f"different count? Fits that use C (Approaches 1, 2, Kaplan L(C)) take it as given")
     runs.attrs["source_columns"] = dict(chosen)  # so a fit can tell which N (total/non-embedding) it got
+    runs.attrs["input"] = {"columns": {k: str(v) for k, v in chosen.items()},
+                           "units": {"N": units["N"], "D": units["D"], "loss": loss_unit}, "notes": notes}
     return runs, chosen
+
+
+def _unit(text: str, flag: str) -> str:
+    unit = text.strip().lower()
+    if unit not in UNITS:
+        raise ScalingLabError(f"{flag} must be one of 1, K, M, B, T (thousands ... trillions), not {text!r}")
+    return unit or "1"
 
 
 def n_params_kind(column: str) -> str:

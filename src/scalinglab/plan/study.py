@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ScalingLabError
+from ..errors import ScalingLabError, plain
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,7 +70,7 @@ class StudyConfig:
         }
         for key, is_bad in bad.items():
             if is_bad:
-                raise ScalingLabError(f"study config: impossible value for {key}: {getattr(self, key)!r}")
+                raise ScalingLabError(f"study config: impossible value for {key}: {plain(getattr(self, key))}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self) | {"budgets": list(self.budgets), "batch_sizes": list(self.batch_sizes)}
