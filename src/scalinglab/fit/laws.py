@@ -100,9 +100,11 @@ def chinchilla_optimal(C: ArrayLike, *, A: float, B: float, alpha: float, beta: 
 
     G = (alpha*A / (beta*B))^(1/(alpha+beta)), a = beta/(alpha+beta), b = alpha/(alpha+beta).
     """
-    G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
-    x = _arr(C) / 6.0
-    return G * x ** (beta / (alpha + beta)), x ** (alpha / (alpha + beta)) / G
+    with np.errstate(all="ignore"):  # a negative exponent gives NaN here (no optimum), never a complex number
+        s = np.asarray(alpha, dtype=float) + beta
+        G = np.asarray(alpha * A / (beta * B), dtype=float) ** (1.0 / s)
+        x = _arr(C) / 6.0
+        return G * x ** (beta / s), x ** (alpha / s) / G
 
 
 def data_constrained_tokens(U: ArrayLike, R: ArrayLike, *, R_star: float) -> np.ndarray:

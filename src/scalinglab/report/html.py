@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 from multiprocessing import TimeoutError as mp_TimeoutError
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import pandas as pd
 
 from ..atomic import write_text
 from ..errors import ScalingLabError
-from ..fit.lawfit import LawFit
 from ..fit.result import FitResult
 from ..published import LAWS as PUBLISHED
 from . import plots, read_summary
@@ -69,33 +67,36 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
         if fit3 is None:
             raise ScalingLabError("no Approach 3 fit for this table")
         return fit3
-    c_lo = float(finals["C"].min())
-    c_hi = float(max(finals["C"].max(), (inputs.get("holdout") or {}).get("flops_budget", 0))) * 16
+    flop_axis = plots.FlopAxis(finals)
+    six_nd = 6 * finals["N"] * finals["D"]
+    c_lo = float(six_nd.min())
+    c_hi = float(max(six_nd.max(), (inputs.get("holdout") or {}).get("flops_budget", 0))) * 16
+    largest = float(finals["C"].max())  # on the page's axis: beyond it every curve is extrapolated
     try:
         minima, _ = isoflop_minima(finals)
     except ScalingLabError:
         minima = None
+    bad3 = fit3 is not None and not fit3.converged
+    note3 = "\n(from an Approach 3 fit that did NOT converge: see the banner)" if bad3 else ""
     # figures that need none of the fits below: drawn by a forked process on the other core meanwhile
     static = {
         "curves": lambda: plots.learning_curves(curves),
         "isoflop": lambda: plots.isoflop_valleys(finals, minima),
-        "contours": lambda: plots.loss_contours(fit3, (c_lo, c_hi)),
-        "embeddings": lambda: plots.loss_vs_n_embeddings(finals),
+        "contours": lambda: plots.loss_contours(fit3, (c_lo, c_hi), flop_axis, largest, note3),
+        "embeddings": lambda: plots.loss_vs_n_embeddings(finals, _frontier(curves)),
         "holdout": lambda: plots.holdout(inputs.get("holdout")),
-        "fan": lambda: plots.tokens_per_param_fan(fit3.bootstrap.draws if fit3 and fit3.bootstrap else None,
-                                                  (c_lo, c_hi)),
+        "fan": lambda: plots.tokens_per_param_fan(fit3, (c_lo, c_hi), flop_axis, largest, note3),
     }
     with _Aside(static) as aside:
         fits, skipped = fit_every(table, plan_fits("all"), approach3=approach3, bootstrap=bootstrap)
-        by = {(f.law, f.approach): f for f in fits if isinstance(f, LawFit)}
-        alloc = [("Approach 3", fit3.optimal, _band3(fit3))] if fit3 is not None else []
-        alloc += [(f"Approach {a}", by[("chinchilla", a)].optimal, _band_power(by[("chinchilla", a)]))
-                  for a in ("1", "2") if ("chinchilla", a) in by]
+        by = {f.key: f for f in fits}
+        alloc = [("Approach 3", fit3, True)] if fit3 is not None else []
+        alloc += [(f"Approach {a}", by[f"chinchilla:{a}"], False) for a in ("1", "2") if f"chinchilla:{a}" in by]
         drawn = {key: _draw(make) for key, make in {
             "allocation": lambda: plots.allocation(alloc, {"Chinchilla": PUBLISHED["chinchilla"].params},
-                                                   (c_lo, c_hi)),
-            "kaplan_ns": lambda: plots.kaplan_fixed_compute_steps(by.get(("kaplan", "L(N,S)"))),
-            "bcrit": lambda: plots.critical_batch(by.get(("bcrit", "noise scale")), by.get(("bcrit", "batch sweep"))),
+                                                   (c_lo, c_hi), flop_axis, largest),
+            "kaplan_ns": lambda: plots.kaplan_fixed_compute_steps(by.get("kaplan:L(N,S)")),
+            "bcrit": lambda: plots.critical_batch(by.get("bcrit:noise scale"), by.get("bcrit:batch sweep")),
             "residuals": lambda: plots.residuals(_residual_panels(fit3, finals, fits)),
         }.items()}
         drawn |= aside.result()
@@ -113,11 +114,11 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
                      _params_table(fit3, fits, skipped)))
     if inputs.get("allocations") and all("shape" in a for a in inputs["allocations"]):
         sections.append(("Compute-optimal run of the model family at the next budgets (like Hoffmann 2022 "
-                         "Table 3; extrapolated)", _family_ladder(inputs)))
+                         "Table 3; every row extrapolated)", _family_ladder(inputs)))
     elif fit3 is not None:
-        sections.append(("Compute-optimal allocation (like Hoffmann 2022 Table 3)", _ladder(fit3, c_hi)))
+        sections.append(("Compute-optimal allocation (like Hoffmann 2022 Table 3)", _ladder(fit3, float(six_nd.max()))))
     sections.append(("Runs (click a column to sort)", _runs_table(inputs.get("runs"), finals)))
-    page = _page(inputs.get("title", "scalinglab report"), sections)
+    page = _page(inputs.get("title", "scalinglab report"), sections, _banners(fit3, inputs, flop_axis))
     return write_text(out_dir / "report.html", page)
 
 
@@ -183,63 +184,61 @@ def _residual_panels(fit3, finals, fits) -> list:
         r = fit3.predict(finals["N"].to_numpy(), finals["D"].to_numpy()) / finals["loss"].to_numpy() - 1
         panels.append(("Chinchilla Approach 3: L(N, D)", "training FLOPs C", finals["C"].to_numpy(), r))
     for f in fits:
-        if not isinstance(f, LawFit) or f.points is None:
+        if f.key == "chinchilla:3" or getattr(f, "points", None) is None:
             continue
         p = f.points
         xcol = "C" if "C" in p else f.settings["inputs"][0]
         target = "N_opt" if f.law == "chinchilla" else ("B_crit" if f.law == "bcrit" else "loss")
-        panels.append((f"{_label(f)} ({target})", xcol, p[xcol].to_numpy(), f.residuals()))
+        panels.append((f"{f.label} ({target})", xcol, p[xcol].to_numpy(), f.residuals()))
     return panels
 
 
-def _label(f) -> str:
-    if isinstance(f, FitResult):
-        return "Chinchilla Approach 3"
-    return {"chinchilla": f"Chinchilla Approach {f.approach}", "kaplan": f"Kaplan {f.approach}" +
-            (" + E" if "E" in f.params else ""), "bcrit": f"B_crit ({f.approach})",
-            "data-constrained": "Data-constrained D'"}.get(f.law, f"{f.law} {f.approach}")
-
-
-def _band3(fit3: FitResult):
-    if fit3.bootstrap is None:
+def _frontier(curves: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Per size, the lowest loss where it wins the compute envelope (Kaplan Fig. 6 on an IsoFLOP grid)."""
+    if curves is None:
         return None
-    from ..fit.laws import chinchilla_optimal
-    E, A, B, alpha, beta = (fit3.bootstrap.draws[:, i][:, None] for i in range(5))
-
-    def band(C, key):
-        with np.errstate(all="ignore"):
-            n, d = chinchilla_optimal(C[None, :], A=A, B=B, alpha=alpha, beta=beta)
-        return tuple(np.nanpercentile(n if key == "N" else d, [2.5, 97.5], axis=0))
-    return band
-
-
-def _band_power(fit):
-    ci = fit.ci
-    if not {"a", "b"} <= set(ci):
+    from ..fit.curves import envelope
+    try:
+        env = envelope(curves, "C", transient=0.1)
+    except ScalingLabError:
         return None
+    cols = ["N", "N_nonembed"] if "N_nonembed" in env else ["N"]
+    return env.groupby(cols, as_index=False)["loss"].min().sort_values("N")
 
-    def band(C, key):  # the exponent's interval, pivoting about the data's geometric middle
-        exp, k = ("a", "k_N") if key == "N" else ("b", "k_D")
-        pivot = math.sqrt(C[0] * C[-1] / 16)
-        lo, hi = (fit.params[k] * pivot ** fit.params[exp] * (C / pivot) ** e for e in ci[exp])
-        return np.minimum(lo, hi), np.maximum(lo, hi)
-    return band
+
+def _banners(fit3, inputs: dict, flop_axis) -> list[str]:
+    """What the reader must know before any figure: a headline fit that did not converge; the FLOP axis."""
+    out = []
+    if fit3 is not None and not fit3.converged:
+        out.append("<p class='banner'><b>The Approach 3 fit did not converge</b>: "
+                   + html.escape("; ".join(fit3.warnings) or "the optimiser did not agree on a minimum")
+                   + ". The allocation, contours, tokens-per-parameter fan, allocation table and the held-out "
+                     "prediction below come from it and are not a usable law.</p>")
+    h = inputs.get("holdout") or {}
+    if h and h.get("fit_converged") is False and fit3 is None:
+        out.append("<p class='banner'><b>The held-out prediction came from a fit that did not converge.</b></p>")
+    out.append(f"<p class='note'>FLOP axes on this page: {html.escape(flop_axis.name)}"
+               + ("; Approach 3's closed form (C = 6ND) is moved onto it by each size's own C / 6ND."
+                  if flop_axis.logn is not None else ".")
+               + " Shaded: beyond the largest run (extrapolated).</p>")
+    return out
 
 
 def _params_table(fit3, fits, skipped) -> str:
     rows = []
-    for f in ([fit3] if fit3 is not None else []) + [f for f in fits if isinstance(f, LawFit)]:
-        params = dict(f.params, a=f.a, b=f.b) if isinstance(f, FitResult) else dict(f.params)
-        rows.append({"law": _label(f), "form": f.form if isinstance(f, LawFit) else "E + A/N^alpha + B/D^beta",
+    for f in ([fit3] if fit3 is not None else []) + [f for f in fits if f.key != "chinchilla:3"]:
+        params = dict(f.params, a=f.a, b=f.b) if f.key == "chinchilla:3" else dict(f.params)
+        rows.append({"law": f.label, "form": f.form,
                      "parameters [95% CI]": "; ".join(f"{k} = {_fmt_ci(v, f.ci.get(k))}" for k, v in params.items()),
-                     "points": f.n_points if isinstance(f, LawFit) else f.n_runs,
+                     "runs": f.n_runs, "points": f.n_points,
+                     "points are": f.settings.get("points_are", "final runs"),
                      "converged": "yes" if f.converged else "NO",
-                     "warnings": " | ".join(f.diagnostics.get("warnings", ()))})
+                     "warnings": " | ".join(f.warnings)})
     for s in skipped:
         if s["law"] == "chinchilla" and s["approach"] == "3":
             continue
         rows.append({"law": f"{s['law']} {s['approach']}", "form": "-", "parameters [95% CI]": "not fitted: " + s["reason"],
-                     "points": "-", "converged": "-", "warnings": ""})
+                     "runs": "-", "points": "-", "points are": "", "converged": "-", "warnings": ""})
     if not rows:
         return "<p class='missing'>No fits.</p>"
     return _table(pd.DataFrame(rows)).replace("class=\"dataframe t\"", "class=\"dataframe t left\"", 1)
@@ -250,22 +249,28 @@ def _family_ladder(inputs: dict) -> str:
     rows = []
     for a in inputs["allocations"]:
         iv = (a.get("interval") or {}).get("loss")
-        rows.append({"FLOPs": f"{a['flops']:.3g}", "x largest budget": f"{a['extrapolation']:g}",
+        rows.append({"FLOPs": f"{a['flops']:.3g}", "x largest budget": f"{a['extrapolation']:g} (extrapolated)",
                      "N_opt": f"{a['n_params']:.4g}", "D_opt": f"{a['n_tokens']:.4g}",
                      "tokens/param": f"{a['tokens_per_param']:.3g}",
-                     "loss [95%]": f"{a['loss']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""),
+                     "loss [law's 95% CI]": f"{a['loss']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""),
+                     "one new run [95%]": (lambda p: f"[{p[0]:.4f}, {p[1]:.4f}]" if p else "-")(
+                         (a.get("prediction_interval") or {}).get("loss")),
                      "shape (layers x width)": f"{a['shape']['n_layer']} x {a['shape']['d_model']}"})
     note = html.escape(inputs.get("flop_convention") or "")
     return f"<p>{note}</p>" + _table(pd.DataFrame(rows))
 
 
-def _ladder(fit3: FitResult, c_hi: float) -> str:
+def _ladder(fit3, largest: float) -> str:
+    """Compute-optimal N, D and loss from 1/16x to 64x the largest run (C = 6ND), each row's extrapolation named."""
     from ..model.family import shape_for_params  # the study's own model family
+    vocab, ctx = int(fit3.settings.get("vocab_size", 256)), int(fit3.settings.get("n_ctx", 128))
     rows = []
-    for C in np.geomspace(c_hi / 256, c_hi * 16, 7):
+    for f in (1 / 16, 1 / 4, 1, 4, 16, 64):
+        C = largest * f
         n, d = (float(x) for x in fit3.optimal(C))
-        shape = shape_for_params(n, vocab_size=256, n_ctx=128)
-        rows.append({"FLOPs": f"{C:.3g}", "N_opt": f"{n:.4g}", "D_opt": f"{d:.4g}", "tokens/param": f"{d / n:.3g}",
+        shape = shape_for_params(n, vocab_size=vocab, n_ctx=ctx)
+        rows.append({"FLOPs (6ND)": f"{C:.3g}", "x largest run": f"{f:g}" + (" (extrapolated)" if f > 1 else ""),
+                     "N_opt": f"{n:.4g}", "D_opt": f"{d:.4g}", "tokens/param": f"{d / n:.3g}",
                      "loss": f"{float(fit3.predict(n, d)):.4f}",
                      "shape (layers x width)": f"{shape.n_layer} x {shape.d_model}"})
     return _table(pd.DataFrame(rows))
@@ -287,6 +292,7 @@ CSS = """body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;
 h1{font-size:1.5em}h2{font-size:1.15em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 img{max-width:100%}table.t{border-collapse:collapse;font-size:.85em}table.t td,table.t th{padding:2px 8px;
 border-bottom:1px solid #eee;text-align:right}table.left td{text-align:left}.missing{color:#a33}
+.banner{background:#fde8e8;border:1px solid #d33;padding:.6em .8em}.note{color:#555}
 .scroll{overflow-x:auto}"""
 
 
@@ -300,8 +306,9 @@ SORT_JS = """document.querySelectorAll('table.sortable').forEach(function(t){
    r.forEach(function(row){b.appendChild(row);});});});});"""
 
 
-def _page(title: str, sections) -> str:
+def _page(title: str, sections, banners=()) -> str:
     body = "\n".join(f"<section><h2>{html.escape(t)}</h2>\n{content}</section>" for t, content in sections)
+    top = "\n".join(banners)
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>\n{body}\n"
+            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>\n{top}\n{body}\n"
             f"<script>{SORT_JS}</script></body></html>\n")

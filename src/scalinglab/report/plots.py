@@ -27,6 +27,39 @@ class MissingData(Exception):
     """The study has no data for this figure; the message says what is missing."""
 
 
+class FlopAxis:
+    """One FLOP convention for every axis of a page: the table's own C (a study's exact Appendix-F count),
+    or C = 6ND when the table has none. A law's closed-form answers, which count C = 6ND, are moved onto
+    the page's axis by the ratio C / 6ND the runs of that size have (interpolated in log N)."""
+
+    def __init__(self, finals: pd.DataFrame | None = None):
+        self.logn = self.logr = None
+        self.name = "training FLOPs C = 6ND"
+        if finals is not None and "C" in finals:
+            ratio = finals["C"] / (6 * finals["N"] * finals["D"])
+            if not np.allclose(ratio, 1.0, rtol=1e-3):
+                order = np.argsort(finals["N"].to_numpy())
+                self.logn = np.log(finals["N"].to_numpy()[order])
+                self.logr = np.log(ratio.to_numpy()[order])
+                self.name = "training FLOPs C (the runs' own count)"
+
+    def from_6nd(self, C6, N) -> np.ndarray:
+        """A budget counted as 6ND for a model of N parameters, on this page's axis."""
+        if self.logn is None:
+            return np.asarray(C6, dtype=float)
+        return np.asarray(C6, dtype=float) * np.exp(np.interp(np.log(N), self.logn, self.logr))
+
+
+def _mark_extrapolation(ax, largest: float | None, axis: str = "x") -> None:
+    """Shade what lies beyond the largest run's compute: there the curves are the law's, not the data's."""
+    if largest is None:
+        return
+    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    if hi > largest:
+        ax.axvspan(largest, hi, color="grey", alpha=0.08, lw=0, label="extrapolated (beyond the largest run)")
+        ax.set_xlim(lo, hi)
+
+
 def _plain_minor(ax) -> None:
     """Minor-tick labels on log axes that do not collide: over more than ~1.5 decades none (the decades say
     it); over less, only at 2 and 5 (and 3) x 10^k (else the axis may show no label at all)."""
@@ -104,29 +137,38 @@ def isoflop_valleys(finals: pd.DataFrame, minima: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def allocation(fits: list, published: dict, c_range: tuple[float, float]) -> plt.Figure:
-    """N_opt(C) and D_opt(C) for each approach with bootstrap bands, published laws overlaid
-    (Hoffmann 2022 Fig. 1 and Fig. A3)."""
+def allocation(fits: list, published: dict, c_range: tuple[float, float], flop_axis: "FlopAxis",
+               largest: float | None = None, note: str = "") -> plt.Figure:
+    """N_opt(C) and D_opt(C) for each approach with bootstrap bands (percentiles of the fits' draws),
+    published laws as a labelled reference (Hoffmann 2022 Fig. 1 and Fig. A3).
+
+    ``fits`` holds (label, fit, six_nd): a fit answering optimal(C) and optimal_interval(C); six_nd says
+    it counts C as 6ND (Approach 3's closed form), moved onto the page's axis by ``flop_axis``."""
     if not fits:
         raise MissingData("no fitted allocation (Approaches 1, 2 or 3) to draw")
     C = np.geomspace(c_range[0], c_range[1], 60)
     fig, axes = _subplots(1, 2, figsize=(11, 4.2))
-    for label, optimal, band in fits:
-        n, d = optimal(C)
-        for ax, y, key in zip(axes, (n, d), ("N", "D")):
-            line, = ax.plot(C, y, lw=1.8, label=label)
+    for label, fit, six_nd in fits:
+        n, d = fit.optimal(C)
+        x = flop_axis.from_6nd(C, n) if six_nd else C
+        band = fit.optimal_interval(C)
+        for ax, y, key in zip(axes, (n, d), ("N_opt", "D_opt")):
+            line, = ax.plot(x, y, lw=1.8, label=label + ("" if fit.converged else " (NOT converged)"),
+                            ls="-" if fit.converged else ":")
             if band is not None:
-                lo, hi = band(C, key)
-                ax.fill_between(C, lo, hi, color=line.get_color(), alpha=0.15)
+                lo, hi = band[key]
+                ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
     for name, law in published.items():
         n, d = laws.chinchilla_optimal(C, A=law["A"], B=law["B"], alpha=law["alpha"], beta=law["beta"])
-        axes[0].plot(C, n, ls="--", lw=1, color="grey", label=f"{name} (published)")
+        axes[0].plot(C, n, ls="--", lw=1, color="grey", label=f"{name}, published: reference only "
+                                                               f"(other tokenizer and data, C = 6ND)")
         axes[1].plot(C, d, ls="--", lw=1, color="grey")
     for ax, ylabel in zip(axes, ("compute-optimal parameters N_opt", "compute-optimal tokens D_opt")):
-        ax.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel=ylabel)
+        ax.set(xscale="log", yscale="log", xlabel=flop_axis.name, ylabel=ylabel)
         ax.grid(alpha=0.3, which="both")
+        _mark_extrapolation(ax, largest)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Compute-optimal allocation, bands = 95% bootstrap intervals (Hoffmann 2022 Fig. 1, A3)")
+    fig.suptitle("Compute-optimal allocation, bands = 95% bootstrap intervals (Hoffmann 2022 Fig. 1, A3)" + note)
     return fig
 
 
@@ -222,65 +264,82 @@ def kaplan_fixed_compute_steps(fit_ns, n_levels: int = 5) -> plt.Figure:
     return fig
 
 
-def tokens_per_param_fan(draws: np.ndarray, c_range: tuple[float, float]) -> plt.Figure:
+def tokens_per_param_fan(fit3, c_range: tuple[float, float], flop_axis: "FlopAxis",
+                         largest: float | None = None, note: str = "") -> plt.Figure:
     """Bootstrap fan of the compute-optimal tokens per parameter D_opt/N_opt against compute."""
+    draws = fit3.draws if fit3 is not None else None
     if draws is None or len(draws) < 10:
         raise MissingData("no bootstrap draws (fit with --bootstrap K)")
-    C = np.geomspace(c_range[0], c_range[1], 50)
+    C6 = np.geomspace(c_range[0], c_range[1], 50)
     E, A, B, alpha, beta = (draws[:, i][:, None] for i in range(5))
     with np.errstate(all="ignore"):
-        n, d = laws.chinchilla_optimal(C[None, :], A=A, B=B, alpha=alpha, beta=beta)
+        n, d = laws.chinchilla_optimal(C6[None, :], A=A, B=B, alpha=alpha, beta=beta)
         ratio = d / n
+    C = flop_axis.from_6nd(C6, fit3.optimal(C6)[0])
     fig, ax = _subplots(figsize=(6, 3.6))
     for q, alpha_band in ((2.5, 0.15), (10, 0.25), (25, 0.35)):
         lo, hi = np.nanpercentile(ratio, [q, 100 - q], axis=0)
         ax.fill_between(C, lo, hi, color="tab:blue", alpha=alpha_band, lw=0)
     ax.plot(C, np.nanmedian(ratio, axis=0), color="tab:blue", lw=1.5, label="median")
     ax.axhline(20, color="grey", ls="--", lw=1, label="20 tokens/param (Chinchilla rule of thumb)")
-    ax.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel="D_opt / N_opt",
-           title="Tokens per parameter at the optimum: 50/80/95% bootstrap fan")
+    ax.set(xscale="log", yscale="log", xlabel=flop_axis.name, ylabel="D_opt / N_opt",
+           title="Tokens per parameter at the optimum: 50/80/95% bootstrap fan" + note)
     ax.grid(alpha=0.3, which="both")
+    _mark_extrapolation(ax, largest)
     ax.legend(fontsize=7)
     return fig
 
 
-def loss_contours(fit3, c_range: tuple[float, float]) -> plt.Figure:
-    """Contours of the fitted L(N, D) over (C, N) with the efficient frontier N_opt(C) (Hoffmann 2022 Fig. 4)."""
+def loss_contours(fit3, c_range: tuple[float, float], flop_axis: "FlopAxis", largest: float | None = None,
+                  note: str = "") -> plt.Figure:
+    """Contours of the fitted L(N, D) over (C, N) with the efficient frontier N_opt(C) (Hoffmann 2022 Fig. 4),
+    C on the page's FLOP axis."""
     if fit3 is None:
         raise MissingData("no Approach 3 fit")
-    C = np.geomspace(c_range[0], c_range[1], 120)
-    n_opt, _ = fit3.optimal(C)
+    C6 = np.geomspace(c_range[0], c_range[1], 120)
+    n_opt, _ = fit3.optimal(C6)
     N = np.geomspace(n_opt.min() / 10, n_opt.max() * 10, 120)
-    CC, NN = np.meshgrid(C, N)
+    CC, NN = np.meshgrid(C6, N)
     L = fit3.predict(NN, CC / (6 * NN))
     fig, ax = _subplots(figsize=(6.5, 4.5))
     levels = np.linspace(np.nanmin(L), np.nanpercentile(L, 60), 20)  # resolve the valley, not the far corner
-    cs = ax.contourf(CC, NN, L, levels=levels, cmap="viridis_r", extend="max")
+    cs = ax.contourf(flop_axis.from_6nd(CC, NN), NN, L, levels=levels, cmap="viridis_r", extend="max")
     fig.colorbar(cs, ax=ax, label="fitted loss")
-    ax.plot(C, n_opt, color="crimson", lw=2, label="efficient frontier N_opt(C)")
-    ax.set(xscale="log", yscale="log", xlabel="training FLOPs C (= 6ND)", ylabel="parameters N",
-           title="Fitted L(N, D) on IsoFLOP axes (Hoffmann 2022 Fig. 4)")
+    ax.plot(flop_axis.from_6nd(C6, n_opt), n_opt, color="crimson", lw=2, label="efficient frontier N_opt(C)")
+    ax.set(xscale="log", yscale="log", xlabel=flop_axis.name, ylabel="parameters N",
+           title="Fitted L(N, D) on IsoFLOP axes (Hoffmann 2022 Fig. 4)" + note)
+    edges = flop_axis.from_6nd(np.array([C6[0], C6[-1]])[:, None], N[None, :])
+    ax.set_xlim(edges[0].max(), edges[1].min())  # where every N of the grid has a value on this axis
+    if largest is not None:
+        ax.axvline(largest, color="grey", lw=1, ls="--", label="largest run: extrapolated to the right")
     ax.legend(fontsize=8)
     return fig
 
 
-def loss_vs_n_embeddings(finals: pd.DataFrame) -> plt.Figure:
-    """Best loss per size against N with and without embedding parameters (Kaplan 2020 Fig. 6)."""
+def loss_vs_n_embeddings(finals: pd.DataFrame, frontier: pd.DataFrame | None = None) -> plt.Figure:
+    """Loss on the compute-efficient frontier against N with and without embedding parameters (Kaplan 2020
+    Fig. 6). ``frontier`` (N, N_nonembed, loss) is the lowest loss each size reaches where it wins the
+    compute envelope (or the IsoFLOP minima): on an IsoFLOP grid the best run of a size is a run of another
+    budget, and those zigzag. One panel when the two counts agree to 1%."""
     if "N_nonembed" not in finals:
         raise MissingData("the table has no non-embedding parameter count (n_params_nonembed)")
     if finals["N"].nunique() < 2:
         raise MissingData("one model size: no trend in N to draw")
-    best = finals.loc[finals.groupby("N")["loss"].idxmin()]
-    fig, axes = _subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    for ax, col, label in zip(axes, ("N", "N_nonembed"), ("all parameters (Chinchilla's N)",
-                                                         "non-embedding parameters (Kaplan's N)")):
-        ax.scatter(finals[col], finals["loss"], s=12, color="lightgrey", label="every run")
-        ax.plot(best[col], best["loss"], "o-", color="tab:blue", label="best run per size")
+    best = frontier if frontier is not None and len(frontier) >= 2 else \
+        finals.loc[finals.groupby("N")["loss"].idxmin()].sort_values("N")
+    how = "compute-efficient frontier" if best is frontier else "best run per size"
+    same = np.allclose(finals["N"], finals["N_nonembed"], rtol=0.01)
+    panels = [("N", "parameters N (all = non-embedding to 1%)")] if same else \
+        [("N", "all parameters (Chinchilla's N)"), ("N_nonembed", "non-embedding parameters (Kaplan's N)")]
+    fig, axes = _subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), sharey=True, squeeze=False)
+    for ax, (col, label) in zip(axes[0], panels):
+        ax.scatter(finals[col], finals["loss"], s=12, color="lightgrey", label="every run's final loss")
+        ax.plot(best[col], best["loss"], "o-", color="tab:blue", label=how)
         ax.set(xscale="log", yscale="log", xlabel=label)
         _plain_minor(ax)
         ax.grid(alpha=0.3, which="both")
-    axes[0].set_ylabel("final held-out loss")
-    axes[0].legend(fontsize=7)
+    axes[0, 0].set_ylabel("held-out loss")
+    axes[0, 0].legend(fontsize=7)
     fig.suptitle("Loss vs model size with and without embeddings (Kaplan 2020 Fig. 6)")
     return fig
 
