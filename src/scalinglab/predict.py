@@ -118,6 +118,7 @@ def plan_budget(law, flops: float, *, vocab_size: int | None = None, n_ctx: int 
     if not (math.isfinite(n_opt) and math.isfinite(d_opt) and n_opt > 0 and d_opt > 0):
         raise ScalingLabError(f"{law_name(law)} has no compute optimum at {C:.4g} FLOPs (N_opt = {n_opt:.4g}, "
                               f"D_opt = {d_opt:.4g}): its exponents do not describe a loss that falls with N and D")
+    out = {"law": law_name(law), "flops": C, "n_params": n_opt, "n_tokens": d_opt}
     if "loss" in law.answers:
         out["loss"] = float(law.predict(n_opt, d_opt))
     elif getattr(law, "optimal_loss", None) and law.optimal_loss(C) is not None:
