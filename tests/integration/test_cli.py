@@ -174,9 +174,66 @@ def test_report_renders_in_headless_chromium(runs_csv, tmp_path):
         pytest.skip("needs Debian's chromium (apt-get install chromium)")
     assert cli("fit", runs_csv, "--bootstrap", "50", "--report", tmp_path / "rep").returncode == 0
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     "--window-size=1200,4000", f"--screenshot={shot}", (tmp_path / "rep" / "report.html").as_uri()],
                    capture_output=True, timeout=120)
     pixels = np.asarray(Image.open(shot).convert("L"))
     inked_rows = np.flatnonzero((pixels < 200).any(axis=1))
     assert inked_rows.max() - inked_rows.min() > 1500  # the figures rendered, not a blank or error page
+
+
+def _strict_json(text):
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def curves_csv(tmp_path_factory):
+    """Learning curves of 9 sizes (W&B-style column names) under a known law: every law but B_crit fits."""
+    from scalinglab.fit import laws
+    rng = np.random.default_rng(7)
+    rows = []
+    for i, N in enumerate(np.geomspace(3e7, 3e9, 9)):
+        for step, D in enumerate(np.geomspace(1e8, 2e11 / 1.6 ** (i % 4), 30), start=1):  # runs of 4 lengths
+            loss = float(laws.chinchilla_loss(N, D, E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37))
+            rows.append({"name": f"run-{i}", "_step": step, "params": N, "tokens": D,
+                         "eval/loss": loss * float(np.exp(rng.normal(0, 0.002)))})
+    path = tmp_path_factory.mktemp("curves") / "history.csv"
+    import pandas as pd
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_every_saved_fit_plans_or_says_what_it_answers(curves_csv, tmp_path):
+    out = tmp_path / "all.json"
+    r = cli("fit", curves_csv, "--law", "all", "--bootstrap", "20", "--out", out, "--json")
+    assert r.returncode == 0, r.stderr
+    doc = _strict_json(r.stdout)  # strict JSON: no bare NaN anywhere
+    keys = {f["key"] for f in doc["fits"]}
+    assert {"chinchilla:1", "chinchilla:3", "kaplan:L(N,D)", "kaplan:L(D)"} <= keys
+    assert all(f["n_runs"] == 9 for f in doc["fits"] if f["law"] == "chinchilla")  # curves, not 270 rows
+    p = _strict_json(cli("plan", "--law", out, "--fit", "chinchilla:1", "--flops", "1e21", "--json").stdout)
+    assert p["law"] == "fit:chinchilla:1" and p["interval"]["n_params"][0] < p["n_params"] < p["interval"]["n_params"][1]
+    p = _strict_json(cli("plan", "--law", out, "--flops", "1e21", "--json").stdout)
+    assert p["law"] == "fit:chinchilla:3" and "loss" in p["interval"]
+    r = cli("plan", "--law", out, "--fit", "kaplan:L(D)", "--flops", "1e21")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "cannot give a compute-optimal plan" in r.stderr and "it answers the loss of a model" in r.stderr
+    r = cli("plan", "--law", out, "--fit", "chinchilla:1", "--params", "1e9", "--tokens", "1e10")
+    assert r.returncode == 2 and "cannot give the loss of a model" in r.stderr
+
+
+def test_input_flags_version_and_plan_warnings(curves_csv, tmp_path):
+    (tmp_path / "study").mkdir()
+    r = cli("fit", tmp_path / "study", "--n-col", "params")
+    assert r.returncode == 2 and "--n-col applies to a CSV or Parquet table, not a study directory" in r.stderr
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("scalinglab ")
+    r = cli("plan", "--law", "chinchilla", "--flops", "1e30")
+    assert r.returncode == 0 and "no shape of the model family is within 1.5x" in r.stderr
+    r = cli("plan", "--law", "chinchilla-20", "--flops", "5.76e23", "--json")
+    assert _strict_json(r.stdout)["tokens_per_param"] == 20.0
+    r = cli("plan", "--law", "chinchilla", "--flops", "1e20", "--vocab-size", "0")
+    assert r.returncode == 2 and "--vocab-size must be a positive integer" in r.stderr

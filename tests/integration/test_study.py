@@ -163,6 +163,11 @@ def test_wsd_design_branches_measures_noise_and_spends_the_holdout_budget_in_exa
     assert lo <= h["fit_interval"][0] and hi >= h["fit_interval"][1] and "run-to-run noise" in h["interval_kind"]
     assert [a["extrapolation"] for a in summary["allocations"]] == [4, 16, 64, 256]
     # `plan --law STUDY_DIR` plans as the study did: its family, vocabulary and FLOP count
-    planned = json.loads(cli("plan", "--law", out, "--flops", h["flops_budget"], "--json").stdout)
+    args = ("plan", "--law", out, "--flops", h["flops_budget"], "--json")
+    if not summary["fit"]["converged"]:  # the debug grid is too small for a usable law: plan says so first
+        r = cli(*args)
+        assert r.returncode == 2 and "did not converge" in r.stderr and "--allow-unconverged" in r.stderr
+        args += ("--allow-unconverged",)
+    planned = json.loads(cli(*args).stdout)
     assert planned["n_params"] == h["n_params"] and planned["n_tokens"] == h["n_tokens"]
     assert planned["loss"] == pytest.approx(h["predicted"]) and planned["extrapolation"] == pytest.approx(4.0)

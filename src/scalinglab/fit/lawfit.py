@@ -380,10 +380,12 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
         diag["bootstrap_converged"] = 0 if draws is None else len(draws)
     params = {k: float(v) for k, v in _natural(law, theta).items()}
     irreducible = "E" if "E" in params else None
-    warnings = list(warnings) + judge(params, ci, exponents=[p for p in law.params if p not in law.scales],
-                                      scales=law.scales, irreducible=irreducible, target_min=float(pts.y.min()))
+    # the caller's warnings are notes on the data (no B_crit law, say); the verdict's make a fit degenerate
+    verdict = judge(params, ci, exponents=[p for p in law.params if p not in law.scales], scales=law.scales,
+                    irreducible=irreducible, target_min=float(pts.y.min()))
+    warnings = list(warnings) + verdict
     diag["residual_sd"] = _residual_sd(law, theta, pts)
-    converged = bool(np.isfinite(objective) and diag["n_agree"] >= min(2, diag["n_polished"]) and not warnings)
+    converged = bool(np.isfinite(objective) and diag["n_agree"] >= min(2, diag["n_polished"]) and not verdict)
     n_runs = int(len(np.unique(pts.run))) if run_ids is None else int(len(run_ids))
     return LawFit(law=family, approach=approach, form=law.formula, params=params, objective=objective,
                   n_runs=n_runs, n_points=int(len(pts.y)), converged=converged, ci=ci, inputs=law.inputs,
