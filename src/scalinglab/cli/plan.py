@@ -56,7 +56,7 @@ def render(out: dict) -> str:
     if out.get("note"):
         lines.append(f"  ({out['note']})")
     if isinstance(out.get("extrapolation"), float) and "flop_convention" in out:
-        lines.append(f"  {out['extrapolation']:.3g}x the largest budget fitted; {out['flop_convention']}")
+        lines.append(f"  {out['extrapolation']:.3g}x the largest C the law was fitted on; {out['flop_convention']}")
     for key in ("flops", "n_params", "n_tokens", "tokens_per_param", "loss"):
         if key in out:
             span = ""
