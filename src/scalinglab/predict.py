@@ -185,7 +185,7 @@ def plan_budget_in_study(study_dir: str | Path, law, flops: float, *, allow_unco
     except (OSError, ValueError, TypeError) as exc:
         raise ScalingLabError(f"{study_dir}/config.json is not a study config ({exc})") from None
     warnings = usable(law, "optimal", allow_unconverged)
-    runs = SQLiteStore.open(study_dir / "study.sqlite").runs()
+    runs = SQLiteStore.open(study_dir / "study.sqlite", readonly=True).runs()
     out = plan_in_family(law, flops, cfg, int(runs["vocab_size"].iloc[0]))
     del out["spec"]
     largest = float(runs.loc[runs["role"] == "grid", "budget"].max())

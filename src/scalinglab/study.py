@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,6 +19,7 @@ import pandas as pd
 from . import atomic, jsonsafe
 from .data.shards import build_shards
 from .errors import ScalingLabError
+from .lock import DirLock
 from .fit.estimators import ChinchillaFit
 from .model.accounting import flops_per_token, param_breakdown
 from .train.optim import cooldown_start
@@ -56,6 +58,23 @@ def _record(store: SQLiteStore, payload: dict) -> None:
         store.set_status(payload["run_id"], "failed", payload.get("reason", ""))
 
 
+RUN_ID = re.compile(r"[0-9a-f]{12}")
+
+
+def _checked_spec(run_id, spec_json, store) -> RunSpec:
+    """A run's spec from the store, its id checked before any path is built from it: 12 hex digits, and the
+    hash of the spec itself (an edited id such as ../../X cannot send a checkpoint outside the study)."""
+    try:
+        spec = RunSpec.from_dict(json.loads(spec_json))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ScalingLabError(f"{store.path}: the spec of run {str(run_id)[:40]!r} is not readable ({exc}); the "
+                              f"store was edited or damaged: restore it or move it aside") from None
+    if not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id) and spec.run_id == run_id):
+        raise ScalingLabError(f"{store.path}: run id {str(run_id)[:40]!r} is not the id of its spec "
+                              f"({spec.run_id}): the store was edited; restore it or move it aside")
+    return spec
+
+
 def branch_plan(specs: list[RunSpec], out: Path) -> dict[str, dict]:
     """For WSD runs, train kwargs per run_id: the longest run of each branch key (a size) is its trunk and
     keeps a snapshot where each shorter run's cool-down starts; the shorter ones start from it."""
@@ -76,7 +95,7 @@ def branch_plan(specs: list[RunSpec], out: Path) -> dict[str, dict]:
 def _train_pending(store: SQLiteStore, out: Path, role: str, executor, log=print) -> bool:
     """Train the role's unfinished runs: WSD trunks and standalone runs first, then the branches."""
     runs = store.runs(role=role)
-    specs = {rid: RunSpec.from_dict(json.loads(s)) for rid, s in zip(runs["run_id"], runs["spec"])}
+    specs = {rid: _checked_spec(rid, s, store) for rid, s in zip(runs["run_id"], runs["spec"])}
     branching = branch_plan(list(specs.values()), out)
     todo = [Job(specs[rid], str(out / "runs" / rid), **branching.get(rid, {}))
             for rid in runs.loc[runs["status"] != "done", "run_id"]]
@@ -115,10 +134,16 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     """Run (or resume) the study into ``out``; returns the summary, or None when interrupted."""
     out = Path(out)
     check_writable(out)
+    with DirLock(out, "run"):
+        return _run_study(cfg, out, executor, holdout_executor, log)
+
+
+def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log) -> dict | None:
     shards = build_shards(cfg.data, cfg.tokenizer)
-    store = open_store(out, cfg, shards.fingerprint)
     sweep = cfg.kind == "batch-sweep"
+    # planned before the store exists: a config the planner refuses leaves no half-created study behind
     grid = sweep_grid(cfg, shards.vocab_size) if sweep else isoflop_grid(cfg, shards.vocab_size)
+    store = open_store(out, cfg, shards.fingerprint)
     store.plan([s for _, s in grid], "grid", [b for b, _ in grid])
     (out / "config.json").write_text(json.dumps({"study_id": cfg.study_id, **cfg.to_dict()}, indent=1))
     if sweep:
@@ -146,7 +171,11 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     summary = {"study": cfg.name, "study_id": cfg.study_id, "flop_convention": FAMILY_FLOP_CONVENTION,
                "schedule": cfg.schedule, "fit": fit.to_dict(draws=False), "run_noise": run_noise,
                "holdout": holdout, "allocations": allocations(fit, max(cfg.budgets), cfg, shards.vocab_size),
-               "n_runs": len(store.runs(role="grid", status="done"))}
+               "n_runs": len(store.runs(role="grid", status="done")),
+               # a study with failed grid runs is provisional: its fit and prediction are redone once they
+               # are repaired (the held-out prediction is tied to the exact set of runs it was fitted on)
+               "final": not len(failed),
+               "failed_runs": [{"run_id": r, "reason": str(why)} for r, why in zip(failed["run_id"], failed["reason"])]}
     _write_summary(out, summary)
     return summary
 
@@ -213,6 +242,10 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
     """Predict the held-out run (recorded first), then train it and compare."""
     C = cfg.holdout_factor * max(cfg.budgets)
     meta = store.meta()
+    fit_runs = sorted(store.runs(role="grid", status="done")["run_id"])
+    if "holdout_prediction" in meta and meta["holdout_prediction"].get("fit_runs") != fit_runs:
+        log("the grid's finished runs changed since the held-out prediction was made: predicting it again")
+        del meta["holdout_prediction"]
     if "holdout_prediction" not in meta:
         plan = plan_in_family(fit, C, cfg, vocab_size, cfg.min_steps)
         spec = RunSpec.from_dict(plan["spec"])
@@ -224,7 +257,7 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
             "flops": D * flops_per_token(spec.shape, "chinchilla"), "predicted": predicted,
             "fit_interval": list(fit_iv) if fit_iv else None,
             "interval": list(pred_iv) if pred_iv else None,
-            "fit_converged": bool(fit.converged)})
+            "fit_converged": bool(fit.converged), "fit_runs": fit_runs})
         store.plan([spec], "holdout", [C])
         meta = store.meta()
     pred = meta["holdout_prediction"]

@@ -81,7 +81,11 @@ def _load(args):
         store_path = Path(args.source) / "study.sqlite"
         if not store_path.exists():
             raise ScalingLabError(f"{args.source} is not a study directory (no study.sqlite)")
-        store = SQLiteStore.open(store_path)
+        from ..lock import running_note
+        note = running_note(args.source)
+        if note:
+            print(note, file=sys.stderr)
+        store = SQLiteStore.open(store_path, readonly=True)
         runs = store.curve_table()
         if len(runs) == 0:
             raise ScalingLabError(f"{args.source}: the study has no finished runs yet")
@@ -155,6 +159,10 @@ def _report(args, runs, fit3) -> None:
 
 
 def _approach3(runs, args):
+    from ..fit.estimators import SCREEN_RUNS
+    if len(runs) > 50 * SCREEN_RUNS:  # a long fit says what it is doing (1M runs: ~25 s)
+        print(f"fitting {len(runs):,} rows: the 4500 starts screened on {SCREEN_RUNS:,} of them, the best polished "
+              f"on all", file=sys.stderr)
     fitter = ChinchillaFit(loss=args.loss, delta=args.delta, fixed_E=args.fixed_E, bootstrap=args.bootstrap,
                            ci_flops=args.ci_flops, seed=args.seed)
     return fitter.fit(runs).result_

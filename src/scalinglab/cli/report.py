@@ -1,6 +1,8 @@
 """`scalinglab report STUDY_DIR`: report.html (self-contained) and one PNG per figure; --json: the held-out check."""
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 
 from .common import emit_json
@@ -16,8 +18,12 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..report import read_summary  # light: the page's modules (matplotlib) only when it is written
     from .run import render
+    from ..lock import DirLock, running_note
     path = Path(args.study_dir)
     summary = read_summary(path)
+    note = running_note(path) if path.is_dir() else None
+    if note:
+        print(note, file=sys.stderr)
     if args.json:
         if "holdout" not in summary:  # a batch sweep has no held-out run
             emit_json({k: summary[k] for k in ("study", "study_id", "kind", "bcrit") if k in summary})
@@ -27,6 +33,12 @@ def run(args) -> int:
     else:
         print(render(summary))
         from ..report.html import build, study_inputs
-        page = build(study_inputs(path, summary), Path(args.out) if args.out else path / "report")
+        out = Path(args.out) if args.out else path / "report"
+        with DirLock(path, "report") if out.resolve().is_relative_to(path.resolve()) else _nothing():
+            page = build(study_inputs(path, summary), out)
         print(f"wrote {page}")
     return 0
+
+
+def _nothing():
+    return contextlib.nullcontext()

@@ -43,6 +43,9 @@ def run(args) -> int:
         import torch  # noqa: F401  (the workers need it; say so here, once)
     except ImportError:
         raise ScalingLabError("training needs torch: pip install torch==2.13.0 && pip install 'scalinglab[train]'") from None
+    if args.executor == "local":
+        from ..train.loop import resolve_device
+        resolve_device(args.device)  # --device cuda without a GPU: one line before any run fails for it
     if args.executor == "ray":
         from ..run.ray import RayExecutor, import_ray
         import_ray()  # without the extra: one line saying how to install it, before any work
@@ -54,22 +57,50 @@ def run(args) -> int:
         grid = LocalExecutor(workers=args.workers, device=args.device)
         holdout = LocalExecutor(workers=1, device=args.device)  # one run: give it every core
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
-    try:
-        summary = run_study(cfg, Path(args.out), grid, holdout, log=log)
-    finally:
-        for ex in (grid, holdout):
-            getattr(ex, "close", lambda: None)()
-    if summary is None:
-        print("interrupted: checkpoints written; re-run the same command to resume", file=sys.stderr)
-        return 3
-    from ..report.html import build, study_inputs
-    page = build(study_inputs(Path(args.out)), Path(args.out) / "report")
+    from ..lock import DirLock
+    from ..study import check_writable
+    out = Path(args.out)
+    check_writable(out)
+    with DirLock(out, "run"), _sigterm_stops():  # one writer; SIGTERM stops the workers as Ctrl-C does
+        try:
+            summary = run_study(cfg, out, grid, holdout, log=log)
+        finally:
+            for ex in (grid, holdout):
+                getattr(ex, "close", lambda: None)()
+        if summary is None:
+            print("interrupted: checkpoints written; re-run the same command to resume", file=sys.stderr)
+            return 3
+        from ..report.html import build, study_inputs
+        page = build(study_inputs(out), out / "report")
     log(f"report: {page}")
+    if not summary.get("final", True):
+        failed = summary.get("failed_runs", [])
+        print(f"warning: {len(failed)} grid run(s) failed ({'; '.join(f['run_id'] + ': ' + f['reason'] for f in failed)})"
+              f": this summary is provisional (\"final\": false); repair them and re-run to finish the study",
+              file=sys.stderr)
     if args.json:
         emit_json(summary)
     else:
         print(render(summary))
-    return 0
+    return 0 if summary.get("final", True) else 1
+
+
+class _sigterm_stops:
+    """SIGTERM to the driver becomes a KeyboardInterrupt: the executor stops its workers (each writes a
+    checkpoint) and the study exits as interrupted, instead of the driver dying with workers still training."""
+
+    def __enter__(self):
+        import signal
+
+        def stop(signum, frame):
+            raise KeyboardInterrupt
+        self.previous = signal.signal(signal.SIGTERM, stop)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+        signal.signal(signal.SIGTERM, self.previous)
+        return False
 
 
 def render(summary: dict) -> str:

@@ -41,10 +41,20 @@ def build_spec(args):
 
     if args.n_ctx < 8 or args.batch_size < 1:
         raise ScalingLabError("--n-ctx must be >= 8 and --batch-size >= 1")
+    if args.threads is not None and args.threads < 1:
+        raise ScalingLabError(f"--threads must be at least 1, got {args.threads}")
+    if args.seed < 0:
+        raise ScalingLabError(f"--seed must be 0 or more, got {args.seed}")
+    from ..train.loop import resolve_device
+    resolve_device(args.device)  # --device cuda without a GPU: one line now, not a failed run later
     shards = build_shards(args.data, args.tokenizer)
     vocab = shards.vocab_size
     if args.params is not None:
         shape = shape_for_params(args.params, kind="total", vocab_size=vocab, n_ctx=args.n_ctx)
+        got = param_breakdown(shape)["total"]
+        if not 1 / 1.5 <= got / args.params <= 1.5:
+            raise ScalingLabError(f"--params {args.params:g}: the model family has no shape within 1.5x (its "
+                                  f"nearest has {got:.3g} parameters at vocab {vocab}, n_ctx {args.n_ctx})")
     else:
         shape = named_shape(args.size or "debug", vocab_size=vocab, n_ctx=args.n_ctx)
     if args.flops is not None:
@@ -67,9 +77,13 @@ def run(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ScalingLabError(f"--out {out} exists and is not a directory")
+    from ..lock import DirLock
+    from ..study import check_writable
+    check_writable(out)
     bar = _Progress()
-    result = train(spec, out, device=args.device, threads=args.threads, shards=shards,
-                   progress=None if args.json else bar)
+    with DirLock(out, "train"):
+        result = train(spec, out, device=args.device, threads=args.threads, shards=shards,
+                       progress=None if args.json else bar)
     bar.close()
     if args.json:
         emit_json(result.to_dict())

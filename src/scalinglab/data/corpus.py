@@ -114,10 +114,16 @@ def assign_splits(docs: list[tuple[str, str]]) -> list[Document]:
             break
         if len(val) + 1 >= len(docs):
             break
+        size = len(docs[i][1].encode())
+        if taken + size > 2 * VALID_FRACTION * total:  # a document too big for validation: it trains
+            continue
         val.add(i)
-        taken += len(docs[i][1].encode())
-    if not val:  # a single document: hold out its tail, so validation text is still unseen
-        (doc_id, text), = docs
-        cut = int(len(text) * (1 - VALID_FRACTION))
-        return [Document(doc_id + "#train", "train", text[:cut]), Document(doc_id + "#val", "validation", text[cut:])]
+        taken += size
+    if not val:  # one document, or only big ones: hold out the tail of the largest, so validation is unseen
+        big = max(range(len(docs)), key=lambda i: len(docs[i][1]))
+        doc_id, text = docs[big]
+        cut = int(len(text) * (1 - VALID_FRACTION * total / max(len(text.encode()), 1)))
+        rest = [Document(d, "train", t) for i, (d, t) in enumerate(docs) if i != big]
+        return rest + [Document(doc_id + "#train", "train", text[:cut]),
+                       Document(doc_id + "#val", "validation", text[cut:])]
     return [Document(d, "validation" if i in val else "train", t) for i, (d, t) in enumerate(docs)]

@@ -1,6 +1,7 @@
 """Token shards: each split tokenized once into a uint16 memmap, named by corpus fingerprint and tokenizer."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -31,6 +32,23 @@ class Shards:
         return float(loss_nats / np.log(2) / self.bytes_per_token)
 
 
+def _intact(out: Path, meta_path: Path) -> bool:
+    """Every shard of the cache has the size and checksum its meta.json records (a cache written before
+    checksums were recorded is checked by size)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+        for split in ("train", "validation"):
+            path = out / f"{split}.bin"
+            if path.stat().st_size != 2 * int(meta[f"{split}_tokens"]):
+                return False
+            want = meta.get(f"{split}_sha256")
+            if want is not None and hashlib.sha256(path.read_bytes()).hexdigest() != want:
+                return False
+        return True
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = None) -> Shards:
     """Tokenize the corpus (once; later calls open the memmaps) and return its shards."""
     cache_dir = Path(cache_dir or default_cache_dir())
@@ -40,6 +58,11 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
     fingerprint = embedded_fingerprint() if corpus is None else corpus.fingerprint
     out = cache_dir / "shards" / f"{fingerprint}-{tokenizer}"
     meta_path = out / "meta.json"
+    if meta_path.exists() and not _intact(out, meta_path):
+        import sys
+        print(f"warning: token cache {out} is damaged (a shard's size or checksum differs from meta.json): "
+              f"rebuilding it", file=sys.stderr)
+        meta_path.unlink()
     if not meta_path.exists():
         corpus = corpus or load_corpus(None)
         tok = get_tokenizer(tokenizer, corpus, cache_dir)
@@ -56,6 +79,7 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
             tokens.tofile(tmp)
             tmp.replace(out / f"{split}.bin")
             meta[f"{split}_tokens"] = int(tokens.size)
+            meta[f"{split}_sha256"] = hashlib.sha256(tokens.tobytes()).hexdigest()
             meta[f"{split}_bytes"] = int(sum(len(d.text.encode()) + 1 for d in docs))
         tmp = meta_path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(meta, indent=1))

@@ -92,8 +92,11 @@ class ChinchillaFit:
         data = RunData(np.log(runs["N"].to_numpy()), np.log(runs["D"].to_numpy()),
                        np.log(runs["loss"].to_numpy()), self._weights(sample_weight, len(runs)))
         starts = self._starts(free)
-        cand, _, sig = multistart(starts, data, loss, free)
-        theta, diag = self._polish_best(cand, sig, data, loss, free)
+        # every start on every run costs starts x runs: on a large table the starts are screened on a
+        # subsample of runs (weighted to the whole), and only the best are polished on all of them
+        screen = data if len(runs) <= SCREEN_RUNS else _subsample(data, SCREEN_RUNS, self.seed)
+        cand, _, sig = multistart(starts, screen, loss, free)
+        theta, diag = self._polish_best(cand, sig, data, loss, free, screen)
         diag["n_starts"] = int(len(starts))
         boot, ci = self._bootstrap(theta, data, loss, free, runs)
         # DESIGN §10: converged means a usable law, not only a stopped optimiser: the shared verdict
@@ -160,23 +163,26 @@ class ChinchillaFit:
         return np.unique(grid, axis=0)
 
     def _polish_best(self, cand: np.ndarray, sig: np.ndarray, data: RunData, loss: RobustLoss,
-                     free: FreeMask):
+                     free: FreeMask, screen: RunData | None = None):
         """Polish the best candidate of every term signature, then more of the winning signature's.
 
         cand is sorted by objective. A degenerate basin (E -> 0, say) that leads after the batched rounds
         must not take every polishing slot; the agreement count is over the winner's signature.
         """
-        def run(theta0, newton=False):
-            res = polish(theta0, data, loss, free)
-            res = newton_polish(res, data, loss, free) if newton else res
+        def run(theta0, newton=False, on=data):
+            res = polish(theta0, on, loss, free)
+            res = newton_polish(res, on, loss, free) if newton else res
             full = free.fixed_values.copy()
             full[free.mask] = res.x
-            return value(full, data, loss), full, res
+            return value(full, on, loss), full, res
 
-        heads = {int(g): run(cand[np.flatnonzero(sig == g)[0]]) for g in np.unique(sig)}
+        on = data if screen is None else screen
+        heads = {int(g): run(cand[np.flatnonzero(sig == g)[0]], on=on) for g in np.unique(sig)}
         g_best = min(heads, key=lambda g: heads[g][0])
         members = np.flatnonzero(sig == g_best)[1:self.n_polish]
-        results = sorted(list(heads.values()) + [run(cand[i]) for i in members], key=lambda t: t[0])
+        results = sorted(list(heads.values()) + [run(cand[i], on=on) for i in members], key=lambda t: t[0])
+        if on is not data:  # polished on the subsample: the best few again on every run, where agreement counts
+            results = sorted([run(th) for _, th, _ in results[:4]], key=lambda t: t[0])
         results[0] = run(results[0][1], newton=True)
         f_best, theta, res = results[0]
         _, grad = objective_and_grad_single(theta[free.mask], data.x, data.y, data.logL, data.w, loss, free)
@@ -208,6 +214,15 @@ class ChinchillaFit:
         ci["b"] = boot.interval(cols["alpha"] / (cols["alpha"] + cols["beta"]))
         ci.update(derived_intervals(boot, flops))
         return boot, ci
+
+
+SCREEN_RUNS = 2000  # above this many runs, the 4500 starts are screened on a subsample of this size
+
+
+def _subsample(data: RunData, m: int, seed: int) -> RunData:
+    idx = np.sort(np.random.default_rng(seed).choice(len(data.x), size=m, replace=False))
+    scale = data.w.sum() / data.w[idx].sum()
+    return RunData(data.x[idx], data.y[idx], data.logL[idx], data.w[idx] * scale)
 
 
 def _same(a, b) -> bool:

@@ -46,6 +46,12 @@ def isoflop_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec
 def _sizes_around(n_mid: float, cfg: StudyConfig, vocab_size: int) -> list[ModelShape]:
     """The family's distinct shapes nearest ``sizes_per_budget`` targets log-spaced over ``size_span``."""
     targets = n_mid * np.geomspace(1 / math.sqrt(cfg.size_span), math.sqrt(cfg.size_span), cfg.sizes_per_budget)
+    family = family_shapes(vocab_size, cfg.n_ctx)
+    lo, hi = (param_breakdown(family[i])["total"] for i in (0, -1))
+    if targets[-1] < lo or targets[0] > hi:
+        raise ScalingLabError(f"the sizes around N = {n_mid:.3g} parameters lie outside the model family "
+                              f"({lo:.3g}..{hi:.3g} parameters at vocab {vocab_size}, n_ctx {cfg.n_ctx}): "
+                              f"{'raise' if targets[-1] < lo else 'lower'} the budget")
     shapes = [shape_for_params(n, vocab_size=vocab_size, n_ctx=cfg.n_ctx) for n in targets]
     return list(dict.fromkeys(shapes))
 

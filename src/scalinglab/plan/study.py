@@ -47,9 +47,11 @@ class StudyConfig:
     noise_seeds: int = 0               # extra seeds of one grid run: run-to-run noise for the held-out interval
 
     def __post_init__(self):
+        self._check_types()
         object.__setattr__(self, "budgets", tuple(float(b) for b in self.budgets))
         object.__setattr__(self, "batch_sizes", tuple(int(b) for b in self.batch_sizes))
         bad = {
+            "seed": self.seed < 0,
             "budgets": not self.budgets or any(not (math.isfinite(b) and b > 0) for b in self.budgets),
             "sizes_per_budget": self.sizes_per_budget < 3,
             "size_span": not self.size_span > 1,
@@ -71,6 +73,29 @@ class StudyConfig:
         for key, is_bad in bad.items():
             if is_bad:
                 raise ScalingLabError(f"study config: impossible value for {key}: {plain(getattr(self, key))}")
+
+    def _check_types(self) -> None:
+        """Each field of the type its default has (a TOML file can hold anything): one line naming it."""
+        for f in dataclasses.fields(self):
+            value, want = getattr(self, f.name), type(f.default)
+            if want is tuple:
+                ok = isinstance(value, (list, tuple)) and all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
+                if ok and f.name == "batch_sizes":
+                    ok = all(float(x).is_integer() for x in value)
+                expected = "a list of numbers"
+            elif want is int:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+                expected = "an integer"
+            elif want is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                expected = "a finite number"
+            else:
+                ok, expected = isinstance(value, want), f"a {want.__name__}"
+            if not ok:
+                raise ScalingLabError(f"study config: {f.name} must be {expected}, got {plain(value)}")
+        if any(not math.isfinite(b) for b in self.budgets):
+            raise ScalingLabError(f"study config: budgets must be finite numbers, got {list(self.budgets)}")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self) | {"budgets": list(self.budgets), "batch_sizes": list(self.batch_sizes)}

@@ -40,12 +40,13 @@ def study_inputs(study_dir: Path, summary: dict | None = None) -> dict:
     """What a report needs from a finished study directory."""
     from ..store import SQLiteStore
     summary = read_summary(study_dir) if summary is None else summary
-    store = SQLiteStore.open(study_dir / "study.sqlite")
+    store = SQLiteStore.open(study_dir / "study.sqlite", readonly=True)
     fit = FitResult.load(study_dir / "fit.json") if (study_dir / "fit.json").exists() else None
     return {"title": f"scalinglab study {summary.get('study', '')} ({summary.get('study_id', '')})",
             "curves": store.curve_table(), "runs": store.runs(), "fit3": fit, "holdout": summary.get("holdout"),
             "allocations": summary.get("allocations"), "flop_convention": summary.get("flop_convention"),
-            "run_noise": summary.get("run_noise")}
+            "run_noise": summary.get("run_noise"), "final": summary.get("final", True),
+            "failed_runs": summary.get("failed_runs", [])}
 
 
 def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
@@ -214,6 +215,11 @@ def _banners(fit3, inputs: dict, flop_axis) -> list[str]:
                    + html.escape("; ".join(fit3.warnings) or "the optimiser did not agree on a minimum")
                    + ". The allocation, contours, tokens-per-parameter fan, allocation table and the held-out "
                      "prediction below come from it and are not a usable law.</p>")
+    if inputs.get("final") is False:
+        failed = inputs.get("failed_runs") or []
+        out.append("<p class='banner'><b>Provisional</b>: " + html.escape(
+            f"{len(failed)} grid run(s) failed ({'; '.join(f['run_id'] + ': ' + f['reason'] for f in failed)}). "
+            "The fit and the held-out prediction use the others; repair them and re-run the study.") + "</p>")
     h = inputs.get("holdout") or {}
     if h and h.get("fit_converged") is False and fit3 is None:
         out.append("<p class='banner'><b>The held-out prediction came from a fit that did not converge.</b></p>")

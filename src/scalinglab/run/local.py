@@ -19,6 +19,7 @@ from .executor import Job
 def _worker(jobs, results, threads: int, device: str) -> None:
     from ..train.loop import train  # torch is imported in the worker, not the driver
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; SIGTERM stops a run cleanly
+    _die_with_parent()
     while True:
         try:
             job = jobs.get_nowait()
@@ -32,6 +33,19 @@ def _worker(jobs, results, threads: int, device: str) -> None:
         results.put(("result", res.to_dict()))
         if res.status == "interrupted":
             return
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this worker when its driver dies, even by SIGKILL, so no run trains on unrecorded
+    (and the writer lock, released with the driver, never lets a second study share a live worker)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the driver died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the driver's SIGTERM handling still stops workers on a clean stop
 
 
 def _as_result(kind: str, payload: dict) -> dict:

@@ -57,12 +57,15 @@ class SQLiteStore:
         return cls(path, _connect(path))
 
     @classmethod
-    def open(cls, path: str | Path) -> "SQLiteStore":
+    def open(cls, path: str | Path, *, readonly: bool = False) -> "SQLiteStore":
+        """Open a study's store; ``readonly`` for readers (fit, report, plan): it never writes the file, and
+        a study on a read-only disk opens too (as immutable: nothing can be writing it)."""
         path = Path(path)
         if not path.exists():
             raise ScalingLabError(f"no study store at {path}")
+        _check_header(path)
         try:
-            conn = _connect(path)
+            conn = _connect(path, readonly=readonly)
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
             raise ScalingLabError(f"{path} is not a readable scalinglab study store ({exc}); it was left "
@@ -211,11 +214,54 @@ def _wsd_ends(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         ["run_id", "step"], kind="stable").reset_index(drop=True)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_header(path: Path) -> None:
+    """Refuse before SQLite touches it: an empty file would silently become a new database."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise ScalingLabError(f"cannot read {path}: {exc.strerror}") from None
+    if head != SQLITE_HEADER:
+        what = "empty (0 bytes)" if not head else "not an SQLite file"
+        raise ScalingLabError(f"{path} is {what}, not a scalinglab study store; it was left untouched: move it "
+                              f"aside to start a new study")
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        import os
+        # a read-only directory cannot hold WAL's shared-memory file: open the finished study as immutable
+        flags = "mode=ro" if os.access(path.parent, os.W_OK) and os.access(path, os.W_OK) else "immutable=1"
+        return sqlite3.connect(f"file:{path}?{flags}", uri=True, timeout=30.0)
     conn = sqlite3.connect(path, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+def _guarded(method):
+    """A damaged page found mid-query is one error line naming the file, not an sqlite3/pandas traceback."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+            if "readonly" in str(exc) or "read-only" in str(exc):
+                raise ScalingLabError(f"{self.path} cannot be written ({exc}): the study is on a read-only "
+                                      f"disk or directory; fit and report can read it as it is") from None
+            raise ScalingLabError(f"{self.path} is damaged ({str(exc).splitlines()[0]}): restore it from a copy, "
+                                  f"or move it aside and re-run (finished runs in runs/ are reused)") from None
+    return wrapper
+
+
+for _name in ("meta", "set_meta", "plan", "set_status", "finish", "runs", "evals", "fit_table", "curve_table",
+              "model_context", "export"):
+    setattr(SQLiteStore, _name, _guarded(getattr(SQLiteStore, _name)))
 
 
 def _text(value) -> str:

@@ -27,7 +27,7 @@ from ..model.gpt import GPT
 from ..plan.spec import RunSpec
 from . import checkpoint
 from .optim import cooldown_start, default_lr, default_warmup, lr_at, param_groups
-from .result import RunResult
+from .result import RunResult, read_result, write_result
 
 
 def resolve_device(device: str) -> str:
@@ -38,6 +38,39 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda"):
         raise ScalingLabError(f"unknown device {device!r}: use auto, cpu or cuda")
     return device
+
+
+def check_memory(shape, batch_size: int, device: str) -> None:
+    """Refuse, with the estimate, a model that cannot be trained in this machine's memory: weights, grads
+    and AdamW's two moments (16 bytes per parameter in fp32) plus the activations of one step."""
+    from ..model.accounting import param_breakdown
+    n = param_breakdown(shape)["total"]
+    B, T, d, L = batch_size, shape.n_ctx, shape.d_model, shape.n_layer
+    # activations kept for the backward pass: Korthikanti et al. 2022 (arXiv 2205.05198) eq. 1 gives
+    # s b h (34 + 5 a s / h) bytes per layer in 16-bit; fp32 doubles it; plus logits and their gradient
+    act = 2 * B * T * L * (34 * d + 5 * shape.n_head * T) + 12 * B * T * shape.vocab_size
+    need = 16 * n + act
+    if device == "cuda":
+        have = torch.cuda.mem_get_info()[0]
+        where = "free GPU memory"
+    else:
+        have = _available_ram()
+        where = "available memory"
+    if have and need > 0.9 * have:
+        raise ScalingLabError(f"the model ({n:.3g} parameters, {L} layers x {d}) needs about {need / 2**30:.1f} GiB "
+                              f"to train at batch {B} x context {T} (16 bytes/parameter + activations); this "
+                              f"machine has {have / 2**30:.1f} GiB of {where}: choose a smaller model or batch")
+
+
+def _available_ram() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def eval_steps(steps: int, n_evals: int) -> list[int]:
@@ -117,10 +150,9 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     done_path = out / "result.json"
-    if done_path.exists():
-        prior = json.loads(done_path.read_text())
-        if prior.get("run_id") == spec.run_id and prior.get("status") == "done":
-            return RunResult(**prior)
+    prior = read_result(done_path, spec.run_id)
+    if prior is not None and prior.status == "done":
+        return prior
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device)
@@ -129,6 +161,11 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     if shards.vocab_size != shape.vocab_size:
         raise ScalingLabError(f"model vocab {shape.vocab_size} does not match tokenizer {shards.tokenizer} "
                               f"({shards.vocab_size})")
+    if shards.train.size < shape.n_ctx + 2:
+        raise ScalingLabError(f"training split has {shards.train.size} tokens, fewer than one context of "
+                              f"{shape.n_ctx} (+1): give more data (at least {20 * (shape.n_ctx + 2)} tokens, "
+                              f"as bytes or text, for the two splits)")
+    check_memory(shape, spec.batch_size, device)
     if shards.validation.size < shape.n_ctx + 2:
         raise ScalingLabError(f"validation split has {shards.validation.size} tokens, fewer than one context "
                               f"of {shape.n_ctx}: give more data")
@@ -214,7 +251,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
             if not math.isfinite(loss_sum):
                 elapsed = time.perf_counter() - t_start
                 res = result("failed", f"non-finite training loss ({loss_sum}) at step {step}")
-                done_path.write_text(json.dumps(res.to_dict()))
+                write_result(done_path, res)
                 return res
             if measure:
                 # McCandlish et al. 2018 App. A.1: unbiased |G|^2 and tr(Sigma) from two batch sizes
@@ -241,7 +278,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
                 if not math.isfinite(val):
                     elapsed = time.perf_counter() - t_start
                     res = result("failed", f"non-finite validation loss at step {step}")
-                    done_path.write_text(json.dumps(res.to_dict()))
+                    write_result(done_path, res)
                     return res
             elapsed = time.perf_counter() - t_start
             if progress is not None:
@@ -259,8 +296,10 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
             if stop and step < steps:
                 return result("interrupted", "stopped (SIGTERM or by the driver); re-run to resume from the checkpoint")
     res = result("done")
-    tmp = done_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(res.to_dict()))
-    tmp.replace(done_path)
+    uniform = math.log(shape.vocab_size)
+    if not res.val_loss < uniform:  # above a uniform guess over the vocabulary: diverged, not a result
+        res = result("failed", f"diverged: final validation loss {res.val_loss:.4g} is above the uniform-guess "
+                               f"loss ln({shape.vocab_size}) = {uniform:.4g}; lower the learning rate")
+    write_result(done_path, res)
     ckpt_path.unlink(missing_ok=True)  # the result holds everything; keep the run dir small
     return res

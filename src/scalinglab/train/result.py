@@ -27,3 +27,60 @@ class RunResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _digest(d: dict) -> str:
+    import hashlib
+
+    from ..jsonsafe import dumps
+    return hashlib.sha256(dumps({k: v for k, v in d.items() if k != "digest"}, sort_keys=True).encode()).hexdigest()
+
+
+def write_result(path, result: RunResult) -> None:
+    """result.json, written atomically, with a digest of its content (an edited or torn file is noticed)."""
+    from ..atomic import write_text
+    from ..jsonsafe import dumps
+    d = result.to_dict()
+    write_text(path, dumps(d | {"digest": _digest(d)}))
+
+
+_NUMBERS = ("val_loss", "bits_per_byte", "flops", "flops_6nd", "lr", "wall_time_s", "eval_time_s", "tokens_per_s")
+_INTS = ("n_params_total", "n_params_nonembed", "n_tokens", "steps")
+
+
+def read_result(path, run_id: str) -> RunResult | None:
+    """The finished result in ``path`` for ``run_id``, or None when there is none to trust.
+
+    A file that is torn, not this run's, of unknown fields or types, or whose digest does not match its
+    content (edited) is set aside as ``result.json.bad`` with a warning, and the run trains again."""
+    import json
+    import sys
+    from pathlib import Path
+    path = Path(path)
+    if not path.exists():
+        return None
+    problem = None
+    try:
+        d = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        d, problem = None, f"unreadable ({type(exc).__name__})"
+    if problem is None:
+        known = {f for f in RunResult.__dataclass_fields__} | {"digest"}
+        if not isinstance(d, dict):
+            problem = "not a JSON object"
+        elif set(d) - known:
+            problem = f"unknown field(s) {', '.join(sorted(set(d) - known))}"
+        elif d.get("run_id") != run_id:
+            return None  # another run's result: not ours to judge (train refuses a foreign checkpoint the same way)
+        elif "digest" in d and d["digest"] != _digest(d):
+            problem = "its content does not match its digest (edited or damaged)"
+        elif not all(isinstance(d.get(k, 0), (int, float)) or d.get(k) is None for k in _NUMBERS + _INTS) \
+                or not isinstance(d.get("evals", []), list) or d.get("status") not in ("done", "failed", "interrupted"):
+            problem = "fields of the wrong type"
+    if problem is not None:
+        aside = path.with_name(path.name + ".bad")
+        path.replace(aside)
+        print(f"warning: {path} is {problem}; set aside as {aside.name}, the run trains again", file=sys.stderr)
+        return None
+    d = {k: (math.nan if v is None and k in _NUMBERS else v) for k, v in d.items() if k != "digest"}
+    return RunResult(**d)
