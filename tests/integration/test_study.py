@@ -171,3 +171,67 @@ def test_wsd_design_branches_measures_noise_and_spends_the_holdout_budget_in_exa
     planned = json.loads(cli(*args).stdout)
     assert planned["n_params"] == h["n_params"] and planned["n_tokens"] == h["n_tokens"]
     assert planned["loss"] == pytest.approx(h["predicted"]) and planned["extrapolation"] == pytest.approx(4.0)
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_second_writer_is_refused_and_sigterm_leaves_no_worker(tmp_path):
+    """B1: two `run`s on one directory: the second is refused, naming the first. B2: SIGTERM to the driver
+    alone (not its group) stops the workers, checkpoints written, and leaves none training."""
+    log = tmp_path.parent / f"{tmp_path.name}-run.log"
+    proc = start_study(tmp_path, log)
+    t0 = time.time()
+    while not list((tmp_path / "runs").glob("*/config.json")):  # a worker is training
+        assert proc.poll() is None, log.read_text()
+        assert time.time() - t0 < 300
+        time.sleep(0.2)
+    r = cli("run", "--preset", "debug", "--out", tmp_path)
+    assert r.returncode == 2 and f"in use by `scalinglab run` (pid {proc.pid}" in r.stderr, r.stderr
+    workers = _children(proc.pid)
+    assert workers
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=120) == 3, log.read_text()
+    time.sleep(1.0)
+    assert not [pid for pid in workers if _alive(pid)]
+    statuses = read_statuses(tmp_path / "study.sqlite")
+    assert "running" not in statuses.values() and "interrupted" in statuses.values()
+    assert "interrupted: checkpoints written" in log.read_text()
+
+
+def test_a_prediction_made_on_other_runs_is_made_again(uninterrupted, tmp_path):
+    """B3: the held-out prediction is tied to the exact set of grid runs it was fitted on; when that set
+    changes (a failed run repaired), re-running predicts again instead of keeping the stale number."""
+    import shutil
+    out_a, summary_a = uninterrupted
+    study = tmp_path / "copy"
+    shutil.copytree(out_a, study)
+    with sqlite3.connect(study / "study.sqlite") as conn:
+        pred = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'holdout_prediction'").fetchone()[0])
+        assert len(pred["fit_runs"]) == summary_a["n_runs"]
+        stale = pred | {"fit_runs": pred["fit_runs"][:-1], "predicted": 9.99}  # as if fitted without one run
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'holdout_prediction'", (json.dumps(stale),))
+    r = cli("run", "--preset", "debug", "--out", study, "--json")
+    assert r.returncode == 0, r.stderr
+    assert "predicting it again" in r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["holdout"]["predicted"] == pytest.approx(summary_a["holdout"]["predicted"], rel=1e-9)
+    assert summary["final"] is True and summary["failed_runs"] == []

@@ -55,9 +55,14 @@ def test_corrupt_and_foreign_files_are_refused_and_left_alone(tmp_path):
     bad = tmp_path / "study.sqlite"
     bad.write_bytes(b"this is not a database at all" * 100)
     before = bad.read_bytes()
-    with pytest.raises(ScalingLabError, match="not a readable scalinglab study store"):
+    with pytest.raises(ScalingLabError, match="not an SQLite file, not a scalinglab study store"):
         SQLiteStore.open(bad)
     assert bad.read_bytes() == before
+    empty = tmp_path / "empty.sqlite"  # B10: an empty file must not be turned into a database
+    empty.write_bytes(b"")
+    with pytest.raises(ScalingLabError, match="empty \\(0 bytes\\).*left untouched"):
+        SQLiteStore.open(empty)
+    assert empty.read_bytes() == b""
     other = tmp_path / "other.sqlite"
     conn = sqlite3.connect(other)
     conn.execute("CREATE TABLE meta (key TEXT, value TEXT)")

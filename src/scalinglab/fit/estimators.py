@@ -249,6 +249,11 @@ def _warnings(theta: np.ndarray, data: RunData) -> list[str]:
     """What the runs cannot identify, whatever the optimiser did (the rest: verdict.judge)."""
     if len(np.unique(np.round(data.y, 6))) < 2 or len(np.unique(np.round(data.x, 6))) < 2:
         return ["all runs share one N or one D: the law is not identified"]
+    xy = np.column_stack([data.x - data.x.mean(), data.y - data.y.mean()])
+    sv = np.linalg.svd(xy, compute_uv=False)
+    if sv[-1] < 1e-3 * sv[0]:  # one budget (N D constant), or N and D scaled together: one direction only
+        return ["log N and log D move together in every run (one IsoFLOP budget, or D proportional to N): the "
+                "N and D terms cannot be told apart; add runs at other budgets or other D/N"]
     return []
 
 

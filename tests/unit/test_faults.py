@@ -1,0 +1,245 @@
+"""Nothing lost, nothing silently wrong, nothing unsafe (issue 15): one test per fault, each able to fail."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scalinglab.errors import ScalingLabError
+from scalinglab.lock import DirLock, holder
+from scalinglab.model.family import named_shape
+from scalinglab.plan.spec import RunSpec
+from scalinglab.store import SQLiteStore
+from scalinglab.train.result import RunResult, read_result, write_result
+
+
+def _spec(seed=0):
+    return RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=10_000 * (seed + 1), seed=seed)
+
+
+def _result(spec, loss=2.0):
+    evals = [{"step": s, "tokens": s * 100, "flops": s * 1e9, "train_loss": loss, "val_loss": loss,
+              "bits_per_byte": loss, "lr": 1e-3, "grad_sq": 1.0, "trace_cov": 2.0, "noise_scale": float("nan")}
+             for s in (1, 2, 4)]
+    return RunResult(run_id=spec.run_id, status="done", val_loss=loss, n_params_total=123520,
+                     n_params_nonembed=98944, n_tokens=spec.n_tokens, flops=1e12, flops_6nd=9e11, evals=evals)
+
+
+# ---- B1: one writer ---------------------------------------------------------------------------------------
+
+def test_a_second_writer_is_refused_and_the_lock_dies_with_its_holder(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from scalinglab.lock import DirLock\n"
+        f"with DirLock({str(tmp_path)!r}, 'run'):\n    print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    try:
+        with pytest.raises(ScalingLabError, match=rf"in use by `scalinglab run` \(pid {child.pid}"):
+            with DirLock(tmp_path, "run"):
+                pass
+        assert holder(tmp_path)["pid"] == child.pid
+    finally:
+        child.kill()  # SIGKILL: no chance to clean up
+        child.wait()
+    assert holder(tmp_path) is None  # the kernel released it: no stale lock
+    with DirLock(tmp_path, "run"):
+        with DirLock(tmp_path, "run"):  # nested in one process: the same writer
+            pass
+
+
+# ---- B22: checkpoints never unpickle code ------------------------------------------------------------------
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Payload.marker}",))
+
+
+def test_a_checkpoint_carrying_a_pickle_payload_is_refused_and_runs_no_code(tmp_path):
+    torch = pytest.importorskip("torch")
+    from scalinglab.train import checkpoint
+    _Payload.marker = tmp_path / "pwned"
+    path = tmp_path / "checkpoint.pt"
+    torch.save({"run_id": "abc", "model": _Payload()}, path)
+    with pytest.raises(ScalingLabError, match="unreadable"):
+        checkpoint.load(path, "abc")
+    assert not _Payload.marker.exists()
+
+
+# ---- B23: run ids are checked before they become paths -----------------------------------------------------
+
+def test_an_edited_run_id_never_becomes_a_path(tmp_path):
+    from scalinglab.study import _checked_spec
+    store = SQLiteStore.create(tmp_path / "study.sqlite", {})
+    spec = _spec()
+    store.plan([spec], "grid")
+    evil = f"../../X/{spec.run_id}"
+    with sqlite3.connect(tmp_path / "study.sqlite") as conn:
+        conn.execute("UPDATE runs SET run_id = ?", (evil,))
+    row = store.runs().iloc[0]
+    with pytest.raises(ScalingLabError, match="is not the id of its spec"):
+        _checked_spec(row["run_id"], row["spec"], store)
+    assert _checked_spec(spec.run_id, json.dumps(spec.to_dict()), store) == spec
+
+
+# ---- B24: every file of a study has the same mode ----------------------------------------------------------
+
+def test_fit_json_gets_the_mode_of_every_other_file(tmp_path):
+    from scalinglab.atomic import write_text
+    write_text(tmp_path / "fit.json", "{}")
+    (tmp_path / "other.json").write_text("{}")
+    assert (tmp_path / "fit.json").stat().st_mode == (tmp_path / "other.json").stat().st_mode
+
+
+# ---- B4, B5, B10: the store ---------------------------------------------------------------------------------
+
+def test_damaged_pages_are_one_line_and_a_read_only_study_can_be_read(tmp_path):
+    path = tmp_path / "study.sqlite"
+    store = SQLiteStore.create(path, {"study_id": "x"})
+    store.plan([_spec(i) for i in range(40)], "grid")
+    for i in range(40):
+        store.finish(_result(_spec(i)))
+    store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    rng = random.Random(4)
+    for _ in range(2000):  # random bytes over the pages after the first (the header and meta stay)
+        data[rng.randrange(8192, len(data))] = rng.randrange(256)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "study.sqlite").write_bytes(bytes(data))
+    with pytest.raises(ScalingLabError, match="damaged|not a readable"):
+        s = SQLiteStore.open(damaged / "study.sqlite", readonly=True)
+        s.evals(), s.runs(), s.curve_table()
+    # a finished study on a read-only directory opens for reading (fit, report); as root nothing is
+    # read-only, so the test says what the OS would: this directory and file cannot be written
+    real_access = os.access
+    os.access = lambda p, mode, *a, **k: False if mode == os.W_OK else real_access(p, mode, *a, **k)
+    try:
+        assert len(SQLiteStore.open(path, readonly=True).runs(status="done")) == 40
+    finally:
+        os.access = real_access
+
+
+# ---- B7, B18: result.json -----------------------------------------------------------------------------------
+
+def test_a_bad_result_json_is_set_aside_and_the_run_trains_again(tmp_path, capsys):
+    spec = _spec()
+    path = tmp_path / "result.json"
+    write_result(path, _result(spec))
+    assert read_result(path, spec.run_id).val_loss == 2.0
+    text = path.read_text()
+    _strict(text)  # strict JSON: the NaN noise scale is null
+    for bad in (text[: len(text) // 2],  # torn
+                text.replace('"status"', '"extra": 1, "status"'),  # an unknown field
+                text.replace('"val_loss": 2.0', '"val_loss": 1.0', 1)):  # an edited loss: the digest says so
+        path.write_text(bad)
+        assert read_result(path, spec.run_id) is None
+        assert (tmp_path / "result.json.bad").exists() and not path.exists()
+    assert "set aside as result.json.bad" in capsys.readouterr().err
+
+
+def test_a_diverged_run_is_failed_not_done(tmp_path):
+    pytest.importorskip("torch")
+    from scalinglab.train.loop import train
+    spec = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=64 * 8 * 40, batch_size=8, lr=5.0,
+                   n_eval_tokens=1024)
+    res = train(spec, tmp_path / "run", threads=1)
+    assert res.status == "failed" and "diverged" in res.reason and "ln(256)" in res.reason
+
+
+# ---- B8: the token cache -------------------------------------------------------------------------------------
+
+def test_a_truncated_token_cache_is_rebuilt(tmp_path, capsys):
+    from scalinglab.data.shards import build_shards
+    text = tmp_path / "corpus.txt"
+    text.write_text("".join(f"line {i} of a small corpus, long enough to split.\n" for i in range(3000)))
+    first = np.array(build_shards(str(text), cache_dir=tmp_path / "cache").train)  # a copy, not the memmap
+    train_bin = next((tmp_path / "cache").rglob("train.bin"))
+    train_bin.write_bytes(train_bin.read_bytes()[:1000])
+    again = build_shards(str(text), cache_dir=tmp_path / "cache")
+    assert "damaged" in capsys.readouterr().err
+    assert np.array_equal(again.train, first)
+
+
+# ---- B9: summaries -------------------------------------------------------------------------------------------
+
+def test_a_wrong_shape_summary_is_refused(tmp_path):
+    from scalinglab.report import read_summary
+    SQLiteStore.create(tmp_path / "study.sqlite", {})
+    for doc in ([1, 2], {"study": "x"}, {"study": "x", "study_id": "y", "fit": {"params": {}},
+                                         "holdout": {"predicted": "high"}}):
+        (tmp_path / "summary.json").write_text(json.dumps(doc))
+        with pytest.raises(ScalingLabError, match="is not a study summary"):
+            read_summary(tmp_path)
+
+
+# ---- B12, B14: configs ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field,value,message", [
+    ("sizes_per_budget", 4.5, "must be an integer"), ("n_ctx", "64", "must be an integer"),
+    ("budgets", [float("nan")], "must be finite"), ("seed", -1, "impossible value for seed"),
+    ("budgets", "1e12", "must be a list of numbers"), ("tokens_per_param", True, "must be a finite number"),
+])
+def test_config_types_and_values_are_checked(field, value, message):
+    from scalinglab.plan.study import StudyConfig
+    with pytest.raises(ScalingLabError, match=message):
+        StudyConfig(**{field: value})
+
+
+def test_a_budget_beyond_the_family_names_the_problem():
+    from scalinglab.plan.grid import isoflop_grid
+    from scalinglab.plan.study import StudyConfig
+    with pytest.raises(ScalingLabError, match="outside the model family.*lower the budget"):
+        isoflop_grid(StudyConfig(budgets=(1e30,)), 256)
+
+
+def test_a_model_too_big_for_memory_is_refused_with_the_estimate():
+    pytest.importorskip("torch")
+    from scalinglab.model.family import shape_for_params
+    from scalinglab.train.loop import check_memory
+    with pytest.raises(ScalingLabError, match=r"needs about [\d.]+ GiB .* this machine has"):
+        check_memory(shape_for_params(1e12, vocab_size=256, n_ctx=256), 32, "cpu")
+    check_memory(named_shape("debug", n_ctx=64), 8, "cpu")  # a small one passes
+
+
+# ---- B17: tiny corpora ---------------------------------------------------------------------------------------
+
+def test_a_big_document_is_not_put_into_validation():
+    from scalinglab.data.corpus import assign_splits
+    docs = [("big", "x" * 93_000), ("a", "y" * 3_000), ("b", "z" * 4_000)]
+    val = sum(len(d.text) for d in assign_splits(docs) if d.split == "validation")
+    assert 0 < val <= 0.1 * 100_000
+
+
+# ---- B21: strict JSON ----------------------------------------------------------------------------------------
+
+def _strict(text):
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_every_json_writer_is_strict(tmp_path, capsys):
+    from scalinglab.cli.common import emit_json
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # property: any mix of non-finite floats, numpy scalars and nesting parses strictly
+        doc = {"a": [float(x) for x in rng.choice([np.nan, np.inf, -np.inf, 1.5], 4)],
+               "b": {"c": np.float64(rng.choice([np.nan, 2.0])), "d": np.int64(3)}, "e": (np.inf,)}
+        emit_json(doc)
+        _strict(capsys.readouterr().out)
+
+
+def test_runs_of_one_budget_do_not_make_a_law():
+    """B19: 6 runs at one budget gave B = 2.5e34 and converged: true."""
+    from scalinglab.fit import ChinchillaFit
+    from scalinglab.simulate import DEMO_TRUE, isoflop_runs
+    res = ChinchillaFit().fit(isoflop_runs(DEMO_TRUE, budgets=[1e20], sizes_per_budget=6, noise=0.01)).result_
+    assert not res.converged and any("cannot be told apart" in w for w in res.warnings)

@@ -1,0 +1,136 @@
+"""A seeded fuzz test over the CLI's file inputs (issue 15): random bytes, truncations and type confusions in
+run tables, fit files, study files and summaries. Every case either succeeds with strict JSON, or fails with
+exactly one `error:` line, a non-zero exit, no traceback and no file written."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+
+import numpy as np
+import pytest
+
+from scalinglab.cli import main
+from scalinglab.simulate import DEMO_TRUE, isoflop_runs
+
+SEED = 15
+CASES_PER_KIND = 60  # x 4 kinds = 240 cases per run
+
+
+def _strict(text):
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def _call(argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in argv])
+        except SystemExit as exc:  # argparse's --help/--version only
+            rc = int(exc.code or 0)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _mutations(rng: random.Random, text: str, confusions: list[tuple[str, str]]) -> str:
+    kind = rng.randrange(4)
+    if kind == 0:  # random bytes
+        return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400))).decode("latin-1")
+    if kind == 1:  # truncation
+        return text[: rng.randrange(len(text))]
+    if kind == 2:  # one type confusion
+        old, new = rng.choice(confusions)
+        return text.replace(old, new, 1)
+    # bytes flipped inside a valid file
+    chars = list(text)
+    for _ in range(rng.randrange(1, 6)):
+        chars[rng.randrange(len(chars))] = chr(rng.randrange(32, 127))
+    return "".join(chars)
+
+
+def _check(case: str, rc: int, out: str, err: str, written=None):
+    assert "Traceback" not in err, (case, err)
+    if rc == 0:
+        if out.lstrip().startswith("{"):
+            _strict(out)
+        return
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and err.rstrip().splitlines()[-1].startswith("error:"), (case, err)
+    assert not err.startswith("error:") or err.count("\n") == 1, (case, err)
+    if written is not None:
+        assert not written.exists(), case
+
+
+@pytest.fixture(scope="module")
+def valid(tmp_path_factory):
+    d = tmp_path_factory.mktemp("valid")
+    runs = isoflop_runs(DEMO_TRUE, budgets=np.geomspace(1e18, 1e20, 3), sizes_per_budget=6, noise=0.01, seed=1)
+    csv = runs.to_csv(index=False, float_format="%.8g")
+    (d / "runs.csv").write_text(csv)
+    rc, _, err = _call(["fit", d / "runs.csv", "--bootstrap", "20", "--out", d / "fit.json"])
+    assert rc == 0, err
+    return d, csv, (d / "fit.json").read_text()
+
+
+def test_fuzz_run_tables(valid, tmp_path):
+    _, csv, _ = valid
+    rng = random.Random(SEED)
+    confusions = [(",", ";"), ("\n", ",x\n"), ("loss", "loss,loss"), ("1e+18", "abc"), ("1e+18", ""),
+                  ("1e+18", "-1e18"), ("1e+18", "1e400"), ("1e+18", "nan"), ("N,", "params_M,"), ("run_id", "name")]
+    for i in range(CASES_PER_KIND):
+        path, out = tmp_path / f"t{i}.csv", tmp_path / f"f{i}.json"
+        path.write_text(_mutations(rng, csv, confusions), encoding="latin-1")
+        rc, so, se = _call(["fit", path, "--json", "--out", out])
+        _check(f"fit case {i}", rc, so, se, out)
+
+
+def test_fuzz_fit_files(valid, tmp_path):
+    _, _, fit_text = valid
+    rng = random.Random(SEED + 1)
+    confusions = [('"E": ', '"E": "x", "_": '), ('"alpha": ', '"alpha": [1], "_": '), ('"params"', '"parms"'),
+                  ('"version": 2', '"version": "2"'), ('"format"', '"fmt"'), ('"draws": [', '"draws": [["a"], '),
+                  ('"converged": true', '"converged": "yes"'), ('"approach": "3"', '"approach": 3'),
+                  ('"law": "chinchilla"', '"law": "kaplan"'), ("{", "[")]
+    for i in range(CASES_PER_KIND):
+        path = tmp_path / f"f{i}.json"
+        path.write_text(_mutations(rng, fit_text, confusions), encoding="latin-1")
+        for argv in (["plan", "--law", path, "--flops", "1e21", "--json"],
+                     ["plan", "--law", path, "--params", "1e9", "--tokens", "2e10", "--json"]):
+            rc, so, se = _call(argv)
+            _check(f"plan case {i}", rc, so, se)
+
+
+def test_fuzz_study_files(tmp_path):
+    text = "[study]\nname = \"x\"\nbudgets = [2e11, 5e11]\nsizes_per_budget = 4\nn_ctx = 64\nseed = 0\n"
+    rng = random.Random(SEED + 2)
+    confusions = [("4", "4.5"), ("64", '"64"'), ("[2e11, 5e11]", '"2e11"'), ("0\n", "-3\n"), ("[study]", "[stud]"),
+                  ("name", "nam"), ("2e11", "nan"), ("2e11", "true"), ("= ", "== "), ("4\n", "[4]\n")]
+    for i in range(CASES_PER_KIND):
+        path = tmp_path / f"s{i}.toml"
+        path.write_text(_mutations(rng, text, confusions), encoding="latin-1")
+        # --workers 0 is refused after the file is read: a valid file never starts training here
+        rc, so, se = _call(["run", path, "--out", tmp_path / f"o{i}", "--workers", "0"])
+        assert rc != 0
+        _check(f"run case {i}", rc, so, se)
+        assert not (tmp_path / f"o{i}" / "study.sqlite").exists()
+
+
+def test_fuzz_summaries(tmp_path):
+    from scalinglab.store import SQLiteStore
+    study = tmp_path / "study"
+    study.mkdir()
+    SQLiteStore.create(study / "study.sqlite", {"study_id": "x"}).close()
+    summary = json.dumps({"study": "x", "study_id": "y", "fit": {"params": {"E": 1.0}, "converged": True},
+                          "holdout": {"predicted": 1.5, "measured": 1.4, "rel_error": 0.07, "interval": [1.3, 1.6],
+                                      "flops_budget": 1e13, "n_params": 1000, "n_tokens": 20000},
+                          "allocations": []})
+    rng = random.Random(SEED + 3)
+    confusions = [("1.5", '"1.5"'), ("[1.3, 1.6]", "[1.3]"), ('"fit"', '"fat"'), ("{", "["), ("1000", "null"),
+                  ('"allocations": []', '"allocations": {}'), ('"study"', '"studies"'), ("0.07", "true"),
+                  ("1e13", "\"big\""), ('"holdout"', '"held"')]
+    for i in range(CASES_PER_KIND):
+        (study / "summary.json").write_text(_mutations(rng, summary, confusions), encoding="latin-1")
+        rc, so, se = _call(["report", study, "--json"])
+        _check(f"report case {i}", rc, so, se)
