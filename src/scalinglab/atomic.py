@@ -1,9 +1,19 @@
-"""Writing a result file so a reader never sees half of it: a temp file beside it, renamed into place."""
+"""The one way scalinglab writes a file a reader may see: a temp file in the same directory (unique per
+writer), flushed to disk, then renamed into place, so a reader or a crash never meets half a file.
+
+``writing(path)`` gives the temp path to any writer (torch.save, to_parquet, tofile, SQLite);
+``write_text`` and ``write_bytes`` are the common cases. Files get the mode ``open()`` would give (the
+umask's), not mkstemp's 0600.
+"""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
+
+from .errors import ScalingLabError
 
 
 def _umask() -> int:
@@ -12,24 +22,38 @@ def _umask() -> int:
     return mask
 
 
-FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's 0600 would hide fit.json from the group
+FILE_MODE = 0o666 & ~_umask()
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[Path]:
+    """``with writing(path) as tmp:`` write ``tmp`` any way; on success it is fsynced and renamed to
+    ``path``; on any error it is removed and ``path`` is left as it was."""
+    path = Path(path)
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ScalingLabError(f"cannot write {path}: {exc.strerror}") from None
+    os.fchmod(fd, FILE_MODE)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    with writing(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to a temp file in the same directory (unique per writer), then rename it into place;
-    the file gets the mode every other file of the study has (0644 under the usual umask)."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        from .errors import ScalingLabError
-        raise ScalingLabError(f"cannot write {path}: {exc.strerror}") from None
-    os.fchmod(fd, FILE_MODE)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with writing(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)

@@ -42,5 +42,7 @@ def demo_runs() -> pd.DataFrame:
 
 if __name__ == "__main__":
     DEMO_PATH.parent.mkdir(parents=True, exist_ok=True)
-    demo_runs().to_csv(DEMO_PATH, index=False, float_format="%.10g")
+    from .atomic import writing
+    with writing(DEMO_PATH) as tmp:
+        demo_runs().to_csv(tmp, index=False, float_format="%.10g")
     print(f"wrote {DEMO_PATH}")

@@ -145,7 +145,7 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log) -> 
     grid = sweep_grid(cfg, shards.vocab_size) if sweep else isoflop_grid(cfg, shards.vocab_size)
     store = open_store(out, cfg, shards.fingerprint)
     store.plan([s for _, s in grid], "grid", [b for b, _ in grid])
-    (out / "config.json").write_text(json.dumps({"study_id": cfg.study_id, **cfg.to_dict()}, indent=1))
+    atomic.write_text(out / "config.json", json.dumps({"study_id": cfg.study_id, **cfg.to_dict()}, indent=1))
     if sweep:
         return _batch_sweep(cfg, store, out, len(grid), executor, log)
     noise = noise_specs(cfg, grid)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_text, writing
 from .corpus import Corpus, embedded_fingerprint, load_corpus
 from .tokenizer import get_tokenizer
 
@@ -75,15 +76,12 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
                 parts.append(tok.encode(d.text))
                 parts.append(np.array([tok.eot], dtype=np.uint16))
             tokens = np.concatenate(parts) if parts else np.zeros(0, np.uint16)
-            tmp = out / f"{split}.bin.{os.getpid()}.tmp"  # two processes building at once must not share it
-            tokens.tofile(tmp)
-            tmp.replace(out / f"{split}.bin")
+            with writing(out / f"{split}.bin") as tmp:  # unique per writer: two builders never share it
+                tokens.tofile(tmp)
             meta[f"{split}_tokens"] = int(tokens.size)
             meta[f"{split}_sha256"] = hashlib.sha256(tokens.tobytes()).hexdigest()
             meta[f"{split}_bytes"] = int(sum(len(d.text.encode()) + 1 for d in docs))
-        tmp = meta_path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(meta, indent=1))
-        tmp.replace(meta_path)  # written last: its presence means the shards are complete
+        write_text(meta_path, json.dumps(meta, indent=1))  # written last: its presence means the shards are complete
     meta = json.loads(meta_path.read_text())
     load = lambda split: np.memmap(out / f"{split}.bin", dtype=np.uint16, mode="r")
     return Shards(train=load("train"), validation=load("validation"), vocab_size=meta["vocab_size"],

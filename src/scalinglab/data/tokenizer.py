@@ -9,6 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..atomic import writing
 from ..errors import ScalingLabError
 
 
@@ -55,9 +56,8 @@ class BPETokenizer:
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
         tok.train_from_iterator(texts, trainer=trainer)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tok.save(str(tmp))
-        tmp.replace(path)
+        with writing(path) as tmp:
+            tok.save(str(tmp))
         return cls(tok)
 
     @classmethod

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_text
+from ..atomic import write_bytes, write_text
 from ..errors import ScalingLabError
 from ..fit.result import FitResult
 from ..published import LAWS as PUBLISHED
@@ -108,7 +108,7 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
             (out_dir / f"{key}.png").unlink(missing_ok=True)  # not a stale figure from an earlier report
             sections.append((title, f"<p class='missing'>Not drawn: {html.escape(value)}</p>"))
             continue
-        (out_dir / f"{key}.png").write_bytes(value)
+        write_bytes(out_dir / f"{key}.png", value)
         sections.append((title, f"<img alt='{html.escape(title)}' src='data:image/png;base64,"
                                 f"{base64.b64encode(value).decode()}'>"))
     sections.append((f"Fitted laws ({bootstrap} bootstrap resamples over runs; 95% intervals)",

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
+from ..atomic import writing
 from ..errors import ScalingLabError
 
 FORMAT = "scalinglab.study"
@@ -44,16 +45,14 @@ class SQLiteStore:
         path = Path(path)
         if path.exists():
             raise ScalingLabError(f"{path} already exists; open it instead of creating it")
-        tmp = path.with_name(f".{path.name}.creating")
-        tmp.unlink(missing_ok=True)
-        conn = sqlite3.connect(tmp)  # built aside and renamed: nobody ever opens a half-made store
-        with conn:
-            conn.executescript(_SCHEMA)
-            rows = {"format": FORMAT, "schema_version": str(SCHEMA_VERSION), "created": time.time(),
-                    "version": __version__, **meta}
-            conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, _text(v)) for k, v in rows.items()])
-        conn.close()
-        tmp.replace(path)
+        with writing(path) as tmp:  # built aside and renamed: nobody ever opens a half-made store
+            conn = sqlite3.connect(tmp)
+            with conn:
+                conn.executescript(_SCHEMA)
+                rows = {"format": FORMAT, "schema_version": str(SCHEMA_VERSION), "created": time.time(),
+                        "version": __version__, **meta}
+                conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, _text(v)) for k, v in rows.items()])
+            conn.close()
         return cls(path, _connect(path))
 
     @classmethod
@@ -179,12 +178,11 @@ class SQLiteStore:
         path = Path(path)
         table = self.runs().drop(columns=["spec"]).merge(self.evals(), on="run_id", how="left",
                                                          suffixes=("", "_eval"))
-        tmp = path.with_name(f".{path.name}.tmp")
-        if path.suffix.lower() in (".parquet", ".pq"):
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False)
-        tmp.replace(path)
+        with writing(path) as tmp:
+            if path.suffix.lower() in (".parquet", ".pq"):
+                table.to_parquet(tmp, index=False)
+            else:
+                table.to_csv(tmp, index=False)
         return path
 
 

@@ -6,20 +6,17 @@ schedule make its first steps identical to the snapshot's (train/loop.py).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from ..atomic import writing
 from ..errors import ScalingLabError
 
 
 def save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    with writing(path) as tmp:
+        torch.save(state, tmp)
 
 
 def _read(path: Path) -> dict:
