@@ -16,7 +16,7 @@ import time
 
 from scalinglab.data.shards import build_shards
 from scalinglab.plan.grid import isoflop_grid
-from scalinglab.plan.study import load_study
+from scalinglab.plan.config import load_study
 from scalinglab.run.executor import Job
 from scalinglab.run.local import LocalExecutor
 

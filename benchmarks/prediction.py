@@ -16,7 +16,7 @@ import json
 import multiprocessing as mp
 from pathlib import Path
 
-from scalinglab.plan.study import StudyConfig, load_study
+from scalinglab.plan.config import StudyConfig, load_study
 
 # Protocol and design ablations. Rows measured before this protocol existed (learned positions, GPT-2's
 # 0.02 init, beta2 0.95, cosine IsoFLOP grids), and the frontier-window design of commit 190ebd4, are in
@@ -43,7 +43,7 @@ def run(name: str, root: Path) -> tuple[StudyConfig, Path, dict]:
 
 def row(name: str, out: Path, summary: dict) -> dict:
     from scalinglab.fit.estimators import ChinchillaFit
-    from scalinglab.fit.every import fit_every
+    from scalinglab.fit.all_laws import fit_every
     from scalinglab.store import SQLiteStore
     store = SQLiteStore.open(out / "study.sqlite")
     finals, curves = store.fit_table(), store.curve_table()

@@ -176,7 +176,7 @@ def plan_budget_in_study(study_dir: str | Path, law, flops: float, *, allow_unco
     factor C extrapolates beyond the study's largest budget."""
     import json
 
-    from .plan.study import StudyConfig
+    from .plan.config import StudyConfig
     from .store import SQLiteStore
     study_dir = Path(study_dir)
     try:

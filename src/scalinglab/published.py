@@ -15,9 +15,8 @@ from typing import Mapping
 import numpy as np
 
 from .errors import ScalingLabError
-from .fit.laws import chinchilla_loss, chinchilla_optimal, kaplan_loss_nd, kaplan_n_opt
+from .fit.laws import PF_DAY, chinchilla_loss, chinchilla_optimal, kaplan_loss_nd, kaplan_n_opt
 
-PF_DAY = 1e15 * 86400.0  # FLOPs in one petaflop/s-day, Kaplan 2020's compute unit
 
 HOFFMANN_2022 = "Hoffmann et al. 2022, Training Compute-Optimal Large Language Models, arXiv 2203.15556"
 KAPLAN_2020 = "Kaplan et al. 2020, Scaling Laws for Neural Language Models, arXiv 2001.08361"

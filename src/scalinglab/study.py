@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import time
 from pathlib import Path
 from typing import Callable
@@ -26,7 +25,7 @@ from .train.optim import cooldown_start
 from .plan.grid import isoflop_grid, noise_specs, sweep_grid
 from .plan.spec import RunSpec
 from .predict import FAMILY_FLOP_CONVENTION, plan_in_family
-from .plan.study import StudyConfig
+from .plan.config import StudyConfig
 from .run.executor import Job
 from .store import SQLiteStore
 from .train.result import RunResult
@@ -51,28 +50,11 @@ def open_store(out: Path, cfg: StudyConfig, fingerprint: str) -> SQLiteStore:
     return store
 
 
-def _record(store: SQLiteStore, payload: dict) -> None:
-    if payload.get("status") in ("done", "interrupted") and "evals" in payload:
-        store.finish(RunResult(**payload))
+def _record(store: SQLiteStore, result: RunResult) -> None:
+    if result.status == "failed":
+        store.set_status(result.run_id, "failed", result.reason)
     else:
-        store.set_status(payload["run_id"], "failed", payload.get("reason", ""))
-
-
-RUN_ID = re.compile(r"[0-9a-f]{12}")
-
-
-def _checked_spec(run_id, spec_json, store) -> RunSpec:
-    """A run's spec from the store, its id checked before any path is built from it: 12 hex digits, and the
-    hash of the spec itself (an edited id such as ../../X cannot send a checkpoint outside the study)."""
-    try:
-        spec = RunSpec.from_dict(json.loads(spec_json))
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ScalingLabError(f"{store.path}: the spec of run {str(run_id)[:40]!r} is not readable ({exc}); the "
-                              f"store was edited or damaged: restore it or move it aside") from None
-    if not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id) and spec.run_id == run_id):
-        raise ScalingLabError(f"{store.path}: run id {str(run_id)[:40]!r} is not the id of its spec "
-                              f"({spec.run_id}): the store was edited; restore it or move it aside")
-    return spec
+        store.finish(result)
 
 
 def branch_plan(specs: list[RunSpec], out: Path) -> dict[str, dict]:
@@ -94,26 +76,23 @@ def branch_plan(specs: list[RunSpec], out: Path) -> dict[str, dict]:
 
 def _train_pending(store: SQLiteStore, out: Path, role: str, executor, log=print) -> bool:
     """Train the role's unfinished runs: WSD trunks and standalone runs first, then the branches."""
-    runs = store.runs(role=role)
-    specs = {rid: _checked_spec(rid, s, store) for rid, s in zip(runs["run_id"], runs["spec"])}
-    branching = branch_plan(list(specs.values()), out)
-    todo = [Job(specs[rid], str(out / "runs" / rid), **branching.get(rid, {}))
-            for rid in runs.loc[runs["status"] != "done", "run_id"]]
+    branching = branch_plan(list(store.specs(role).values()), out)
+    todo = [Job(spec, str(out / "runs" / spec.run_id), **branching.get(spec.run_id, {}))
+            for spec in store.pending(role)]
     flops = {j.spec.run_id: j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla")
              * (j.spec.cooldown_frac if j.init_from else 1.0) for j in todo}  # a branch trains its cool-down
     total, t0, done = sum(flops.values()), time.monotonic(), [0.0, 0]
 
-    def on_result(payload: dict) -> None:
-        _record(store, payload)
-        done[0] += flops.get(payload["run_id"], 0.0)
+    def on_result(res: RunResult) -> None:
+        _record(store, res)
+        done[0] += flops.get(res.run_id, 0.0)
         done[1] += 1
         elapsed = time.monotonic() - t0
         eta = elapsed * (total / done[0] - 1) if done[0] else float("nan")
-        loss = payload.get("val_loss", float("nan"))
-        log(f"  [{role} {done[1]}/{len(todo)}] {payload['run_id']} {payload.get('status')}: "
-            f"N {payload.get('n_params_total', 0):,} D {payload.get('n_tokens', 0):,} loss {loss:.4f} "
-            f"{payload.get('tokens_per_s', 0.0) / 1e3:.1f}k tok/s; elapsed {elapsed / 60:.1f} min, "
-            f"ETA {eta / 60:.1f} min")
+        log(f"  [{role} {done[1]}/{len(todo)}] {res.run_id} {res.status}: "
+            f"N {res.n_params_total:,} D {res.n_tokens:,} loss {res.val_loss:.4f} "
+            f"{res.tokens_per_s / 1e3:.1f}k tok/s; elapsed {elapsed / 60:.1f} min, "
+            f"ETA {eta / 60:.1f} min" + (f" ({res.reason})" if res.status == "failed" else ""))
 
     first = [j for j in todo if j.init_from is None]
     then = [j for j in todo if j.init_from is not None]
@@ -176,6 +155,8 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log) -> 
                # are repaired (the held-out prediction is tied to the exact set of runs it was fitted on)
                "final": not len(failed),
                "failed_runs": [{"run_id": r, "reason": str(why)} for r, why in zip(failed["run_id"], failed["reason"])]}
+    from .report.html import fit_all
+    fit_all(out, store.curve_table(), fit)  # every other law, fitted once: the report draws from it
     _write_summary(out, summary)
     return summary
 

@@ -3,6 +3,7 @@
 The `uninterrupted` debug study (tests/integration/conftest.py) is trained once per session."""
 import json
 import os
+import re
 import signal
 import sqlite3
 import time
@@ -235,3 +236,29 @@ def test_a_prediction_made_on_other_runs_is_made_again(uninterrupted, tmp_path):
     summary = json.loads(r.stdout)
     assert summary["holdout"]["predicted"] == pytest.approx(summary_a["holdout"]["predicted"], rel=1e-9)
     assert summary["final"] is True and summary["failed_runs"] == []
+
+
+def test_report_draws_the_saved_fits_and_refits_only_when_asked(uninterrupted, tmp_path, monkeypatch):
+    """Issue 16: `run` fits every law once (fits.json, with draws and points); `report` draws from it."""
+    import shutil
+
+    import scalinglab.fit.all_laws as every
+    from scalinglab.fit.base import read_fits
+    from scalinglab.report.html import build, study_inputs
+    out_a, _ = uninterrupted
+    study = tmp_path / "copy"
+    shutil.copytree(out_a, study)
+    fits, skipped = read_fits(study / "fits.json")
+    keys = {f.key for f in fits}
+    assert {"chinchilla:1", "chinchilla:3", "kaplan:L(N,D)"} <= keys
+    assert all(f.points is not None for f in fits if f.key != "chinchilla:3")  # what the figures draw
+    saved = (study / "report" / "report.html").read_text()
+
+    def no_refit(*a, **k):
+        raise AssertionError("the report refitted the laws")
+    monkeypatch.setattr(every, "fit_every", no_refit)
+    page = build(study_inputs(study), tmp_path / "rep")
+    strip = lambda text: re.sub(r"src='data:image/png;base64,[^']+'", "", text)  # noqa: E731
+    assert strip(page.read_text()) == strip(saved)  # the same page as the study wrote
+    with pytest.raises(AssertionError, match="refitted"):
+        build(study_inputs(study, refit=True), tmp_path / "rep2")

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.errors import ScalingLabError
-from scalinglab.fit import io
+from scalinglab.fit import table as runs_table
 from scalinglab.model.accounting import ModelShape, param_breakdown
 from scalinglab.model.family import shape_for_params
 from scalinglab.predict import plan_budget, plan_point, resolve_law
@@ -12,14 +12,14 @@ from scalinglab.published import CHINCHILLA_UNROUNDED, LAWS
 
 def test_aliases_are_found_case_insensitively_and_total_is_preferred():
     table = pd.DataFrame({"n_params_nonembed": [1.0], "N_PARAMS_TOTAL": [2.0], "Tokens": [3.0], "loss": [4.0]})
-    runs, chosen = io.canonical_columns(table)
+    runs, chosen = runs_table.canonical_columns(table)
     assert chosen == {"N": "N_PARAMS_TOTAL", "D": "Tokens", "loss": "loss", "N_nonembed": "n_params_nonembed"}
     assert runs["N"].iloc[0] == 2.0
 
 
 def test_missing_column_lists_aliases():
     with pytest.raises(ScalingLabError, match="missing column for D: expected one of D, n_tokens, tokens"):
-        io.canonical_columns(pd.DataFrame({"N": [1], "loss": [2]}))
+        runs_table.canonical_columns(pd.DataFrame({"N": [1], "loss": [2]}))
 
 
 @pytest.mark.parametrize("value,message", [("abc", r"column loss, row 2: value is not a finite number \('abc'\)"),
@@ -29,13 +29,13 @@ def test_missing_column_lists_aliases():
 def test_bad_values_name_column_and_row(value, message):
     table = pd.DataFrame({"N": [1e8, 2e8], "D": [1e9, 1e9], "loss": ["3.0", value]})
     with pytest.raises(ScalingLabError, match=message):
-        io.validate_numbers(table)
+        runs_table.validate_numbers(table)
 
 
 def test_curves_reduce_to_the_last_step():
     table = pd.DataFrame({"run_id": ["a", "a", "b", "b"], "step": [10, 20, 20, 10], "N": [1, 1, 2, 2],
                           "D": [1, 2, 2, 1], "loss": [5.0, 4.0, 3.0, 3.5]})
-    final = io.final_rows(table)
+    final = runs_table.final_rows(table)
     assert sorted(final["loss"]) == [3.0, 4.0]
 
 
@@ -43,8 +43,8 @@ def test_parquet_and_csv_read_the_same(tmp_path):
     table = pd.DataFrame({"params": [1e8, 2e8], "n_tokens": [1e9, 2e9], "loss": [3.0, 2.9]})
     table.to_csv(tmp_path / "r.csv", index=False)
     table.to_parquet(tmp_path / "r.parquet")
-    a, _ = io.load_runs(tmp_path / "r.csv")
-    b, _ = io.load_runs(tmp_path / "r.parquet")
+    a, _ = runs_table.load_runs(tmp_path / "r.csv")
+    b, _ = runs_table.load_runs(tmp_path / "r.parquet")
     pd.testing.assert_frame_equal(a, b)
 
 

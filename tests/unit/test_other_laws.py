@@ -6,7 +6,7 @@ import pytest
 from scalinglab.errors import ScalingLabError
 from scalinglab.fit import laws
 from scalinglab.fit.approaches import approach1, approach2
-from scalinglab.fit.datacon import fit_data_constrained
+from scalinglab.fit.data_constrained import fit_data_constrained
 from scalinglab.fit.kaplan import fit_bcrit, fit_bcrit_sweep, fit_kaplan
 
 RNG = np.random.default_rng(7)

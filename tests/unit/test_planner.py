@@ -6,7 +6,7 @@ from scalinglab.model.accounting import ModelShape, flops_per_token, param_break
 from scalinglab.model.family import depth_for, family_shapes, shape_for_params
 from scalinglab.plan.grid import isoflop_grid, sweep_grid
 from scalinglab.plan.spec import RunSpec
-from scalinglab.plan.study import PRESETS, StudyConfig, load_study
+from scalinglab.plan.config import PRESETS, StudyConfig, load_study
 
 
 @pytest.mark.parametrize("preset", ["debug", "default", "data-constrained", "gpu-small"])

@@ -11,10 +11,11 @@ import pytest
 
 from scalinglab.errors import ScalingLabError
 from scalinglab.fit import ChinchillaFit
-from scalinglab.fit import io, laws
+from scalinglab.fit import laws
+from scalinglab.fit import table as runs_table
 from scalinglab.fit.approaches import approach1, approach2
 from scalinglab.fit.base import load_fit, load_fits
-from scalinglab.fit.every import fit_every, plan_fits
+from scalinglab.fit.all_laws import fit_every, plan_fits
 from scalinglab.fit.kaplan import fit_bcrit, fit_kaplan
 from scalinglab.fit.verdict import judge
 from scalinglab.jsonsafe import dumps
@@ -212,7 +213,7 @@ def _wandb_history(tmp_path):
 
 
 def test_a_wandb_history_export_is_read_as_curves(tmp_path):
-    runs, chosen = io.load_runs(_wandb_history(tmp_path))
+    runs, chosen = runs_table.load_runs(_wandb_history(tmp_path))
     assert chosen["run_id"] == "name" and chosen["step"] == "_step" and chosen["loss"] == "eval/loss"
     assert any("rows without a eval/loss value" in n for n in runs.attrs["input"]["notes"])
     res = ChinchillaFit().fit(runs).result_
@@ -224,26 +225,26 @@ def test_units_in_flags_or_column_names_and_loss_in_bits(tmp_path):
     ref = ChinchillaFit().fit(base).result_
     pd.DataFrame({"params_M": base["N"] / 1e6, "tokens_B": base["D"] / 1e9,
                   "loss_bits": base["loss"] / math.log(2)}).to_csv(tmp_path / "suffixed.csv", index=False)
-    runs, _ = io.load_runs(tmp_path / "suffixed.csv")
+    runs, _ = runs_table.load_runs(tmp_path / "suffixed.csv")
     assert runs.attrs["input"]["units"] == {"N": "m", "D": "b", "loss": "bits"}
     got = ChinchillaFit().fit(runs).result_
     assert got.params["A"] == pytest.approx(ref.params["A"], rel=1e-6)  # 480, not 3.89
     assert got.params["E"] == pytest.approx(ref.params["E"], rel=1e-6)
     pd.DataFrame({"n": base["N"] / 1e9, "d": base["D"] / 1e9, "loss": base["loss"]}).to_csv(
         tmp_path / "plain.csv", index=False)
-    silent, _ = io.load_runs(tmp_path / "plain.csv")
+    silent, _ = runs_table.load_runs(tmp_path / "plain.csv")
     assert any("--n-units" in n for n in silent.attrs["input"]["notes"])  # millions are flagged
     assert any("--d-units" in n for n in silent.attrs["input"]["notes"])
-    flagged, _ = io.load_runs(tmp_path / "plain.csv", n_units="B", d_units="B")
+    flagged, _ = runs_table.load_runs(tmp_path / "plain.csv", n_units="B", d_units="B")
     assert flagged["N"].to_numpy() == pytest.approx(base["N"].to_numpy())
     with pytest.raises(ScalingLabError, match="--n-units must be one of"):
-        io.load_runs(tmp_path / "plain.csv", n_units="parsecs")
+        runs_table.load_runs(tmp_path / "plain.csv", n_units="parsecs")
 
 
 def test_validation_loss_is_preferred_and_c_far_from_6nd_is_flagged(tmp_path):
     t = isoflop_runs(DEMO_TRUE, noise=0.0, seed=0)
     t.assign(val_loss=t["loss"], loss=t["loss"] * 0.9, C=3 * t["C"]).to_csv(tmp_path / "r.csv", index=False)
-    runs, chosen = io.load_runs(tmp_path / "r.csv")
+    runs, chosen = runs_table.load_runs(tmp_path / "r.csv")
     assert chosen["loss"] == "val_loss"
     assert any("3x 6ND" in n for n in runs.attrs["input"]["notes"])
 
@@ -252,7 +253,7 @@ def test_non_finite_cells_are_named_in_plain_numbers(tmp_path):
     pd.DataFrame({"N": [1e6, 2e6, 3e6], "D": [1e8, 1e8, 1e8], "loss": [3.0, np.inf, 2.5]}).to_csv(
         tmp_path / "inf.csv", index=False)
     with pytest.raises(ScalingLabError) as err:
-        io.load_runs(tmp_path / "inf.csv")
+        runs_table.load_runs(tmp_path / "inf.csv")
     assert "np.float64" not in str(err.value) and "(inf)" in str(err.value)
 
 

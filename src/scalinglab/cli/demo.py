@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..fit.estimators import ChinchillaFit
-from ..fit.io import load_runs
+from ..fit.table import load_runs
 from ..predict import plan_budget
 from ..published import PublishedLaw
 from ..simulate import DEMO_PATH, DEMO_TRUE

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from ..errors import ScalingLabError
-from ..fit import io
+from ..fit import table as runs_table
 from ..fit.estimators import ChinchillaFit
-from ..fit.every import fit_every, plan_fits
+from ..fit.all_laws import fit_every, plan_fits
 from .common import emit_json, positive_float
 
 APPROACHES = ("1", "2", "3", "all")
@@ -91,7 +91,7 @@ def _load(args):
             raise ScalingLabError(f"{args.source}: the study has no finished runs yet")
         runs.attrs["study_context"] = store.model_context()
         return runs
-    runs, _ = io.load_runs(args.source, {"N": args.col_N, "D": args.col_D, "loss": args.col_loss,
+    runs, _ = runs_table.load_runs(args.source, {"N": args.col_N, "D": args.col_D, "loss": args.col_loss,
                                          "run_id": args.col_run_id, "step": args.col_step},
                            n_units=args.n_units, d_units=args.d_units, loss_units=args.loss_units)
     for note in runs.attrs["input"]["notes"]:

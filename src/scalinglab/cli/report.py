@@ -13,6 +13,8 @@ def add_parser(sub) -> None:
     p.add_argument("study_dir", metavar="STUDY_DIR")
     p.add_argument("--out", metavar="DIR", help="where report.html and the PNGs go (default: STUDY_DIR/report)")
     p.add_argument("--json", action="store_true", help="print {\"holdout\": {...}} as one JSON object")
+    p.add_argument("--refit", action="store_true",
+                   help="fit every law again (and save fits.json) instead of drawing the study's saved fits")
 
 
 def run(args) -> int:
@@ -35,7 +37,12 @@ def run(args) -> int:
         from ..report.html import build, study_inputs
         out = Path(args.out) if args.out else path / "report"
         with DirLock(path, "report") if out.resolve().is_relative_to(path.resolve()) else _nothing():
-            page = build(study_inputs(path, summary), out)
+            inputs = study_inputs(path, summary, refit=args.refit)
+            if inputs["fits"] is None and inputs["fit3"] is not None and summary.get("kind") != "batch-sweep":
+                from ..report.html import fit_all
+                fit_all(path, inputs["curves"], inputs["fit3"])  # fitted once, kept for the next report
+                inputs = study_inputs(path, summary)
+            page = build(inputs, out)
         print(f"wrote {page}")
     return 0
 

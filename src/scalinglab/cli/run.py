@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..plan.study import load_study
+    from ..plan.config import load_study
     cfg = load_study(args.study, args.preset)
     if args.executor not in ("local", "ray"):
         raise ScalingLabError(f"unknown --executor {args.executor!r}: use local or ray")
@@ -66,7 +66,7 @@ def run(args) -> int:
             summary = run_study(cfg, out, grid, holdout, log=log)
         finally:
             for ex in (grid, holdout):
-                getattr(ex, "close", lambda: None)()
+                ex.close()
         if summary is None:
             print("interrupted: checkpoints written; re-run the same command to resume", file=sys.stderr)
             return 3

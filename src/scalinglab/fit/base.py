@@ -245,6 +245,11 @@ def _read(path: Path) -> dict:
 
 def load_fits(path: str | Path) -> list[FitBase]:
     """Every fit in a file written by ``save`` (one) or ``fit --law all --out`` (several)."""
+    return read_fits(path)[0]
+
+
+def read_fits(path: str | Path) -> tuple[list[FitBase], list[dict]]:
+    """(fits, skipped): every fit in the file and, for a file of several, the laws it could not fit."""
     path = Path(path)
     doc = _read(path)
     entries = doc["fits"] if doc["format"] == FORMAT_MANY else [doc]
@@ -259,7 +264,8 @@ def load_fits(path: str | Path) -> list[FitBase]:
         fits.append(fit)
     if not fits:
         raise ScalingLabError(f"{path} holds no fits")
-    return fits
+    skipped = doc.get("skipped", []) if isinstance(doc.get("skipped", []), list) else []
+    return fits, skipped
 
 
 def load_fit(path: str | Path, select: str | None = None) -> FitBase:

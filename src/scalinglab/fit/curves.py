@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScalingLabError
-from . import io
+from . import table as runs_table
 
 ENVELOPE_POINTS = 1500  # Hoffmann et al. 2022 §3.1: "1500 logarithmically spaced FLOP values"
 
@@ -20,9 +20,9 @@ def prepare(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, dic
     if not isinstance(table, pd.DataFrame):
         raise ScalingLabError(f"expected a pandas DataFrame of runs, got {type(table).__name__}")
     prior = dict(table.attrs.get("source_columns", {}))
-    canon, source = io.canonical_columns(table)
+    canon, source = runs_table.canonical_columns(table)
     source = {k: prior.get(k, v) if v == k else v for k, v in source.items()}
-    canon = io.validate_numbers(canon)
+    canon = runs_table.validate_numbers(canon)
     if "run_id" not in canon:
         canon["run_id"] = [f"row{i + 1}" for i in range(len(canon))]
     curves = None
@@ -30,7 +30,7 @@ def prepare(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, dic
         curves = canon.sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
         if "C" not in curves:
             curves["C"] = 6 * curves["N"] * curves["D"]
-    finals = io.final_rows(canon).reset_index(drop=True)
+    finals = runs_table.final_rows(canon).reset_index(drop=True)
     return finals, curves, source
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ScalingLabError, plain
-from . import io
+from . import table as runs_table
 from .bootstrap import gradient_tolerance, refit_resamples
 from .objectives import THETA, FreeMask, RobustLoss, objective_and_grad_single
 from .base import data_range
@@ -111,7 +111,7 @@ class ChinchillaFit:
             params=params, objective=value(theta, data, loss), n_runs=len(runs),
             converged=converged, diagnostics=diag, ci=ci, bootstrap=boot,
             settings={"loss": loss.name, "delta": loss.delta, "tau": loss.tau, "fixed_E": self.fixed_E,
-                      "n_column": source.get("N"), "n_params_kind": io.n_params_kind(source.get("N", "")),
+                      "n_column": source.get("N"), "n_params_kind": runs_table.n_params_kind(source.get("N", "")),
                       "max_flops": float((6 * runs["N"] * runs["D"]).max()
                                          if "C" not in runs else runs["C"].max()),
                       "data_range": data_range(N=runs["N"].to_numpy(), D=runs["D"].to_numpy(),
@@ -122,9 +122,9 @@ class ChinchillaFit:
         if not isinstance(runs, pd.DataFrame):
             raise ScalingLabError(f"fit() takes a pandas DataFrame of runs, got {type(runs).__name__}")
         prior = dict(runs.attrs.get("source_columns", {}))
-        table, source = io.canonical_columns(runs)
+        table, source = runs_table.canonical_columns(runs)
         source = {k: prior.get(k, v) if v == k else v for k, v in source.items()}
-        table = io.final_rows(io.validate_numbers(table))
+        table = runs_table.final_rows(runs_table.validate_numbers(table))
         return table.reset_index(drop=True), source
 
     def _weights(self, sample_weight, n: int) -> np.ndarray:

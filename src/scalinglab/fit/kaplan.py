@@ -14,10 +14,10 @@ import pandas as pd
 
 from ..errors import ScalingLabError
 from . import laws
+from .laws import PF_DAY
 from .curves import Envelope, after_transient, need_curves, prepare
 from .lawfit import Law, LawFit, Points, make_result
 
-PF_DAY = 8.64e19  # FLOPs in a petaflop/s-day, Kaplan's unit for C
 CITE = "Kaplan et al. 2020, arXiv 2001.08361"
 
 _SCALE_STARTS = (1e2, 1e5, 1e8, 1e11, 1e14)

@@ -121,6 +121,8 @@ class LawFit(FitBase):
                                 "seed": self.settings.get("seed")}
             if draws:
                 out["bootstrap"]["draws"] = self.draws.tolist()
+        if draws and self.points is not None:  # what the figures draw from: saved with the fit
+            out["points"] = {c: self.points[c].tolist() for c in self.points.columns}
         return out
 
     @classmethod
@@ -136,7 +138,8 @@ class LawFit(FitBase):
                    converged=bool(d["converged"]), inputs=tuple(d.get("inputs", ())),
                    target=d.get("target", "loss"), ci=d.get("ci", {}),
                    diagnostics=dict(d.get("diagnostics", {})) | {"warnings": list(d.get("warnings", ()))},
-                   settings=d.get("settings", {}), draws=draws, level=float(bs.get("level", 0.95)))
+                   settings=d.get("settings", {}), draws=draws, level=float(bs.get("level", 0.95)),
+                   points=pd.DataFrame(d["points"]) if isinstance(d.get("points"), dict) else None)
 
     def summary(self) -> str:
         lines = [f"{self.label}: {self.form}",
@@ -162,7 +165,7 @@ def law_function(family: str, approach: str, params: Mapping[str, float]) -> Cal
         from .kaplan import BCRIT
         return BCRIT.fn
     if family == "data-constrained":
-        from .datacon import LAW
+        from .data_constrained import LAW
         return LAW.fn
     if family == "chinchilla" and approach in ("1", "2"):
         return allocation_fn

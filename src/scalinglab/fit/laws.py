@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+PF_DAY = 1e15 * 86400.0  # FLOPs in one petaflop/s-day (8.64e19), Kaplan 2020's unit of compute
+
 
 def _arr(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=float)

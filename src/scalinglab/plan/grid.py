@@ -12,7 +12,7 @@ from ..errors import ScalingLabError
 from ..model.accounting import ModelShape, flops_per_token, param_breakdown
 from ..model.family import family_shapes, shape_for_params
 from .spec import RunSpec
-from .study import StudyConfig
+from .config import StudyConfig
 
 
 def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig) -> RunSpec:

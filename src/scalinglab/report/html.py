@@ -36,20 +36,31 @@ def _fmt_ci(value, ci) -> str:
     return f"{value:.5g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
 
 
-def study_inputs(study_dir: Path, summary: dict | None = None) -> dict:
-    """What a report needs from a finished study directory."""
+FITS_FILE = "fits.json"  # every law the study's runs allow, fitted once by `run` (report draws from it)
+REPORT_BOOTSTRAP = 200
+
+
+def study_inputs(study_dir: Path, summary: dict | None = None, *, refit: bool = False) -> dict:
+    """What a report needs from a finished study directory: its store, Approach 3 fit, summary and the
+    saved fits of every other law (``refit``, or a study without fits.json: the report fits them)."""
     from ..store import SQLiteStore
     summary = read_summary(study_dir) if summary is None else summary
     store = SQLiteStore.open(study_dir / "study.sqlite", readonly=True)
     fit = FitResult.load(study_dir / "fit.json") if (study_dir / "fit.json").exists() else None
-    return {"title": f"scalinglab study {summary.get('study', '')} ({summary.get('study_id', '')})",
+    fits_path = study_dir / FITS_FILE
+    saved = None
+    if fits_path.exists() and not refit:
+        from ..fit.base import read_fits
+        fits, skipped = read_fits(fits_path)
+        saved = ([f for f in fits if f.key != "chinchilla:3"], skipped)
+    return {"fits": saved, "title": f"scalinglab study {summary.get('study', '')} ({summary.get('study_id', '')})",
             "curves": store.curve_table(), "runs": store.runs(), "fit3": fit, "holdout": summary.get("holdout"),
             "allocations": summary.get("allocations"), "flop_convention": summary.get("flop_convention"),
             "run_noise": summary.get("run_noise"), "final": summary.get("final", True),
             "failed_runs": summary.get("failed_runs", [])}
 
 
-def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
+def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> Path:
     """Write report.html and one PNG per figure into out_dir; returns the page's path.
 
     Every law the data allow is fitted here (``fit_every``, as `scalinglab fit --law all`), with
@@ -57,7 +68,7 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
     """
     from ..fit.approaches import isoflop_minima
     from ..fit.curves import prepare
-    from ..fit.every import fit_every, plan_fits
+    from ..fit.all_laws import fit_every, plan_fits
     out_dir.mkdir(parents=True, exist_ok=True)
     fit3 = inputs.get("fit3")
     table = inputs["curves"] if inputs.get("curves") is not None else inputs["finals"]
@@ -88,8 +99,12 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = 200) -> Path:
         "holdout": lambda: plots.holdout(inputs.get("holdout")),
         "fan": lambda: plots.tokens_per_param_fan(fit3, (c_lo, c_hi), flop_axis, largest, note3),
     }
-    with _Aside(static) as aside:
-        fits, skipped = fit_every(table, plan_fits("all"), approach3=approach3, bootstrap=bootstrap)
+    with _FiguresInChild(static) as aside:
+        if inputs.get("fits") is not None:  # fitted once, when the study ran: drawn, not refitted
+            fits, skipped = inputs["fits"]
+            fits = ([fit3] if fit3 is not None else []) + list(fits)
+        else:
+            fits, skipped = fit_every(table, plan_fits("all"), approach3=approach3, bootstrap=bootstrap)
         by = {f.key: f for f in fits}
         alloc = [("Approach 3", fit3, True)] if fit3 is not None else []
         alloc += [(f"Approach {a}", by[f"chinchilla:{a}"], False) for a in ("1", "2") if f"chinchilla:{a}" in by]
@@ -132,6 +147,17 @@ FIGURES = (  # (file, title) in page order
     ("fan", "Tokens per parameter at the optimum"))
 
 
+def fit_all(study_dir: Path, table, fit3, *, bootstrap: int = REPORT_BOOTSTRAP) -> Path:
+    """Fit every law the study's curves allow (Approach 3 is the study's own) and save them, with their
+    bootstrap draws and points, as STUDY_DIR/fits.json: what `report` draws from."""
+    from ..fit.base import FORMAT_MANY, VERSION
+    from ..fit.all_laws import fit_every, plan_fits
+    from ..jsonsafe import dumps
+    fits, skipped = fit_every(table, plan_fits("all"), approach3=lambda _: fit3, bootstrap=bootstrap)
+    return write_text(study_dir / FITS_FILE, dumps({"format": FORMAT_MANY, "version": VERSION,
+                                                     "fits": [f.to_dict() for f in fits], "skipped": skipped}))
+
+
 def _draw(make) -> tuple[str, bytes | str]:
     try:
         return "png", _png(make())
@@ -139,14 +165,14 @@ def _draw(make) -> tuple[str, bytes | str]:
         return "missing", str(exc)
 
 
-_ASIDE: dict = {}  # what a forked child draws: set before the fork, read in the child
+_CHILD_FIGURES: dict = {}  # what a forked child draws: set before the fork, read in the child
 
 
-def _draw_aside(keys) -> dict:
-    return {k: _draw(_ASIDE[k]) for k in keys}
+def _draw_in_child(keys) -> dict:
+    return {k: _draw(_CHILD_FIGURES[k]) for k in keys}
 
 
-class _Aside:
+class _FiguresInChild:
     """Draw some figures in a forked child process while the caller works; sequential where fork is not
     available or there is one core. The child inherits the closures, so nothing but PNG bytes is pickled."""
 
@@ -157,10 +183,10 @@ class _Aside:
         import multiprocessing as mp
         import os
         if (os.cpu_count() or 1) >= 2 and "fork" in mp.get_all_start_methods():
-            _ASIDE.clear()
-            _ASIDE.update(self.makers)
+            _CHILD_FIGURES.clear()
+            _CHILD_FIGURES.update(self.makers)
             self.pool = mp.get_context("fork").Pool(1)
-            self.pending = self.pool.apply_async(_draw_aside, (list(self.makers),))
+            self.pending = self.pool.apply_async(_draw_in_child, (list(self.makers),))
         return self
 
     def result(self) -> dict:
@@ -175,7 +201,7 @@ class _Aside:
         if self.pool is not None:
             self.pool.terminate()
             self.pool.join()
-        _ASIDE.clear()
+        _CHILD_FIGURES.clear()
         return False
 
 

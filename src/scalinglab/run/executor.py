@@ -1,10 +1,14 @@
-"""The executor protocol: run jobs somewhere, hand each result back to the caller (the one store writer)."""
+"""The executor protocol: run jobs somewhere, hand each RunResult back to the caller (the one store writer).
+
+Only typed values cross it: a ``Job`` (a RunSpec and where to train it) in, a ``RunResult`` out; a run
+that crashed or whose worker died comes back as ``RunResult.failure(run_id, reason)``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from ..plan.spec import RunSpec
+from ..train.result import RunResult
 
 
 @dataclass(frozen=True)
@@ -22,9 +26,13 @@ class Job:
 
 
 class Executor(Protocol):
-    def run(self, jobs: list[Job], on_result: Callable[[dict], None]) -> bool:
-        """Run every job; call on_result(RunResult dict) in the caller's process as each ends.
+    def run(self, jobs: list[Job], on_result: Callable[[RunResult], None]) -> bool:
+        """Run every job; call on_result(RunResult) in the caller's process as each ends.
 
         Returns False when stopped early (Ctrl-C): finished runs were reported, the rest checkpointed.
         """
+        ...
+
+    def close(self) -> None:
+        """Release what the executor holds (worker pools, a Ray cluster it started)."""
         ...

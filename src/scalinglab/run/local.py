@@ -13,6 +13,7 @@ import signal
 from typing import Callable
 
 from ..model.accounting import flops_per_token
+from ..train.result import RunResult
 from .executor import Job
 
 
@@ -28,9 +29,8 @@ def _worker(jobs, results, threads: int, device: str) -> None:
         try:
             res = train(job.spec, job.run_dir, threads=threads, device=device, **job.train_kwargs())
         except Exception as exc:  # one bad run must not take the study down: report it as failed
-            results.put(("error", {"run_id": job.spec.run_id, "reason": f"{type(exc).__name__}: {exc}"}))
-            continue
-        results.put(("result", res.to_dict()))
+            res = RunResult.failure(job.spec.run_id, f"{type(exc).__name__}: {exc}")
+        results.put(res)
         if res.status == "interrupted":
             return
 
@@ -48,13 +48,6 @@ def _die_with_parent() -> None:
         pass  # not Linux: the driver's SIGTERM handling still stops workers on a clean stop
 
 
-def _as_result(kind: str, payload: dict) -> dict:
-    """A worker's message as the RunResult dict the caller records (a crash becomes a failed run)."""
-    if kind == "result":
-        return payload
-    return {"run_id": payload["run_id"], "status": "failed", "reason": payload["reason"]}
-
-
 class LocalExecutor:
     def __init__(self, workers: int | None = None, cores: int | None = None, device: str = "auto"):
         self.device = device
@@ -62,7 +55,10 @@ class LocalExecutor:
         self.workers = max(1, min(workers or self.cores, self.cores))
         self.threads = max(1, self.cores // self.workers)
 
-    def run(self, jobs: list[Job], on_result: Callable[[dict], None]) -> bool:
+    def close(self) -> None:
+        """Nothing held between calls: each run() starts and joins its own workers."""
+
+    def run(self, jobs: list[Job], on_result: Callable[[RunResult], None]) -> bool:
         if not jobs:
             return True
         jobs = sorted(jobs, key=lambda j: -j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla"))
@@ -78,13 +74,13 @@ class LocalExecutor:
         try:
             while pending:
                 try:
-                    kind, payload = res_q.get(timeout=0.5)
+                    result = res_q.get(timeout=0.5)
                 except queue.Empty:
                     if not any(p.is_alive() for p in procs):
                         break  # every worker exited (e.g. killed): what is left stays planned
                     continue
                 pending -= 1
-                on_result(_as_result(kind, payload))
+                on_result(result)
         except KeyboardInterrupt:
             stopped = True
             for p in procs:
@@ -92,7 +88,7 @@ class LocalExecutor:
                     os.kill(p.pid, signal.SIGTERM)
             while True:  # every report, including those a worker sent just before it exited
                 try:
-                    on_result(_as_result(*res_q.get(timeout=0.5)))
+                    on_result(res_q.get(timeout=0.5))
                 except queue.Empty:
                     if not any(p.is_alive() for p in procs):
                         break

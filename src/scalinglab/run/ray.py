@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ScalingLabError
+from ..train.result import RunResult
 from ..model.accounting import flops_per_token, param_breakdown
 from ..plan.spec import RunSpec
 from .executor import Job
@@ -50,7 +51,7 @@ def gpu_fraction(spec: RunSpec, gpu_memory_gb: float = 80.0, step: int = 16) -> 
     return float(min(1.0, max(1.0 / step, share)))
 
 
-def _train_task(spec_dict: dict, run_dir: str, shards, threads: int, device: str, branching: dict) -> dict:
+def _train_task(spec: RunSpec, run_dir: str, shards, threads: int, device: str, branching: dict) -> RunResult:
     """One run inside a Ray worker: lock the run directory, train (resuming from its checkpoint)."""
     import fcntl
 
@@ -60,9 +61,8 @@ def _train_task(spec_dict: dict, run_dir: str, shards, threads: int, device: str
     stop_file = out.parent / STOP_FILE
     with open(out / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a straggler of this run (a worker not yet reaped) finishes first
-        res = train(RunSpec.from_dict(spec_dict), out, threads=threads, device=device, shards=shards,
-                    should_stop=stop_file.exists, **branching)
-    return res.to_dict()
+        return train(spec, out, threads=threads, device=device, shards=shards,
+                     should_stop=stop_file.exists, **branching)
 
 
 class RayExecutor:
@@ -110,7 +110,7 @@ class RayExecutor:
         return node_cpus, bool(gpus)
 
     # -- the protocol -----------------------------------------------------------------------------------
-    def run(self, jobs: list[Job], on_result: Callable[[dict], None]) -> bool:
+    def run(self, jobs: list[Job], on_result: Callable[[RunResult], None]) -> bool:
         if not jobs:
             return True
         ray = self.connect()
@@ -131,7 +131,7 @@ class RayExecutor:
             gpus = gpu_fraction(job.spec, self.gpu_memory_gb) if on_gpu else 0.0
             ref = task.options(num_cpus=cpus, num_gpus=gpus, max_retries=self.max_retries, retry_exceptions=False,
                                name=f"scalinglab-run-{job.spec.run_id}").remote(
-                job.spec.to_dict(), job.run_dir, shard_refs[(job.spec.data, job.spec.tokenizer)], cpus, device,
+                job.spec, job.run_dir, shard_refs[(job.spec.data, job.spec.tokenizer)], cpus, device,
                 job.train_kwargs())
             refs[ref] = job
         pending, stopped = list(refs), False
@@ -183,13 +183,12 @@ def _in_memory(shards):
                                validation=np.ascontiguousarray(shards.validation))
 
 
-def _collect(ray, ref, job: Job) -> dict:
-    """A task's RunResult dict; a run whose task failed for good becomes a failed run with the reason."""
+def _collect(ray, ref, job: Job) -> RunResult:
+    """A task's RunResult; a run whose task failed for good becomes a failed run with the reason."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-        return {"run_id": job.spec.run_id, "status": "failed", "reason": f"{type(cause).__name__}: {cause}"}
+        return RunResult.failure(job.spec.run_id, f"{type(cause).__name__}: {cause}")
     except ray.exceptions.RayError as exc:  # the worker died on every retry, or the node was lost
-        return {"run_id": job.spec.run_id, "status": "failed",
-                "reason": f"its Ray worker died and retries ran out: {type(exc).__name__}"}
+        return RunResult.failure(job.spec.run_id, f"its Ray worker died and retries ran out: {type(exc).__name__}")

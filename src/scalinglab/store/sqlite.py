@@ -8,6 +8,7 @@ A run is ``done`` only in the same transaction that commits its eval rows.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from ..atomic import writing
 from ..errors import ScalingLabError
 
 FORMAT = "scalinglab.study"
+RUN_ID = re.compile(r"[0-9a-f]{12}")
 SCHEMA_VERSION = 1
 RUN_COLUMNS = ("run_id", "role", "status", "reason", "budget", "spec", "n_layer", "d_model", "n_head", "d_head",
                "d_ff", "vocab_size", "n_ctx", "tied", "n_params_nonembed", "n_params_total", "n_tokens", "flops",
@@ -129,6 +131,32 @@ class SQLiteStore:
         if status:
             query, args = query + " AND status = ?", args + [status]
         return pd.read_sql_query(query + " ORDER BY run_id", self._conn, params=args)
+
+    def specs(self, role: str, *, pending: bool = False) -> dict[str, "RunSpec"]:
+        """The role's runs as RunSpecs by run id (``pending``: those not done), each id checked against its
+        spec before anyone builds a path from it: 12 hex digits, and the hash of the spec itself (an edited
+        id such as ../../X cannot send a checkpoint outside the study)."""
+        from ..plan.spec import RunSpec
+        rows = self._conn.execute("SELECT run_id, spec, status FROM runs WHERE role = ? ORDER BY run_id",
+                                  (role,)).fetchall()
+        out = {}
+        for run_id, spec_json, status in rows:
+            if pending and status == "done":
+                continue
+            try:
+                spec = RunSpec.from_dict(json.loads(spec_json))
+            except (TypeError, ValueError, KeyError) as exc:
+                raise ScalingLabError(f"{self.path}: the spec of run {str(run_id)[:40]!r} is not readable ({exc}); "
+                                      f"the store was edited or damaged: restore it or move it aside") from None
+            if not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id) and spec.run_id == run_id):
+                raise ScalingLabError(f"{self.path}: run id {str(run_id)[:40]!r} is not the id of its spec "
+                                      f"({spec.run_id}): the store was edited; restore it or move it aside")
+            out[run_id] = spec
+        return out
+
+    def pending(self, role: str) -> list["RunSpec"]:
+        """The role's runs not yet done, as checked RunSpecs."""
+        return list(self.specs(role, pending=True).values())
 
     def evals(self, run_ids: list[str] | None = None) -> pd.DataFrame:
         table = pd.read_sql_query("SELECT * FROM evals ORDER BY run_id, step", self._conn)
@@ -257,7 +285,7 @@ def _guarded(method):
     return wrapper
 
 
-for _name in ("meta", "set_meta", "plan", "set_status", "finish", "runs", "evals", "fit_table", "curve_table",
+for _name in ("meta", "set_meta", "plan", "set_status", "finish", "runs", "specs", "evals", "fit_table", "curve_table",
               "model_context", "export"):
     setattr(SQLiteStore, _name, _guarded(getattr(SQLiteStore, _name)))
 

@@ -174,7 +174,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     peak_lr = spec.lr or default_lr(shape.d_model)
     steps, T, B = spec.steps, shape.n_ctx, spec.batch_size
     warmup = spec.warmup_steps or default_warmup(steps)
-    fpt = flops_per_token(shape, "chinchilla")
+    flops_per_tok = flops_per_token(shape, "chinchilla")
     evals_at = set(eval_steps(steps, spec.n_evals))
     val_offsets = eval_offsets(shards.validation.size, T, spec.n_eval_tokens)
     n_train = min(shards.train.size, spec.unique_tokens or shards.train.size)  # data-constrained: first U tokens
@@ -196,7 +196,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
         atomic.write_text(config_path, json.dumps(
             {"run_id": spec.run_id, "spec": spec.to_dict(),
              "resolved": {"lr": peak_lr, "steps": steps, "warmup": warmup, "device": device, "threads": threads,
-                          "flops_per_token": fpt, "branched_from": branched, **counts},
+                          "flops_per_token": flops_per_tok, "branched_from": branched, **counts},
              "version": __version__}, indent=1))
     step, evals, noise, elapsed, train_loss, eval_time = 0, [], [0.0, 0.0, 0], 0.0, math.nan, 0.0
     if state is not None:
@@ -219,7 +219,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
         last = evals[-1] if evals else {}
         return RunResult(run_id=spec.run_id, status=status, reason=reason, val_loss=last.get("val_loss", math.nan),
                          bits_per_byte=last.get("bits_per_byte", math.nan), n_params_total=counts["total"],
-                         n_params_nonembed=counts["nonembed"], n_tokens=tokens, flops=fpt * tokens,
+                         n_params_nonembed=counts["nonembed"], n_tokens=tokens, flops=flops_per_tok * tokens,
                          flops_6nd=6.0 * counts["total"] * tokens, lr=peak_lr, steps=step,
                          wall_time_s=elapsed, eval_time_s=eval_time,
                          tokens_per_s=tokens / (elapsed - eval_time) if elapsed > eval_time else 0.0, device=device,
@@ -269,7 +269,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
                 t_eval = time.perf_counter()
                 val = evaluate(model, shards.validation, val_offsets, T, device, autocast)
                 eval_time += time.perf_counter() - t_eval
-                evals.append({"step": step, "tokens": step * B * T, "flops": fpt * step * B * T,
+                evals.append({"step": step, "tokens": step * B * T, "flops": flops_per_tok * step * B * T,
                               "train_loss": train_loss, "val_loss": val, "bits_per_byte": shards.bits_per_byte(val),
                               "lr": lr, "grad_sq": noise[0] / noise[2] if noise[2] else math.nan,
                               "trace_cov": noise[1] / noise[2] if noise[2] else math.nan,

@@ -28,6 +28,11 @@ class RunResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def failure(cls, run_id: str, reason: str) -> "RunResult":
+        """A run that produced no result: its worker raised, or died."""
+        return cls(run_id=run_id, status="failed", reason=reason)
+
 
 def _digest(d: dict) -> str:
     import hashlib

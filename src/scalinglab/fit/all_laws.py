@@ -11,14 +11,14 @@ import pandas as pd
 
 from ..errors import ScalingLabError
 
-LAWS = ("chinchilla", "kaplan", "data-constrained", "all")
+LAW_CHOICES = ("chinchilla", "kaplan", "data-constrained", "all")  # `fit --law`
 
 
 def plan_fits(law: str, approach: str | None = None) -> list[tuple[str, str]]:
     """(law, approach-or-form) pairs to fit for ``--law`` and ``--approach``."""
     from .kaplan import FORMS
-    if law not in LAWS:
-        raise ScalingLabError(f"unknown --law {law!r}: choose one of {', '.join(LAWS)}")
+    if law not in LAW_CHOICES:
+        raise ScalingLabError(f"unknown --law {law!r}: choose one of {', '.join(LAW_CHOICES)}")
     if law in ("kaplan", "data-constrained") and approach is not None:
         raise ScalingLabError(f"--approach applies to --law chinchilla (Approaches 1, 2, 3), not {law}")
     chin = {"1": ["1"], "2": ["2"], "3": ["3"], "all": ["1", "2", "3"]}[approach or ("all" if law == "all" else "3")]
@@ -37,7 +37,7 @@ def fit_every(table: pd.DataFrame, todo: list[tuple[str, str]], *, approach3: Ca
     With one fit asked for, a data problem is raised instead. ``approach3(table)`` makes Approach 3's
     FitResult (its settings live with the caller)."""
     from .approaches import approach1, approach2
-    from .datacon import fit_data_constrained
+    from .data_constrained import fit_data_constrained
     from .kaplan import fit_bcrit, fit_bcrit_sweep, fit_kaplan
     kw = dict(bootstrap=bootstrap, seed=seed)
     fits, skipped, bcrit = [], [], None
