@@ -190,7 +190,7 @@ def _batch_sweep(cfg, store, out, n_runs, executor, log) -> dict | None:
     fits = {}
     for name, fit in (("noise_scale", fit_bcrit), ("batch_sweep", fit_bcrit_sweep)):
         try:
-            fits[name] = fit(curves, bootstrap=cfg.bootstrap, seed=cfg.seed).to_dict()
+            fits[name] = fit(curves, bootstrap=cfg.bootstrap, seed=cfg.seed).to_dict(draws=False)
         except ScalingLabError as exc:
             fits[name] = {"error": str(exc)}
     summary = {"study": cfg.name, "study_id": cfg.study_id, "kind": cfg.kind, "bcrit": fits,

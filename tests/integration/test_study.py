@@ -111,7 +111,9 @@ def test_batch_sweep_study_fits_b_crit_two_ways(tmp_path):
     noise = summary["bcrit"]["noise_scale"]
     assert noise["params"]["B_star"] > 0 and noise["params"]["alpha_B"] > 0 and noise["n_points"] >= 10
     sweep = summary["bcrit"]["batch_sweep"]
-    assert "params" in sweep or "error" in sweep  # tiny runs may share too little loss range; then it says so
+    # 4 batch sizes share enough loss range here (seeded): 11 target losses, B_crit falling with L
+    assert sweep["params"]["B_star"] > 0 and sweep["params"]["alpha_B"] > 0 and sweep["n_points"] >= 5
+    assert "draws" not in sweep.get("bootstrap", {}) and "points" not in sweep  # the summary stays small
     rep = json.loads(cli("report", tmp_path / "s", "--json").stdout)
     assert rep["bcrit"]["noise_scale"]["params"] == noise["params"]
 

@@ -11,6 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from scalinglab.data.shards import build_shards
+from scalinglab.model.accounting import flops_per_token
 from scalinglab.model.family import named_shape
 from scalinglab.plan.spec import RunSpec
 from scalinglab.train.loop import train
@@ -50,7 +51,9 @@ def test_debug_model_learns_well_below_unigram_entropy(shards, tmp_path):
     assert res.bits_per_byte == pytest.approx(res.val_loss / np.log(2), rel=1e-9)  # bytes: 1 token = 1 byte
     rows = res.evals
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows}) and rows[-1]["step"] == res.steps
-    assert rows[-1]["flops"] == pytest.approx(res.flops) and res.flops > res.flops_6nd * 0  # exact count kept
+    exact = res.n_tokens * flops_per_token(spec.shape, "chinchilla")  # Appendix F: attention and embeddings too
+    assert rows[-1]["flops"] == pytest.approx(res.flops) and res.flops == pytest.approx(exact)
+    assert res.flops_6nd == pytest.approx(6 * res.n_params_total * res.n_tokens) and res.flops != res.flops_6nd
     assert all(np.isfinite(r["noise_scale"]) for r in rows[-3:])
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["val_loss"] == res.val_loss and json.loads((tmp_path / "config.json").read_text())["run_id"]
