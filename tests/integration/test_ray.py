@@ -17,6 +17,7 @@ import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("ray")
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 from scalinglab.plan.spec import RunSpec  # noqa: E402
 

@@ -11,6 +11,7 @@ import time
 import pytest
 
 pytest.importorskip("torch")
+pytestmark = pytest.mark.slow
 
 from scalinglab.plan.spec import RunSpec  # noqa: E402
 

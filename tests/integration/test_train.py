@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.slow
 
 from scalinglab.data.shards import build_shards
 from scalinglab.model.accounting import flops_per_token

@@ -5,6 +5,7 @@ import json
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.slow
 
 from scalinglab.data.shards import build_shards
 from scalinglab.model.family import named_shape

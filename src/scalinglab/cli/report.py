@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..report import read_summary  # light: the page's modules (matplotlib) only when it is written
-    from .run import render
+    from ..report.summary import render
     from ..lock import DirLock, running_note
     path = Path(args.study_dir)
     summary = read_summary(path)

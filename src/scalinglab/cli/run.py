@@ -81,6 +81,7 @@ def run(args) -> int:
     if args.json:
         emit_json(summary)
     else:
+        from ..report.summary import render
         print(render(summary))
     return 0 if summary.get("final", True) else 1
 
@@ -101,51 +102,3 @@ class _sigterm_stops:
         import signal
         signal.signal(signal.SIGTERM, self.previous)
         return False
-
-
-def render(summary: dict) -> str:
-    if summary.get("kind") == "batch-sweep":
-        return render_sweep(summary)
-    fit, h = summary["fit"], summary["holdout"]
-    p, ci = fit["params"], fit.get("ci", {})
-    lines = [f"study {summary['study']} ({summary['study_id']}): {summary['n_runs']} runs fitted, "
-             f"Chinchilla Approach 3 (converged: {fit['converged']})"]
-    for k in ("E", "A", "B", "alpha", "beta", "a", "b"):
-        v = p.get(k, fit.get(k))
-        lo_hi = ci.get(k)
-        lines.append(f"  {k:<6}{v:>12.5g}" + (f"  [{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else ""))
-    if summary.get("flop_convention"):
-        lines.append(summary["flop_convention"])
-    lines.append("compute-optimal run of the model family at the next budgets (fitted law, extrapolated):")
-    for row in summary.get("allocations", []):
-        iv = row.get("interval", {}).get("loss")
-        lines.append(f"  C {row['flops']:9.3g} ({row.get('extrapolation', row['flops']):g}x the largest budget)  "
-                     f"N_opt {row.get('n_params', row.get('n_opt')):9.3g}  "
-                     f"D_opt {row.get('n_tokens', row.get('d_opt')):9.3g}  loss {row['loss']:.4f}"
-                     + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""))
-    noise = summary.get("run_noise")
-    if noise:
-        lines.append(f"run-to-run noise: {100 * noise['sd_rel']:.2f}% (sd of log loss over {noise['n_seeds']} seeds "
-                     f"at N {noise['n_params']:,}, D {noise['n_tokens']:,})")
-    iv = h["interval"]
-    lines.append(f"held-out run at {h['flops_budget']:.3g} FLOPs (N {h['n_params']:,}, D {h['n_tokens']:,}): "
-                 f"predicted {h['predicted']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "")
-                 + f", measured {h['measured']:.4f}, error {100 * h['rel_error']:+.2f}%"
-                 + (" (inside the interval)" if h["inside_interval"] else " (outside the interval)"))
-    if h.get("interval_kind"):
-        lines.append(f"  interval: {h['interval_kind']}")
-    return "\n".join(lines)
-
-
-def render_sweep(summary: dict) -> str:
-    lines = [f"batch sweep {summary['study']} ({summary['study_id']}): {summary['n_runs']} runs; "
-             f"B_crit(L) = B_star / L^(1/alpha_B), tokens"]
-    for name, fit in summary["bcrit"].items():
-        if "error" in fit:
-            lines.append(f"  from {name}: not fitted: {fit['error']}")
-            continue
-        p, ci = fit["params"], fit.get("ci", {})
-        span = lambda k: f" [{ci[k][0]:.4g}, {ci[k][1]:.4g}]" if k in ci else ""
-        lines.append(f"  from {name:<12} B_star {p['B_star']:.4g}{span('B_star')}  alpha_B {p['alpha_B']:.4g}"
-                     f"{span('alpha_B')}  ({fit['n_points']} points)")
-    return "\n".join(lines)

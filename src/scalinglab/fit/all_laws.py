@@ -10,6 +10,7 @@ from typing import Callable
 import pandas as pd
 
 from ..errors import ScalingLabError
+from .curves import prepared_once
 
 LAW_CHOICES = ("chinchilla", "kaplan", "data-constrained", "all")  # `fit --law`
 
@@ -41,28 +42,29 @@ def fit_every(table: pd.DataFrame, todo: list[tuple[str, str]], *, approach3: Ca
     from .kaplan import fit_bcrit, fit_bcrit_sweep, fit_kaplan
     kw = dict(bootstrap=bootstrap, seed=seed)
     fits, skipped, bcrit = [], [], None
-    for law, which in todo:
-        try:
-            if law == "chinchilla":
-                if which == "3":
-                    fits.append(approach3(table))
-                elif which == "1":
-                    fits.append(approach1(table, transient=transient, **kw))
+    with prepared_once():  # the table is canonicalised once, not once per law
+        for law, which in todo:
+            try:
+                if law == "chinchilla":
+                    if which == "3":
+                        fits.append(approach3(table))
+                    elif which == "1":
+                        fits.append(approach1(table, transient=transient, **kw))
+                    else:
+                        fits.append(approach2(table, **kw))
+                elif law == "bcrit" and which == "noise scale":
+                    bcrit = fit_bcrit(table, transient=transient, delta=delta, **kw)
+                    fits.append(bcrit)
+                elif law == "bcrit":
+                    fits.append(fit_bcrit_sweep(table, delta=delta, **kw))
+                elif law == "data-constrained":
+                    fits.append(fit_data_constrained(table, delta=delta, **kw))
                 else:
-                    fits.append(approach2(table, **kw))
-            elif law == "bcrit" and which == "noise scale":
-                bcrit = fit_bcrit(table, transient=transient, delta=delta, **kw)
-                fits.append(bcrit)
-            elif law == "bcrit":
-                fits.append(fit_bcrit_sweep(table, delta=delta, **kw))
-            elif law == "data-constrained":
-                fits.append(fit_data_constrained(table, delta=delta, **kw))
-            else:
-                for with_E in (False, True):
-                    fits.append(fit_kaplan(table, which, with_E=with_E, transient=transient, bcrit=bcrit,
-                                           delta=delta, **kw))
-        except ScalingLabError as exc:
-            if len(todo) == 1:
-                raise
-            skipped.append({"law": law, "approach": which, "reason": str(exc)})
+                    for with_E in (False, True):
+                        fits.append(fit_kaplan(table, which, with_E=with_E, transient=transient, bcrit=bcrit,
+                                               delta=delta, **kw))
+            except ScalingLabError as exc:
+                if len(todo) == 1:
+                    raise
+                skipped.append({"law": law, "approach": which, "reason": str(exc)})
     return fits, skipped
