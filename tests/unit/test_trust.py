@@ -271,3 +271,17 @@ def test_a_note_on_the_data_does_not_make_a_fit_degenerate():
     fit = fit_kaplan(_curve_table(), "L(C)")
     assert any("no B_crit law" in w for w in fit.warnings)
     assert fit.converged
+
+
+def test_fit_all_skips_laws_the_data_cannot_support_but_not_a_bad_table():
+    """Issue 16: "this law cannot be fitted to these data" (NotFittable) is skipped with its reason; a user's
+    bad table is the user's error, not 16 skipped laws."""
+    from scalinglab.errors import NotFittable
+    runs = isoflop_runs(DEMO_TRUE, noise=0.005, seed=6)
+    fits, skipped = fit_every(runs, plan_fits("all"), approach3=lambda t: ChinchillaFit().fit(t).result_)
+    assert {f.key for f in fits} >= {"chinchilla:2", "chinchilla:3", "kaplan:L(N,D)"}
+    assert any(s["approach"] == "1" and "needs learning curves" in s["reason"] for s in skipped)
+    bad = runs.assign(loss=runs["loss"].where(runs.index != 3, -1.0))
+    with pytest.raises(ScalingLabError, match="column loss, row 4") as err:
+        fit_every(bad, plan_fits("all"), approach3=lambda t: ChinchillaFit().fit(t).result_)
+    assert not isinstance(err.value, NotFittable)

@@ -9,7 +9,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..errors import ScalingLabError
+from ..errors import NotFittable, ScalingLabError
 from .curves import prepared_once
 
 LAW_CHOICES = ("chinchilla", "kaplan", "data-constrained", "all")  # `fit --law`
@@ -63,7 +63,7 @@ def fit_every(table: pd.DataFrame, todo: list[tuple[str, str]], *, approach3: Ca
                     for with_E in (False, True):
                         fits.append(fit_kaplan(table, which, with_E=with_E, transient=transient, bcrit=bcrit,
                                                delta=delta, **kw))
-            except ScalingLabError as exc:
+            except NotFittable as exc:  # the data do not allow this law; a bad table is raised as it is
                 if len(todo) == 1:
                     raise
                 skipped.append({"law": law, "approach": which, "reason": str(exc)})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import ScalingLabError
+from ..errors import NotFittable, ScalingLabError
 from .curves import Envelope, budgets as budget_of, need_curves, prepare
 from .base import data_range
 from .lawfit import LawFit, percentile_intervals
@@ -80,7 +80,7 @@ def approach1(table: pd.DataFrame, *, transient: float = 0.1, bootstrap: int = 0
     def fit_on(run_ids=None):
         env = env_all.frame(run_ids)
         if env["N"].nunique() < 2:
-            raise ScalingLabError("Chinchilla Approach 1: one model size wins the whole envelope; "
+            raise NotFittable("Chinchilla Approach 1: one model size wins the whole envelope; "
                                   "train more sizes per budget")
         params, rss = _allocation(env["C"].to_numpy(), env["N"].to_numpy(), env["D"].to_numpy())
         return params, rss, env
@@ -107,7 +107,7 @@ def isoflop_minima(finals: pd.DataFrame, *, min_sizes: int = 3, inside_only: boo
     for C, g in finals.groupby("budget", sort=True):
         sizes = g["N"].nunique()
         if sizes < min_sizes:
-            raise ScalingLabError(f"Chinchilla Approach 2: budget {C:.3g} has {sizes} model size(s); "
+            raise NotFittable(f"Chinchilla Approach 2: budget {C:.3g} has {sizes} model size(s); "
                                   f"a parabola needs at least {min_sizes}")
         x, L = np.log(g["N"].to_numpy()), g["loss"].to_numpy()
         p2, p1, p0 = np.polyfit(x, L, 2)
@@ -138,7 +138,7 @@ def approach2(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: 
         # budget says nothing about N_opt in that resample and is left out of it
         minima, warnings = isoflop_minima(rows, min_sizes=min_sizes, inside_only=resample)
         if len(minima) < 2:
-            raise ScalingLabError(f"Chinchilla Approach 2 needs at least 2 budgets with a minimum; got {len(minima)}")
+            raise NotFittable(f"Chinchilla Approach 2 needs at least 2 budgets with a minimum; got {len(minima)}")
         params, rss = _allocation(minima["budget"].to_numpy(), minima["N_opt"].to_numpy(),
                                   minima["D_opt"].to_numpy(), minima["L_opt"].to_numpy())
         return params, rss, minima, warnings
@@ -152,7 +152,7 @@ def approach2(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: 
             sample = pd.concat([g.iloc[rng.integers(0, len(g), len(g))] for g in groups])
             try:
                 draws.append(fit_on(sample, resample=True)[0])
-            except ScalingLabError:
+            except NotFittable:
                 continue
     return _result("2", params, rss, len(finals), len(minima), draws, level, bootstrap, seed, warnings,
                    {"minima": minima.to_dict(orient="records")},
@@ -167,6 +167,6 @@ def _draws(fit_params, run_ids, n_boot, seed) -> list[dict]:
     for _ in range(n_boot):
         try:
             out.append(fit_params(rng.choice(run_ids, size=len(run_ids), replace=True)))
-        except ScalingLabError:
+        except NotFittable:
             continue
     return out

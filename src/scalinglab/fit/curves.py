@@ -11,7 +11,7 @@ import contextlib
 import numpy as np
 import pandas as pd
 
-from ..errors import ScalingLabError
+from ..errors import NotFittable, ScalingLabError
 from . import table as runs_table
 
 ENVELOPE_POINTS = 1500  # Hoffmann et al. 2022 §3.1: "1500 logarithmically spaced FLOP values"
@@ -65,7 +65,7 @@ def _prepare(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, di
 
 def need_curves(curves: pd.DataFrame | None, what: str) -> pd.DataFrame:
     if curves is None:
-        raise ScalingLabError(f"{what} needs learning curves: a table with run_id and step columns "
+        raise NotFittable(f"{what} needs learning curves: a table with run_id and step columns "
                               f"(one row per eval), e.g. `scalinglab fit STUDY_DIR` or a study export")
     return curves
 
@@ -88,7 +88,7 @@ class Envelope:
         cur = after_transient(curves, transient)
         groups = [g for _, g in cur.groupby("run_id", sort=True) if len(g) >= 2]
         if len(groups) < 2:
-            raise ScalingLabError(f"an envelope over {x} needs at least 2 runs with 2+ evals past the transient; "
+            raise NotFittable(f"an envelope over {x} needs at least 2 runs with 2+ evals past the transient; "
                                   f"got {len(groups)}")
         self.x, self.other = x, ("D" if x == "C" else "C")
         self.grid = np.geomspace(min(g[x].min() for g in groups), max(g[x].max() for g in groups), n_points)
@@ -112,7 +112,7 @@ class Envelope:
         logl = self.logl[rows]
         col = np.flatnonzero(np.isfinite(logl).any(axis=0))
         if len(rows) < 2 or len(col) == 0:
-            raise ScalingLabError(f"an envelope over {self.x} needs at least 2 runs")
+            raise NotFittable(f"an envelope over {self.x} needs at least 2 runs")
         win = rows[np.nanargmin(logl[:, col], axis=0)]
         out = {self.x: self.grid[col], "loss": np.exp(self.logl[win, col]),
                self.other: np.exp(self.logo[win, col]), "run_id": self.run_ids[win], "N": self.N[win]}
@@ -132,7 +132,7 @@ def budgets(finals: pd.DataFrame, tolerance: float = 0.1) -> pd.Series:
     if "budget" in finals:
         return finals["budget"]
     if "C" not in finals:
-        raise ScalingLabError("IsoFLOP budgets need a budget or C/flops column")
+        raise NotFittable("IsoFLOP budgets need a budget or C/flops column")
     order = np.argsort(np.log(finals["C"].to_numpy()))
     logc = np.log(finals["C"].to_numpy())[order]
     label = np.zeros(len(logc), dtype=int)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import ScalingLabError
+from ..errors import NotFittable, ScalingLabError
 from . import laws
 from .curves import prepare
 from .lawfit import Law, LawFit, Points, make_result
@@ -35,10 +35,10 @@ def fit_data_constrained(table: pd.DataFrame, *, bootstrap: int = 0, seed: int =
     finals, _, _ = prepare(table)
     if "U" not in finals:
         if "epochs" not in finals:
-            raise ScalingLabError("the data-constrained law needs a unique_tokens or n_epochs column")
+            raise NotFittable("the data-constrained law needs a unique_tokens or n_epochs column")
         finals = finals.assign(U=finals["D"] / finals["epochs"])
     if not (finals["D"] > finals["U"] * 1.01).any():
-        raise ScalingLabError("the data-constrained law needs runs that repeat data (D > unique_tokens); none do")
+        raise NotFittable("the data-constrained law needs runs that repeat data (D > unique_tokens); none do")
     codes, _ = pd.factorize(finals["run_id"])
     pts = Points({k: finals[k].to_numpy(float) for k in ("N", "D", "U")}, finals["loss"].to_numpy(float), codes)
     return make_result(LAW, "data-constrained", "D'", pts, delta=delta, bootstrap=bootstrap, seed=seed, level=level,

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import ScalingLabError, plain
+from ..errors import NotFittable, ScalingLabError, plain
 from . import table as runs_table
 from .bootstrap import gradient_tolerance, refit_resamples
 from .objectives import THETA, FreeMask, RobustLoss, objective_and_grad_single
@@ -85,7 +85,7 @@ class ChinchillaFit:
         runs, source = self._prepare(runs)
         n_free = int(free.mask.sum())
         if len(runs) <= n_free:
-            raise ScalingLabError(f"need more runs than the {n_free} free parameters to fit the Chinchilla "
+            raise NotFittable(f"need more runs than the {n_free} free parameters to fit the Chinchilla "
                                   f"law; got {len(runs)}")
         if sample_weight is None and "weight" in runs:
             sample_weight = runs["weight"].to_numpy()

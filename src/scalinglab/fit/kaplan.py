@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from ..errors import ScalingLabError
+from ..errors import NotFittable, ScalingLabError
 from . import laws
 from .laws import PF_DAY
 from .curves import Envelope, after_transient, need_curves, prepare
@@ -167,12 +167,12 @@ def fit_bcrit(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: 
     _, curves, _ = prepare(table)
     curves = need_curves(curves, "the critical batch size from the noise scale")
     if "noise_scale" not in curves:
-        raise ScalingLabError("the critical batch size needs a noise_scale column (gradient noise scale per eval, "
+        raise NotFittable("the critical batch size needs a noise_scale column (gradient noise scale per eval, "
                               "in tokens), as `scalinglab train` records")
     cur = after_transient(curves, transient)
     cur = cur[np.isfinite(cur["noise_scale"]) & (cur["noise_scale"] > 0)]
     if len(cur) < 3:
-        raise ScalingLabError(f"the critical batch size needs 3+ positive noise-scale estimates; got {len(cur)}")
+        raise NotFittable(f"the critical batch size needs 3+ positive noise-scale estimates; got {len(cur)}")
     pts = _points(cur, {"L": "loss"}, target="noise_scale")
     return make_result(BCRIT, "bcrit", "noise scale", pts, delta=delta, bootstrap=bootstrap, seed=seed, level=level,
                        settings={"source": "gradient noise scale B_simple", "transient": transient,
@@ -210,11 +210,11 @@ def sweep_critical_batch(curves: pd.DataFrame, n_targets: int = 12) -> pd.DataFr
     """
     batches = (curves["D"] / curves["step"].where(curves["step"] > 0)).groupby(curves["run_id"]).median()
     if batches.round().nunique() < 3:
-        raise ScalingLabError(f"a batch-size sweep needs runs at 3+ batch sizes; got {batches.round().nunique()}")
+        raise NotFittable(f"a batch-size sweep needs runs at 3+ batch sizes; got {batches.round().nunique()}")
     finals = curves.groupby("run_id")["loss"].min()
     lo, hi = finals.max(), curves.groupby("run_id")["loss"].quantile(0.5).min()
     if not hi > lo:
-        raise ScalingLabError("the sweep's runs share no range of losses to compare steps at")
+        raise NotFittable("the sweep's runs share no range of losses to compare steps at")
     targets = np.geomspace(lo, hi, n_targets)
     s = steps_to_loss(curves, targets)
     rows = []
@@ -227,7 +227,7 @@ def sweep_critical_batch(curves: pd.DataFrame, n_targets: int = 12) -> pd.DataFr
             rows.append({"L": float(L), "S_min": float(s_min), "E_min": float(e_min), "B_crit": float(e_min / s_min),
                          "n_batches": int(g["batch"].nunique())})
     if len(rows) < 3:
-        raise ScalingLabError(f"the batch sweep gave B_crit at {len(rows)} loss values; need 3+")
+        raise NotFittable(f"the batch sweep gave B_crit at {len(rows)} loss values; need 3+")
     return pd.DataFrame(rows)
 
 

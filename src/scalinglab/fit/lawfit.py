@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from ..errors import ScalingLabError
+from ..errors import NotFittable, ScalingLabError
 from .base import FitBase, data_range
 from .verdict import judge
 
@@ -214,7 +214,7 @@ def fit_law(law: Law, pts: Points, *, delta: float = 1e-3, n_polish: int = 6,
     """Best theta from the start grid (plus ``extra_starts``), polished; returns (theta, objective, diag)."""
     n_free = len(law.params)
     if len(pts.y) <= n_free:
-        raise ScalingLabError(f"{law.name}: need more points than its {n_free} parameters; got {len(pts.y)}")
+        raise NotFittable(f"{law.name}: need more points than its {n_free} parameters; got {len(pts.y)}")
     logy = np.log(pts.y)
     grid = np.array([[np.log(v) if p in law.scales else v for p, v in zip(law.params, combo)]
                      for combo in product(*(law.starts[p] for p in law.params))], dtype=float)
@@ -228,7 +228,7 @@ def fit_law(law: Law, pts: Points, *, delta: float = 1e-3, n_polish: int = 6,
         values[lo:lo + 512] = np.where(np.isfinite(r).all(axis=1), _huber(r, delta).sum(axis=1), np.inf)
     order = [i for i in np.argsort(values)[:n_polish] if np.isfinite(values[i])]
     if not order:
-        raise ScalingLabError(f"{law.name}: no start gave a finite prediction on these points")
+        raise NotFittable(f"{law.name}: no start gave a finite prediction on these points")
     # the best few advance together (batched LM), then scipy's trust-region finishes the best of them
     th, vals = refit_batched(law, grid[order], [pts] * len(order), delta, iters=200)
     results = [float(v) for v in vals if np.isfinite(v)]
@@ -239,7 +239,7 @@ def fit_law(law: Law, pts: Points, *, delta: float = 1e-3, n_polish: int = 6,
         if v < best_val:
             best, best_val = t, v
     if not np.isfinite(best_val):
-        raise ScalingLabError(f"{law.name}: no start gave a finite prediction on these points")
+        raise NotFittable(f"{law.name}: no start gave a finite prediction on these points")
     ref = min(results) if results else best_val
     agree = sum(abs(v - ref) <= 1e-6 * max(1.0, abs(ref)) for v in results)
     return best, float(best_val), {"n_starts": int(len(grid)), "n_polished": len(results), "n_agree": int(agree)}
@@ -282,7 +282,7 @@ def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "
     for _ in range(n_boot):
         try:
             sample = rebuild(rng.choice(run_ids, size=len(run_ids), replace=True))
-        except ScalingLabError:
+        except NotFittable:
             continue  # a resample too thin to give points (e.g. one budget left with 2 sizes)
         if len(sample.y) > len(law.params):
             samples.append(sample)
