@@ -6,9 +6,10 @@ import sys
 import time
 
 
-def cli(*args, timeout=900):
+def cli(*args, timeout=900, **kw):
+    """`scalinglab ARGS` in a subprocess (the one CLI helper of the tests), output captured as text."""
     return subprocess.run([sys.executable, "-m", "scalinglab", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, **kw)
 
 
 def done_runs(db):

@@ -8,10 +8,7 @@ import pytest
 
 from scalinglab.simulate import DEMO_PATH, demo_runs, isoflop_runs
 
-
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "scalinglab", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+from .helpers import cli
 
 
 @pytest.fixture(scope="module")

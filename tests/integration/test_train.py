@@ -17,13 +17,10 @@ from scalinglab.model.family import named_shape
 from scalinglab.plan.spec import RunSpec
 from scalinglab.train.loop import train
 
+from .helpers import cli
+
 TRAIN_ARGS = ["--size", "debug", "--n-ctx", "64", "--batch-size", "16", "--tokens", "160000",
               "--threads", "1", "--checkpoint-every", "20", "--eval-tokens", "8192", "--json"]
-
-
-def cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "scalinglab", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, **kw)
 
 
 @pytest.fixture(scope="module")
