@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +39,26 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda"):
         raise ScalingLabError(f"unknown device {device!r}: use auto, cpu or cuda")
     return device
+
+
+@dataclass
+class NoiseSums:
+    """Running sums of the unbiased |G|^2 and tr(Sigma) estimates since the last eval (McCandlish et al.
+    2018 App. A.1); kept in checkpoints as a plain list (a weights_only load takes no custom types)."""
+
+    grad_sq: float = 0.0
+    trace_cov: float = 0.0
+    count: int = 0
+
+    def as_list(self) -> list:
+        return [self.grad_sq, self.trace_cov, self.count]
+
+    def estimates(self) -> dict:
+        """Per-eval means and the noise scale B_simple = tr(Sigma) / |G|^2 (NaN when nothing was measured)."""
+        if not self.count:
+            return {"grad_sq": math.nan, "trace_cov": math.nan, "noise_scale": math.nan}
+        return {"grad_sq": self.grad_sq / self.count, "trace_cov": self.trace_cov / self.count,
+                "noise_scale": self.trace_cov / self.grad_sq if self.grad_sq > 0 else math.nan}
 
 
 def check_memory(shape, batch_size: int, device: str) -> None:
@@ -198,16 +219,16 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
              "resolved": {"lr": peak_lr, "steps": steps, "warmup": warmup, "device": device, "threads": threads,
                           "flops_per_token": flops_per_tok, "branched_from": branched, **counts},
              "version": __version__}, indent=1))
-    step, evals, noise, elapsed, train_loss, eval_time = 0, [], [0.0, 0.0, 0], 0.0, math.nan, 0.0
+    step, evals, noise, elapsed, train_loss, eval_time = 0, [], NoiseSums(), 0.0, math.nan, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
-        step, evals, noise = state["step"], state["evals"], state["noise"]
+        step, evals, noise = state["step"], state["evals"], NoiseSums(*state["noise"])
         elapsed, train_loss, eval_time = state["elapsed"], state["train_loss"], state["eval_time"]
 
     def save_checkpoint(path=ckpt_path, **ids):
         checkpoint.save(path, {"run_id": spec.run_id, **ids, "model": model.state_dict(),
-                               "optim": opt.state_dict(), "step": step, "evals": evals, "noise": noise,
+                               "optim": opt.state_dict(), "step": step, "evals": evals, "noise": noise.as_list(),
                                "elapsed": elapsed, "train_loss": train_loss, "eval_time": eval_time})
 
     snapshot_at = {s for s in snapshot_at if 0 < s < steps}
@@ -256,9 +277,9 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
             if measure:
                 # McCandlish et al. 2018 App. A.1: unbiased |G|^2 and tr(Sigma) from two batch sizes
                 g_big, b_small, b_big = _grad_sq(model), (B // 2) * T, B * T
-                noise[0] += (b_big * g_big - b_small * g_small) / (b_big - b_small)
-                noise[1] += (g_small - g_big) / (1 / b_small - 1 / b_big)
-                noise[2] += 1
+                noise.grad_sq += (b_big * g_big - b_small * g_small) / (b_big - b_small)
+                noise.trace_cov += (g_small - g_big) / (1 / b_small - 1 / b_big)
+                noise.count += 1
             torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -271,10 +292,8 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
                 eval_time += time.perf_counter() - t_eval
                 evals.append({"step": step, "tokens": step * B * T, "flops": flops_per_tok * step * B * T,
                               "train_loss": train_loss, "val_loss": val, "bits_per_byte": shards.bits_per_byte(val),
-                              "lr": lr, "grad_sq": noise[0] / noise[2] if noise[2] else math.nan,
-                              "trace_cov": noise[1] / noise[2] if noise[2] else math.nan,
-                              "noise_scale": noise[1] / noise[0] if noise[2] and noise[0] > 0 else math.nan})
-                noise = [0.0, 0.0, 0]
+                              "lr": lr, **noise.estimates()})
+                noise = NoiseSums()
                 if not math.isfinite(val):
                     elapsed = time.perf_counter() - t_start
                     res = result("failed", f"non-finite validation loss at step {step}")
