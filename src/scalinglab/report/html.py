@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_bytes, write_text
-from ..errors import ScalingLabError
+from ..errors import NotFittable, ScalingLabError
 from ..fit.result import FitResult
 from ..published import LAWS as PUBLISHED
 from . import plots, read_summary
@@ -77,7 +77,7 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> 
 
     def approach3(_):
         if fit3 is None:
-            raise ScalingLabError("no Approach 3 fit for this table")
+            raise NotFittable("no Approach 3 fit for this table (a batch sweep has none)")
         return fit3
     flop_axis = plots.FlopAxis(finals)
     six_nd = 6 * finals["N"] * finals["D"]
@@ -168,6 +168,14 @@ def _draw(make) -> tuple[str, bytes | str]:
 _CHILD_FIGURES: dict = {}  # what a forked child draws: set before the fork, read in the child
 
 
+def _child_signals() -> None:
+    """The forked child must not inherit the driver's SIGTERM handler (cli/run.py): terminating the pool
+    sends SIGTERM, which must end the child quietly, not raise KeyboardInterrupt there."""
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _draw_in_child(keys) -> dict:
     return {k: _draw(_CHILD_FIGURES[k]) for k in keys}
 
@@ -185,7 +193,7 @@ class _FiguresInChild:
         if (os.cpu_count() or 1) >= 2 and "fork" in mp.get_all_start_methods():
             _CHILD_FIGURES.clear()
             _CHILD_FIGURES.update(self.makers)
-            self.pool = mp.get_context("fork").Pool(1)
+            self.pool = mp.get_context("fork").Pool(1, initializer=_child_signals)
             self.pending = self.pool.apply_async(_draw_in_child, (list(self.makers),))
         return self
 
