@@ -231,8 +231,9 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
         plan = plan_in_family(fit, C, cfg, vocab_size, cfg.min_steps)
         spec = RunSpec.from_dict(plan["spec"])
         N, D, predicted = int(plan["n_params"]), spec.n_tokens, plan["loss"]
-        fit_iv = fit.predict_interval(N, D)
-        pred_iv = fit.predict_interval(N, D, kind="prediction") if run_noise else fit_iv
+        # the plan computed both intervals from the fit's draws (the prediction one with the seed noise)
+        fit_iv = (plan.get("interval") or {}).get("loss")
+        pred_iv = (plan.get("prediction_interval") or {}).get("loss") if run_noise else fit_iv
         store.set_meta(holdout_prediction={
             "run_id": spec.run_id, "spec": spec.to_dict(), "flops_budget": C, "n_params": N, "n_tokens": D,
             "flops": D * flops_per_token(spec.shape, "chinchilla"), "predicted": predicted,

@@ -36,7 +36,7 @@ def run(args) -> int:
         print(render(summary))
         from ..report.html import build, study_inputs
         out = Path(args.out) if args.out else path / "report"
-        with DirLock(path, "report") if out.resolve().is_relative_to(path.resolve()) else _nothing():
+        with DirLock(path, "report") if out.resolve().is_relative_to(path.resolve()) else contextlib.nullcontext():
             inputs = study_inputs(path, summary, refit=args.refit)
             if inputs["fits"] is None and inputs["fit3"] is not None and summary.get("kind") != "batch-sweep":
                 from ..report.html import fit_all
@@ -46,6 +46,3 @@ def run(args) -> int:
         print(f"wrote {page}")
     return 0
 
-
-def _nothing():
-    return contextlib.nullcontext()
