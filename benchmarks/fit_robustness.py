@@ -33,7 +33,8 @@ def scenarios():
     yield "isoflop epoch 1%", isoflop_runs(epoch, sizes_per_budget=30, noise=0.01, seed=2)
     yield "isoflop chinchilla 5%", isoflop_runs(chin, sizes_per_budget=30, noise=0.05, seed=3)
     yield "random design 245 runs 2%", random_design(epoch, 245, 0.02, 4)
-    yield "few runs (12)", isoflop_runs(chin, budgets=[1e19, 1e20, 1e21], sizes_per_budget=4, noise=0.01, seed=5)
+    yield "few runs (12)", isoflop_runs(chin, budgets=[1e19, 1e20, 1e21], sizes_per_budget=4, noise=0.01,
+                                        seed=5)
     out = isoflop_runs(epoch, sizes_per_budget=30, noise=0.01, seed=6)
     out.loc[::17, "loss"] *= 1.3  # outliers: diverged or mistuned runs
     yield "outliers every 17th run", out
@@ -46,7 +47,8 @@ def main():
         t0 = time.perf_counter()
         res = ChinchillaFit().fit(runs).result_
         t_ours = time.perf_counter() - t0
-        line = f"{name:<28} runs={len(runs):<4} ours {t_ours:6.3f}s f={res.objective:.12g} conv={res.converged}"
+        line = (f"{name:<28} runs={len(runs):<4} ours {t_ours:6.3f}s f={res.objective:.12g} "
+                f"conv={res.converged}")
         if not quick:
             t_base, f_base, _ = baseline(runs)
             verdict = "ok" if res.objective <= f_base * (1 + 1e-12) else "HIGHER"

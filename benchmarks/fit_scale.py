@@ -36,7 +36,8 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     args = ap.parse_args()
     for n in args.sizes:
-        out = subprocess.run([sys.executable, "-c", CHILD, str(n)], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", CHILD, str(n)], capture_output=True, text=True,
+                             check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         p = r["params"]
         print(f"{r['runs']:>9,} runs: {r['seconds']:7.2f} s, peak RSS {r['peak_rss_mib']:7.0f} MiB "

@@ -14,7 +14,7 @@ from scipy.optimize import minimize
 
 from scalinglab.fit.estimators import ChinchillaFit
 from scalinglab.fit.objectives import FreeMask, RobustLoss, objective_and_grad_single
-from scalinglab.fit.solver import RunData, default_grid
+from scalinglab.fit.solver import default_grid
 from scalinglab.published import CHINCHILLA
 from scalinglab.simulate import isoflop_runs
 
@@ -42,7 +42,8 @@ def main() -> None:
     per_budget = 25
     runs = isoflop_runs(CHINCHILLA, budgets=np.geomspace(6e18, 3e21, max(1, args.runs // per_budget)),
                         sizes_per_budget=per_budget, noise=args.noise, seed=args.seed)
-    print(f"data: {len(runs)} runs simulated from the Chinchilla law, {args.noise:.0%} noise, seed {args.seed}")
+    print(f"data: {len(runs)} runs simulated from the Chinchilla law, {args.noise:.0%} noise, seed "
+          f"{args.seed}")
 
     times = []
     for _ in range(5):
@@ -67,7 +68,8 @@ def main() -> None:
     for k in ("E", "A", "B", "alpha", "beta", "a"):
         lo, hi = boot.ci[k]
         truth = CHINCHILLA.get(k, CHINCHILLA["beta"] / (CHINCHILLA["alpha"] + CHINCHILLA["beta"]))
-        print(f"  {k:<6} 95% CI [{lo:.4g}, {hi:.4g}]  true {truth:.4g}  {'covered' if lo <= truth <= hi else 'MISSED'}")
+        print(f"  {k:<6} 95% CI [{lo:.4g}, {hi:.4g}]  true {truth:.4g}  "
+              f"{'covered' if lo <= truth <= hi else 'MISSED'}")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import tempfile
 import time
 
 from scalinglab.data.shards import build_shards
-from scalinglab.plan.grid import isoflop_grid
 from scalinglab.plan.config import load_study
+from scalinglab.plan.grid import isoflop_grid
 from scalinglab.run.executor import Job
 from scalinglab.run.local import LocalExecutor
 
@@ -66,7 +66,8 @@ def main() -> None:
               f"{tokens / wall / 1e3:6.1f}k tokens/s")
     print(f"speed-up per-core / sequential: {rows['sequential'] / rows['per-core']:.2f}x (bar >= 1.8x)")
     if args.reference:
-        print(f"  packing: per-core / one-thread {rows['one-thread'] / rows['per-core']:.2f}x (ideal {cores}x); "
+        print(f"  packing: per-core / one-thread {rows['one-thread'] / rows['per-core']:.2f}x (ideal "
+              f"{cores}x); "
               f"thread scaling: sequential / one-thread {rows['one-thread'] / rows['sequential']:.2f}x "
               f"(the ratio above is bounded by {cores} / this)")
 

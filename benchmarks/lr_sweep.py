@@ -28,8 +28,8 @@ def _one(job):
     from scalinglab.model.accounting import param_breakdown
     from scalinglab.model.family import shape_for_width
     from scalinglab.plan.spec import RunSpec
-    from scalinglab.train.optim import cooldown_start
     from scalinglab.train.loop import train
+    from scalinglab.train.optim import cooldown_start
     shape = shape_for_width(width, vocab_size=256, n_ctx=128)
     specs = [RunSpec(shape=shape, n_tokens=d, batch_size=16, lr=lr, seed=seed, n_eval_tokens=16384, n_evals=4,
                      schedule="wsd", min_lr_frac=0.0, beta2=0.99) for d in DURATIONS]
@@ -42,7 +42,8 @@ def _one(job):
             res.append(train(spec, Path(tmp) / f"b{start}", threads=1,
                              init_from=Path(tmp) / "trunk" / "snapshots" / f"step-{start}.pt"))
     for r in res:
-        rows.append({"width": width, "n_layer": shape.n_layer, "n_params_nonembed": param_breakdown(shape)["nonembed"],
+        rows.append({"width": width, "n_layer": shape.n_layer,
+                     "n_params_nonembed": param_breakdown(shape)["nonembed"],
                      "n_params_total": param_breakdown(shape)["total"], "n_tokens": r.n_tokens, "lr": lr,
                      "seed": seed, "val_loss": r.val_loss, "status": r.status})
     return rows

@@ -42,8 +42,8 @@ def run(name: str, root: Path) -> tuple[StudyConfig, Path, dict]:
 
 
 def row(name: str, out: Path, summary: dict) -> dict:
-    from scalinglab.fit.estimators import ChinchillaFit
     from scalinglab.fit.all_laws import fit_every
+    from scalinglab.fit.estimators import ChinchillaFit
     from scalinglab.store import SQLiteStore
     store = SQLiteStore.open(out / "study.sqlite")
     finals, curves = store.fit_table(), store.curve_table()
@@ -85,7 +85,8 @@ def frontier(cfg: StudyConfig, out: Path) -> list[dict]:
     for (what, spec), res in zip(specs.items(), results):
         N, D = param_breakdown(spec.shape)["total"], spec.n_tokens
         pred = float(fit.predict(N, D))
-        rows.append({"run": what, "N": N, "D": D, "predicted": round(pred, 4), "measured": round(res["val_loss"], 4),
+        rows.append({"run": what, "N": N, "D": D, "predicted": round(pred, 4),
+                     "measured": round(res["val_loss"], 4),
                      "error %": round(100 * (pred / res["val_loss"] - 1), 2)})
     return rows
 

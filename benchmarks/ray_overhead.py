@@ -18,8 +18,8 @@ from pathlib import Path
 
 def study(preset: str, out: Path, *extra: str) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "scalinglab", "run", "--preset", preset, "--out", str(out), "--json",
-                        *extra], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "scalinglab", "run", "--preset", preset, "--out", str(out),
+                        "--json", *extra], capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         sys.exit(f"study failed ({' '.join(extra) or 'local'}): {r.stderr[-2000:]}")
@@ -38,7 +38,8 @@ def main() -> None:
     print(f"  local executor  {local:7.1f} s")
     print(f"  ray executor    {ray:7.1f} s   (local cluster started and stopped by the run)")
     print(f"  ray / local     {ray / local:7.3f}   overhead {ray - local:+.1f} s")
-    print(f"  held-out loss identical: {same} ({s_local['holdout']['measured']:.6f} vs {s_ray['holdout']['measured']:.6f})")
+    print(f"  held-out loss identical: {same} ({s_local['holdout']['measured']:.6f} vs "
+          f"{s_ray['holdout']['measured']:.6f})")
 
 
 if __name__ == "__main__":

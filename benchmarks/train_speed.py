@@ -88,8 +88,9 @@ def plain_loop(shape: ModelShape, data: np.ndarray, batch: int, steps: int) -> f
 # ---- the grid ----------------------------------------------------------------------------------------
 def _grid_specs(n_runs: int, tokens: int) -> list[RunSpec]:
     """Tiny runs of the kind a debug study trains: d_model 32-64, 2-3 layers, 8 x 64-token batches."""
-    shapes = [ModelShape(n_layer=2 + i % 2, d_model=32 + 16 * (i % 3), n_head=4, d_head=(32 + 16 * (i % 3)) // 4,
-                         d_ff=4 * (32 + 16 * (i % 3)), vocab_size=256, n_ctx=64) for i in range(n_runs)]
+    shapes = [ModelShape(n_layer=2 + i % 2, d_model=32 + 16 * (i % 3), n_head=4,
+                         d_head=(32 + 16 * (i % 3)) // 4, d_ff=4 * (32 + 16 * (i % 3)), vocab_size=256,
+                         n_ctx=64) for i in range(n_runs)]
     return [RunSpec(shape=shapes[i], n_tokens=tokens, batch_size=8, seed=i, n_eval_tokens=4096)
             for i in range(n_runs)]
 
@@ -134,17 +135,19 @@ def main():
     for _ in range(args.repeats):  # interleaved, so drifts of the machine hit both alike
         plain.append(plain_loop(shape, np.asarray(shards.train), batch, steps))
         with tempfile.TemporaryDirectory() as out:
-            res = train(RunSpec(shape=shape, n_tokens=args.tokens, batch_size=batch), out, threads=args.threads,
-                        shards=shards)
+            res = train(RunSpec(shape=shape, n_tokens=args.tokens, batch_size=batch), out,
+                        threads=args.threads, shards=shards)
         ours.append(res.tokens_per_s)
         results.append(res)
     res = results[-1]
     print(f"shape: {shape.n_layer} layers, d_model {shape.d_model}, n_ctx {shape.n_ctx}, batch {batch}, "
           f"{args.threads} thread(s), {steps} steps, {args.repeats} interleaved repeats (median)")
-    print(f"plain nanoGPT-style loop: {np.median(plain):10.0f} tokens/s  (each: {', '.join(f'{v:.0f}' for v in plain)})")
-    print(f"scalinglab trainer:       {np.median(ours):10.0f} tokens/s  (each: {', '.join(f'{v:.0f}' for v in ours)})")
-    print(f"  training steps incl. noise-scale steps; its {len(res.evals)} evals took {res.eval_time_s:.1f} of "
-          f"{res.wall_time_s:.1f} s wall ({res.n_tokens / res.wall_time_s:.0f} tokens/s all in)")
+    print(f"plain nanoGPT-style loop: {np.median(plain):10.0f} tokens/s  (each: "
+          f"{', '.join(f'{v:.0f}' for v in plain)})")
+    print(f"scalinglab trainer:       {np.median(ours):10.0f} tokens/s  (each: "
+          f"{', '.join(f'{v:.0f}' for v in ours)})")
+    print(f"  training steps incl. noise-scale steps; its {len(res.evals)} evals took {res.eval_time_s:.1f} "
+          f"of {res.wall_time_s:.1f} s wall ({res.n_tokens / res.wall_time_s:.0f} tokens/s all in)")
     print(f"ratio ours / plain: {np.median(ours) / np.median(plain):.2f}")
     if not args.grid_runs:
         return

@@ -152,7 +152,8 @@ class RReader:
             self.pos += n
             return text
         if kind == 2:  # LISTSXP (pairlist): attributes, tag, car, cdr
-            attr = self.read() if has_attr else None
+            if has_attr:
+                self.read()  # attributes: read past them
             tag = self.read() if has_tag else None
             car, cdr = self.read(), self.read()
             out = {tag: car}

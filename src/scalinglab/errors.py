@@ -2,7 +2,22 @@
 
 
 class ScalingLabError(Exception):
-    """A problem with the user's input, named with how to fix it. Tracebacks are reserved for bugs."""
+    """A problem with the user's input, named with how to fix it. Tracebacks are reserved for bugs.
+
+    The message names the caller's parameters in library terms, each as `name` in backticks, and lists
+    them in ``params``; a front end says them its own way (the CLI: `data` -> --data; cli.in_cli_terms).
+    """
+
+    def __init__(self, message: str = "", *, params: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.params = tuple(params)
+
+    def __reduce__(self):  # crosses process boundaries (worker pools, Ray) with its params
+        return _rebuild, (type(self), str(self), self.params)
+
+
+def _rebuild(cls, message, params):
+    return cls(message, params=params)
 
 
 class NotFittable(ScalingLabError):

@@ -42,8 +42,8 @@ class DirLock:
         except BlockingIOError:
             os.close(fd)
             info = _read_holder(self.path)
-            raise ScalingLabError(f"{self.path.parent} is in use by {_describe(info)}: one writer at a time; wait "
-                                  f"for it to finish or stop it, then run this again") from None
+            raise ScalingLabError(f"{self.path.parent} is in use by {_describe(info)}: one writer at a time; "
+                                  "wait for it to finish or stop it, then run this again") from None
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "what": self.what, "since": time.time(),
                                  "argv": sys.argv[1:]}).encode())
@@ -100,4 +100,5 @@ def running_note(directory: str | Path) -> str | None:
     info = holder(directory)
     if info is None:
         return None
-    return f"note: {Path(directory)} is still being run by {_describe(info)}: this reads the runs finished so far"
+    return (f"note: {Path(directory)} is still being run by {_describe(info)}: this reads the runs "
+            "finished so far")

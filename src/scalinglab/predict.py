@@ -10,8 +10,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
-
 from .errors import ScalingLabError
 from .fit.base import FitBase, load_fit
 from .model.accounting import param_breakdown
@@ -38,9 +36,9 @@ def resolve_law(spec: str, select: str | None = None):
     return published_law(spec)  # raises the unknown-law error
 
 
-def _positive(name: str, value: float) -> float:
+def _positive(param: str, value: float, what: str = "") -> float:
     if value is None or not math.isfinite(value) or value <= 0:
-        raise ScalingLabError(f"{name} must be a positive number, got {value}")
+        raise ScalingLabError(f"`{param}`{what} must be a positive number, got {value}", params=(param,))
     return float(value)
 
 
@@ -51,22 +49,26 @@ def law_name(law) -> str:
 def usable(law, query: str, allow_unconverged: bool = False) -> list[str]:
     """Refuse a query the law cannot answer or a fit that did not converge; returns the warnings to carry."""
     if query not in law.answers:
-        what = {"optimal": "a compute-optimal plan (--flops)", "loss": "the loss of a model (--params, --tokens)"}
+        what = {"optimal": "a compute-optimal plan (`flops`)",
+                "loss": "the loss of a model (`n_params`, `n_tokens`)"}
         can = " and ".join(what.get(a, a) for a in law.answers) or "nothing plan asks"
-        raise ScalingLabError(f"{law_name(law)} ({getattr(law, 'formula', law.form)}) cannot give {what[query]}; it answers {can}")
+        raise ScalingLabError(f"{law_name(law)} ({getattr(law, 'formula', law.form)}) cannot give "
+                              f"{what[query]}; it answers {can}", params=("flops", "n_params", "n_tokens"))
     if query == "loss" and set(getattr(law, "inputs", ("N", "D"))) != {"N", "D"}:
-        raise ScalingLabError(f"{law_name(law)} ({getattr(law, 'formula', law.form)}) needs {', '.join(law.inputs)}, not only N and D")
+        raise ScalingLabError(f"{law_name(law)} ({getattr(law, 'formula', law.form)}) needs "
+                              f"{', '.join(law.inputs)}, not only N and D")
     if isinstance(law, FitBase) and not law.converged:
         why = "; ".join(law.warnings) or "the optimiser did not converge"
         if not allow_unconverged:
-            raise ScalingLabError(f"{law_name(law)} did not converge ({why}): refit, or pass --allow-unconverged "
-                                  f"to plan with it anyway")
+            raise ScalingLabError(f"{law_name(law)} did not converge ({why}): refit, or pass "
+                                  "`allow_unconverged` to plan with it anyway", params=("allow_unconverged",))
         return [f"the fit did not converge: {why}"]
     return []
 
 
 def _extrapolation(law, **values) -> tuple[dict, list[str]]:
-    """How far each queried value lies beyond the range of the data the fit saw (factor > 1), with warnings."""
+    """How far each queried value lies beyond the range of the data the fit saw (factor > 1), with
+    warnings."""
     data = (getattr(law, "settings", None) or {}).get("data_range") or {}
     factors, warnings = {}, []
     for name, v in values.items():
@@ -100,8 +102,8 @@ def _shape(n_opt: float, kind: str, vocab: int, ctx: int) -> tuple[dict, list[st
         shapes = family_shapes(vocab, ctx)
         lo, hi = (float(param_breakdown(x)[kind]) for x in (shapes[0], shapes[-1]))
         warnings.append(f"no shape of the model family is within {SHAPE_TOLERANCE:g}x of N_opt = {n_opt:.4g} "
-                        f"(the family spans {lo:.3g}..{hi:.3g} {kind} parameters at vocab {vocab}, n_ctx {ctx}): "
-                        f"the nearest, {got:.4g}, is shown, not a model of that size")
+                        f"(the family spans {lo:.3g}..{hi:.3g} {kind} parameters at vocab {vocab}, n_ctx "
+                        f"{ctx}): the nearest, {got:.4g}, is shown, not a model of that size")
     return out, warnings
 
 
@@ -109,15 +111,16 @@ def plan_budget(law, flops: float, *, vocab_size: int | None = None, n_ctx: int 
                 allow_unconverged: bool = False) -> dict:
     """Compute-optimal n_params, n_tokens (and loss, when the law gives one) for ``flops``, with a model
     shape of that size in the study's vocabulary and context for a study fit."""
-    C = _positive("--flops (compute budget)", flops)
-    for name, v in (("--vocab-size", vocab_size), ("--n-ctx", n_ctx)):
+    C = _positive("flops", flops, " (compute budget)")
+    for name, v in (("vocab_size", vocab_size), ("n_ctx", n_ctx)):
         if v is not None and v < 1:
-            raise ScalingLabError(f"{name} must be a positive integer, got {v}")
+            raise ScalingLabError(f"`{name}` must be a positive integer, got {v}", params=(name,))
     warnings = usable(law, "optimal", allow_unconverged)
     n_opt, d_opt = (float(v) for v in law.optimal(C))
     if not (math.isfinite(n_opt) and math.isfinite(d_opt) and n_opt > 0 and d_opt > 0):
-        raise ScalingLabError(f"{law_name(law)} has no compute optimum at {C:.4g} FLOPs (N_opt = {n_opt:.4g}, "
-                              f"D_opt = {d_opt:.4g}): its exponents do not describe a loss that falls with N and D")
+        raise ScalingLabError(f"{law_name(law)} has no compute optimum at {C:.4g} FLOPs (N_opt = "
+                              f"{n_opt:.4g}, D_opt = {d_opt:.4g}): its exponents do not describe a loss that "
+                              "falls with N and D")
     out = {"law": law_name(law), "flops": C, "n_params": n_opt, "n_tokens": d_opt}
     if "loss" in law.answers:
         out["loss"] = float(law.predict(n_opt, d_opt))
@@ -154,7 +157,7 @@ def plan_in_family(law, flops: float, cfg, vocab_size: int, min_steps: int = 1) 
     the budget spent in the study's own FLOP count (Appendix F) on the model family's shape the law puts
     lowest; not the closed form of C = 6ND, which differs from it by 1.1-1.8x at small shapes."""
     from .plan.grid import optimum_in_family
-    C = _positive("--flops (compute budget)", flops)
+    C = _positive("flops", flops, " (compute budget)")
     spec = optimum_in_family(law.predict, C, cfg, vocab_size, min_steps)
     n, d = float(param_breakdown(spec.shape)["total"]), float(spec.n_tokens)
     out = {"law": law_name(law), "flops": C, "n_params": n, "n_tokens": d, "loss": float(law.predict(n, d)),
@@ -167,11 +170,12 @@ def plan_in_family(law, flops: float, cfg, vocab_size: int, min_steps: int = 1) 
     return out
 
 
-FAMILY_FLOP_CONVENTION = ("flops: exact training FLOPs, Hoffmann et al. 2022 Appendix F (every term, backward = "
-                          "2x forward), for budgets, the held-out run and allocations alike")
+FAMILY_FLOP_CONVENTION = ("flops: exact training FLOPs, Hoffmann et al. 2022 Appendix F (every term, "
+                          "backward = 2x forward), for budgets, the held-out run and allocations alike")
 
 
-def plan_budget_in_study(study_dir: str | Path, law, flops: float, *, allow_unconverged: bool = False) -> dict:
+def plan_budget_in_study(study_dir: str | Path, law, flops: float, *,
+                         allow_unconverged: bool = False) -> dict:
     """`plan --law STUDY_DIR --flops C`: plan_in_family with the study's config and vocabulary, and the
     factor C extrapolates beyond the study's largest budget."""
     import json
@@ -190,16 +194,16 @@ def plan_budget_in_study(study_dir: str | Path, law, flops: float, *, allow_unco
     del out["spec"]
     largest = float(runs.loc[runs["role"] == "grid", "budget"].max())
     if out["flops"] > largest:
-        warnings.append(f"{out['flops']:.3g} FLOPs is {out['flops'] / largest:.3g}x the study's largest budget "
-                        f"({largest:.3g}): extrapolated")
+        warnings.append(f"{out['flops']:.3g} FLOPs is {out['flops'] / largest:.3g}x the study's largest "
+                        f"budget ({largest:.3g}): extrapolated")
     return out | {"extrapolation": out["flops"] / largest, "warnings": warnings}
 
 
 def plan_point(law, n_params: float, n_tokens: float, *, allow_unconverged: bool = False) -> dict:
     """Predicted loss of a model of ``n_params`` trained on ``n_tokens``: the law's confidence interval and,
     for a fitted law, the prediction interval of one new run (run-to-run noise added)."""
-    N = _positive("--params", n_params)
-    D = _positive("--tokens", n_tokens)
+    N = _positive("n_params", n_params)
+    D = _positive("n_tokens", n_tokens)
     warnings = usable(law, "loss", allow_unconverged)
     out = {"law": law_name(law), "n_params": N, "n_tokens": D, "loss": float(law.predict(N, D)),
            "tokens_per_param": D / N, "flops_6nd": 6 * N * D}
@@ -209,9 +213,10 @@ def plan_point(law, n_params: float, n_tokens: float, *, allow_unconverged: bool
             sd, source = law.noise_sd()
             out["interval"] = list(conf)
             out["prediction_interval"] = list(law.predict_interval(N, D, kind="prediction"))
-            out["interval_kinds"] = {"interval": f"{100 * law.level:g}% bootstrap confidence interval of the law",
-                                     "prediction_interval": f"one new run: the law's interval with run-to-run "
-                                                            f"noise sd {sd:.3g} (log loss, from {source})"}
+            out["interval_kinds"] = {
+                "interval": f"{100 * law.level:g}% bootstrap confidence interval of the law",
+                "prediction_interval": f"one new run: the law's interval with run-to-run noise sd {sd:.3g} "
+                                       f"(log loss, from {source})"}
     factors, extra = _extrapolation(law, N=N, D=D)
     if factors:
         out["extrapolation"] = factors

@@ -17,7 +17,6 @@ import numpy as np
 from .errors import ScalingLabError
 from .fit.laws import PF_DAY, chinchilla_loss, chinchilla_optimal, kaplan_loss_nd, kaplan_n_opt
 
-
 HOFFMANN_2022 = "Hoffmann et al. 2022, Training Compute-Optimal Large Language Models, arXiv 2203.15556"
 KAPLAN_2020 = "Kaplan et al. 2020, Scaling Laws for Neural Language Models, arXiv 2001.08361"
 BESIROGLU_2024 = "Besiroglu et al. 2024, Chinchilla Scaling: A replication attempt, arXiv 2404.10102"
@@ -103,9 +102,10 @@ LAWS = {
     "chinchilla": PublishedLaw(name="chinchilla", form="chinchilla", params=CHINCHILLA,
                                citation=HOFFMANN_2022 + ", §3.3", n_params_kind="total",
                                vocab_size=32000,
-                               note="Hoffmann 2022 Approach 3, constants as printed (rounded): ~32B parameters at "
-                                    "5.76e23 FLOPs. Approaches 1 and 2 (and the Chinchilla model, 70B on 1.4T "
-                                    "tokens) give ~20 tokens per parameter: --law chinchilla-20"),
+                               note="Hoffmann 2022 Approach 3, constants as printed (rounded): ~32B "
+                                    "parameters at 5.76e23 FLOPs. Approaches 1 and 2 (and the Chinchilla "
+                                    "model, 70B on 1.4T tokens) give ~20 tokens per parameter: the law "
+                                    "chinchilla-20"),
     "chinchilla-20": PublishedLaw(name="chinchilla-20", form="rule", params={"tokens_per_param": 20.0},
                                   citation=HOFFMANN_2022 + ", §3.1-3.2, Table 3 (~20 tokens per parameter)",
                                   n_params_kind="total", vocab_size=32000,
@@ -131,4 +131,4 @@ def published_law(name: str) -> PublishedLaw:
         return LAWS[name]
     except KeyError:
         raise ScalingLabError(f"unknown law {name!r}: choose one of {', '.join(LAWS)}, "
-                              f"or give a FIT.json written by `scalinglab fit --out`") from None
+                              "or give a saved fit (a FIT.json file) or a study directory") from None

@@ -18,16 +18,16 @@ import pandas as pd
 from . import atomic, jsonsafe
 from .data.shards import build_shards
 from .errors import ScalingLabError
-from .lock import DirLock
 from .fit.estimators import ChinchillaFit
+from .lock import DirLock
 from .model.accounting import flops_per_token, param_breakdown
-from .train.optim import cooldown_start
+from .plan.config import StudyConfig
 from .plan.grid import isoflop_grid, noise_specs, sweep_grid
 from .plan.spec import RunSpec
 from .predict import FAMILY_FLOP_CONVENTION, plan_in_family
-from .plan.config import StudyConfig
 from .run.executor import Job
 from .store import SQLiteStore
+from .train.optim import cooldown_start
 from .train.result import RunResult
 
 STORE_NAME = "study.sqlite"
@@ -44,9 +44,10 @@ def open_store(out: Path, cfg: StudyConfig, fingerprint: str) -> SQLiteStore:
     if meta.get("study_id") != cfg.study_id:
         raise ScalingLabError(f"{path} holds study {meta.get('study_id')} made with another config "
                               f"(this one is {cfg.study_id}); its finished runs would not match: use another "
-                              f"--out, or re-run with the original config")
+                              "`out` directory, or re-run with the original config", params=("out",))
     if meta.get("corpus_fingerprint") != fingerprint:
-        raise ScalingLabError(f"{path} was trained on corpus {meta.get('corpus_fingerprint')}, not {fingerprint}")
+        raise ScalingLabError(f"{path} was trained on corpus {meta.get('corpus_fingerprint')}, not "
+                              f"{fingerprint}")
     return store
 
 
@@ -74,11 +75,15 @@ def branch_plan(specs: list[RunSpec], out: Path) -> dict[str, dict]:
     return plan
 
 
-def _train_pending(store: SQLiteStore, out: Path, role: str, executor, log=print) -> bool:
-    """Train the role's unfinished runs: WSD trunks and standalone runs first, then the branches."""
-    branching = branch_plan(list(store.specs(role).values()), out)
-    todo = [Job(spec, str(out / "runs" / spec.run_id), **branching.get(spec.run_id, {}))
-            for spec in store.pending(role)]
+def _train_pending(store: SQLiteStore, out: Path, roles: tuple[str, ...], executor, log=print) -> bool:
+    """Train the unfinished runs of ``roles`` in one pass over the workers: WSD trunks and standalone runs
+    first (a seed repeat fills a core the grid's tail leaves idle), then the branches."""
+    todo, role_of = [], {}
+    for role in roles:
+        branching = branch_plan(list(store.specs(role).values()), out)
+        for spec in store.pending(role):
+            todo.append(Job(spec, str(out / "runs" / spec.run_id), **branching.get(spec.run_id, {})))
+            role_of[spec.run_id] = role
     flops = {j.spec.run_id: j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla")
              * (j.spec.cooldown_frac if j.init_from else 1.0) for j in todo}  # a branch trains its cool-down
     total, t0, done = sum(flops.values()), time.monotonic(), [0.0, 0]
@@ -89,7 +94,7 @@ def _train_pending(store: SQLiteStore, out: Path, role: str, executor, log=print
         done[1] += 1
         elapsed = time.monotonic() - t0
         eta = elapsed * (total / done[0] - 1) if done[0] else float("nan")
-        log(f"  [{role} {done[1]}/{len(todo)}] {res.run_id} {res.status}: "
+        log(f"  [{role_of.get(res.run_id, roles[0])} {done[1]}/{len(todo)}] {res.run_id} {res.status}: "
             f"N {res.n_params_total:,} D {res.n_tokens:,} loss {res.val_loss:.4f} "
             f"{res.tokens_per_s / 1e3:.1f}k tok/s; elapsed {elapsed / 60:.1f} min, "
             f"ETA {eta / 60:.1f} min" + (f" ({res.reason})" if res.status == "failed" else ""))
@@ -103,9 +108,9 @@ def check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ScalingLabError(f"cannot create --out {out}: {exc.strerror}") from None
+        raise ScalingLabError(f"cannot create `out` {out}: {exc.strerror}", params=("out",)) from None
     if not os.access(out, os.W_OK):
-        raise ScalingLabError(f"--out {out} is not writable")
+        raise ScalingLabError(f"`out` {out} is not writable", params=("out",))
 
 
 def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None,
@@ -132,9 +137,7 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log) -> 
     done = len(store.runs(role="grid", status="done"))
     log(f"study {cfg.name} ({cfg.study_id}): {len(grid)} grid runs ({cfg.schedule}), {done} already done"
         + (f", {len(noise)} seed repeats" if noise else ""))
-    if not _train_pending(store, out, "grid", executor, log):
-        return None
-    if noise and not _train_pending(store, out, "noise", executor, log):
+    if not _train_pending(store, out, ("grid", "noise"), executor, log):
         return None
     failed = store.runs(role="grid", status="failed")
     if len(failed):
@@ -154,7 +157,8 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log) -> 
                # a study with failed grid runs is provisional: its fit and prediction are redone once they
                # are repaired (the held-out prediction is tied to the exact set of runs it was fitted on)
                "final": not len(failed),
-               "failed_runs": [{"run_id": r, "reason": str(why)} for r, why in zip(failed["run_id"], failed["reason"])]}
+               "failed_runs": [{"run_id": r, "reason": str(why)} for r, why in zip(failed["run_id"],
+                                                                                   failed["reason"])]}
     from .report.html import fit_all
     fit_all(out, store.curve_table(), fit)  # every other law, fitted once: the report draws from it
     _write_summary(out, summary)
@@ -172,8 +176,8 @@ def measure_run_noise(store: SQLiteStore, noise: list, seed: int) -> dict | None
     if len(losses) < 2:
         return None
     return {"n_seeds": int(len(losses)), "losses": [float(x) for x in losses],
-            "sd_rel": float(np.std(np.log(losses), ddof=1)), "n_params": int(param_breakdown(base.shape)["total"]),
-            "n_tokens": int(base.n_tokens)}
+            "sd_rel": float(np.std(np.log(losses), ddof=1)),
+            "n_params": int(param_breakdown(base.shape)["total"]), "n_tokens": int(base.n_tokens)}
 
 
 def _write_summary(out: Path, summary: dict) -> None:
@@ -183,8 +187,9 @@ def _write_summary(out: Path, summary: dict) -> None:
 def _batch_sweep(cfg, store, out, n_runs, executor, log) -> dict | None:
     """Train the planned sweep, then B_crit(L) two ways: from the noise scale and from S_min/E_min."""
     from .fit.kaplan import fit_bcrit, fit_bcrit_sweep
-    log(f"batch sweep {cfg.name} ({cfg.study_id}): {n_runs} runs at batch sizes {', '.join(map(str, cfg.batch_sizes))}")
-    if not _train_pending(store, out, "grid", executor, log):
+    log(f"batch sweep {cfg.name} ({cfg.study_id}): {n_runs} runs at batch sizes "
+        f"{', '.join(map(str, cfg.batch_sizes))}")
+    if not _train_pending(store, out, ("grid",), executor, log):
         return None
     curves = store.curve_table()
     fits = {}
@@ -199,7 +204,8 @@ def _batch_sweep(cfg, store, out, n_runs, executor, log) -> dict | None:
     return summary
 
 
-def allocations(fit, largest: float, cfg: StudyConfig, vocab_size: int, factors=(4, 16, 64, 256)) -> list[dict]:
+def allocations(fit, largest: float, cfg: StudyConfig, vocab_size: int, factors=(4, 16, 64,
+                                                                                 256)) -> list[dict]:
     """The fitted compute-optimal run of the model family at the next budgets (exact FLOPs, like the grid),
     with the law's bootstrap interval on its loss and the factor it extrapolates beyond the largest budget."""
     rows = []
@@ -215,7 +221,8 @@ def with_study_context(fit, cfg: StudyConfig, vocab_size: int, run_noise: dict |
     context (shapes like the study's), and the measured run-to-run noise for prediction intervals."""
     extra = {"vocab_size": int(vocab_size), "n_ctx": int(cfg.n_ctx), "model_family": "scalinglab"}
     if run_noise:
-        extra |= {"noise_sd": run_noise["sd_rel"], "noise_source": f"{run_noise['n_seeds']} seeds of one grid point"}
+        extra |= {"noise_sd": run_noise["sd_rel"],
+                  "noise_source": f"{run_noise['n_seeds']} seeds of one grid point"}
     return dataclasses.replace(fit, settings=dict(fit.settings) | extra)
 
 
@@ -243,8 +250,9 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
         store.plan([spec], "holdout", [C])
         meta = store.meta()
     pred = meta["holdout_prediction"]
-    log(f"held-out run: predicted loss {pred['predicted']:.4f} at N {pred['n_params']:,}, D {pred['n_tokens']:,}")
-    if not _train_pending(store, out, "holdout", executor, log):
+    log(f"held-out run: predicted loss {pred['predicted']:.4f} at N {pred['n_params']:,}, D "
+        f"{pred['n_tokens']:,}")
+    if not _train_pending(store, out, ("holdout",), executor, log):
         return None
     row = store.runs(role="holdout")
     row = row[row["run_id"] == pred["run_id"]].iloc[0]

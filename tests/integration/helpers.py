@@ -1,15 +1,12 @@
-"""Shared by the integration tests: the CLI in a subprocess, and reading a study's store while it runs."""
+"""Shared by the integration tests: the CLI (tests/cli_helpers.py), and reading a study's store while it
+runs."""
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 
-
-def cli(*args, timeout=900, **kw):
-    """`scalinglab ARGS` in a subprocess (the one CLI helper of the tests), output captured as text."""
-    return subprocess.run([sys.executable, "-m", "scalinglab", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, **kw)
+from ..cli_helpers import call, cli  # noqa: F401  (the tests' one CLI helper module)
 
 
 def done_runs(db):
@@ -30,8 +27,8 @@ def default_sigint():
 
 def start_study(out, log, *extra):
     """`scalinglab run --preset debug` in its own session (so a test can signal its whole group)."""
-    return subprocess.Popen([sys.executable, "-m", "scalinglab", "run", "--preset", "debug", "--out", str(out),
-                             *map(str, extra)],
+    return subprocess.Popen([sys.executable, "-m", "scalinglab", "run", "--preset", "debug", "--out",
+                             str(out), *map(str, extra)],
                             stdout=subprocess.DEVNULL, stderr=open(log, "w"), start_new_session=True,
                             preexec_fn=default_sigint)
 

@@ -1,14 +1,14 @@
-"""The CLI end to end, in subprocesses: JSON contracts, FIT.json round trip, and every bad input of issue 3."""
+"""The CLI end to end: JSON contracts, FIT.json round trip, and every bad input of issue 3 (in-process through
+main(), with one round trip and one bad input in a real subprocess)."""
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from scalinglab.simulate import DEMO_PATH, demo_runs, isoflop_runs
 
-from .helpers import cli
+from .helpers import call, cli
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_fit_json_contract_and_plan_reads_the_fit_back(runs_csv, tmp_path):
 
 
 def test_fit_approach2_and_all_laws_from_a_csv(runs_csv, tmp_path):
-    r = cli("fit", runs_csv, "--approach", "2", "--bootstrap", "100", "--json")
+    r = call("fit", runs_csv, "--approach", "2", "--bootstrap", "100", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)  # one fit asked for: one object, as for Approach 3
     assert doc["law"] == "chinchilla" and doc["approach"] == "2"
@@ -52,7 +52,7 @@ def test_fit_approach2_and_all_laws_from_a_csv(runs_csv, tmp_path):
     assert doc["a"] == pytest.approx(a_true, abs=0.03)
     assert doc["ci"]["a"][0] < doc["a"] < doc["ci"]["a"][1]
     out = tmp_path / "fits.json"
-    r = cli("fit", runs_csv, "--law", "all", "--json", "--out", out)
+    r = call("fit", runs_csv, "--law", "all", "--json", "--out", out)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     got = {(f["law"], f["approach"]) for f in doc["fits"]}
@@ -66,17 +66,17 @@ def test_fit_approach2_and_all_laws_from_a_csv(runs_csv, tmp_path):
 
 
 def test_plan_prints_full_precision_and_rounded_differs_from_unrounded():
-    a = json.loads(cli("plan", "--law", "chinchilla", "--flops", "5.76e23", "--json").stdout)
-    b = json.loads(cli("plan", "--law", "chinchilla-unrounded", "--flops", "5.76e23", "--json").stdout)
+    a = json.loads(call("plan", "--law", "chinchilla", "--flops", "5.76e23", "--json").stdout)
+    b = json.loads(call("plan", "--law", "chinchilla-unrounded", "--flops", "5.76e23", "--json").stdout)
     assert a["n_params"] != b["n_params"]
-    text = cli("plan", "--law", "chinchilla", "--flops", "5.76e23").stdout
+    text = call("plan", "--law", "chinchilla", "--flops", "5.76e23").stdout
     assert repr(a["n_params"]) in text
-    k = json.loads(cli("plan", "--law", "kaplan", "--params", "1e8", "--tokens", "1e9", "--json").stdout)
+    k = json.loads(call("plan", "--law", "kaplan", "--params", "1e8", "--tokens", "1e9", "--json").stdout)
     assert round(k["loss"], 4) == 2.9567
 
 
 def test_demo_runs_and_recovers_its_law():
-    r = cli("demo", "--bootstrap", "100", "--json")
+    r = call("demo", "--bootstrap", "100", "--json")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["fit"]["converged"] and abs(doc["fit"]["params"]["alpha"] - 0.35) < 0.05
@@ -97,8 +97,10 @@ def _bad_inputs(tmp, runs_csv):
         "missing file": (["fit", tmp / "nope.csv"], "no such file"),
         "binary file": (["fit", tmp / "binary.csv"], "is not a readable CSV or Parquet file"),
         "not a table": (["fit", tmp / "notes.txt"], "is not a CSV of runs"),
-        "missing column": (["fit", tmp / "nod.csv"], "missing column for D: expected one of D, n_tokens, tokens"),
-        "non-numeric": (["fit", tmp / "text.csv"], "column loss, row 2: value is not a finite number ('abc')"),
+        "missing column": (["fit", tmp / "nod.csv"],
+                           "missing column for D: expected one of D, n_tokens, tokens"),
+        "non-numeric": (["fit", tmp / "text.csv"],
+                        "column loss, row 2: value is not a finite number ('abc')"),
         "NaN": (["fit", tmp / "nan.csv"], "column D, row 2: value is missing (NaN)"),
         "negative": (["fit", tmp / "neg.csv"], "column N, row 2: value -2e+08 must be positive"),
         "zero": (["fit", tmp / "zero.csv"], "column loss, row 2: value 0 must be positive"),
@@ -119,17 +121,34 @@ def _bad_inputs(tmp, runs_csv):
     }
 
 
-def test_every_bad_input_is_one_error_line(tmp_path, runs_csv):
-    for what, (args, message) in _bad_inputs(tmp_path, runs_csv).items():
-        out = tmp_path / f"out-{len(what)}.json"
-        extra = ["--out", out] if args[0] == "fit" and "--out" not in args else []
-        r = cli(*args, *extra)
-        lines = r.stderr.strip().splitlines()
-        assert r.returncode != 0, what
-        assert len(lines) == 1 and lines[0].startswith("error:"), (what, r.stderr)
-        assert message in lines[0], (what, lines[0])
-        assert "Traceback" not in r.stderr and r.stdout == ""
-        assert not out.exists(), what
+BAD_INPUTS = ("missing file", "binary file", "not a table", "missing column", "non-numeric", "NaN",
+              "negative", "zero", "too few runs", "unknown law (fit)", "unknown approach",
+              "approach for kaplan", "approach 1 without curves", "unknown law (plan)", "negative budget",
+              "zero budget", "corrupt FIT.json", "FIT.json of another version", "unwritable --out")
+
+
+@pytest.mark.parametrize("what", BAD_INPUTS)
+def test_every_bad_input_is_one_error_line(what, tmp_path, runs_csv):
+    cases = _bad_inputs(tmp_path, runs_csv)
+    assert set(cases) == set(BAD_INPUTS)
+    args, message = cases[what]
+    out = tmp_path / "out.json"
+    extra = ["--out", out] if args[0] == "fit" and "--out" not in args else []
+    r = call(*args, *extra)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in r.stderr and r.stdout == ""
+    assert not out.exists()
+
+
+def test_a_bad_input_in_a_real_process_is_one_line_and_exit_2(tmp_path):
+    """The in-process cases above, once as a user's shell sees them: exit status 2, one line, no traceback."""
+    r = cli("fit", tmp_path / "nope.csv")
+    lines = r.stderr.splitlines()
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert len(lines) == 1 and lines[0].startswith("error:") and "no such file" in lines[0], r.stderr
 
 
 @pytest.mark.parametrize("args,golden", [
@@ -139,7 +158,7 @@ def test_every_bad_input_is_one_error_line(tmp_path, runs_csv):
 def test_plan_text_matches_golden_file(args, golden):
     from pathlib import Path
     expected = (Path(__file__).parents[1] / "golden" / golden).read_text()
-    assert cli(*args).stdout == expected
+    assert call(*args).stdout == expected
 
 
 def test_fit_report_for_a_csv_from_another_trainer(runs_csv, tmp_path):
@@ -148,7 +167,7 @@ def test_fit_report_for_a_csv_from_another_trainer(runs_csv, tmp_path):
     import re
 
     from PIL import Image
-    r = cli("fit", runs_csv, "--bootstrap", "50", "--report", tmp_path / "rep", "--json")
+    r = call("fit", runs_csv, "--bootstrap", "50", "--report", tmp_path / "rep", "--json")
     assert r.returncode == 0, r.stderr
     json.loads(r.stdout)  # stdout stays one JSON object; the report's path goes to stderr
     page = (tmp_path / "rep" / "report.html").read_text()
@@ -169,11 +188,12 @@ def test_report_renders_in_headless_chromium(runs_csv, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("needs Debian's chromium (apt-get install chromium)")
-    assert cli("fit", runs_csv, "--bootstrap", "50", "--report", tmp_path / "rep").returncode == 0
+    assert call("fit", runs_csv, "--bootstrap", "50", "--report", tmp_path / "rep").returncode == 0
     shot = tmp_path / "shot.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--window-size=1200,4000", f"--screenshot={shot}", (tmp_path / "rep" / "report.html").as_uri()],
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--window-size=1200,4000", f"--screenshot={shot}",
+                    (tmp_path / "rep" / "report.html").as_uri()],
                    capture_output=True, timeout=120)
     pixels = np.asarray(Image.open(shot).convert("L"))
     inked_rows = np.flatnonzero((pixels < 200).any(axis=1))
@@ -205,32 +225,34 @@ def curves_csv(tmp_path_factory):
 
 def test_every_saved_fit_plans_or_says_what_it_answers(curves_csv, tmp_path):
     out = tmp_path / "all.json"
-    r = cli("fit", curves_csv, "--law", "all", "--bootstrap", "20", "--out", out, "--json")
+    r = call("fit", curves_csv, "--law", "all", "--bootstrap", "20", "--out", out, "--json")
     assert r.returncode == 0, r.stderr
     doc = _strict_json(r.stdout)  # strict JSON: no bare NaN anywhere
     keys = {f["key"] for f in doc["fits"]}
     assert {"chinchilla:1", "chinchilla:3", "kaplan:L(N,D)", "kaplan:L(D)"} <= keys
     assert all(f["n_runs"] == 9 for f in doc["fits"] if f["law"] == "chinchilla")  # curves, not 270 rows
-    p = _strict_json(cli("plan", "--law", out, "--fit", "chinchilla:1", "--flops", "1e21", "--json").stdout)
-    assert p["law"] == "fit:chinchilla:1" and p["interval"]["n_params"][0] < p["n_params"] < p["interval"]["n_params"][1]
-    p = _strict_json(cli("plan", "--law", out, "--flops", "1e21", "--json").stdout)
+    p = _strict_json(call("plan", "--law", out, "--fit", "chinchilla:1", "--flops", "1e21", "--json").stdout)
+    lo, hi = p["interval"]["n_params"]
+    assert p["law"] == "fit:chinchilla:1" and lo < p["n_params"] < hi
+    p = _strict_json(call("plan", "--law", out, "--flops", "1e21", "--json").stdout)
     assert p["law"] == "fit:chinchilla:3" and "loss" in p["interval"]
-    r = cli("plan", "--law", out, "--fit", "kaplan:L(D)", "--flops", "1e21")
+    r = call("plan", "--law", out, "--fit", "kaplan:L(D)", "--flops", "1e21")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
     assert "cannot give a compute-optimal plan" in r.stderr and "it answers the loss of a model" in r.stderr
-    r = cli("plan", "--law", out, "--fit", "chinchilla:1", "--params", "1e9", "--tokens", "1e10")
+    r = call("plan", "--law", out, "--fit", "chinchilla:1", "--params", "1e9", "--tokens", "1e10")
     assert r.returncode == 2 and "cannot give the loss of a model" in r.stderr
 
 
 def test_input_flags_version_and_plan_warnings(curves_csv, tmp_path):
     (tmp_path / "study").mkdir()
-    r = cli("fit", tmp_path / "study", "--n-col", "params")
-    assert r.returncode == 2 and "--n-col applies to a CSV or Parquet table, not a study directory" in r.stderr
-    r = cli("--version")
+    r = call("fit", tmp_path / "study", "--n-col", "params")
+    assert r.returncode == 2
+    assert "--n-col applies to a CSV or Parquet table, not a study directory" in r.stderr
+    r = call("--version")
     assert r.returncode == 0 and r.stdout.startswith("scalinglab ")
-    r = cli("plan", "--law", "chinchilla", "--flops", "1e30")
+    r = call("plan", "--law", "chinchilla", "--flops", "1e30")
     assert r.returncode == 0 and "no shape of the model family is within 1.5x" in r.stderr
-    r = cli("plan", "--law", "chinchilla-20", "--flops", "5.76e23", "--json")
+    r = call("plan", "--law", "chinchilla-20", "--flops", "5.76e23", "--json")
     assert _strict_json(r.stdout)["tokens_per_param"] == 20.0
-    r = cli("plan", "--law", "chinchilla", "--flops", "1e20", "--vocab-size", "0")
+    r = call("plan", "--law", "chinchilla", "--flops", "1e20", "--vocab-size", "0")
     assert r.returncode == 2 and "--vocab-size must be a positive integer" in r.stderr

@@ -130,7 +130,8 @@ def test_ray_study_equals_the_local_executors(ray_study, uninterrupted):
 
 
 def test_ray_cli_errors_are_one_line(tmp_path):
-    r = cli("run", "--preset", "debug", "--executor", "ray", "--address", "127.0.0.1:1", "--out", tmp_path / "x")
+    r = cli("run", "--preset", "debug", "--executor", "ray", "--address", "127.0.0.1:1", "--out",
+            tmp_path / "x")
     assert r.returncode != 0
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert lines and "Ray cluster at 127.0.0.1:1" in lines[0], r.stderr[-2000:]
@@ -144,7 +145,8 @@ def test_without_ray_installed_the_error_says_how_to_install(tmp_path):
     """The ray import fails as it does without the extra (a None module entry makes `import ray` raise)."""
     code = ("import sys; sys.modules['ray'] = None\n"
             "from scalinglab.cli import main\n"
-            f"sys.exit(main(['run', '--preset', 'debug', '--executor', 'ray', '--out', r'{tmp_path / 'z'}']))")
+            "sys.exit(main(['run', '--preset', 'debug', '--executor', 'ray', '--out', "
+            f"r'{tmp_path / 'z'}']))")
     r = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
-    assert "error: --executor ray needs Ray: pip install 'scalinglab[ray]'" in r.stderr, r.stderr[-2000:]
+    assert "error: the Ray executor needs Ray: pip install 'scalinglab[ray]'" in r.stderr, r.stderr[-2000:]

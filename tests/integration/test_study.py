@@ -13,9 +13,11 @@ import pytest
 pytest.importorskip("torch")
 pytestmark = pytest.mark.slow
 
+from scalinglab.plan.config import PRESETS  # noqa: E402
 from scalinglab.plan.spec import RunSpec  # noqa: E402
 
-from .helpers import cli, expected_eval_steps, start_study, statuses as read_statuses, wait_done
+from .helpers import call, cli, expected_eval_steps, start_study, wait_done
+from .helpers import statuses as read_statuses
 
 
 def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp_path):
@@ -65,46 +67,48 @@ def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp
 def test_finished_study_reruns_instantly_and_reports(uninterrupted):
     out, summary = uninterrupted
     t0 = time.time()
-    r = cli("run", "--preset", "debug", "--out", out, "--json")
+    r = call("run", "--preset", "debug", "--out", out, "--json")
     assert r.returncode == 0 and time.time() - t0 < 60
     assert json.loads(r.stdout)["holdout"] == summary["holdout"]
-    rep = json.loads(cli("report", out, "--json").stdout)
+    rep = json.loads(call("report", out, "--json").stdout)
     assert set(rep["holdout"]) == {"predicted", "measured", "rel_error", "interval"}
     assert rep["holdout"]["rel_error"] == pytest.approx(
         (summary["holdout"]["predicted"] - summary["holdout"]["measured"]) / summary["holdout"]["measured"])
-    fit = json.loads(cli("fit", out, "--json").stdout)
+    fit = json.loads(call("fit", out, "--json").stdout)
     assert fit["params"] == pytest.approx(summary["fit"]["params"], rel=1e-6)
 
 
-def test_bad_run_inputs_are_one_error_line(uninterrupted, tmp_path):
+BAD_RUNS = {
+    "unknown preset": (["run", "--preset", "huge"], "unknown preset 'huge'"),
+    "not TOML": (["run", "{tmp}/bad.toml"], "is not valid TOML"),
+    "negative budget": (["run", "{tmp}/neg.toml"], "impossible value for budgets"),
+    "unknown key": (["run", "{tmp}/key.toml"], "unknown key 'budgetz'"),
+    "out under a file": (["run", "--preset", "debug", "--out", "{tmp}/file/sub"], "cannot create --out"),
+    "another config's study": (["run", "{tmp}/other.toml", "--out", "{study}"], "made with another config"),
+    "report of no study": (["report", "{tmp}"], "not a study directory"),
+}
+
+
+@pytest.mark.parametrize("what", BAD_RUNS)
+def test_bad_run_inputs_are_one_error_line(what, uninterrupted, tmp_path):
     out, _ = uninterrupted
     (tmp_path / "bad.toml").write_text("[study\nbudgets = 1")
     (tmp_path / "neg.toml").write_text("[study]\nbudgets = [-1e12, 1e13]\n")
     (tmp_path / "key.toml").write_text("[study]\nbudgetz = [1e12]\n")
     (tmp_path / "other.toml").write_text("[study]\nname = 'debug'\nbudgets = [3e11, 6e11]\nn_ctx = 64\n"
                                          "batch_size = 8\nsizes_per_budget = 3\nsize_span = 6.0\n")
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    cases = [
-        (["run", "--preset", "huge"], "unknown preset 'huge'"),
-        (["run", tmp_path / "bad.toml"], "is not valid TOML"),
-        (["run", tmp_path / "neg.toml"], "impossible value for budgets"),
-        (["run", tmp_path / "key.toml"], "unknown key 'budgetz'"),
-        (["run", "--preset", "debug", "--out", blocker / "sub"], "cannot create --out"),
-        (["run", tmp_path / "other.toml", "--out", out], "made with another config"),
-        (["report", tmp_path], "not a study directory"),
-    ]
-    for args, message in cases:
-        r = cli(*args)
-        lines = r.stderr.strip().splitlines()
-        assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("error:"), (args, r.stderr)
-        assert message in lines[0], (args, lines[0])
+    (tmp_path / "file").write_text("x")
+    args, message = BAD_RUNS[what]
+    r = call(*(a.format(tmp=tmp_path, study=out) for a in args))  # in-process: main() as the CLI runs it
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert message in lines[0], lines[0]
 
 
 def test_batch_sweep_study_fits_b_crit_two_ways(tmp_path):
     (tmp_path / "sweep.toml").write_text(
-        "[study]\nname = 'tiny-sweep'\nkind = 'batch-sweep'\nbatch_sizes = [2, 4, 8, 16]\nsweep_params = 37e3\n"
-        "sweep_tokens = 2e5\nn_ctx = 64\nn_eval_tokens = 2048\nmin_steps = 30\nbootstrap = 20\n")
+        "[study]\nname = 'tiny-sweep'\nkind = 'batch-sweep'\nbatch_sizes = [2, 4, 8, 16]\nsweep_params = "
+        "37e3\nsweep_tokens = 2e5\nn_ctx = 64\nn_eval_tokens = 2048\nmin_steps = 30\nbootstrap = 20\n")
     r = cli("run", tmp_path / "sweep.toml", "--out", tmp_path / "s", "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
@@ -115,7 +119,7 @@ def test_batch_sweep_study_fits_b_crit_two_ways(tmp_path):
     # 4 batch sizes share enough loss range here (seeded): 11 target losses, B_crit falling with L
     assert sweep["params"]["B_star"] > 0 and sweep["params"]["alpha_B"] > 0 and sweep["n_points"] >= 5
     assert "draws" not in sweep.get("bootstrap", {}) and "points" not in sweep  # the summary stays small
-    rep = json.loads(cli("report", tmp_path / "s", "--json").stdout)
+    rep = json.loads(call("report", tmp_path / "s", "--json").stdout)
     assert rep["bcrit"]["noise_scale"]["params"] == noise["params"]
 
 
@@ -126,7 +130,7 @@ def test_report_page_is_self_contained_and_every_image_decodes(uninterrupted, tm
 
     from PIL import Image
     out, _ = uninterrupted
-    r = cli("report", out, "--out", tmp_path / "rep")
+    r = call("report", out, "--out", tmp_path / "rep")
     assert r.returncode == 0, r.stderr
     page = (tmp_path / "rep" / "report.html").read_text()
     images = re.findall(r"src='data:image/png;base64,([^']+)'", page)
@@ -142,8 +146,8 @@ def test_report_page_is_self_contained_and_every_image_decodes(uninterrupted, tm
     assert {p.name for p in (tmp_path / "rep").glob("*.png")} >= {"curves.png", "isoflop.png", "holdout.png",
                                                                  "kaplan_ns.png", "residuals.png"}
     laws = dict(sections)[next(t for t, _ in sections if t.startswith("Fitted laws"))]
-    for name in ("Chinchilla Approach 3", "Chinchilla Approach 1", "Kaplan L(N)", "Kaplan L(D)", "Kaplan L(C)",
-                 "Kaplan L(N,D)", "Kaplan L(N,S)", "B_crit (noise scale)"):
+    for name in ("Chinchilla Approach 3", "Chinchilla Approach 1", "Kaplan L(N)", "Kaplan L(D)",
+                 "Kaplan L(C)", "Kaplan L(N,D)", "Kaplan L(N,S)", "B_crit (noise scale)"):
         assert f"<td>{name}" in laws, name
     # every fitted row carries numbers with an interval: "alpha_N = 0.0xx [lo, hi]"
     assert re.search(r"alpha_N = [0-9.e+-]+ \[[0-9.e+-]+, [0-9.e+-]+\]", laws)
@@ -164,17 +168,19 @@ def test_wsd_design_branches_measures_noise_and_spends_the_holdout_budget_in_exa
     h = summary["holdout"]
     assert h["flops"] == pytest.approx(h["flops_budget"], rel=0.01)  # the grid's own FLOP count, not 6ND
     lo, hi = h["interval"]
-    assert lo <= h["fit_interval"][0] and hi >= h["fit_interval"][1] and "run-to-run noise" in h["interval_kind"]
+    assert lo <= h["fit_interval"][0] and hi >= h["fit_interval"][1]
+    assert "run-to-run noise" in h["interval_kind"]
     assert [a["extrapolation"] for a in summary["allocations"]] == [4, 16, 64, 256]
     # `plan --law STUDY_DIR` plans as the study did: its family, vocabulary and FLOP count
     args = ("plan", "--law", out, "--flops", h["flops_budget"], "--json")
     if not summary["fit"]["converged"]:  # the debug grid is too small for a usable law: plan says so first
-        r = cli(*args)
+        r = call(*args)
         assert r.returncode == 2 and "did not converge" in r.stderr and "--allow-unconverged" in r.stderr
         args += ("--allow-unconverged",)
-    planned = json.loads(cli(*args).stdout)
+    planned = json.loads(call(*args).stdout)
     assert planned["n_params"] == h["n_params"] and planned["n_tokens"] == h["n_tokens"]
-    assert planned["loss"] == pytest.approx(h["predicted"]) and planned["extrapolation"] == pytest.approx(4.0)
+    assert planned["loss"] == pytest.approx(h["predicted"])
+    assert planned["extrapolation"] == pytest.approx(PRESETS["debug"]["holdout_factor"])
 
 
 def _children(pid: int) -> list[int]:
@@ -229,7 +235,8 @@ def test_a_prediction_made_on_other_runs_is_made_again(uninterrupted, tmp_path):
     study = tmp_path / "copy"
     shutil.copytree(out_a, study)
     with sqlite3.connect(study / "study.sqlite") as conn:
-        pred = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'holdout_prediction'").fetchone()[0])
+        row = conn.execute("SELECT value FROM meta WHERE key = 'holdout_prediction'").fetchone()
+        pred = json.loads(row[0])
         assert len(pred["fit_runs"]) == summary_a["n_runs"]
         stale = pred | {"fit_runs": pred["fit_runs"][:-1], "predicted": 9.99}  # as if fitted without one run
         conn.execute("UPDATE meta SET value = ? WHERE key = 'holdout_prediction'", (json.dumps(stale),))

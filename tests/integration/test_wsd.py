@@ -52,4 +52,5 @@ def test_branch_from_snapshot_equals_training_alone(tmp_path):
     default_warmup = dict(common, warmup_steps=None)
     train(RunSpec(**default_warmup, n_tokens=64 * 8 * 120), tmp_path / "own-warmup", threads=1, shards=shards,
           init_from=snapshot)
-    assert json.loads((tmp_path / "own-warmup" / "config.json").read_text())["resolved"]["branched_from"] is None
+    config = json.loads((tmp_path / "own-warmup" / "config.json").read_text())
+    assert config["resolved"]["branched_from"] is None

@@ -5,8 +5,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from scalinglab.errors import ScalingLabError
-from scalinglab.model.accounting import (ModelShape, flops_per_token, forward_flops_per_sequence_chinchilla,
-                                         param_breakdown)
+from scalinglab.model.accounting import (
+    ModelShape,
+    flops_per_token,
+    forward_flops_per_sequence_chinchilla,
+    param_breakdown,
+)
 from scalinglab.model.family import NAMED_WIDTHS, named_shape, shape_for_params
 from scalinglab.model.gpt import GPT
 
@@ -68,5 +72,6 @@ def test_flop_conventions():
 
 
 def test_kaplan_table1_approximation():
-    shape = ModelShape(n_layer=24, d_model=1024, n_head=16, d_head=64, d_ff=4096, vocab_size=50257, n_ctx=1024)
+    shape = ModelShape(n_layer=24, d_model=1024, n_head=16, d_head=64, d_ff=4096, vocab_size=50257,
+                       n_ctx=1024)
     assert param_breakdown(shape)["nonembed"] == pytest.approx(12 * 24 * 1024 ** 2, rel=0.002)

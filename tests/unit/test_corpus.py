@@ -35,7 +35,8 @@ def test_split_is_by_document_and_text_is_normalised(corpus):
     texts = {d.text for d in corpus.documents}
     assert len(texts) == len(corpus.documents)  # no duplicate documents
     for d in corpus.documents[::25]:
-        assert "\r" not in d.text and "\n\n\n" not in d.text and " \n" not in d.text and d.text == d.text.strip()
+        assert "\r" not in d.text and "\n\n\n" not in d.text and " \n" not in d.text
+        assert d.text == d.text.strip()
 
 
 def test_user_documents_split_whole_and_single_file_split_by_tail():
@@ -44,7 +45,8 @@ def test_user_documents_split_whole_and_single_file_split_by_tail():
     val = [d for d in split if d.split == "validation"]
     assert 1 <= len(val) <= 3 and {d.text for d in val} == {"x" * 1000}
     one = assign_splits([("only", "abcdefghij" * 100)])
-    assert [d.split for d in one] == ["train", "validation"] and one[0].text + one[1].text == "abcdefghij" * 100
+    assert [d.split for d in one] == ["train",
+                                      "validation"] and one[0].text + one[1].text == "abcdefghij" * 100
 
 
 def test_byte_tokenizer_round_trip_and_seeded_windows():

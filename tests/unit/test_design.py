@@ -2,13 +2,12 @@
 the fitted optimum of its exact-FLOP budget, the prediction interval."""
 import math
 
-import numpy as np
 import pytest
 
 from scalinglab.model.accounting import flops_per_token, param_breakdown
 from scalinglab.model.family import shape_for_params
-from scalinglab.plan.grid import isoflop_grid, noise_specs, optimum_in_family, wsd_grid
 from scalinglab.plan.config import StudyConfig, load_study
+from scalinglab.plan.grid import isoflop_grid, noise_specs, optimum_in_family, wsd_grid
 from scalinglab.predict import plan_budget
 from scalinglab.published import published_law
 from scalinglab.study import branch_plan

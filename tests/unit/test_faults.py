@@ -7,7 +7,6 @@ import random
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +25,8 @@ def _spec(seed=0):
 
 def _result(spec, loss=2.0):
     evals = [{"step": s, "tokens": s * 100, "flops": s * 1e9, "train_loss": loss, "val_loss": loss,
-              "bits_per_byte": loss, "lr": 1e-3, "grad_sq": 1.0, "trace_cov": 2.0, "noise_scale": float("nan")}
+              "bits_per_byte": loss, "lr": 1e-3, "grad_sq": 1.0, "trace_cov": 2.0,
+              "noise_scale": float("nan")}
              for s in (1, 2, 4)]
     return RunResult(run_id=spec.run_id, status="done", val_loss=loss, n_params_total=123520,
                      n_params_nonembed=98944, n_tokens=spec.n_tokens, flops=1e12, flops_6nd=9e11, evals=evals)
@@ -95,7 +95,7 @@ def test_fit_json_gets_the_mode_of_every_other_file(tmp_path):
     assert (tmp_path / "fit.json").stat().st_mode == (tmp_path / "other.json").stat().st_mode
 
 
-# ---- B4, B5, B10: the store ---------------------------------------------------------------------------------
+# ---- B4, B5, B10: the store --------------------------------------------------------------------------------
 
 def test_damaged_pages_are_one_line_and_a_read_only_study_can_be_read(tmp_path):
     path = tmp_path / "study.sqlite"
@@ -126,7 +126,7 @@ def test_damaged_pages_are_one_line_and_a_read_only_study_can_be_read(tmp_path):
         os.access = real_access
 
 
-# ---- B7, B18: result.json -----------------------------------------------------------------------------------
+# ---- B7, B18: result.json ----------------------------------------------------------------------------------
 
 def test_a_bad_result_json_is_set_aside_and_the_run_trains_again(tmp_path, capsys):
     spec = _spec()
@@ -153,7 +153,7 @@ def test_a_diverged_run_is_failed_not_done(tmp_path):
     assert res.status == "failed" and "diverged" in res.reason and "ln(256)" in res.reason
 
 
-# ---- B8: the token cache -------------------------------------------------------------------------------------
+# ---- B8: the token cache -----------------------------------------------------------------------------------
 
 def test_a_truncated_token_cache_is_rebuilt(tmp_path, capsys):
     from scalinglab.data.shards import build_shards
@@ -167,7 +167,7 @@ def test_a_truncated_token_cache_is_rebuilt(tmp_path, capsys):
     assert np.array_equal(again.train, first)
 
 
-# ---- B9: summaries -------------------------------------------------------------------------------------------
+# ---- B9: summaries -----------------------------------------------------------------------------------------
 
 def test_a_wrong_shape_summary_is_refused(tmp_path):
     from scalinglab.report import read_summary
@@ -179,7 +179,7 @@ def test_a_wrong_shape_summary_is_refused(tmp_path):
             read_summary(tmp_path)
 
 
-# ---- B12, B14: configs ---------------------------------------------------------------------------------------
+# ---- B12, B14: configs -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("field,value,message", [
     ("sizes_per_budget", 4.5, "must be an integer"), ("n_ctx", "64", "must be an integer"),
@@ -193,8 +193,8 @@ def test_config_types_and_values_are_checked(field, value, message):
 
 
 def test_a_budget_beyond_the_family_names_the_problem():
-    from scalinglab.plan.grid import isoflop_grid
     from scalinglab.plan.config import StudyConfig
+    from scalinglab.plan.grid import isoflop_grid
     with pytest.raises(ScalingLabError, match="outside the model family.*lower the budget"):
         isoflop_grid(StudyConfig(budgets=(1e30,)), 256)
 
@@ -208,7 +208,7 @@ def test_a_model_too_big_for_memory_is_refused_with_the_estimate():
     check_memory(named_shape("debug", n_ctx=64), 8, "cpu")  # a small one passes
 
 
-# ---- B17: tiny corpora ---------------------------------------------------------------------------------------
+# ---- B17: tiny corpora -------------------------------------------------------------------------------------
 
 def test_a_big_document_is_not_put_into_validation():
     from scalinglab.data.corpus import assign_splits
@@ -217,7 +217,7 @@ def test_a_big_document_is_not_put_into_validation():
     assert 0 < val <= 0.1 * 100_000
 
 
-# ---- B21: strict JSON ----------------------------------------------------------------------------------------
+# ---- B21: strict JSON --------------------------------------------------------------------------------------
 
 def _strict(text):
     def refuse(name):

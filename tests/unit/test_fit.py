@@ -22,7 +22,8 @@ def test_recovers_known_parameters_from_noisy_runs(sim_runs, name):
     assert res.params["beta"] == pytest.approx(truth["beta"], abs=0.04)
     a_true = truth["beta"] / (truth["alpha"] + truth["beta"])
     assert res.a == pytest.approx(a_true, abs=0.03)
-    n_true = (truth["alpha"] * truth["A"] / (truth["beta"] * truth["B"])) ** (1 / (truth["alpha"] + truth["beta"]))
+    a, b = truth["alpha"], truth["beta"]
+    n_true = (a * truth["A"] / (b * truth["B"])) ** (1 / (a + b))
     n_fit, _ = res.optimal(6.0)  # optimal(6) = G: the frontier's coefficient
     assert float(n_fit) == pytest.approx(n_true, rel=0.5)
 
@@ -140,11 +141,13 @@ def test_degenerate_basin_does_not_crowd_out_the_interior_optimum():
     res = ChinchillaFit().fit(runs).result_
     assert res.converged and res.diagnostics["n_basins"] >= 2
     assert 0.02 < res.params["E"] < 0.3
-    assert res.objective == pytest.approx(0.00100187602236, rel=1e-9)  # scipy-from-every-start: 0.00100187602262
+    assert res.objective == pytest.approx(0.00100187602236,
+                                          rel=1e-9)  # scipy-from-every-start: 0.00100187602262
 
 
 def test_a_vanishing_E_is_not_called_converged_even_when_the_optimiser_stopped():
-    """DESIGN §10: E at 0 (a pure power law in these runs) is a degenerate fit, whatever the optimiser says."""
+    """DESIGN §10: E at 0 (a pure power law in these runs) is a degenerate fit, whatever the optimiser
+    says."""
     rng = np.random.default_rng(6)
     N = np.exp(rng.uniform(np.log(1e4), np.log(1e7), 25))
     D = np.exp(rng.uniform(np.log(1e5), np.log(1e9), 25))

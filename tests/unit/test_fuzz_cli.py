@@ -3,16 +3,15 @@ run tables, fit files, study files and summaries. Every case either succeeds wit
 exactly one `error:` line, a non-zero exit, no traceback and no file written."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import random
 
 import numpy as np
 import pytest
 
-from scalinglab.cli import main
 from scalinglab.simulate import DEMO_TRUE, isoflop_runs
+
+from ..cli_helpers import call
 
 SEED = 15
 CASES_PER_KIND = 60  # x 4 kinds = 240 cases per run
@@ -24,14 +23,9 @@ def _strict(text):
     return json.loads(text, parse_constant=refuse)
 
 
-def _call(argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            rc = main([str(a) for a in argv])
-        except SystemExit as exc:  # argparse's --help/--version only
-            rc = int(exc.code or 0)
-    return rc, out.getvalue(), err.getvalue()
+def _called(argv) -> tuple[int, str, str]:
+    r = call(*argv)
+    return r.returncode, r.stdout, r.stderr
 
 
 def _mutations(rng: random.Random, text: str, confusions: list[tuple[str, str]]) -> str:
@@ -66,10 +60,11 @@ def _check(case: str, rc: int, out: str, err: str, written=None):
 @pytest.fixture(scope="module")
 def valid(tmp_path_factory):
     d = tmp_path_factory.mktemp("valid")
-    runs = isoflop_runs(DEMO_TRUE, budgets=np.geomspace(1e18, 1e20, 3), sizes_per_budget=6, noise=0.01, seed=1)
+    runs = isoflop_runs(DEMO_TRUE, budgets=np.geomspace(1e18, 1e20, 3), sizes_per_budget=6, noise=0.01,
+                        seed=1)
     csv = runs.to_csv(index=False, float_format="%.8g")
     (d / "runs.csv").write_text(csv)
-    rc, _, err = _call(["fit", d / "runs.csv", "--bootstrap", "20", "--out", d / "fit.json"])
+    rc, _, err = _called(["fit", d / "runs.csv", "--bootstrap", "20", "--out", d / "fit.json"])
     assert rc == 0, err
     return d, csv, (d / "fit.json").read_text()
 
@@ -78,11 +73,12 @@ def test_fuzz_run_tables(valid, tmp_path):
     _, csv, _ = valid
     rng = random.Random(SEED)
     confusions = [(",", ";"), ("\n", ",x\n"), ("loss", "loss,loss"), ("1e+18", "abc"), ("1e+18", ""),
-                  ("1e+18", "-1e18"), ("1e+18", "1e400"), ("1e+18", "nan"), ("N,", "params_M,"), ("run_id", "name")]
+                  ("1e+18", "-1e18"), ("1e+18", "1e400"), ("1e+18", "nan"), ("N,", "params_M,"), ("run_id",
+                                                                                                  "name")]
     for i in range(CASES_PER_KIND):
         path, out = tmp_path / f"t{i}.csv", tmp_path / f"f{i}.json"
         path.write_text(_mutations(rng, csv, confusions), encoding="latin-1")
-        rc, so, se = _call(["fit", path, "--json", "--out", out])
+        rc, so, se = _called(["fit", path, "--json", "--out", out])
         _check(f"fit case {i}", rc, so, se, out)
 
 
@@ -90,7 +86,8 @@ def test_fuzz_fit_files(valid, tmp_path):
     _, _, fit_text = valid
     rng = random.Random(SEED + 1)
     confusions = [('"E": ', '"E": "x", "_": '), ('"alpha": ', '"alpha": [1], "_": '), ('"params"', '"parms"'),
-                  ('"version": 2', '"version": "2"'), ('"format"', '"fmt"'), ('"draws": [', '"draws": [["a"], '),
+                  ('"version": 2', '"version": "2"'), ('"format"', '"fmt"'), ('"draws": [',
+                                                                              '"draws": [["a"], '),
                   ('"converged": true', '"converged": "yes"'), ('"approach": "3"', '"approach": 3'),
                   ('"law": "chinchilla"', '"law": "kaplan"'), ("{", "[")]
     for i in range(CASES_PER_KIND):
@@ -98,20 +95,21 @@ def test_fuzz_fit_files(valid, tmp_path):
         path.write_text(_mutations(rng, fit_text, confusions), encoding="latin-1")
         for argv in (["plan", "--law", path, "--flops", "1e21", "--json"],
                      ["plan", "--law", path, "--params", "1e9", "--tokens", "2e10", "--json"]):
-            rc, so, se = _call(argv)
+            rc, so, se = _called(argv)
             _check(f"plan case {i}", rc, so, se)
 
 
 def test_fuzz_study_files(tmp_path):
     text = "[study]\nname = \"x\"\nbudgets = [2e11, 5e11]\nsizes_per_budget = 4\nn_ctx = 64\nseed = 0\n"
     rng = random.Random(SEED + 2)
-    confusions = [("4", "4.5"), ("64", '"64"'), ("[2e11, 5e11]", '"2e11"'), ("0\n", "-3\n"), ("[study]", "[stud]"),
+    confusions = [("4", "4.5"), ("64", '"64"'), ("[2e11, 5e11]", '"2e11"'), ("0\n", "-3\n"), ("[study]",
+                                                                                              "[stud]"),
                   ("name", "nam"), ("2e11", "nan"), ("2e11", "true"), ("= ", "== "), ("4\n", "[4]\n")]
     for i in range(CASES_PER_KIND):
         path = tmp_path / f"s{i}.toml"
         path.write_text(_mutations(rng, text, confusions), encoding="latin-1")
         # --workers 0 is refused after the file is read: a valid file never starts training here
-        rc, so, se = _call(["run", path, "--out", tmp_path / f"o{i}", "--workers", "0"])
+        rc, so, se = _called(["run", path, "--out", tmp_path / f"o{i}", "--workers", "0"])
         assert rc != 0
         _check(f"run case {i}", rc, so, se)
         assert not (tmp_path / f"o{i}" / "study.sqlite").exists()
@@ -123,7 +121,8 @@ def test_fuzz_summaries(tmp_path):
     study.mkdir()
     SQLiteStore.create(study / "study.sqlite", {"study_id": "x"}).close()
     summary = json.dumps({"study": "x", "study_id": "y", "fit": {"params": {"E": 1.0}, "converged": True},
-                          "holdout": {"predicted": 1.5, "measured": 1.4, "rel_error": 0.07, "interval": [1.3, 1.6],
+                          "holdout": {"predicted": 1.5, "measured": 1.4, "rel_error": 0.07, "interval": [1.3,
+                                                                                                         1.6],
                                       "flops_budget": 1e13, "n_params": 1000, "n_tokens": 20000},
                           "allocations": []})
     rng = random.Random(SEED + 3)
@@ -132,5 +131,5 @@ def test_fuzz_summaries(tmp_path):
                   ("1e13", "\"big\""), ('"holdout"', '"held"')]
     for i in range(CASES_PER_KIND):
         (study / "summary.json").write_text(_mutations(rng, summary, confusions), encoding="latin-1")
-        rc, so, se = _call(["report", study, "--json"])
+        rc, so, se = _called(["report", study, "--json"])
         _check(f"report case {i}", rc, so, se)

@@ -11,7 +11,8 @@ from scalinglab.published import CHINCHILLA_UNROUNDED, LAWS
 
 
 def test_aliases_are_found_case_insensitively_and_total_is_preferred():
-    table = pd.DataFrame({"n_params_nonembed": [1.0], "N_PARAMS_TOTAL": [2.0], "Tokens": [3.0], "loss": [4.0]})
+    table = pd.DataFrame({"n_params_nonembed": [1.0], "N_PARAMS_TOTAL": [2.0], "Tokens": [3.0],
+                          "loss": [4.0]})
     runs, chosen = runs_table.canonical_columns(table)
     assert chosen == {"N": "N_PARAMS_TOTAL", "D": "Tokens", "loss": "loss", "N_nonembed": "n_params_nonembed"}
     assert runs["N"].iloc[0] == 2.0
@@ -22,7 +23,8 @@ def test_missing_column_lists_aliases():
         runs_table.canonical_columns(pd.DataFrame({"N": [1], "loss": [2]}))
 
 
-@pytest.mark.parametrize("value,message", [("abc", r"column loss, row 2: value is not a finite number \('abc'\)"),
+@pytest.mark.parametrize("value,message", [("abc",
+                                            r"column loss, row 2: value is not a finite number \('abc'\)"),
                                            (None, r"column loss, row 2: value is missing \(NaN\)"),
                                            ("-1", "column loss, row 2: value -1 must be positive"),
                                            ("0", "column loss, row 2: value 0 must be positive")])

@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 
 from scalinglab.errors import ScalingLabError
-from scalinglab.fit.objectives import (FreeMask, RobustLoss, objective, objective_and_grad_single,
-                                       objective_grad_hess, _softmax3)
+from scalinglab.fit.objectives import (
+    FreeMask,
+    RobustLoss,
+    _softmax3,
+    objective,
+    objective_and_grad_single,
+    objective_grad_hess,
+)
 
 
 def _data(seed=0, R=40):

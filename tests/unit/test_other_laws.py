@@ -49,7 +49,8 @@ def test_kaplan_l_of_d_and_l_of_c_from_final_rows():
     assert fit.params["alpha_D"] == pytest.approx(0.095, abs=0.005)
     assert any("no learning curves" in w for w in fit.warnings)
     C = np.geomspace(1e15, 1e19, 9)
-    t = pd.DataFrame({"N": 1e6, "D": C / 6e6, "C": C, "loss": noisy(laws.kaplan_loss_c(C, C_c=2.7e28, alpha_C=0.05))})
+    t = pd.DataFrame({"N": 1e6, "D": C / 6e6, "C": C, "loss": noisy(laws.kaplan_loss_c(C, C_c=2.7e28,
+                                                                                       alpha_C=0.05))})
     fit = fit_kaplan(t, "L(C)")
     assert fit.params["alpha_C"] == pytest.approx(0.05, abs=0.004)
     assert fit.diagnostics["C_c_pf_days"] == pytest.approx(fit.params["C_c"] / 8.64e19)
@@ -86,7 +87,8 @@ def test_kaplan_l_of_n_s_on_curves():
 
 def test_critical_batch_size_from_noise_scale():
     L = np.linspace(2.0, 5.0, 40)
-    t = pd.DataFrame({"run_id": np.repeat(["a", "b", "c", "d"], 10), "step": np.tile(np.arange(1, 11), 4) * 100,
+    t = pd.DataFrame({"run_id": np.repeat(["a", "b", "c", "d"], 10), "step": np.tile(np.arange(1, 11),
+                                                                                     4) * 100,
                       "N": 1e8, "D": 1e9, "loss": L,
                       "noise_scale": noisy(laws.critical_batch_size(L, B_star=2e8, alpha_B=0.21), rel=0.05)})
     fit = fit_bcrit(t, transient=0.0, bootstrap=50)
@@ -95,7 +97,7 @@ def test_critical_batch_size_from_noise_scale():
     assert fit.ci["alpha_B"][0] < 0.21 < fit.ci["alpha_B"][1]
 
 
-# ---- Chinchilla Approaches 1 and 2 ---------------------------------------------------------------------------
+# ---- Chinchilla Approaches 1 and 2 -------------------------------------------------------------------------
 
 CHIN = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
 
@@ -138,7 +140,8 @@ def test_approach2_bias_with_unequal_exponents_and_an_off_centre_grid():
     assert centred.optimal(1e20)[0] / n_true == pytest.approx(1.092, abs=0.002)
     assert off.optimal(1e20)[0] / n_true == pytest.approx(0.947, abs=0.002)
     n_mid = float(laws.chinchilla_optimal(np.sqrt(1e18 * 1e21), A=400.0, B=400.0, alpha=0.5, beta=0.25)[0])
-    fixed = pd.DataFrame([{"N": N, "D": C / (6 * N), "budget": C, "loss": float(laws.chinchilla_loss(N, C / (6 * N), **law))}
+    fixed = pd.DataFrame([{"N": N, "D": C / (6 * N), "budget": C,
+                           "loss": float(laws.chinchilla_loss(N, C / (6 * N), **law))}
                           for C in budgets for N in n_mid * np.geomspace(1 / 30, 30, 9)])
     assert approach2(fixed).params["a"] - a_true == pytest.approx(-0.0135, abs=0.001)
     far = approach2(isoflop(budgets, law, span=4, centre=8.0))
@@ -177,7 +180,8 @@ def test_bad_inputs_are_named():
     with pytest.raises(ScalingLabError, match="needs learning curves"):
         fit_kaplan(finals, "L(N,S)")
     one = finals.groupby("budget").head(1)
-    with pytest.raises(ScalingLabError, match=r"budget 1e\+18 has 1 model size\(s\); a parabola needs at least 3"):
+    with pytest.raises(ScalingLabError,
+                       match=r"budget 1e\+18 has 1 model size\(s\); a parabola needs at least 3"):
         approach2(one)
     two = finals.groupby("budget").head(2)
     with pytest.raises(ScalingLabError, match="has 2 model size"):
@@ -217,7 +221,8 @@ def test_data_constrained_recovers_r_star():
     fit = fit_data_constrained(pd.DataFrame(rows))
     assert fit.params["R_star"] == pytest.approx(15.4, rel=0.25)
     assert fit.params["beta"] == pytest.approx(0.37, abs=0.05)
-    epochs = pd.DataFrame(rows).assign(n_epochs=lambda t: t["D"] / t["unique_tokens"]).drop(columns="unique_tokens")
+    epochs = pd.DataFrame(rows).assign(n_epochs=lambda t: t["D"] / t["unique_tokens"])
+    epochs = epochs.drop(columns="unique_tokens")
     assert fit_data_constrained(epochs).params["R_star"] == pytest.approx(fit.params["R_star"], rel=1e-6)
     with pytest.raises(ScalingLabError, match="none do"):
         fit_data_constrained(pd.DataFrame(rows).assign(unique_tokens=lambda t: t["D"]))

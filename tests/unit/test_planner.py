@@ -4,9 +4,9 @@ import pytest
 from scalinglab.errors import ScalingLabError
 from scalinglab.model.accounting import ModelShape, flops_per_token, param_breakdown
 from scalinglab.model.family import depth_for, family_shapes, shape_for_params
+from scalinglab.plan.config import PRESETS, StudyConfig, load_study
 from scalinglab.plan.grid import isoflop_grid, sweep_grid
 from scalinglab.plan.spec import RunSpec
-from scalinglab.plan.config import PRESETS, StudyConfig, load_study
 
 
 @pytest.mark.parametrize("preset", ["debug", "default", "data-constrained", "gpu-small"])

@@ -15,8 +15,9 @@ def _spec(seed):
 
 
 def _result(spec, loss):
-    evals = [{"step": s, "tokens": s * 100, "flops": s * 1e9, "train_loss": loss + 1 / s, "val_loss": loss + 1 / s,
-              "bits_per_byte": loss, "lr": 1e-3, "grad_sq": 1.0, "trace_cov": 2.0, "noise_scale": 2.0}
+    evals = [{"step": s, "tokens": s * 100, "flops": s * 1e9, "train_loss": loss + 1 / s,
+              "val_loss": loss + 1 / s, "bits_per_byte": loss, "lr": 1e-3, "grad_sq": 1.0, "trace_cov": 2.0,
+              "noise_scale": 2.0}
              for s in (1, 2, 4)]
     return RunResult(run_id=spec.run_id, status="done", val_loss=loss + 0.25, n_params_total=123520,
                      n_params_nonembed=98944, n_tokens=spec.n_tokens, flops=1e12, flops_6nd=9e11, evals=evals)

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scalinglab.cli.common import in_cli_terms
 from scalinglab.errors import ScalingLabError
-from scalinglab.fit import ChinchillaFit
-from scalinglab.fit import laws
+from scalinglab.fit import ChinchillaFit, laws
 from scalinglab.fit import table as runs_table
+from scalinglab.fit.all_laws import fit_every, plan_fits
 from scalinglab.fit.approaches import approach1, approach2
 from scalinglab.fit.base import load_fit, load_fits
-from scalinglab.fit.all_laws import fit_every, plan_fits
 from scalinglab.fit.kaplan import fit_bcrit, fit_kaplan
 from scalinglab.fit.verdict import judge
 from scalinglab.jsonsafe import dumps
@@ -73,7 +73,9 @@ def test_kaplan_with_E_on_a_pure_power_law_is_not_converged():
     N = np.exp(rng.uniform(np.log(1e6), np.log(1e9), 40))
     D = np.exp(rng.uniform(np.log(1e8), np.log(1e11), 40))
     truth = dict(N_c=6.4e13, D_c=1.8e13, alpha_N=0.076, alpha_D=0.103)
-    t = pd.DataFrame({"N": N, "D": D, "loss": laws.kaplan_loss_nd(N, D, **truth) * np.exp(rng.normal(0, 0.002, 40))})
+    t = pd.DataFrame({"N": N, "D": D, "loss": laws.kaplan_loss_nd(N, D, **truth) * np.exp(rng.normal(0,
+                                                                                                     0.002,
+                                                                                                     40))})
     pure = fit_kaplan(t, "L(N,D)", bootstrap=30)
     with_e = fit_kaplan(t, "L(N,D)", with_E=True, bootstrap=30)
     assert pure.converged
@@ -96,7 +98,8 @@ def test_a_negative_allocation_exponent_is_refused_by_plan(tmp_path):
     rows = []
     for C, n_best in ((1e18, 3e8), (1e19, 1e8), (1e20, 3e7)):  # N_opt falling as C grows
         for N in n_best * np.geomspace(0.25, 4, 7):
-            rows.append({"N": N, "D": C / (6 * N), "C": C, "budget": C, "loss": 2 + 0.1 * np.log(N / n_best) ** 2})
+            rows.append({"N": N, "D": C / (6 * N), "C": C, "budget": C,
+                         "loss": 2 + 0.1 * np.log(N / n_best) ** 2})
     fit = approach2(pd.DataFrame(rows))
     assert fit.params["a"] < 0 and not fit.converged
     path = fit.save(tmp_path / "a2.json")
@@ -104,7 +107,7 @@ def test_a_negative_allocation_exponent_is_refused_by_plan(tmp_path):
         plan_budget(load_fit(path), 1e21)
 
 
-# ---- one interface, every law saved and planned ---------------------------------------------------------------
+# ---- one interface, every law saved and planned ------------------------------------------------------------
 
 def _curve_table():
     """Learning curves of an IsoFLOP-like family under a known Chinchilla law, with a noise scale."""
@@ -120,8 +123,8 @@ def _curve_table():
 
 def test_every_fit_saves_loads_and_answers_what_it_can(tmp_path):
     table = _curve_table()
-    fits, _ = fit_every(table, plan_fits("all"), approach3=lambda t: ChinchillaFit(bootstrap=20).fit(t).result_,
-                        bootstrap=20)
+    fits, _ = fit_every(table, plan_fits("all"),
+                        approach3=lambda t: ChinchillaFit(bootstrap=20).fit(t).result_, bootstrap=20)
     fits.append(approach2(isoflop_runs(DEMO_TRUE, noise=0.005, seed=4), bootstrap=20))
     assert {f.key for f in fits} >= {"chinchilla:1", "chinchilla:2", "chinchilla:3", "kaplan:L(N,D)",
                                      "bcrit:noise scale"}
@@ -152,8 +155,9 @@ def test_every_fit_saves_loads_and_answers_what_it_can(tmp_path):
     assert [f.key for f in load_fits(tmp_path / "all.json")] == [f.key for f in fits]
     assert load_fit(tmp_path / "all.json").key == "chinchilla:3"
     assert load_fit(tmp_path / "all.json", "kaplan:L(N,D)").key == "kaplan:L(N,D)"
-    with pytest.raises(ScalingLabError, match="choose one with --fit KEY"):
+    with pytest.raises(ScalingLabError, match="choose one with `select` KEY") as err:
         load_fit(tmp_path / "all.json", "nope")
+    assert "choose one with --fit KEY" in in_cli_terms(str(err.value), err.value.params)
 
 
 def test_approach1_and_2_bands_are_bootstrap_bands_not_a_swung_exponent():
@@ -233,11 +237,11 @@ def test_units_in_flags_or_column_names_and_loss_in_bits(tmp_path):
     pd.DataFrame({"n": base["N"] / 1e9, "d": base["D"] / 1e9, "loss": base["loss"]}).to_csv(
         tmp_path / "plain.csv", index=False)
     silent, _ = runs_table.load_runs(tmp_path / "plain.csv")
-    assert any("--n-units" in n for n in silent.attrs["input"]["notes"])  # millions are flagged
-    assert any("--d-units" in n for n in silent.attrs["input"]["notes"])
+    assert any("`n_units`" in n for n in silent.attrs["input"]["notes"])  # millions are flagged
+    assert any("`d_units`" in n for n in silent.attrs["input"]["notes"])
     flagged, _ = runs_table.load_runs(tmp_path / "plain.csv", n_units="B", d_units="B")
     assert flagged["N"].to_numpy() == pytest.approx(base["N"].to_numpy())
-    with pytest.raises(ScalingLabError, match="--n-units must be one of"):
+    with pytest.raises(ScalingLabError, match="`n_units` must be one of"):
         runs_table.load_runs(tmp_path / "plain.csv", n_units="parsecs")
 
 

@@ -6,6 +6,7 @@ import sys
 
 from ..errors import ScalingLabError
 from . import demo, fit, plan, report, run, train
+from .common import in_cli_terms
 
 COMMANDS = {"run": run, "train": train, "fit": fit, "plan": plan, "report": report, "demo": demo}
 
@@ -18,8 +19,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="scalinglab", description="Scaling-law studies: train a grid, fit every law, "
-                                                    "predict, plan (Kaplan et al. 2020; Hoffmann et al. 2022).")
+    parser = _Parser(prog="scalinglab",
+                     description="Scaling-law studies: train a grid, fit every law, predict, plan "
+                                 "(Kaplan et al. 2020; Hoffmann et al. 2022).")
     from .. import __version__
     parser.add_argument("--version", action="version", version=f"scalinglab {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return int(COMMANDS[args.command].run(args) or 0)
     except ScalingLabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {in_cli_terms(str(exc), exc.params)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -27,3 +27,14 @@ def emit_json(obj: dict) -> None:
 def full(x: float) -> str:
     """A float at full precision: the shortest repr that round-trips."""
     return repr(float(x))
+
+
+# a library parameter -> the flag that sets it, where the two are not spelled alike (`n_ctx` -> --n-ctx)
+FLAG_OF = {"n_params": "--params", "n_tokens": "--tokens", "select": "--fit"}
+
+
+def in_cli_terms(text: str, params: tuple[str, ...]) -> str:
+    """A library message with each of ``params`` it names (`name`) said as the flag that sets it."""
+    for param in params:
+        text = text.replace(f"`{param}`", FLAG_OF.get(param, "--" + param.replace("_", "-")))
+    return text

@@ -8,17 +8,17 @@ from pathlib import Path
 
 from ..errors import ScalingLabError
 from ..fit import table as runs_table
-from ..fit.estimators import ChinchillaFit
 from ..fit.all_laws import fit_every, plan_fits
-from .common import emit_json, positive_float
+from ..fit.estimators import ChinchillaFit
+from .common import emit_json, in_cli_terms, positive_float
 
 APPROACHES = ("1", "2", "3", "all")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("fit", help="fit a scaling law to runs (CSV/Parquet)",
-                       description="Fit a scaling law to a table of runs from any trainer: columns N, D, loss "
-                                   "(aliases n_params/params/n_params_total/n_params_nonembed, "
+                       description="Fit a scaling law to a table of runs from any trainer: columns N, D, "
+                                   "loss (aliases n_params/params/n_params_total/n_params_nonembed, "
                                    "n_tokens/tokens), optional C/flops, run_id, step, budget.")
     p.add_argument("source", metavar="SOURCE", help="CSV or Parquet file of runs, or a study directory")
     p.add_argument("--law", default="chinchilla",
@@ -26,7 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("--approach", default=None,
                    help="Chinchilla approach: 1 | 2 | 3 | all (default 3; all with --law all)")
     p.add_argument("--transient", type=float, default=0.1,
-                   help="curve-based fits skip each run's evals before this fraction of its steps (default 0.1)")
+                   help="curve-based fits skip each run's evals before this fraction of its steps "
+                        "(default 0.1)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="K", help="bootstrap resamples for CIs")
     p.add_argument("--out", metavar="FIT.json", help="write the fit here (read back by `plan --law`)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -40,7 +41,8 @@ def add_parser(sub) -> None:
     for name, flag in (("N", "n"), ("D", "d"), ("loss", "loss"), ("run_id", "run"), ("step", "step")):
         p.add_argument(f"--{flag}-col", dest=f"col_{name}", metavar="COLUMN",
                        help=f"the column holding {name} (default: first alias found)")
-    p.add_argument("--n-units", metavar="U", help="N column in 1 | K | M | B | T parameters (default: from the "
+    p.add_argument("--n-units", metavar="U",
+                   help="N column in 1 | K | M | B | T parameters (default: from the "
                                                   "column's name, e.g. params_M, else 1)")
     p.add_argument("--d-units", metavar="U", help="D column in 1 | K | M | B | T tokens (as --n-units)")
     p.add_argument("--loss-units", metavar="U", help="loss column in nats | bits (default: bits for a *_bits "
@@ -61,13 +63,14 @@ def _check_out(out: str | None) -> Path | None:
         raise ScalingLabError(f"--out {path} is a directory; give a file name such as fit.json")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ScalingLabError(f"cannot write --out {path}: directory {parent} does not exist or is not writable")
+        raise ScalingLabError(f"cannot write --out {path}: directory {parent} does not exist or is "
+                              "not writable")
     return path
 
 
-INPUT_FLAGS = (("col_N", "--n-col"), ("col_D", "--d-col"), ("col_loss", "--loss-col"), ("col_run_id", "--run-col"),
-               ("col_step", "--step-col"), ("n_units", "--n-units"), ("d_units", "--d-units"),
-               ("loss_units", "--loss-units"))
+INPUT_FLAGS = (("col_N", "--n-col"), ("col_D", "--d-col"), ("col_loss", "--loss-col"),
+               ("col_run_id", "--run-col"), ("col_step", "--step-col"), ("n_units", "--n-units"),
+               ("d_units", "--d-units"), ("loss_units", "--loss-units"))
 
 
 def _load(args):
@@ -75,8 +78,9 @@ def _load(args):
     if Path(args.source).is_dir():
         given = [flag for dest, flag in INPUT_FLAGS if getattr(args, dest, None)]
         if given:
-            raise ScalingLabError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a CSV or Parquet "
-                                  f"table, not a study directory (a study's columns and units are its own)")
+            raise ScalingLabError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a CSV or "
+                                  "Parquet table, not a study directory (a study's columns and units are "
+                                  "its own)")
         from ..store import SQLiteStore
         store_path = Path(args.source) / "study.sqlite"
         if not store_path.exists():
@@ -91,11 +95,12 @@ def _load(args):
             raise ScalingLabError(f"{args.source}: the study has no finished runs yet")
         runs.attrs["study_context"] = store.model_context()
         return runs
-    runs, _ = runs_table.load_runs(args.source, {"N": args.col_N, "D": args.col_D, "loss": args.col_loss,
-                                         "run_id": args.col_run_id, "step": args.col_step},
-                           n_units=args.n_units, d_units=args.d_units, loss_units=args.loss_units)
+    columns = {"N": args.col_N, "D": args.col_D, "loss": args.col_loss, "run_id": args.col_run_id,
+               "step": args.col_step}
+    runs, _ = runs_table.load_runs(args.source, columns, n_units=args.n_units, d_units=args.d_units,
+                                   loss_units=args.loss_units)
     for note in runs.attrs["input"]["notes"]:
-        print(f"warning: {note}", file=sys.stderr)
+        print(f"warning: {in_cli_terms(note, ('n_units', 'd_units'))}", file=sys.stderr)
     return runs
 
 
@@ -112,8 +117,9 @@ def run(args) -> int:
     if todo == [("chinchilla", "3")]:
         fits, skipped = [_approach3(runs, args)], []
     else:
-        fits, skipped = fit_every(runs, todo, approach3=lambda t: _approach3(t, args), bootstrap=args.bootstrap,
-                                  seed=args.seed, transient=args.transient, delta=args.delta)
+        fits, skipped = fit_every(runs, todo, approach3=lambda t: _approach3(t, args),
+                                  bootstrap=args.bootstrap, seed=args.seed, transient=args.transient,
+                                  delta=args.delta)
     # a study's fits plan shapes in the study's vocabulary and context; a table's fits record what its
     # columns and units were taken to mean
     context = runs.attrs.get("study_context") or {}
@@ -122,8 +128,8 @@ def run(args) -> int:
     if context:
         fits = [dataclasses.replace(f, settings=dict(f.settings) | context) for f in fits]
     if not fits:
-        raise ScalingLabError("no law could be fitted: " + "; ".join(f"{s['law']} {s['approach']}: {s['reason']}"
-                                                                    for s in skipped))
+        raise ScalingLabError("no law could be fitted: "
+                              + "; ".join(f"{s['law']} {s['approach']}: {s['reason']}" for s in skipped))
     _report(args, runs, next((f for f in fits if f.key == "chinchilla:3"), None))
     if out is not None:
         if len(todo) == 1:
@@ -161,8 +167,8 @@ def _report(args, runs, fit3) -> None:
 def _approach3(runs, args):
     from ..fit.estimators import SCREEN_RUNS
     if len(runs) > 50 * SCREEN_RUNS:  # a long fit says what it is doing (1M runs: ~25 s)
-        print(f"fitting {len(runs):,} rows: the 4500 starts screened on {SCREEN_RUNS:,} of them, the best polished "
-              f"on all", file=sys.stderr)
+        print(f"fitting {len(runs):,} rows: the 4500 starts screened on {SCREEN_RUNS:,} of them, the best "
+              "polished on all", file=sys.stderr)
     fitter = ChinchillaFit(loss=args.loss, delta=args.delta, fixed_E=args.fixed_E, bootstrap=args.bootstrap,
                            ci_flops=args.ci_flops, seed=args.seed)
     return fitter.fit(runs).result_

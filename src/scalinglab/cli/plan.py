@@ -18,14 +18,17 @@ def add_parser(sub) -> None:
     p.add_argument("--flops", type=positive_float, metavar="C", help="compute budget in FLOPs, e.g. 5.76e23")
     p.add_argument("--params", type=positive_float, metavar="N", help="model size (parameters)")
     p.add_argument("--tokens", type=positive_float, metavar="D", help="training tokens")
-    p.add_argument("--fit", metavar="KEY", help="which fit of a file of several (`fit --law all --out`), e.g. "
+    p.add_argument("--fit", metavar="KEY",
+                   help="which fit of a file of several (`fit --law all --out`), e.g. "
                                                  "chinchilla:2 or kaplan:L(N,D); default chinchilla:3")
     p.add_argument("--allow-unconverged", action="store_true",
                    help="plan with a fit that did not converge (its warnings are printed with the plan)")
     p.add_argument("--vocab-size", type=int, default=None,
-                   help="vocabulary for the model shape (default: the study's for a study fit, else the law's)")
+                   help="vocabulary for the model shape (default: the study's for a study fit, else "
+                        "the law's)")
     p.add_argument("--n-ctx", type=int, default=None,
-                   help="context length for the model shape (default: the study's for a study fit, else 2048)")
+                   help="context length for the model shape (default: the study's for a study fit, "
+                        "else 2048)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -56,7 +59,8 @@ def render(out: dict) -> str:
     if out.get("note"):
         lines.append(f"  ({out['note']})")
     if isinstance(out.get("extrapolation"), float) and "flop_convention" in out:
-        lines.append(f"  {out['extrapolation']:.3g}x the largest C the law was fitted on; {out['flop_convention']}")
+        lines.append(f"  {out['extrapolation']:.3g}x the largest C the law was fitted on; "
+                     f"{out['flop_convention']}")
     for key in ("flops", "n_params", "n_tokens", "tokens_per_param", "loss"):
         if key in out:
             span = ""

@@ -1,4 +1,5 @@
-"""`scalinglab report STUDY_DIR`: report.html (self-contained) and one PNG per figure; --json: the held-out check."""
+"""`scalinglab report STUDY_DIR`: report.html (self-contained) and one PNG per figure; --json: the held-out
+check."""
 from __future__ import annotations
 
 import contextlib
@@ -9,18 +10,20 @@ from .common import emit_json
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="write a study's report.html and figures; --json prints the held-out check")
+    p = sub.add_parser("report",
+                       help="write a study's report.html and figures; --json prints the held-out check")
     p.add_argument("study_dir", metavar="STUDY_DIR")
-    p.add_argument("--out", metavar="DIR", help="where report.html and the PNGs go (default: STUDY_DIR/report)")
+    p.add_argument("--out", metavar="DIR",
+                   help="where report.html and the PNGs go (default: STUDY_DIR/report)")
     p.add_argument("--json", action="store_true", help="print {\"holdout\": {...}} as one JSON object")
     p.add_argument("--refit", action="store_true",
                    help="fit every law again (and save fits.json) instead of drawing the study's saved fits")
 
 
 def run(args) -> int:
+    from ..lock import DirLock, running_note
     from ..report import read_summary  # light: the page's modules (matplotlib) only when it is written
     from ..report.summary import render
-    from ..lock import DirLock, running_note
     path = Path(args.study_dir)
     summary = read_summary(path)
     note = running_note(path) if path.is_dir() else None
@@ -36,7 +39,8 @@ def run(args) -> int:
         print(render(summary))
         from ..report.html import build, study_inputs
         out = Path(args.out) if args.out else path / "report"
-        with DirLock(path, "report") if out.resolve().is_relative_to(path.resolve()) else contextlib.nullcontext():
+        with DirLock(path,
+                     "report") if out.resolve().is_relative_to(path.resolve()) else contextlib.nullcontext():
             inputs = study_inputs(path, summary, refit=args.refit)
             if inputs["fits"] is None and inputs["fit3"] is not None and summary.get("kind") != "batch-sweep":
                 from ..report.html import fit_all

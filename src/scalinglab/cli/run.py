@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--address", default=None,
                    help="with --executor ray: an existing cluster (auto | HOST:6379 | ray://HOST:10001); "
                         "default: a local cluster sized to this machine, shut down at the end")
-    p.add_argument("--cpus-per-run", type=int, default=1, help="with --executor ray: CPUs (torch threads) per run")
+    p.add_argument("--cpus-per-run", type=int, default=1,
+                   help="with --executor ray: CPUs (torch threads) per run")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -33,16 +34,19 @@ def run(args) -> int:
     if args.address is not None and args.executor != "ray":
         raise ScalingLabError("--address applies to --executor ray")
     if args.workers is not None and args.executor == "ray":
-        raise ScalingLabError("--workers applies to --executor local; with ray, each run takes --cpus-per-run CPUs")
+        raise ScalingLabError("--workers applies to --executor local; with ray, each run takes "
+                              "--cpus-per-run CPUs")
     if args.workers is not None and args.workers < 1:
         raise ScalingLabError(f"--workers must be at least 1, got {args.workers}")
     if args.cpus_per_run < 1:
         raise ScalingLabError(f"--cpus-per-run must be at least 1, got {args.cpus_per_run}")
     try:
-        from ..study import run_study
         import torch  # noqa: F401  (the workers need it; say so here, once)
+
+        from ..study import run_study
     except ImportError:
-        raise ScalingLabError("training needs torch: pip install torch==2.13.0 && pip install 'scalinglab[train]'") from None
+        raise ScalingLabError("training needs torch: pip install torch==2.13.0 && pip install "
+                              "'scalinglab[train]'") from None
     if args.executor == "local":
         from ..train.loop import resolve_device
         resolve_device(args.device)  # --device cuda without a GPU: one line before any run fails for it
@@ -75,8 +79,9 @@ def run(args) -> int:
     log(f"report: {page}")
     if not summary.get("final", True):
         failed = summary.get("failed_runs", [])
-        print(f"warning: {len(failed)} grid run(s) failed ({'; '.join(f['run_id'] + ': ' + f['reason'] for f in failed)})"
-              f": this summary is provisional (\"final\": false); repair them and re-run to finish the study",
+        print(f"warning: {len(failed)} grid run(s) failed "
+              f"({'; '.join(f['run_id'] + ': ' + f['reason'] for f in failed)}): this summary is provisional "
+              "(\"final\": false); repair them and re-run to finish the study",
               file=sys.stderr)
     if args.json:
         emit_json(summary)
@@ -88,7 +93,8 @@ def run(args) -> int:
 
 class _sigterm_stops:
     """SIGTERM to the driver becomes a KeyboardInterrupt: the executor stops its workers (each writes a
-    checkpoint) and the study exits as interrupted, instead of the driver dying with workers still training."""
+    checkpoint) and the study exits as interrupted, instead of the driver dying with workers still
+    training."""
 
     def __enter__(self):
         import signal

@@ -15,7 +15,8 @@ def add_parser(sub) -> None:
                                    "command resumes from the last checkpoint.")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--size", help="named size: debug, xs, s, m, l, xl (default debug)")
-    size.add_argument("--params", type=positive_float, metavar="N", help="target parameters (all, Chinchilla's N): the model family's nearest shape")
+    size.add_argument("--params", type=positive_float, metavar="N",
+                      help="target parameters (all, Chinchilla's N): the model family's nearest shape")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--tokens", type=positive_float, metavar="D", help="training tokens (default 20 N)")
     budget.add_argument("--flops", type=positive_float, metavar="C", help="training FLOPs (Appendix F count)")
@@ -27,7 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=positive_float, default=None, help="peak LR (default: the calibrated rule)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=250, metavar="STEPS", help="default 250")
-    p.add_argument("--eval-tokens", type=int, default=32768, help="validation tokens per eval (default 32768)")
+    p.add_argument("--eval-tokens", type=int, default=32768,
+                   help="validation tokens per eval (default 32768)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")

@@ -50,7 +50,8 @@ class Corpus:
 
 
 def load_corpus(data: str | Path | None = None) -> Corpus:
-    """The embedded corpus (``data`` None or "embedded"), or the user's files (see ``read_user_documents``)."""
+    """The embedded corpus (``data`` None or "embedded"), or the user's files (see
+    ``read_user_documents``)."""
     if data is None or str(data) == "embedded":
         with lzma.open(EMBEDDED, "rt", encoding="utf-8") as fh:
             docs = tuple(Document(d["id"], d["split"], d["text"]) for d in map(json.loads, fh))
@@ -66,27 +67,30 @@ def embedded_fingerprint() -> str:
 def read_user_documents(path: Path) -> list[tuple[str, str]]:
     """(id, text) per document: a .txt file is one document, a .jsonl file one per line (`text` field)."""
     if not path.exists():
-        raise ScalingLabError(f"--data {path}: no such file or directory")
+        raise ScalingLabError(f"`data` {path}: no such file or directory", params=("data",))
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     files = [p for p in files if not p.name.startswith(".")]
     docs: list[tuple[str, str]] = []
     for file in files:
         raw = file.read_bytes()
         if b"\x00" in raw[:8192]:
-            raise ScalingLabError(f"--data {file}: binary content; give UTF-8 text or JSONL with a `text` field")
+            raise ScalingLabError(f"`data` {file}: binary content; give UTF-8 text or JSONL with a "
+                                  "`text` field", params=("data",))
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ScalingLabError(f"--data {file}: not UTF-8 text (byte {exc.start})") from None
+            raise ScalingLabError(f"`data` {file}: not UTF-8 text (byte {exc.start})",
+                                  params=("data",)) from None
         if file.suffix.lower() in (".jsonl", ".json"):
             docs.extend(_jsonl_documents(file, text))
         elif text.strip():
             docs.append((str(file.relative_to(path) if path.is_dir() else file.name), text))
     total = sum(len(t.encode()) for _, t in docs)
     if not docs or total == 0:
-        raise ScalingLabError(f"--data {path}: no text found")
+        raise ScalingLabError(f"`data` {path}: no text found", params=("data",))
     if total < MIN_BYTES:
-        raise ScalingLabError(f"--data {path}: only {total} bytes of text; need at least {MIN_BYTES}")
+        raise ScalingLabError(f"`data` {path}: only {total} bytes of text; need at least {MIN_BYTES}",
+                              params=("data",))
     return docs
 
 
@@ -97,9 +101,9 @@ def _jsonl_documents(file: Path, text: str):
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            raise ScalingLabError(f"--data {file}, line {i}: not valid JSON") from None
+            raise ScalingLabError(f"`data` {file}, line {i}: not valid JSON", params=("data",)) from None
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise ScalingLabError(f"--data {file}, line {i}: no string `text` field")
+            raise ScalingLabError(f"`data` {file}, line {i}: no string `text` field", params=("data",))
         if record["text"].strip():
             yield f"{file.name}:{i}", record["text"]
 

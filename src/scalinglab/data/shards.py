@@ -81,7 +81,9 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
             meta[f"{split}_tokens"] = int(tokens.size)
             meta[f"{split}_sha256"] = hashlib.sha256(tokens.tobytes()).hexdigest()
             meta[f"{split}_bytes"] = int(sum(len(d.text.encode()) + 1 for d in docs))
-        write_text(meta_path, json.dumps(meta, indent=1))  # written last: its presence means the shards are complete
+        write_text(meta_path, json.dumps(meta,
+                                         # written last: its presence means the shards are complete
+                                         indent=1))
     meta = json.loads(meta_path.read_text())
     load = lambda split: np.memmap(out / f"{split}.bin", dtype=np.uint16, mode="r")
     return Shards(train=load("train"), validation=load("validation"), vocab_size=meta["vocab_size"],

@@ -46,14 +46,16 @@ class BPETokenizer:
 
     @classmethod
     def train(cls, texts, vocab_size: int, path: Path) -> "BPETokenizer":
-        from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, pre_tokenizers, trainers
         if not 257 <= vocab_size <= 65535:
             raise ScalingLabError(f"BPE vocab size must be in 257..65535 (uint16 shards), got {vocab_size}")
         tok = HFTokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                      show_progress=False)
         tok.train_from_iterator(texts, trainer=trainer)
         path.parent.mkdir(parents=True, exist_ok=True)
         with writing(path) as tmp:

@@ -19,10 +19,13 @@ def plan_fits(law: str, approach: str | None = None) -> list[tuple[str, str]]:
     """(law, approach-or-form) pairs to fit for ``--law`` and ``--approach``."""
     from .kaplan import FORMS
     if law not in LAW_CHOICES:
-        raise ScalingLabError(f"unknown --law {law!r}: choose one of {', '.join(LAW_CHOICES)}")
+        raise ScalingLabError(f"unknown `law` {law!r}: choose one of {', '.join(LAW_CHOICES)}",
+                              params=("law",))
     if law in ("kaplan", "data-constrained") and approach is not None:
-        raise ScalingLabError(f"--approach applies to --law chinchilla (Approaches 1, 2, 3), not {law}")
-    chin = {"1": ["1"], "2": ["2"], "3": ["3"], "all": ["1", "2", "3"]}[approach or ("all" if law == "all" else "3")]
+        raise ScalingLabError(f"`approach` applies to `law` chinchilla (Approaches 1, 2, 3), not {law}",
+                              params=("approach", "law"))
+    chin = {"1": ["1"], "2": ["2"], "3": ["3"], "all": ["1", "2",
+                                                        "3"]}[approach or ("all" if law == "all" else "3")]
     todo = [("chinchilla", a) for a in chin] if law in ("chinchilla", "all") else []
     if law in ("kaplan", "all"):
         todo += [("bcrit", "noise scale"), ("bcrit", "batch sweep")] + [("kaplan", f) for f in FORMS]
@@ -31,7 +34,8 @@ def plan_fits(law: str, approach: str | None = None) -> list[tuple[str, str]]:
     return todo
 
 
-def fit_every(table: pd.DataFrame, todo: list[tuple[str, str]], *, approach3: Callable[[pd.DataFrame], object],
+def fit_every(table: pd.DataFrame, todo: list[tuple[str, str]], *,
+              approach3: Callable[[pd.DataFrame], object],
               bootstrap: int = 0, seed: int = 0, transient: float = 0.1, delta: float = 1e-3
               ) -> tuple[list, list[dict]]:
     """(fits, skipped): each fit in ``todo`` the table allows; ``skipped`` gives the reason for each other.

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import NotFittable, ScalingLabError
-from .curves import Envelope, budgets as budget_of, need_curves, prepare
+from ..errors import NotFittable
 from .base import data_range
+from .curves import Envelope, need_curves, prepare
+from .curves import budgets as budget_of
 from .lawfit import LawFit, percentile_intervals
 from .verdict import EXPONENT_MIN, judge
 
@@ -40,8 +41,8 @@ def _allocation(C, n_opt, d_opt, loss=None) -> tuple[dict, float]:
     return params, rss_n + rss_d
 
 
-def _result(approach, params, objective, n_runs, n_points, draws, level, bootstrap, seed, warnings, extra, points,
-            points_are):
+def _result(approach, params, objective, n_runs, n_points, draws, level, bootstrap, seed, warnings, extra,
+            points, points_are):
     ci = percentile_intervals(draws, level) if draws else {}
     # the verdict: N_opt and D_opt must grow with C, slower than C (0 < a, b < 1); L_opt must fall; every
     # budget must bracket its minimum (one slightly outside its sizes is reported, not disqualifying).
@@ -52,14 +53,16 @@ def _result(approach, params, objective, n_runs, n_points, draws, level, bootstr
         verdict += judge({"gamma": params["gamma"]}, None, exponents=("gamma",))
     far = [m["outside_by"] for m in extra.get("minima", ()) if m["outside_by"] > FAR_OUTSIDE]
     if far:
-        verdict.append(f"{len(far)} budget(s) put the minimum more than {FAR_OUTSIDE:g}x outside their sizes (up "
-                       f"to {max(far):.3g}x): the grid does not bracket the optimum there")
+        verdict.append(f"{len(far)} budget(s) put the minimum more than {FAR_OUTSIDE:g}x outside their sizes "
+                       f"(up to {max(far):.3g}x): the grid does not bracket the optimum there")
     warnings = list(warnings) + verdict
-    return LawFit(law="chinchilla", approach=approach, form=FORM + (", L_opt = k_L C^-gamma" if "gamma" in params
+    return LawFit(law="chinchilla", approach=approach,
+                  form=FORM + (", L_opt = k_L C^-gamma" if "gamma" in params
                                                                       else ""),
                   params=params, objective=objective, n_runs=n_runs, n_points=n_points,
-                  converged=bool(np.isfinite(objective)) and not verdict, ci=ci, inputs=("C",), target="N_opt",
-                  diagnostics={"warnings": warnings, "bootstrap_converged": len(draws)} | extra,
+                  converged=bool(np.isfinite(objective)) and not verdict, ci=ci, inputs=("C",),
+                  target="N_opt", diagnostics={"warnings": warnings,
+                                               "bootstrap_converged": len(draws)} | extra,
                   settings={"bootstrap": bootstrap, "seed": seed, "ci_level": level if bootstrap else None,
                             "cite": "Hoffmann et al. 2022, arXiv 2203.15556, §3." + approach, "inputs": ["C"],
                             "points_are": points_are, "data_range": data_range(C=points["C"].to_numpy())},
@@ -91,8 +94,10 @@ def approach1(table: pd.DataFrame, *, transient: float = 0.1, bootstrap: int = 0
     winners = env.groupby("N")["C"].agg(["min", "max"]).reset_index()
     return _result("1", params, rss, len(runs), len(env), draws, level, bootstrap, seed, [],
                    {"envelope_sizes": int(env["N"].nunique()),
-                    "envelope": [[float(r.N), float(r["min"]), float(r["max"])] for _, r in winners.iterrows()]},
-                   pd.DataFrame({"C": env["C"].to_numpy(), "target": env["N"].to_numpy(), "D": env["D"].to_numpy()}),
+                    "envelope": [[float(r.N), float(r["min"]),
+                                  float(r["max"])] for _, r in winners.iterrows()]},
+                   pd.DataFrame({"C": env["C"].to_numpy(), "target": env["N"].to_numpy(),
+                                 "D": env["D"].to_numpy()}),
                    f"log-spaced FLOP values on the envelope of {len(runs)} runs' curves")
 
 
@@ -112,7 +117,8 @@ def isoflop_minima(finals: pd.DataFrame, *, min_sizes: int = 3, inside_only: boo
         x, L = np.log(g["N"].to_numpy()), g["loss"].to_numpy()
         p2, p1, p0 = np.polyfit(x, L, 2)
         if not p2 > 0:
-            warnings.append(f"budget {C:.3g}: the losses are not convex in log N (no minimum); budget left out")
+            warnings.append(f"budget {C:.3g}: the losses are not convex in log N (no minimum); "
+                            "budget left out")
             continue
         x_opt = -p1 / (2 * p2)
         if not x.min() <= x_opt <= x.max():
@@ -121,7 +127,8 @@ def isoflop_minima(finals: pd.DataFrame, *, min_sizes: int = 3, inside_only: boo
             warnings.append(f"budget {C:.3g}: the minimum N {np.exp(x_opt):.3g} lies outside the sizes "
                             f"trained there ({np.exp(x.min()):.3g}..{np.exp(x.max()):.3g}): extrapolated")
         slope, icept = np.polyfit(x, np.log(g["D"].to_numpy()), 1)
-        rows.append({"budget": float(C), "N_opt": float(np.exp(x_opt)), "D_opt": float(np.exp(icept + slope * x_opt)),
+        rows.append({"budget": float(C), "N_opt": float(np.exp(x_opt)),
+                     "D_opt": float(np.exp(icept + slope * x_opt)),
                      "L_opt": float(p0 + p1 * x_opt + p2 * x_opt ** 2), "n_sizes": int(sizes),
                      "outside_by": float(np.exp(max(x.min() - x_opt, x_opt - x.max(), 0.0)))})
     return pd.DataFrame(rows), warnings
@@ -138,7 +145,8 @@ def approach2(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: 
         # budget says nothing about N_opt in that resample and is left out of it
         minima, warnings = isoflop_minima(rows, min_sizes=min_sizes, inside_only=resample)
         if len(minima) < 2:
-            raise NotFittable(f"Chinchilla Approach 2 needs at least 2 budgets with a minimum; got {len(minima)}")
+            raise NotFittable("Chinchilla Approach 2 needs at least 2 budgets with a minimum; got "
+                              f"{len(minima)}")
         params, rss = _allocation(minima["budget"].to_numpy(), minima["N_opt"].to_numpy(),
                                   minima["D_opt"].to_numpy(), minima["L_opt"].to_numpy())
         return params, rss, minima, warnings

@@ -59,7 +59,8 @@ class FitBase:
 
     @property
     def answers(self) -> tuple[str, ...]:
-        """The queries this fit can answer: "loss" (of given inputs), "optimal" (N, D for a budget), "B_crit"."""
+        """The queries this fit can answer: "loss" (of given inputs), "optimal" (N, D for a budget),
+        "B_crit"."""
         if self.target == "N_opt":
             return ("optimal",)
         if self.target == "B_crit":
@@ -97,23 +98,23 @@ class FitBase:
         missing = [k for k in self.inputs if k not in inputs]
         extra = [k for k in inputs if k not in self.inputs]
         if missing or extra:
-            raise ScalingLabError(f"{self.label} ({self.form}) takes {', '.join(self.inputs)}; "
-                                  + (f"missing {', '.join(missing)}" if missing else f"not {', '.join(extra)}"))
+            wrong = f"missing {', '.join(missing)}" if missing else f"not {', '.join(extra)}"
+            raise ScalingLabError(f"{self.label} ({self.form}) takes {', '.join(self.inputs)}; {wrong}")
         return {k: np.asarray(v, dtype=float) for k, v in inputs.items()}
 
     def predict(self, *args, **inputs) -> np.ndarray:
         """The law at the given inputs, positional in the order of ``inputs`` or by name:
         ``predict(N, D)`` or ``predict(N=1e8, D=1e9)``; the loss for loss laws, B_crit for the batch law."""
         if "loss" not in self.answers and "B_crit" not in self.answers:
-            raise ScalingLabError(f"{self.label} is an allocation law: it answers optimal(C) (N_opt, D_opt for a "
-                                  f"budget), not the loss of a given model")
+            raise ScalingLabError(f"{self.label} is an allocation law: it answers optimal(C) (N_opt, D_opt "
+                                  "for a budget), not the loss of a given model")
         return self._law_fn(self._inputs(args, inputs), dict(self.params))
 
     def optimal(self, C) -> tuple[np.ndarray, np.ndarray]:
         """Compute-optimal (N_opt, D_opt) at C FLOPs."""
         if "optimal" not in self.answers:
-            raise ScalingLabError(f"{self.label} ({self.form}) does not allocate compute: only laws of N and D "
-                                  f"and Chinchilla Approaches 1-3 answer optimal(C)")
+            raise ScalingLabError(f"{self.label} ({self.form}) does not allocate compute: only laws of N and "
+                                  "D and Chinchilla Approaches 1-3 answer optimal(C)")
         n, d = self._allocate(np.asarray(C, dtype=float), dict(self.params))
         return np.asarray(n, dtype=float), np.asarray(d, dtype=float)
 
@@ -153,7 +154,8 @@ class FitBase:
         return (float(lo), float(hi)) if np.ndim(lo) == 0 else (lo, hi)
 
     def optimal_interval(self, C) -> dict[str, tuple] | None:
-        """Bootstrap intervals of N_opt and D_opt (and the loss there, for loss laws) at C (scalar or array)."""
+        """Bootstrap intervals of N_opt and D_opt (and the loss there, for loss laws) at C (scalar or
+        array)."""
         self.optimal(C)  # the same refusal for a fit that does not allocate
         if self.draws is None or len(self.draws) == 0:
             return None
@@ -173,11 +175,13 @@ class FitBase:
     # -- files ------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """The versioned JSON file (strict JSON; written atomically, never half a file)."""
-        return write_text(Path(path), dumps({"format": FORMAT, "version": VERSION, **self.to_dict()}, indent=1))
+        doc = {"format": FORMAT, "version": VERSION, **self.to_dict()}
+        return write_text(Path(path), dumps(doc, indent=1))
 
 
 def data_range(**columns) -> dict[str, list[float]]:
-    """[min, max] of each input the fit saw, kept in its settings so a query can say how far it extrapolates."""
+    """[min, max] of each input the fit saw, kept in its settings so a query can say how far it
+    extrapolates."""
     return {k: [float(np.min(v)), float(np.max(v))] for k, v in columns.items() if v is not None and len(v)}
 
 
@@ -238,8 +242,8 @@ def _read(path: Path) -> dict:
     if not isinstance(doc, dict) or doc.get("format") not in (FORMAT, FORMAT_MANY):
         raise ScalingLabError(f"{path} is not a scalinglab fit file (no \"format\": \"{FORMAT}\")")
     if doc.get("version") not in READS:
-        raise ScalingLabError(f"{path} is a fit file of version {doc.get('version')!r}; this scalinglab reads "
-                              f"versions {', '.join(map(str, READS))}: refit with `scalinglab fit`")
+        raise ScalingLabError(f"{path} is a fit file of version {doc.get('version')!r}; this scalinglab "
+                              f"reads versions {', '.join(map(str, READS))}: refit with `scalinglab fit`")
     return doc
 
 
@@ -285,5 +289,6 @@ def load_fit(path: str | Path, select: str | None = None) -> FitBase:
         keys = ", ".join(f.key for f in fits)
         what = (f"no fit {select!r}" if not chosen else f"several fits matching {select!r}") if select else \
             "several fits"
-        raise ScalingLabError(f"{path} holds {what}; choose one with --fit KEY: {keys}")
+        raise ScalingLabError(f"{path} holds {what}; choose one with `select` KEY: {keys}",
+                              params=("select",))
     return chosen[0]

@@ -84,7 +84,8 @@ class Envelope:
     the winning run's run_id, N (and N_nonembed) and its interpolated D or C at each x.
     """
 
-    def __init__(self, curves: pd.DataFrame, x: str, *, transient: float = 0.1, n_points: int = ENVELOPE_POINTS):
+    def __init__(self, curves: pd.DataFrame, x: str, *, transient: float = 0.1,
+                 n_points: int = ENVELOPE_POINTS):
         cur = after_transient(curves, transient)
         groups = [g for _, g in cur.groupby("run_id", sort=True) if len(g) >= 2]
         if len(groups) < 2:
@@ -108,7 +109,10 @@ class Envelope:
                            if "N_nonembed" in cur else None)
 
     def frame(self, run_ids=None) -> pd.DataFrame:
-        rows = np.arange(len(self.run_ids)) if run_ids is None else np.flatnonzero(np.isin(self.run_ids, run_ids))
+        if run_ids is None:
+            rows = np.arange(len(self.run_ids))
+        else:
+            rows = np.flatnonzero(np.isin(self.run_ids, run_ids))
         logl = self.logl[rows]
         col = np.flatnonzero(np.isfinite(logl).any(axis=0))
         if len(rows) < 2 or len(col) == 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import NotFittable, ScalingLabError
+from ..errors import NotFittable
 from . import laws
 from .curves import prepare
 from .lawfit import Law, LawFit, Points, make_result
@@ -22,7 +22,8 @@ def _loss(X, p):
     return laws.chinchilla_loss(X["N"], D_eff, E=p["E"], A=p["A"], B=p["B"], alpha=p["alpha"], beta=p["beta"])
 
 
-LAW = Law(name="data-constrained", formula="E + A/N^alpha + B/D'^beta, D' = U + U R*(1 - exp(-R/R*)), R = D/U - 1",
+LAW = Law(name="data-constrained",
+          formula="E + A/N^alpha + B/D'^beta, D' = U + U R*(1 - exp(-R/R*)), R = D/U - 1",
           inputs=("N", "D", "U"), params=("E", "A", "B", "alpha", "beta", "R_star"),
           scales=frozenset({"E", "A", "B", "R_star"}), fn=_loss,
           starts={"E": (0.5, 1.5), "A": (1e1, 1e3, 1e5), "B": (1e1, 1e3, 1e5), "alpha": (0.2, 0.5, 1.0),
@@ -40,6 +41,7 @@ def fit_data_constrained(table: pd.DataFrame, *, bootstrap: int = 0, seed: int =
     if not (finals["D"] > finals["U"] * 1.01).any():
         raise NotFittable("the data-constrained law needs runs that repeat data (D > unique_tokens); none do")
     codes, _ = pd.factorize(finals["run_id"])
-    pts = Points({k: finals[k].to_numpy(float) for k in ("N", "D", "U")}, finals["loss"].to_numpy(float), codes)
-    return make_result(LAW, "data-constrained", "D'", pts, delta=delta, bootstrap=bootstrap, seed=seed, level=level,
-                       settings={"n_params_kind": "total", "points_are": "final runs"})
+    inputs = {k: finals[k].to_numpy(float) for k in ("N", "D", "U")}
+    pts = Points(inputs, finals["loss"].to_numpy(float), codes)
+    return make_result(LAW, "data-constrained", "D'", pts, delta=delta, bootstrap=bootstrap, seed=seed,
+                       level=level, settings={"n_params_kind": "total", "points_are": "final runs"})

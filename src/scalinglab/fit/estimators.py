@@ -15,12 +15,12 @@ import pandas as pd
 
 from ..errors import NotFittable, ScalingLabError, plain
 from . import table as runs_table
+from .base import data_range
 from .bootstrap import gradient_tolerance, refit_resamples
 from .objectives import THETA, FreeMask, RobustLoss, objective_and_grad_single
-from .base import data_range
 from .result import Bootstrap, FitResult, derived_intervals
-from .verdict import judge
 from .solver import RunData, default_grid, multistart, newton_polish, polish, value
+from .verdict import judge
 
 
 class ChinchillaFit:
@@ -52,7 +52,8 @@ class ChinchillaFit:
     @classmethod
     def _param_names(cls) -> list[str]:
         import inspect
-        return [p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind == p.KEYWORD_ONLY]
+        params = inspect.signature(cls.__init__).parameters.values()
+        return [p.name for p in params if p.kind == p.KEYWORD_ONLY]
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor settings, as scikit-learn's clone() and grid searches read them."""
@@ -64,8 +65,8 @@ class ChinchillaFit:
         if unknown:
             raise ScalingLabError(f"unknown ChinchillaFit setting(s) {', '.join(unknown)}: use "
                                   f"{', '.join(self._param_names())}")
-        for name, value in params.items():
-            setattr(self, name, value)
+        for name, setting in params.items():
+            setattr(self, name, setting)
         return self
 
     def __repr__(self) -> str:
@@ -111,7 +112,8 @@ class ChinchillaFit:
             params=params, objective=value(theta, data, loss), n_runs=len(runs),
             converged=converged, diagnostics=diag, ci=ci, bootstrap=boot,
             settings={"loss": loss.name, "delta": loss.delta, "tau": loss.tau, "fixed_E": self.fixed_E,
-                      "n_column": source.get("N"), "n_params_kind": runs_table.n_params_kind(source.get("N", "")),
+                      "n_column": source.get("N"),
+                      "n_params_kind": runs_table.n_params_kind(source.get("N", "")),
                       "max_flops": float((6 * runs["N"] * runs["D"]).max()
                                          if "C" not in runs else runs["C"].max()),
                       "data_range": data_range(N=runs["N"].to_numpy(), D=runs["D"].to_numpy(),
@@ -181,7 +183,8 @@ class ChinchillaFit:
         g_best = min(heads, key=lambda g: heads[g][0])
         members = np.flatnonzero(sig == g_best)[1:self.n_polish]
         results = sorted(list(heads.values()) + [run(cand[i], on=on) for i in members], key=lambda t: t[0])
-        if on is not data:  # polished on the subsample: the best few again on every run, where agreement counts
+        # polished on the subsample: the best few again on every run, where agreement counts
+        if on is not data:
             results = sorted([run(th) for _, th, _ in results[:4]], key=lambda t: t[0])
         results[0] = run(results[0][1], newton=True)
         f_best, theta, res = results[0]
@@ -252,8 +255,8 @@ def _warnings(theta: np.ndarray, data: RunData) -> list[str]:
     xy = np.column_stack([data.x - data.x.mean(), data.y - data.y.mean()])
     sv = np.linalg.svd(xy, compute_uv=False)
     if sv[-1] < 1e-3 * sv[0]:  # one budget (N D constant), or N and D scaled together: one direction only
-        return ["log N and log D move together in every run (one IsoFLOP budget, or D proportional to N): the "
-                "N and D terms cannot be told apart; add runs at other budgets or other D/N"]
+        return ["log N and log D move together in every run (one IsoFLOP budget, or D proportional to N): "
+                "the N and D terms cannot be told apart; add runs at other budgets or other D/N"]
     return []
 
 

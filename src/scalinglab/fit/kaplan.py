@@ -14,9 +14,9 @@ import pandas as pd
 
 from ..errors import NotFittable, ScalingLabError
 from . import laws
-from .laws import PF_DAY
 from .curves import Envelope, after_transient, need_curves, prepare
 from .lawfit import Law, LawFit, Points, make_result
+from .laws import PF_DAY
 
 CITE = "Kaplan et al. 2020, arXiv 2001.08361"
 
@@ -42,24 +42,28 @@ def law(form: str, with_E: bool) -> Law:
     """The Kaplan law ``form`` ("L(N)", "L(D)", "L(C)", "L(N,D)", "L(N,S)") as a Law to fit."""
     if form == "L(N)":
         return _law(form, "(N_c/N)^alpha_N", ("N",), ("N_c", "alpha_N"),
-                    lambda X, p: laws.kaplan_loss_n(X["N"], N_c=p["N_c"], alpha_N=p["alpha_N"]), "1.1", with_E)
+                    lambda X, p: laws.kaplan_loss_n(X["N"], N_c=p["N_c"], alpha_N=p["alpha_N"]),
+                    "1.1", with_E)
     if form == "L(D)":
         return _law(form, "(D_c/D)^alpha_D", ("D",), ("D_c", "alpha_D"),
-                    lambda X, p: laws.kaplan_loss_d(X["D"], D_c=p["D_c"], alpha_D=p["alpha_D"]), "1.2", with_E)
+                    lambda X, p: laws.kaplan_loss_d(X["D"], D_c=p["D_c"], alpha_D=p["alpha_D"]),
+                    "1.2", with_E)
     if form == "L(C)":
         return _law(form, "(C_c/C_min)^alpha_C  (C in FLOPs)", ("C",), ("C_c", "alpha_C"),
-                    lambda X, p: laws.kaplan_loss_c(X["C"], C_c=p["C_c"], alpha_C=p["alpha_C"]), "1.3", with_E,
-                    starts={"C_c": (1e6, 1e10, 1e14, 1e18, 1e22)})
+                    lambda X, p: laws.kaplan_loss_c(X["C"], C_c=p["C_c"], alpha_C=p["alpha_C"]),
+                    "1.3", with_E, starts={"C_c": (1e6, 1e10, 1e14, 1e18, 1e22)})
     if form == "L(N,D)":
         return _law(form, "[(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D", ("N", "D"),
                     ("N_c", "D_c", "alpha_N", "alpha_D"),
                     lambda X, p: laws.kaplan_loss_nd(X["N"], X["D"], N_c=p["N_c"], D_c=p["D_c"],
-                                                     alpha_N=p["alpha_N"], alpha_D=p["alpha_D"]), "1.5", with_E)
+                                                     alpha_N=p["alpha_N"], alpha_D=p["alpha_D"]),
+                    "1.5", with_E)
     if form == "L(N,S)":
         return _law(form, "(N_c/N)^alpha_N + (S_c/S_min)^alpha_S", ("N", "S_min"),
                     ("N_c", "S_c", "alpha_N", "alpha_S"),
                     lambda X, p: laws.kaplan_loss_ns(X["N"], X["S_min"], N_c=p["N_c"], S_c=p["S_c"],
-                                                     alpha_N=p["alpha_N"], alpha_S=p["alpha_S"]), "1.6", with_E,
+                                                     alpha_N=p["alpha_N"], alpha_S=p["alpha_S"]),
+                    "1.6", with_E,
                     starts={"S_c": (1.0, 1e1, 1e2, 1e3, 1e4)})
     raise ScalingLabError(f"unknown Kaplan law {form!r}: choose one of {', '.join(FORMS)}")
 
@@ -106,7 +110,8 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
         best = finals.loc[finals.groupby(n_col)["loss"].idxmin()].sort_values(n_col)
         if len(best) >= 3 and np.corrcoef(np.log(best[n_col]), best["loss"])[0, 1] >= 0:
             warnings.append("the best loss of each size does not fall with N: these runs are not trained to "
-                            "convergence (Kaplan's L(N) needs converged or early-stopped runs, not an IsoFLOP grid)")
+                            "convergence (Kaplan's L(N) needs converged or early-stopped runs, not an "
+                            "IsoFLOP grid)")
         pts = _points(best, {"N": n_col})
         points_are = "best final run of each size"
     elif form in ("L(D)", "L(C)"):
@@ -114,9 +119,11 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
         if curves is not None:
             if x == "C" and bcrit is not None:  # C_min = C / (1 + B/B_crit(L)), Kaplan 2020 eq. 5.5
                 batch = curves["D"] / curves["step"].clip(lower=1)
-                curves = curves.assign(C=curves["C"] / (1 + batch / bcrit.predict(L=curves["loss"].to_numpy())))
+                b_crit = bcrit.predict(L=curves["loss"].to_numpy())
+                curves = curves.assign(C=curves["C"] / (1 + batch / b_crit))
             elif x == "C":
-                warnings.append("no B_crit law: C used for C_min (right only when the batch is far below B_crit)")
+                warnings.append("no B_crit law: C used for C_min (right only when the batch is far "
+                                "below B_crit)")
             env = Envelope(curves, x, transient=transient, n_points=200)
 
             def from_envelope(pick, x=x):
@@ -156,7 +163,8 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
     fit = make_result(the_law, "kaplan", form, pts, warnings=warnings, settings=settings, rebuild=rebuild,
                       run_ids=run_ids, context=context, **kw)
     if form == "L(C)":  # C_c in PF-days beside FLOPs: Kaplan's unit
-        fit = dataclasses.replace(fit, diagnostics=dict(fit.diagnostics) | {"C_c_pf_days": fit.params["C_c"] / PF_DAY})
+        pf_days = {"C_c_pf_days": fit.params["C_c"] / PF_DAY}
+        fit = dataclasses.replace(fit, diagnostics=dict(fit.diagnostics) | pf_days)
     return fit
 
 
@@ -167,15 +175,16 @@ def fit_bcrit(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: 
     _, curves, _ = prepare(table)
     curves = need_curves(curves, "the critical batch size from the noise scale")
     if "noise_scale" not in curves:
-        raise NotFittable("the critical batch size needs a noise_scale column (gradient noise scale per eval, "
-                              "in tokens), as `scalinglab train` records")
+        raise NotFittable("the critical batch size needs a noise_scale column (gradient noise scale per "
+                          "eval, in tokens), as `scalinglab train` records")
     cur = after_transient(curves, transient)
     cur = cur[np.isfinite(cur["noise_scale"]) & (cur["noise_scale"] > 0)]
     if len(cur) < 3:
         raise NotFittable(f"the critical batch size needs 3+ positive noise-scale estimates; got {len(cur)}")
     pts = _points(cur, {"L": "loss"}, target="noise_scale")
-    return make_result(BCRIT, "bcrit", "noise scale", pts, delta=delta, bootstrap=bootstrap, seed=seed, level=level,
-                       settings={"source": "gradient noise scale B_simple", "transient": transient,
+    return make_result(BCRIT, "bcrit", "noise scale", pts, delta=delta, bootstrap=bootstrap, seed=seed,
+                       level=level, settings={"source": "gradient noise scale B_simple",
+                                              "transient": transient,
                                  "points_are": "noise-scale estimates at evals past the transient"})
 
 
@@ -197,7 +206,8 @@ def steps_to_loss(curves: pd.DataFrame, targets: np.ndarray) -> pd.DataFrame:
             i = hit[0]
             frac = (np.log(best[i - 1]) - np.log(L)) / (np.log(best[i - 1]) - np.log(best[i]))
             rows.append({"run_id": rid, "batch": batch, "L": float(L),
-                         "S": float(np.exp(np.log(steps[i - 1]) + frac * (np.log(steps[i]) - np.log(steps[i - 1]))))})
+                         "S": float(np.exp(np.log(steps[i - 1])
+                                           + frac * (np.log(steps[i]) - np.log(steps[i - 1]))))})
     return pd.DataFrame(rows, columns=["run_id", "batch", "L", "S"])
 
 
@@ -224,8 +234,8 @@ def sweep_critical_batch(curves: pd.DataFrame, n_targets: int = 12) -> pd.DataFr
         X = np.column_stack([np.ones(len(g)), 1.0 / g["batch"].to_numpy()]) / g["S"].to_numpy()[:, None]
         (s_min, e_min), *_ = np.linalg.lstsq(X, np.ones(len(g)), rcond=None)
         if s_min > 0 and e_min > 0:
-            rows.append({"L": float(L), "S_min": float(s_min), "E_min": float(e_min), "B_crit": float(e_min / s_min),
-                         "n_batches": int(g["batch"].nunique())})
+            rows.append({"L": float(L), "S_min": float(s_min), "E_min": float(e_min),
+                         "B_crit": float(e_min / s_min), "n_batches": int(g["batch"].nunique())})
     if len(rows) < 3:
         raise NotFittable(f"the batch sweep gave B_crit at {len(rows)} loss values; need 3+")
     return pd.DataFrame(rows)
@@ -233,11 +243,13 @@ def sweep_critical_batch(curves: pd.DataFrame, n_targets: int = 12) -> pd.DataFr
 
 def fit_bcrit_sweep(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: float = 0.95,
                     delta: float = 1e-3) -> LawFit:
-    """B_crit(L) = B*/L^(1/alpha_B) through B_crit measured by a batch-size sweep (see sweep_critical_batch)."""
+    """B_crit(L) = B*/L^(1/alpha_B) through B_crit measured by a batch-size sweep (see
+    sweep_critical_batch)."""
     _, curves, _ = prepare(table)
     curves = need_curves(curves, "the critical batch size from a batch sweep")
     points = sweep_critical_batch(curves)
     pts = Points({"L": points["L"].to_numpy()}, points["B_crit"].to_numpy(), np.arange(len(points)))
-    return make_result(BCRIT, "bcrit", "batch sweep", pts, delta=delta, bootstrap=bootstrap, seed=seed, level=level,
-                       settings={"source": "S_min/E_min of a batch-size sweep", "points": points.to_dict("records"),
+    return make_result(BCRIT, "bcrit", "batch sweep", pts, delta=delta, bootstrap=bootstrap, seed=seed,
+                       level=level, settings={"source": "S_min/E_min of a batch-size sweep",
+                                              "points": points.to_dict("records"),
                                  "points_are": "B_crit at target losses of the sweep"})

@@ -68,7 +68,8 @@ class LawFit(FitBase):
 
     def __post_init__(self):
         object.__setattr__(self, "params", MappingProxyType({k: float(v) for k, v in self.params.items()}))
-        object.__setattr__(self, "ci", MappingProxyType({k: (float(v[0]), float(v[1])) for k, v in self.ci.items()}))
+        object.__setattr__(self, "ci", MappingProxyType({k: (float(v[0]),
+                                                             float(v[1])) for k, v in self.ci.items()}))
         object.__setattr__(self, "diagnostics", MappingProxyType(dict(self.diagnostics)))
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
         object.__setattr__(self, "inputs", tuple(self.inputs or self.settings.get("inputs", ())))
@@ -143,7 +144,8 @@ class LawFit(FitBase):
 
     def summary(self) -> str:
         lines = [f"{self.label}: {self.form}",
-                 f"  runs: {self.n_runs}   points: {self.n_points} ({self.settings.get('points_are', 'points')})"
+                 f"  runs: {self.n_runs}   points: {self.n_points} "
+                 f"({self.settings.get('points_are', 'points')})"
                  f"   objective: {self.objective:.6g}   converged: {'yes' if self.converged else 'NO'}"]
         for name, value in self.params.items():
             ci = self.ci.get(name)
@@ -185,7 +187,8 @@ def _huber(r: np.ndarray, delta: float) -> np.ndarray:
 
 
 def _natural(law: Law, theta: np.ndarray) -> dict[str, np.ndarray]:
-    return {p: (np.exp(theta[..., i]) if p in law.scales else theta[..., i]) for i, p in enumerate(law.params)}
+    return {p: (np.exp(theta[..., i]) if p in law.scales else theta[..., i])
+            for i, p in enumerate(law.params)}
 
 
 def _theta(law: Law, params: Mapping[str, float]) -> np.ndarray:
@@ -242,7 +245,8 @@ def fit_law(law: Law, pts: Points, *, delta: float = 1e-3, n_polish: int = 6,
         raise NotFittable(f"{law.name}: no start gave a finite prediction on these points")
     ref = min(results) if results else best_val
     agree = sum(abs(v - ref) <= 1e-6 * max(1.0, abs(ref)) for v in results)
-    return best, float(best_val), {"n_starts": int(len(grid)), "n_polished": len(results), "n_agree": int(agree)}
+    return best, float(best_val), {"n_starts": int(len(grid)), "n_polished": len(results),
+                                   "n_agree": int(agree)}
 
 
 def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: float, max_nfev: int = 2000):
@@ -255,9 +259,9 @@ def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: 
     # exponents are positive (a law's direction is part of its form); scales are free in log
     lower = np.array([-np.inf if p in law.scales else 0.0 for p in law.params])
     try:
-        sol = least_squares(resid, np.maximum(theta0, lower + 1e-9), loss="huber", f_scale=delta, method="trf",
-                            x_scale="jac", bounds=(lower, np.inf), xtol=1e-12, ftol=1e-12, gtol=1e-12,
-                            max_nfev=max_nfev)
+        sol = least_squares(resid, np.maximum(theta0, lower + 1e-9), loss="huber", f_scale=delta,
+                            method="trf", x_scale="jac", bounds=(lower, np.inf), xtol=1e-12, ftol=1e-12,
+                            gtol=1e-12, max_nfev=max_nfev)
     except (ValueError, FloatingPointError):
         return theta0, np.inf, False
     r = _log_pred(law, sol.x, X) - logy
@@ -268,10 +272,11 @@ def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: 
 BOOT_ITERS = 60  # batched Levenberg-Marquardt steps per bootstrap refit, warm-started at the full fit
 
 
-def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "Points"], run_ids: np.ndarray, *,
-                  n_boot: int, seed: int, level: float, delta: float = 1e-3
+def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "Points"],
+                  run_ids: np.ndarray, *, n_boot: int, seed: int, level: float, delta: float = 1e-3
                   ) -> tuple[dict[str, tuple[float, float]], np.ndarray | None]:
-    """(percentile intervals, draws (K, params)) from refits (warm-started at theta) on runs resampled with replacement;
+    """(percentile intervals, draws (K, params)) from refits (warm-started at theta) on runs resampled with
+    replacement;
     ``rebuild(picked_run_ids)`` makes the points of one resample (an envelope is rebuilt from its runs).
 
     All resamples are refitted together: their points are stacked into one padded (resample, point) array
@@ -368,8 +373,8 @@ def percentile_intervals(draws: list[dict], level: float) -> dict[str, tuple[flo
 
 
 def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: float = 1e-3, bootstrap: int = 0,
-                seed: int = 0, level: float = 0.95, warnings: Sequence[str] = (), settings: Mapping | None = None,
-                extra_starts: Sequence[Mapping[str, float]] = (),
+                seed: int = 0, level: float = 0.95, warnings: Sequence[str] = (),
+                settings: Mapping | None = None, extra_starts: Sequence[Mapping[str, float]] = (),
                 rebuild: Callable[[np.ndarray], Points] | None = None, run_ids: np.ndarray | None = None,
                 context: Mapping[str, np.ndarray] | None = None) -> LawFit:
     """Fit ``law`` to ``pts`` (and bootstrap it over runs) into a LawFit; ``context`` adds columns (one value
@@ -378,8 +383,8 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
     ci, draws = {}, None
     if bootstrap:
         run_ids = np.unique(pts.run) if run_ids is None else run_ids
-        ci, draws = bootstrap_law(law, theta, rebuild or rebuild_from(pts), run_ids, n_boot=bootstrap, seed=seed,
-                                  level=level, delta=delta)
+        ci, draws = bootstrap_law(law, theta, rebuild or rebuild_from(pts), run_ids, n_boot=bootstrap,
+                                  seed=seed, level=level, delta=delta)
         diag["bootstrap_converged"] = 0 if draws is None else len(draws)
     params = {k: float(v) for k, v in _natural(law, theta).items()}
     irreducible = "E" if "E" in params else None
@@ -396,7 +401,8 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
                   diagnostics=diag | {"warnings": list(warnings)},
                   settings={"delta": delta, "bootstrap": bootstrap, "seed": seed,
                             "ci_level": level if bootstrap else None, "cite": law.cite,
-                            "inputs": list(law.inputs), "data_range": _range_of(law, pts)} | dict(settings or {}),
+                            "inputs": list(law.inputs), "data_range": _range_of(law, pts)}
+                  | dict(settings or {}),
                   draws=draws, level=level, fn=law.fn, points=points_frame(pts, context))
 
 

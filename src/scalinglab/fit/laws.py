@@ -75,7 +75,8 @@ def gradient_noise_scale(trace_cov: ArrayLike, grad_sq_norm: ArrayLike) -> np.nd
 
 
 def kaplan_n_opt(C_min_pf_days: ArrayLike, *, N_e: float = 1.3e9, exponent: float = 0.73) -> np.ndarray:
-    """Compute-efficient model size N = (1.3e9) * C_min^0.73, C_min in PF-days. Kaplan 2020, Fig. 14 / eq. (1.7)."""
+    """Compute-efficient model size N = (1.3e9) * C_min^0.73, C_min in PF-days. Kaplan 2020, Fig. 14 / eq.
+    (1.7)."""
     return N_e * _arr(C_min_pf_days) ** exponent
 
 

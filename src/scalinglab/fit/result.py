@@ -145,8 +145,9 @@ class FitResult(FitBase):
         out["settings"] = _jsonable(dict(self.settings))
         if self.bootstrap is not None:
             bs = self.bootstrap
-            out["bootstrap"] = {"n": int(len(bs.draws)), "seed": bs.seed, "level": bs.level, "flops": bs.flops,
-                                "n_converged": bs.n_converged, "columns": list(PARAM_NAMES)}
+            out["bootstrap"] = {"n": int(len(bs.draws)), "seed": bs.seed, "level": bs.level,
+                                "flops": bs.flops, "n_converged": bs.n_converged,
+                                "columns": list(PARAM_NAMES)}
             if draws:
                 out["bootstrap"]["draws"] = bs.draws.tolist()
         return out

@@ -13,8 +13,14 @@ from itertools import product
 import numpy as np
 from scipy.optimize import minimize
 
-from .objectives import (FreeMask, RobustLoss, exact_hessian_single, objective, objective_and_grad_single,
-                         objective_grad_hess)
+from .objectives import (
+    FreeMask,
+    RobustLoss,
+    exact_hessian_single,
+    objective,
+    objective_and_grad_single,
+    objective_grad_hess,
+)
 
 # Hoffmann 2022 §D.2 initialisation grid (DESIGN.md §4): 5 x 5 x 5 x 6 x 6 = 4500 starts.
 GRID_ALPHA = GRID_BETA = tuple(np.arange(0.0, 2.01, 0.5))

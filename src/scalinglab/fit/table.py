@@ -97,7 +97,8 @@ def canonical_columns(table: pd.DataFrame, overrides: dict[str, str] | None = No
             found = next((c for c in table.columns
                           if re.fullmatch(_SUFFIXED[name] + _UNIT_RE, str(c), flags=re.IGNORECASE)), None)
         if found is None and name == "loss":
-            found = next((c for c in table.columns if re.fullmatch(_BITS_RE, str(c), flags=re.IGNORECASE)), None)
+            found = next((c for c in table.columns if re.fullmatch(_BITS_RE, str(c), flags=re.IGNORECASE)),
+                         None)
         if found is not None:
             chosen[name] = found
     for name in REQUIRED:
@@ -139,7 +140,8 @@ def validate_numbers(runs: pd.DataFrame) -> pd.DataFrame:
             raise ScalingLabError(f"column {name}, row {i + 1}: value {values.iloc[i]:g} must be positive")
         if name == "weight" and (values < 0).any():
             i = int(np.flatnonzero((values < 0).to_numpy())[0])
-            raise ScalingLabError(f"column weight, row {i + 1}: value {values.iloc[i]:g} must not be negative")
+            raise ScalingLabError(f"column weight, row {i + 1}: value {values.iloc[i]:g} must not be "
+                                  "negative")
         runs[name] = values.astype(float)
     return runs
 
@@ -169,16 +171,18 @@ def load_runs(path: str | Path, overrides: dict[str, str] | None = None, *, n_un
     notes: list[str] = []
     units = {}
     for name, given in (("N", n_units), ("D", d_units)):
-        unit = _unit(given, f"--{name.lower()}-units") if given is not None else column_unit(str(chosen[name]), name)
+        param = f"{name.lower()}_units"
+        unit = _unit(given, param) if given is not None else column_unit(str(chosen[name]), name)
         units[name] = unit or "1"
     loss_unit = loss_units.lower() if loss_units else column_unit(str(chosen["loss"]), "loss") or "nats"
     if loss_unit not in LOSS_UNITS:
-        raise ScalingLabError(f"--loss-units must be one of {', '.join(LOSS_UNITS)}, not {loss_units!r}")
+        raise ScalingLabError(f"`loss_units` must be one of {', '.join(LOSS_UNITS)}, not {loss_units!r}",
+                              params=("loss_units",))
     if "step" in runs and "run_id" in runs and runs["loss"].isna().any():
         # a history export logs eval loss at some steps only: those rows are not evals
         kept = runs["loss"].notna()
-        notes.append(f"{int((~kept).sum())} rows without a {chosen['loss']} value (steps logged without an eval) "
-                     f"left out")
+        notes.append(f"{int((~kept).sum())} rows without a {chosen['loss']} value (steps logged without an "
+                     "eval) left out")
         runs = runs[kept].reset_index(drop=True)
         if len(runs) == 0:
             raise ScalingLabError(f"{path}: no row has a value in {chosen['loss']}")
@@ -189,26 +193,28 @@ def load_runs(path: str | Path, overrides: dict[str, str] | None = None, *, n_un
         runs["N_nonembed"] = runs["N_nonembed"] * UNITS[units["N"]]
     if loss_unit == "bits":
         runs["loss"] = runs["loss"] * LN2
-    # no language model has under 1e4 parameters or trains on under 1e5 tokens: such columns are in other units
+    # no language model has under 1e4 parameters or trains on under 1e5 tokens: such columns are in other
+    # units
     for name, what, floor in (("N", "parameters", 1e4), ("D", "tokens", 1e5)):
         if units[name] == "1" and runs[name].max() < floor:
-            notes.append(f"column {chosen[name]} ({name}) is at most {runs[name].max():.4g}: {what} in thousands, "
-                         f"millions or billions? Say so with --{name.lower()}-units K|M|B|T")
+            notes.append(f"column {chosen[name]} ({name}) is at most {runs[name].max():.4g}: {what} in "
+                         f"thousands, millions or billions? Say so with `{name.lower()}_units` K|M|B|T")
     if "C" in runs:
         ratio = float(np.median(runs["C"] / (6 * runs["N"] * runs["D"])))
         if not 0.5 <= ratio <= 2.0:
-            notes.append(f"column {chosen['C']} (C) is {ratio:.3g}x 6ND (median over rows): other units, or a "
-                         f"different count? Fits that use C (Approaches 1, 2, Kaplan L(C)) take it as given")
+            notes.append(f"column {chosen['C']} (C) is {ratio:.3g}x 6ND (median over rows): other units, or "
+                         "a different count? Fits that use C (Approaches 1, 2, Kaplan L(C)) take it as given")
     runs.attrs["source_columns"] = dict(chosen)  # so a fit can tell which N (total/non-embedding) it got
     runs.attrs["input"] = {"columns": {k: str(v) for k, v in chosen.items()},
                            "units": {"N": units["N"], "D": units["D"], "loss": loss_unit}, "notes": notes}
     return runs, chosen
 
 
-def _unit(text: str, flag: str) -> str:
+def _unit(text: str, param: str) -> str:
     unit = text.strip().lower()
     if unit not in UNITS:
-        raise ScalingLabError(f"{flag} must be one of 1, K, M, B, T (thousands ... trillions), not {text!r}")
+        raise ScalingLabError(f"`{param}` must be one of 1, K, M, B, T (thousands ... trillions), "
+                              f"not {text!r}", params=(param,))
     return unit or "1"
 
 

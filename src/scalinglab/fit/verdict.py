@@ -39,27 +39,29 @@ def judge(params: Mapping[str, float], ci: Mapping[str, tuple[float, float]] | N
         if not math.isfinite(v):
             out.append(f"exponent {name} = {_plain(v)}: not a number")
         elif v <= 0:
-            out.append(f"exponent {name} = {_plain(v)} is not positive: the target does not fall as the law's "
-                       f"form says in these runs")
+            out.append(f"exponent {name} = {_plain(v)} is not positive: the target does not fall as the "
+                       "law's form says in these runs")
         elif v < lo_x:
             out.append(f"exponent {name} = {_plain(v)} ran to 0 (< {lo_x:g}): a constant, not a power law")
         elif v > hi_x:
-            out.append(f"exponent {name} = {_plain(v)} is above {hi_x:g}: a step or a flat line, not a power law")
+            out.append(f"exponent {name} = {_plain(v)} is above {hi_x:g}: a step or a flat line, "
+                       "not a power law")
     for name in scales:
         if name not in params or name in fixed or name == irreducible:
             continue
         v = params[name]
         if not (math.isfinite(v) and v > 0 and abs(math.log10(v)) <= SCALE_LOG10_LIMIT):
-            out.append(f"{name} = {_plain(v)} ran off to the float limit: the runs do not pin this constant down")
+            out.append(f"{name} = {_plain(v)} ran off to the float limit: the runs do not pin this "
+                       "constant down")
     if irreducible and irreducible in params and irreducible not in fixed and target_min:
         v = params[irreducible]
         if not v >= E_FLOOR * target_min:
-            out.append(f"the irreducible term {irreducible} = {_plain(v)} vanished (below {E_FLOOR:g} x the lowest "
-                       f"loss {target_min:.4g}): the runs do not constrain it")
+            out.append(f"the irreducible term {irreducible} = {_plain(v)} vanished (below {E_FLOOR:g} x the "
+                       f"lowest loss {target_min:.4g}): the runs do not constrain it")
     for name, v in fixed.items():
         if name == irreducible and target_min is not None and v >= target_min:
-            out.append(f"fixed {name} = {_plain(v)} is at or above the lowest measured loss {target_min:.4g}: "
-                       f"the law cannot reach the data")
+            out.append(f"fixed {name} = {_plain(v)} is at or above the lowest measured loss "
+                       f"{target_min:.4g}: the law cannot reach the data")
     scales = set(scales)
     for name, (lo, hi) in (ci or {}).items():
         if name in fixed or name not in params:
@@ -70,8 +72,8 @@ def judge(params: Mapping[str, float], ci: Mapping[str, tuple[float, float]] | N
             out.append(f"the bootstrap interval of {name} spans {math.log10(hi / lo):.0f} decades "
                        f"([{lo:.3g}, {hi:.3g}]): the runs do not constrain it")
         elif hi - lo <= 1e-6 * max(abs(lo), abs(hi), 1e-300):
-            out.append(f"the bootstrap interval of {name} has zero width ([{lo:.4g}, {hi:.4g}]): every resample "
-                       f"lands on the same boundary value")
+            out.append(f"the bootstrap interval of {name} has zero width ([{lo:.4g}, {hi:.4g}]): every "
+                       "resample lands on the same boundary value")
     return out
 
 

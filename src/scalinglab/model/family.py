@@ -37,7 +37,8 @@ def depth_for(d_model: int) -> int:
     return max(MIN_DEPTH, round(d_model / ASPECT))
 
 
-def shape_for_width(d_model: int, *, vocab_size: int = 256, n_ctx: int = 128, tied: bool = True) -> ModelShape:
+def shape_for_width(d_model: int, *, vocab_size: int = 256, n_ctx: int = 128,
+                    tied: bool = True) -> ModelShape:
     n_head, d_head = heads(d_model)
     return ModelShape(n_layer=depth_for(d_model), d_model=d_model, n_head=n_head, d_head=d_head,
                       d_ff=4 * d_model, vocab_size=vocab_size, n_ctx=n_ctx, tied=tied, positions=POSITIONS)
@@ -73,7 +74,8 @@ NAMED_WIDTHS = {"xs": 96, "s": 192, "m": 288, "l": 384, "xl": 576}
 
 
 def named_shape(name: str, *, vocab_size: int = 256, n_ctx: int = 256, tied: bool = True) -> ModelShape:
-    """A named size: "debug" (2 layers, d_model 64) or one of NAMED_WIDTHS (the family's shape of that width)."""
+    """A named size: "debug" (2 layers, d_model 64) or one of NAMED_WIDTHS (the family's shape of that
+    width)."""
     if name == "debug":
         return ModelShape(n_layer=2, d_model=64, n_head=4, d_head=16, d_ff=256, vocab_size=vocab_size,
                           n_ctx=n_ctx, tied=tied, positions=POSITIONS)

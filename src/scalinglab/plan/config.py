@@ -8,9 +8,10 @@ import dataclasses
 import hashlib
 import json
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 from ..errors import ScalingLabError, plain
 
@@ -43,8 +44,10 @@ class StudyConfig:
     schedule: str = "cosine"  # "wsd": one stable run per size, cool-downs branched off it at every budget
     cooldown_frac: float = 0.2         # wsd: the share of each run's steps spent cooling down
     beta2: float = 0.95                # AdamW beta2 of every run
-    warmup_steps: int = 0              # > 0: every run warms up over this many steps (0: the trainer's default)
-    noise_seeds: int = 0               # extra seeds of one grid run: run-to-run noise for the held-out interval
+    # > 0: every run warms up over this many steps (0: the trainer's default)
+    warmup_steps: int = 0
+    # extra seeds of one grid run: run-to-run noise for the held-out interval
+    noise_seeds: int = 0
 
     def __post_init__(self):
         self._check_types()
@@ -72,7 +75,8 @@ class StudyConfig:
         }
         for key, is_bad in bad.items():
             if is_bad:
-                raise ScalingLabError(f"study config: impossible value for {key}: {plain(getattr(self, key))}")
+                value = plain(getattr(self, key))
+                raise ScalingLabError(f"study config: impossible value for {key}: {value}")
 
     def _check_types(self) -> None:
         """Each field of the type its default has (a TOML file can hold anything): one line naming it."""
@@ -112,27 +116,30 @@ class StudyConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
-NEWER_FIELDS = {"unique_tokens": 0, "kind": "isoflop", "batch_sizes": [], "sweep_params": 0.0, "sweep_tokens": 0.0,
-                "schedule": "cosine", "cooldown_frac": 0.2, "beta2": 0.95, "noise_seeds": 0, "warmup_steps": 0}
+NEWER_FIELDS = {"unique_tokens": 0, "kind": "isoflop", "batch_sizes": [], "sweep_params": 0.0,
+                "sweep_tokens": 0.0, "schedule": "cosine", "cooldown_frac": 0.2, "beta2": 0.95,
+                "noise_seeds": 0, "warmup_steps": 0}
 
 PRESETS = {
-    # CI-sized: two tiny budgets, 4 sizes each, seconds per run.
-    "debug": dict(name="debug", budgets=(2e11, 5e11), sizes_per_budget=4, size_span=6.0, tokens_per_param=10.0,
-                  n_ctx=64, batch_size=8, n_eval_tokens=4096, min_steps=30, bootstrap=200, schedule="wsd",
-                  beta2=0.99, noise_seeds=1),
+    # CI-sized (the study, resume and Ray tests share it): two tiny budgets near the family's smallest
+    # model, 7 WSD runs of 5-18 s, one seed repeat, the held-out run at 2x: ~80 s on 2 cores.
+    "debug": dict(name="debug", budgets=(1.2e11, 3e11), sizes_per_budget=4, size_span=6.0,
+                  tokens_per_param=10.0, n_ctx=64, batch_size=8, n_eval_tokens=4096, min_steps=30,
+                  bootstrap=200, schedule="wsd", beta2=0.99, noise_seeds=1, holdout_factor=2.0),
     # The README's main job, <= 20 minutes on 2 CPU cores including the held-out run (docs/study.md): an
     # N x D grid of WSD runs over an 8x budget range, each size's shorter runs branched off its longest.
     "default": dict(name="default", budgets=(5e11, 1e12, 2e12, 4e12), sizes_per_budget=7, size_span=12.0,
                     tokens_per_param=40.0, min_steps=300, n_ctx=128, batch_size=16, n_eval_tokens=16384,
                     bootstrap=1000, schedule="wsd", beta2=0.99, noise_seeds=2),
-    # Repeated data: every run sees only the first 500k training tokens, for 2-23 epochs (Muennighoff et al. 2023).
+    # Repeated data: every run sees only the first 500k training tokens, for 2-23 epochs (Muennighoff et al.
+    # 2023).
     "data-constrained": dict(name="data-constrained", budgets=(1e12, 2e12, 4e12), sizes_per_budget=4,
                              size_span=6.0, tokens_per_param=60.0, min_steps=300, n_ctx=128, batch_size=16,
                              n_eval_tokens=16384, bootstrap=200, unique_tokens=500_000),
     # B_crit two ways on the embedded corpus: one ~74k-parameter model at 5 batch sizes, constant LR after
     # warm-up (min_lr_frac 1) so that steps-to-loss compare across batch sizes; noise scale recorded too.
-    "batch-sweep": dict(name="batch-sweep", kind="batch-sweep", batch_sizes=(4, 8, 16, 32, 64), sweep_params=74e3,
-                        sweep_tokens=3e6, n_ctx=128, n_eval_tokens=16384, bootstrap=200),
+    "batch-sweep": dict(name="batch-sweep", kind="batch-sweep", batch_sizes=(4, 8, 16, 32, 64),
+                        sweep_params=74e3, sweep_tokens=3e6, n_ctx=128, n_eval_tokens=16384, bootstrap=200),
     # For a GPU: larger context, batch and budgets.
     "gpu-small": dict(name="gpu-small", budgets=(1e16, 3e16, 1e17, 3e17), sizes_per_budget=7, n_ctx=512,
                       batch_size=64, n_eval_tokens=262144, bootstrap=2000),
@@ -142,7 +149,7 @@ PRESETS = {
 def load_study(source: str | None = None, preset: str | None = None) -> StudyConfig:
     """A preset by name, a TOML path, or the default preset when neither is given."""
     if source is not None and preset is not None:
-        raise ScalingLabError("give a study file or --preset, not both")
+        raise ScalingLabError("give a study file or a `preset`, not both", params=("preset",))
     if source is None:
         name = preset or "default"
         if name not in PRESETS:
@@ -161,7 +168,8 @@ def load_study(source: str | None = None, preset: str | None = None) -> StudyCon
     known = {f.name for f in dataclasses.fields(StudyConfig)}
     unknown = sorted(set(table) - known)
     if unknown:
-        raise ScalingLabError(f"{path}: unknown key {unknown[0]!r} in [study]; known keys: {', '.join(sorted(known))}")
+        raise ScalingLabError(f"{path}: unknown key {unknown[0]!r} in [study]; known keys: "
+                              f"{', '.join(sorted(known))}")
     try:
         return StudyConfig(**table)
     except (TypeError, ValueError) as exc:

@@ -11,8 +11,8 @@ import numpy as np
 from ..errors import ScalingLabError
 from ..model.accounting import ModelShape, flops_per_token, param_breakdown
 from ..model.family import family_shapes, shape_for_params
-from .spec import RunSpec
 from .config import StudyConfig
+from .spec import RunSpec
 
 
 def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig) -> RunSpec:
@@ -45,7 +45,8 @@ def isoflop_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec
 
 def _sizes_around(n_mid: float, cfg: StudyConfig, vocab_size: int) -> list[ModelShape]:
     """The family's distinct shapes nearest ``sizes_per_budget`` targets log-spaced over ``size_span``."""
-    targets = n_mid * np.geomspace(1 / math.sqrt(cfg.size_span), math.sqrt(cfg.size_span), cfg.sizes_per_budget)
+    targets = n_mid * np.geomspace(1 / math.sqrt(cfg.size_span), math.sqrt(cfg.size_span),
+                                   cfg.sizes_per_budget)
     family = family_shapes(vocab_size, cfg.n_ctx)
     lo, hi = (param_breakdown(family[i])["total"] for i in (0, -1))
     if targets[-1] < lo or targets[0] > hi:

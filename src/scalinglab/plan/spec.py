@@ -37,20 +37,23 @@ class RunSpec:
     noise_every: int = 10
     checkpoint_every: int = 250
     unique_tokens: int | None = None  # train on the first U tokens only, repeated (data-constrained runs)
-    schedule: str = "cosine"  # or "wsd": warm-up, stable, cool-down over the last cooldown_frac (train/optim.py)
+    # or "wsd": warm-up, stable, cool-down over the last cooldown_frac (train/optim.py)
+    schedule: str = "cosine"
     cooldown_frac: float = 0.2
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         checks = {"n_tokens": self.n_tokens > 0, "batch_size": self.batch_size >= 1,
-                  "warmup_steps": self.warmup_steps is None or self.warmup_steps >= 1, "min_lr_frac": 0 <= self.min_lr_frac <= 1,
-                  "weight_decay": self.weight_decay >= 0, "grad_clip": self.grad_clip > 0,
-                  "n_eval_tokens": self.n_eval_tokens >= 1, "n_evals": self.n_evals >= 1,
-                  "noise_every": self.noise_every >= 0, "checkpoint_every": self.checkpoint_every >= 1,
+                  "warmup_steps": self.warmup_steps is None or self.warmup_steps >= 1,
+                  "min_lr_frac": 0 <= self.min_lr_frac <= 1, "weight_decay": self.weight_decay >= 0,
+                  "grad_clip": self.grad_clip > 0, "n_eval_tokens": self.n_eval_tokens >= 1,
+                  "n_evals": self.n_evals >= 1, "noise_every": self.noise_every >= 0,
+                  "checkpoint_every": self.checkpoint_every >= 1,
                   "lr": self.lr is None or (math.isfinite(self.lr) and self.lr > 0),
                   "unique_tokens": self.unique_tokens is None or self.unique_tokens > 2 * self.shape.n_ctx,
-                  "schedule": self.schedule in ("cosine", "wsd"), "cooldown_frac": 0 < self.cooldown_frac <= 1,
-                  "beta1": 0 <= self.beta1 < 1, "beta2": 0 <= self.beta2 < 1}
+                  "schedule": self.schedule in ("cosine", "wsd"),
+                  "cooldown_frac": 0 < self.cooldown_frac <= 1, "beta1": 0 <= self.beta1 < 1,
+                  "beta2": 0 <= self.beta2 < 1}
         for name, ok in checks.items():
             if not ok:
                 raise ScalingLabError(f"run spec: bad {name} = {getattr(self, name)!r}")

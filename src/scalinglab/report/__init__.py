@@ -13,15 +13,16 @@ def read_summary(study_dir: Path) -> dict:
         raise ScalingLabError(f"{study_dir} is not a study directory (no study.sqlite)")
     summary_path = study_dir / "summary.json"
     if not summary_path.exists():
-        raise ScalingLabError(f"{study_dir}: the study has not finished; re-run `scalinglab run` to complete it")
+        raise ScalingLabError(f"{study_dir}: the study has not finished; re-run `scalinglab run` to "
+                              "complete it")
     try:
         summary = json.loads(summary_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ScalingLabError(f"{summary_path} is corrupt; re-run `scalinglab run` to rewrite it") from None
     problem = _summary_problem(summary)
     if problem:
-        raise ScalingLabError(f"{summary_path} is not a study summary ({problem}); re-run `scalinglab run` to "
-                              f"rewrite it")
+        raise ScalingLabError(f"{summary_path} is not a study summary ({problem}); re-run `scalinglab run` "
+                              "to rewrite it")
     return summary
 
 

@@ -11,7 +11,6 @@ import io
 from multiprocessing import TimeoutError as mp_TimeoutError
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..atomic import write_bytes, write_text
@@ -53,11 +52,12 @@ def study_inputs(study_dir: Path, summary: dict | None = None, *, refit: bool = 
         from ..fit.base import read_fits
         fits, skipped = read_fits(fits_path)
         saved = ([f for f in fits if f.key != "chinchilla:3"], skipped)
-    return {"fits": saved, "title": f"scalinglab study {summary.get('study', '')} ({summary.get('study_id', '')})",
-            "curves": store.curve_table(), "runs": store.runs(), "fit3": fit, "holdout": summary.get("holdout"),
-            "allocations": summary.get("allocations"), "flop_convention": summary.get("flop_convention"),
-            "run_noise": summary.get("run_noise"), "final": summary.get("final", True),
-            "failed_runs": summary.get("failed_runs", [])}
+    return {"fits": saved,
+            "title": f"scalinglab study {summary.get('study', '')} ({summary.get('study_id', '')})",
+            "curves": store.curve_table(), "runs": store.runs(), "fit3": fit,
+            "holdout": summary.get("holdout"), "allocations": summary.get("allocations"),
+            "flop_convention": summary.get("flop_convention"), "run_noise": summary.get("run_noise"),
+            "final": summary.get("final", True), "failed_runs": summary.get("failed_runs", [])}
 
 
 def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> Path:
@@ -66,9 +66,9 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> 
     Every law the data allow is fitted here (``fit_every``, as `scalinglab fit --law all`), with
     ``bootstrap`` resamples for its intervals; Approach 3 comes from ``inputs["fit3"]`` (the study's own).
     """
+    from ..fit.all_laws import fit_every, plan_fits
     from ..fit.approaches import isoflop_minima
     from ..fit.curves import prepare
-    from ..fit.all_laws import fit_every, plan_fits
     out_dir.mkdir(parents=True, exist_ok=True)
     fit3 = inputs.get("fit3")
     table = inputs["curves"] if inputs.get("curves") is not None else inputs["finals"]
@@ -107,7 +107,8 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> 
             fits, skipped = fit_every(table, plan_fits("all"), approach3=approach3, bootstrap=bootstrap)
         by = {f.key: f for f in fits}
         alloc = [("Approach 3", fit3, True)] if fit3 is not None else []
-        alloc += [(f"Approach {a}", by[f"chinchilla:{a}"], False) for a in ("1", "2") if f"chinchilla:{a}" in by]
+        alloc += [(f"Approach {a}", by[f"chinchilla:{a}"], False)
+                  for a in ("1", "2") if f"chinchilla:{a}" in by]
         drawn = {key: _draw(make) for key, make in {
             "allocation": lambda: plots.allocation(alloc, {"Chinchilla": PUBLISHED["chinchilla"].params},
                                                    (c_lo, c_hi), flop_axis, largest),
@@ -132,7 +133,8 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> 
         sections.append(("Compute-optimal run of the model family at the next budgets (like Hoffmann 2022 "
                          "Table 3; every row extrapolated)", _family_ladder(inputs)))
     elif fit3 is not None:
-        sections.append(("Compute-optimal allocation (like Hoffmann 2022 Table 3)", _ladder(fit3, float(six_nd.max()))))
+        sections.append(("Compute-optimal allocation (like Hoffmann 2022 Table 3)",
+                         _ladder(fit3, float(six_nd.max()))))
     sections.append(("Runs (click a column to sort)", _runs_table(inputs.get("runs"), finals)))
     page = _page(inputs.get("title", "scalinglab report"), sections, _banners(fit3, inputs, flop_axis))
     return write_text(out_dir / "report.html", page)
@@ -150,12 +152,13 @@ FIGURES = (  # (file, title) in page order
 def fit_all(study_dir: Path, table, fit3, *, bootstrap: int = REPORT_BOOTSTRAP) -> Path:
     """Fit every law the study's curves allow (Approach 3 is the study's own) and save them, with their
     bootstrap draws and points, as STUDY_DIR/fits.json: what `report` draws from."""
-    from ..fit.base import FORMAT_MANY, VERSION
     from ..fit.all_laws import fit_every, plan_fits
+    from ..fit.base import FORMAT_MANY, VERSION
     from ..jsonsafe import dumps
     fits, skipped = fit_every(table, plan_fits("all"), approach3=lambda _: fit3, bootstrap=bootstrap)
     return write_text(study_dir / FITS_FILE, dumps({"format": FORMAT_MANY, "version": VERSION,
-                                                     "fits": [f.to_dict() for f in fits], "skipped": skipped}))
+                                                     "fits": [f.to_dict() for f in fits],
+                                                     "skipped": skipped}))
 
 
 def _draw(make) -> tuple[str, bytes | str]:
@@ -247,16 +250,18 @@ def _banners(fit3, inputs: dict, flop_axis) -> list[str]:
     if fit3 is not None and not fit3.converged:
         out.append("<p class='banner'><b>The Approach 3 fit did not converge</b>: "
                    + html.escape("; ".join(fit3.warnings) or "the optimiser did not agree on a minimum")
-                   + ". The allocation, contours, tokens-per-parameter fan, allocation table and the held-out "
-                     "prediction below come from it and are not a usable law.</p>")
+                   + ". The allocation, contours, tokens-per-parameter fan, allocation table and the "
+                     "held-out prediction below come from it and are not a usable law.</p>")
     if inputs.get("final") is False:
         failed = inputs.get("failed_runs") or []
         out.append("<p class='banner'><b>Provisional</b>: " + html.escape(
-            f"{len(failed)} grid run(s) failed ({'; '.join(f['run_id'] + ': ' + f['reason'] for f in failed)}). "
-            "The fit and the held-out prediction use the others; repair them and re-run the study.") + "</p>")
+            f"{len(failed)} grid run(s) failed "
+            f"({'; '.join(f['run_id'] + ': ' + f['reason'] for f in failed)}). The fit and the held-out "
+            "prediction use the others; repair them and re-run the study.") + "</p>")
     h = inputs.get("holdout") or {}
     if h and h.get("fit_converged") is False and fit3 is None:
-        out.append("<p class='banner'><b>The held-out prediction came from a fit that did not converge.</b></p>")
+        out.append("<p class='banner'><b>The held-out prediction came from a fit that did not "
+                   "converge.</b></p>")
     out.append(f"<p class='note'>FLOP axes on this page: {html.escape(flop_axis.name)}"
                + ("; Approach 3's closed form (C = 6ND) is moved onto it by each size's own C / 6ND."
                   if flop_axis.logn is not None else ".")
@@ -269,7 +274,8 @@ def _params_table(fit3, fits, skipped) -> str:
     for f in ([fit3] if fit3 is not None else []) + [f for f in fits if f.key != "chinchilla:3"]:
         params = dict(f.params, a=f.a, b=f.b) if f.key == "chinchilla:3" else dict(f.params)
         rows.append({"law": f.label, "form": f.form,
-                     "parameters [95% CI]": "; ".join(f"{k} = {_fmt_ci(v, f.ci.get(k))}" for k, v in params.items()),
+                     "parameters [95% CI]": "; ".join(f"{k} = {_fmt_ci(v, f.ci.get(k))}"
+                                                      for k, v in params.items()),
                      "runs": f.n_runs, "points": f.n_points,
                      "points are": f.settings.get("points_are", "final runs"),
                      "converged": "yes" if f.converged else "NO",
@@ -277,8 +283,9 @@ def _params_table(fit3, fits, skipped) -> str:
     for s in skipped:
         if s["law"] == "chinchilla" and s["approach"] == "3":
             continue
-        rows.append({"law": f"{s['law']} {s['approach']}", "form": "-", "parameters [95% CI]": "not fitted: " + s["reason"],
-                     "runs": "-", "points": "-", "points are": "", "converged": "-", "warnings": ""})
+        rows.append({"law": f"{s['law']} {s['approach']}", "form": "-",
+                     "parameters [95% CI]": "not fitted: " + s["reason"], "runs": "-", "points": "-",
+                     "points are": "", "converged": "-", "warnings": ""})
     if not rows:
         return "<p class='missing'>No fits.</p>"
     return _table(pd.DataFrame(rows)).replace("class=\"dataframe t\"", "class=\"dataframe t left\"", 1)
@@ -289,19 +296,22 @@ def _family_ladder(inputs: dict) -> str:
     rows = []
     for a in inputs["allocations"]:
         iv = (a.get("interval") or {}).get("loss")
-        rows.append({"FLOPs": f"{a['flops']:.3g}", "x largest budget": f"{a['extrapolation']:g} (extrapolated)",
+        law_iv = f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""
+        one_run = (a.get("prediction_interval") or {}).get("loss")
+        rows.append({"FLOPs": f"{a['flops']:.3g}",
+                     "x largest budget": f"{a['extrapolation']:g} (extrapolated)",
                      "N_opt": f"{a['n_params']:.4g}", "D_opt": f"{a['n_tokens']:.4g}",
                      "tokens/param": f"{a['tokens_per_param']:.3g}",
-                     "loss [law's 95% CI]": f"{a['loss']:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""),
-                     "one new run [95%]": (lambda p: f"[{p[0]:.4f}, {p[1]:.4f}]" if p else "-")(
-                         (a.get("prediction_interval") or {}).get("loss")),
+                     "loss [law's 95% CI]": f"{a['loss']:.4f}{law_iv}",
+                     "one new run [95%]": f"[{one_run[0]:.4f}, {one_run[1]:.4f}]" if one_run else "-",
                      "shape (layers x width)": f"{a['shape']['n_layer']} x {a['shape']['d_model']}"})
     note = html.escape(inputs.get("flop_convention") or "")
     return f"<p>{note}</p>" + _table(pd.DataFrame(rows))
 
 
 def _ladder(fit3, largest: float) -> str:
-    """Compute-optimal N, D and loss from 1/16x to 64x the largest run (C = 6ND), each row's extrapolation named."""
+    """Compute-optimal N, D and loss from 1/16x to 64x the largest run (C = 6ND), each row's extrapolation
+    named."""
     from ..model.family import shape_for_params  # the study's own model family
     vocab, ctx = int(fit3.settings.get("vocab_size", 256)), int(fit3.settings.get("n_ctx", 128))
     rows = []
@@ -309,8 +319,9 @@ def _ladder(fit3, largest: float) -> str:
         C = largest * f
         n, d = (float(x) for x in fit3.optimal(C))
         shape = shape_for_params(n, vocab_size=vocab, n_ctx=ctx)
-        rows.append({"FLOPs (6ND)": f"{C:.3g}", "x largest run": f"{f:g}" + (" (extrapolated)" if f > 1 else ""),
-                     "N_opt": f"{n:.4g}", "D_opt": f"{d:.4g}", "tokens/param": f"{d / n:.3g}",
+        rows.append({"FLOPs (6ND)": f"{C:.3g}",
+                     "x largest run": f"{f:g}" + (" (extrapolated)" if f > 1 else ""), "N_opt": f"{n:.4g}",
+                     "D_opt": f"{d:.4g}", "tokens/param": f"{d / n:.3g}",
                      "loss": f"{float(fit3.predict(n, d)):.4f}",
                      "shape (layers x width)": f"{shape.n_layer} x {shape.d_model}"})
     return _table(pd.DataFrame(rows))

@@ -83,7 +83,8 @@ def _size_colours(sizes):
 
 
 def learning_curves(curves: pd.DataFrame | None) -> plt.Figure:
-    """Loss vs tokens and vs FLOPs per model size, with the compute envelope (Kaplan Fig. 1; Hoffmann Fig. 2 left)."""
+    """Loss vs tokens and vs FLOPs per model size, with the compute envelope (Kaplan Fig. 1; Hoffmann Fig. 2
+    left)."""
     if curves is None or curves.empty:
         raise MissingData("no learning curves in this study (a table without run_id and step)")
     from ..fit.curves import envelope
@@ -104,7 +105,8 @@ def learning_curves(curves: pd.DataFrame | None) -> plt.Figure:
         ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="held-out loss (nats/token)")
         _plain_minor(ax)
         ax.grid(alpha=0.3, which="both")
-    sm = plt.cm.ScalarMappable(cmap="viridis", norm=matplotlib.colors.LogNorm(curves["N"].min(), curves["N"].max()))
+    norm = matplotlib.colors.LogNorm(curves["N"].min(), curves["N"].max())
+    sm = plt.cm.ScalarMappable(cmap="viridis", norm=norm)
     fig.colorbar(sm, ax=axes, label="parameters N")
     fig.suptitle("Learning curves by model size (Kaplan 2020 Fig. 1; Hoffmann 2022 Fig. 2 left)")
     return fig
@@ -129,7 +131,8 @@ def isoflop_valleys(finals: pd.DataFrame, minima: pd.DataFrame) -> plt.Figure:
             xs = np.linspace(x.min() - 0.2, x.max() + 0.2, 100)
             ax.plot(np.exp(xs), np.polyval(p, xs), color=col, lw=1)
     if minima is not None and len(minima):
-        ax.scatter(minima["N_opt"], minima["L_opt"], marker="*", s=140, color="black", zorder=5, label="minima")
+        ax.scatter(minima["N_opt"], minima["L_opt"], marker="*", s=140, color="black", zorder=5,
+                   label="minima")
     ax.set(xscale="log", xlabel="parameters N", ylabel="final held-out loss",
            title="IsoFLOP valleys (Hoffmann 2022 Fig. 3 left)")
     ax.grid(alpha=0.3, which="both")
@@ -168,7 +171,8 @@ def allocation(fits: list, published: dict, c_range: tuple[float, float], flop_a
         ax.grid(alpha=0.3, which="both")
         _mark_extrapolation(ax, largest)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Compute-optimal allocation, bands = 95% bootstrap intervals (Hoffmann 2022 Fig. 1, A3)" + note)
+    fig.suptitle("Compute-optimal allocation, bands = 95% bootstrap intervals (Hoffmann 2022 Fig. 1, A3)"
+                 + note)
     return fig
 
 
@@ -178,12 +182,13 @@ def holdout(h: dict | None) -> plt.Figure:
         raise MissingData("this study has no held-out run")
     fig, ax = _subplots(figsize=(5, 3.2))
     lo, hi = h["interval"] if h.get("interval") else (h["predicted"], h["predicted"])
-    ax.errorbar([0], [h["predicted"]], yerr=[[h["predicted"] - lo], [hi - h["predicted"]]], fmt="o", capsize=6,
+    ax.errorbar([0], [h["predicted"]], yerr=[[h["predicted"] - lo], [hi - h["predicted"]]], fmt="o",
+                capsize=6,
                 label="predicted, " + (h.get("interval_kind") or "95% bootstrap interval of the law"))
     if h.get("fit_interval") and h.get("interval") and h["fit_interval"] != h["interval"]:
         flo, fhi = h["fit_interval"]
-        ax.errorbar([0.08], [h["predicted"]], yerr=[[h["predicted"] - flo], [fhi - h["predicted"]]], fmt="none",
-                    capsize=3, color="gray", label="law's bootstrap interval alone")
+        ax.errorbar([0.08], [h["predicted"]], yerr=[[h["predicted"] - flo], [fhi - h["predicted"]]],
+                    fmt="none", capsize=3, color="gray", label="law's bootstrap interval alone")
     ax.scatter([1], [h["measured"]], color="crimson", zorder=5, label="measured")
     ax.set(xticks=[0, 1], xticklabels=["predicted", "measured"], xlim=(-0.6, 1.6), ylabel="held-out loss",
            title=f"Held-out run at {h['flops_budget']:.3g} FLOPs: error {100 * h['rel_error']:+.2f}%")
@@ -241,7 +246,8 @@ def kaplan_fixed_compute_steps(fit_ns, n_levels: int = 5) -> plt.Figure:
         lo = max(g[col].min() for g in runs)
         hi = min(g[col].max() for g in runs)
         if not hi > lo:  # no value every run reaches: use the values most runs reach
-            lo, hi = np.percentile([g[col].min() for g in runs], 50), np.percentile([g[col].max() for g in runs], 50)
+            lo, hi = np.percentile([g[col].min() for g in runs],
+                                   50), np.percentile([g[col].max() for g in runs], 50)
         levels = np.geomspace(lo, hi, n_levels) if hi > lo else np.array([lo])
         for i, v in enumerate(levels):
             c = cmap(0.85 * i / max(1, len(levels) - 1))
@@ -260,7 +266,8 @@ def kaplan_fixed_compute_steps(fit_ns, n_levels: int = 5) -> plt.Figure:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     axes[0].set_ylabel("held-out loss")
-    fig.suptitle(f"Loss vs N at fixed compute and fixed steps; dashed: fitted {fit_ns.form} (Kaplan 2020 Fig. 11)")
+    fig.suptitle(f"Loss vs N at fixed compute and fixed steps; dashed: fitted {fit_ns.form} "
+                 "(Kaplan 2020 Fig. 11)")
     return fig
 
 
@@ -269,7 +276,7 @@ def tokens_per_param_fan(fit3, c_range: tuple[float, float], flop_axis: "FlopAxi
     """Bootstrap fan of the compute-optimal tokens per parameter D_opt/N_opt against compute."""
     draws = fit3.draws if fit3 is not None else None
     if draws is None or len(draws) < 10:
-        raise MissingData("no bootstrap draws (fit with --bootstrap K)")
+        raise MissingData("no bootstrap draws (the fit was made without bootstrap resamples)")
     C6 = np.geomspace(c_range[0], c_range[1], 50)
     E, A, B, alpha, beta = (draws[:, i][:, None] for i in range(5))
     with np.errstate(all="ignore"):
@@ -345,7 +352,8 @@ def loss_vs_n_embeddings(finals: pd.DataFrame, frontier: pd.DataFrame | None = N
 
 
 def critical_batch(noise_fit, sweep_fit) -> plt.Figure:
-    """B_crit against loss: the gradient noise scale per eval and/or a batch sweep's B_crit = E_min/S_min, each
+    """B_crit against loss: the gradient noise scale per eval and/or a batch sweep's B_crit = E_min/S_min,
+    each
     with its fitted B_crit(L) = B*/L^(1/alpha_B) over the losses it was fitted at (Kaplan 2020 Fig. 10)."""
     if noise_fit is None and sweep_fit is None:
         raise MissingData("no gradient noise scale recorded and no batch-size sweep")

@@ -1,4 +1,5 @@
-"""A study's summary.json as the text `run` and `report` print: the fit, the allocations, the held-out check."""
+"""A study's summary.json as the text `run` and `report` print: the fit, the allocations, the held-out
+check."""
 from __future__ import annotations
 
 
@@ -18,13 +19,14 @@ def render(summary: dict) -> str:
     lines.append("compute-optimal run of the model family at the next budgets (fitted law, extrapolated):")
     for row in summary.get("allocations", []):
         iv = row.get("interval", {}).get("loss")
-        lines.append(f"  C {row['flops']:9.3g} ({row.get('extrapolation', row['flops']):g}x the largest budget)  "
-                     f"N_opt {row.get('n_params', row.get('n_opt')):9.3g}  "
+        lines.append(f"  C {row['flops']:9.3g} ({row.get('extrapolation', row['flops']):g}x the largest "
+                     f"budget)  N_opt {row.get('n_params', row.get('n_opt')):9.3g}  "
                      f"D_opt {row.get('n_tokens', row.get('d_opt')):9.3g}  loss {row['loss']:.4f}"
                      + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""))
     noise = summary.get("run_noise")
     if noise:
-        lines.append(f"run-to-run noise: {100 * noise['sd_rel']:.2f}% (sd of log loss over {noise['n_seeds']} seeds "
+        lines.append(f"run-to-run noise: {100 * noise['sd_rel']:.2f}% (sd of log loss over "
+                     f"{noise['n_seeds']} seeds "
                      f"at N {noise['n_params']:,}, D {noise['n_tokens']:,})")
     iv = h["interval"]
     lines.append(f"held-out run at {h['flops_budget']:.3g} FLOPs (N {h['n_params']:,}, D {h['n_tokens']:,}): "

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ScalingLabError
-from ..train.result import RunResult
 from ..model.accounting import flops_per_token, param_breakdown
 from ..plan.spec import RunSpec
+from ..train.result import RunResult
 from .executor import Job
 
 STOP_FILE = ".stop"  # in the runs directory: present = the driver asked every task to stop
@@ -34,7 +34,8 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise ScalingLabError("--executor ray needs Ray: pip install 'scalinglab[ray]' (or pip install ray)") from None
+        raise ScalingLabError("the Ray executor needs Ray: pip install 'scalinglab[ray]' (or pip install ray)"
+                              ) from None
     return ray
 
 
@@ -105,7 +106,7 @@ class RayExecutor:
         """(CPUs of the largest live node, whether runs go on GPUs)."""
         gpus = ray.cluster_resources().get("GPU", 0.0) if self.device in ("auto", "cuda") else 0.0
         if self.device == "cuda" and not gpus:
-            raise ScalingLabError("--device cuda: the Ray cluster has no GPUs")
+            raise ScalingLabError("`device` cuda: the Ray cluster has no GPUs", params=("device",))
         node_cpus = max(int(n["Resources"].get("CPU", 1)) for n in ray.nodes() if n.get("Alive"))
         return node_cpus, bool(gpus)
 
@@ -129,8 +130,8 @@ class RayExecutor:
         refs = {}
         for job in jobs:
             gpus = gpu_fraction(job.spec, self.gpu_memory_gb) if on_gpu else 0.0
-            ref = task.options(num_cpus=cpus, num_gpus=gpus, max_retries=self.max_retries, retry_exceptions=False,
-                               name=f"scalinglab-run-{job.spec.run_id}").remote(
+            ref = task.options(num_cpus=cpus, num_gpus=gpus, max_retries=self.max_retries,
+                               retry_exceptions=False, name=f"scalinglab-run-{job.spec.run_id}").remote(
                 job.spec, job.run_dir, shard_refs[(job.spec.data, job.spec.tokenizer)], cpus, device,
                 job.train_kwargs())
             refs[ref] = job
@@ -144,7 +145,8 @@ class RayExecutor:
             stopped = True
             for f in stop_files:
                 f.touch()
-            deadline = time.monotonic() + 600  # a step, a checkpoint and the reply; queued tasks return at once
+            # a step, a checkpoint and the reply; queued tasks return at once
+            deadline = time.monotonic() + 600
             while pending and time.monotonic() < deadline:
                 try:
                     done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
@@ -167,7 +169,8 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
         return  # Ray finds a cluster started on this machine or says there is none
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise ScalingLabError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+        raise ScalingLabError(f"`address` {address!r}: expected auto, HOST:PORT or ray://HOST:PORT",
+                              params=("address",))
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
@@ -191,4 +194,5 @@ def _collect(ray, ref, job: Job) -> RunResult:
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
         return RunResult.failure(job.spec.run_id, f"{type(cause).__name__}: {cause}")
     except ray.exceptions.RayError as exc:  # the worker died on every retry, or the node was lost
-        return RunResult.failure(job.spec.run_id, f"its Ray worker died and retries ran out: {type(exc).__name__}")
+        return RunResult.failure(job.spec.run_id,
+                                 f"its Ray worker died and retries ran out: {type(exc).__name__}")

@@ -12,6 +12,7 @@ import re
 import sqlite3
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -19,15 +20,18 @@ from .. import __version__
 from ..atomic import writing
 from ..errors import ScalingLabError
 
+if TYPE_CHECKING:
+    from ..plan.spec import RunSpec
+
 FORMAT = "scalinglab.study"
 RUN_ID = re.compile(r"[0-9a-f]{12}")
 SCHEMA_VERSION = 1
-RUN_COLUMNS = ("run_id", "role", "status", "reason", "budget", "spec", "n_layer", "d_model", "n_head", "d_head",
-               "d_ff", "vocab_size", "n_ctx", "tied", "n_params_nonembed", "n_params_total", "n_tokens", "flops",
-               "flops_6nd", "val_loss", "bits_per_byte", "lr", "steps", "wall_time_s", "tokens_per_s", "device",
-               "version", "updated")
-EVAL_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "val_loss", "bits_per_byte", "lr", "grad_sq",
-                "trace_cov", "noise_scale")
+RUN_COLUMNS = ("run_id", "role", "status", "reason", "budget", "spec", "n_layer", "d_model", "n_head",
+               "d_head", "d_ff", "vocab_size", "n_ctx", "tied", "n_params_nonembed", "n_params_total",
+               "n_tokens", "flops", "flops_6nd", "val_loss", "bits_per_byte", "lr", "steps", "wall_time_s",
+               "tokens_per_s", "device", "version", "updated")
+EVAL_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "val_loss", "bits_per_byte", "lr",
+                "grad_sq", "trace_cov", "noise_scale")
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE runs ({", ".join(c + (" TEXT PRIMARY KEY" if c == "run_id" else "") for c in RUN_COLUMNS)});
@@ -98,8 +102,9 @@ class SQLiteStore:
             for spec, budget in zip(specs, budgets):
                 shape = spec.shape.to_dict()
                 self._conn.execute(
-                    "INSERT OR IGNORE INTO runs (run_id, role, status, budget, spec, n_layer, d_model, n_head, "
-                    "d_head, d_ff, vocab_size, n_ctx, tied, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT OR IGNORE INTO runs (run_id, role, status, budget, spec, n_layer, d_model, "
+                    "n_head, d_head, d_ff, vocab_size, n_ctx, tied, updated) VALUES "
+                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (spec.run_id, role, "planned", budget, json.dumps(spec.to_dict(), sort_keys=True),
                      shape["n_layer"], shape["d_model"], shape["n_head"], shape["d_head"], shape["d_ff"],
                      shape["vocab_size"], shape["n_ctx"], int(shape["tied"]), time.time()))
@@ -117,12 +122,12 @@ class SQLiteStore:
                 f"INSERT OR REPLACE INTO evals VALUES ({', '.join('?' * len(EVAL_COLUMNS))})",
                 [tuple([r["run_id"]] + [e.get(c) for c in EVAL_COLUMNS[1:]]) for e in r["evals"]])
             self._conn.execute(
-                "UPDATE runs SET status=?, reason=?, n_params_nonembed=?, n_params_total=?, n_tokens=?, flops=?, "
-                "flops_6nd=?, val_loss=?, bits_per_byte=?, lr=?, steps=?, wall_time_s=?, tokens_per_s=?, "
-                "device=?, version=?, updated=? WHERE run_id=?",
-                (r["status"], r["reason"], r["n_params_nonembed"], r["n_params_total"], r["n_tokens"], r["flops"],
-                 r["flops_6nd"], r["val_loss"], r["bits_per_byte"], r["lr"], r["steps"], r["wall_time_s"],
-                 r["tokens_per_s"], r["device"], __version__, time.time(), r["run_id"]))
+                "UPDATE runs SET status=?, reason=?, n_params_nonembed=?, n_params_total=?, n_tokens=?, "
+                "flops=?, flops_6nd=?, val_loss=?, bits_per_byte=?, lr=?, steps=?, wall_time_s=?, "
+                "tokens_per_s=?, device=?, version=?, updated=? WHERE run_id=?",
+                (r["status"], r["reason"], r["n_params_nonembed"], r["n_params_total"], r["n_tokens"],
+                 r["flops"], r["flops_6nd"], r["val_loss"], r["bits_per_byte"], r["lr"], r["steps"],
+                 r["wall_time_s"], r["tokens_per_s"], r["device"], __version__, time.time(), r["run_id"]))
 
     def runs(self, *, role: str | None = None, status: str | None = None) -> pd.DataFrame:
         query, args = "SELECT * FROM runs WHERE 1=1", []
@@ -146,8 +151,9 @@ class SQLiteStore:
             try:
                 spec = RunSpec.from_dict(json.loads(spec_json))
             except (TypeError, ValueError, KeyError) as exc:
-                raise ScalingLabError(f"{self.path}: the spec of run {str(run_id)[:40]!r} is not readable ({exc}); "
-                                      f"the store was edited or damaged: restore it or move it aside") from None
+                raise ScalingLabError(f"{self.path}: the spec of run {str(run_id)[:40]!r} is not readable "
+                                      f"({exc}); the store was edited or damaged: restore it or move it "
+                                      "aside") from None
             if not (isinstance(run_id, str) and RUN_ID.fullmatch(run_id) and spec.run_id == run_id):
                 raise ScalingLabError(f"{self.path}: run id {str(run_id)[:40]!r} is not the id of its spec "
                                       f"({spec.run_id}): the store was edited; restore it or move it aside")
@@ -178,7 +184,8 @@ class SQLiteStore:
         """Learning curves of finished runs, one row per eval, as the curve-based fits read them: run_id,
         step, N (all parameters), n_params_nonembed, D (tokens so far), loss, C (exact FLOPs so far),
         budget, noise_scale. The last row of each run is its final result."""
-        runs = self.runs(role=role, status="done")[["run_id", "n_params_total", "n_params_nonembed", "budget", "spec"]]
+        runs = self.runs(role=role, status="done")[["run_id", "n_params_total", "n_params_nonembed",
+                                                    "budget", "spec"]]
         ev = self.evals(list(runs["run_id"]))
         table = ev.merge(runs, on="run_id")
         table = pd.DataFrame({"run_id": table["run_id"], "step": table["step"].astype(float),
@@ -193,7 +200,8 @@ class SQLiteStore:
         return table
 
     def model_context(self) -> dict:
-        """The vocabulary and context of the grid's models (a study has one of each), for plans in its terms."""
+        """The vocabulary and context of the grid's models (a study has one of each), for plans in its
+        terms."""
         runs = self.runs(role="grid")
         if len(runs) == 0:
             return {}
@@ -202,7 +210,8 @@ class SQLiteStore:
                 "model_family": "scalinglab"}
 
     def export(self, path: str | Path) -> Path:
-        """Runs joined with their evals, one row per eval, to CSV or Parquet (by suffix); written atomically."""
+        """Runs joined with their evals, one row per eval, to CSV or Parquet (by suffix); written
+        atomically."""
         path = Path(path)
         table = self.runs().drop(columns=["spec"]).merge(self.evals(), on="run_id", how="left",
                                                          suffixes=("", "_eval"))
@@ -252,8 +261,8 @@ def _check_header(path: Path) -> None:
         raise ScalingLabError(f"cannot read {path}: {exc.strerror}") from None
     if head != SQLITE_HEADER:
         what = "empty (0 bytes)" if not head else "not an SQLite file"
-        raise ScalingLabError(f"{path} is {what}, not a scalinglab study store; it was left untouched: move it "
-                              f"aside to start a new study")
+        raise ScalingLabError(f"{path} is {what}, not a scalinglab study store; it was left untouched: move "
+                              "it aside to start a new study")
 
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -280,13 +289,14 @@ def _guarded(method):
             if "readonly" in str(exc) or "read-only" in str(exc):
                 raise ScalingLabError(f"{self.path} cannot be written ({exc}): the study is on a read-only "
                                       f"disk or directory; fit and report can read it as it is") from None
-            raise ScalingLabError(f"{self.path} is damaged ({str(exc).splitlines()[0]}): restore it from a copy, "
-                                  f"or move it aside and re-run (finished runs in runs/ are reused)") from None
+            raise ScalingLabError(f"{self.path} is damaged ({str(exc).splitlines()[0]}): restore it from a "
+                                  "copy, or move it aside and re-run (finished runs in runs/ are "
+                                  "reused)") from None
     return wrapper
 
 
-for _name in ("meta", "set_meta", "plan", "set_status", "finish", "runs", "specs", "evals", "fit_table", "curve_table",
-              "model_context", "export"):
+for _name in ("meta", "set_meta", "plan", "set_status", "finish", "runs", "specs", "evals", "fit_table",
+              "curve_table", "model_context", "export"):
     setattr(SQLiteStore, _name, _guarded(getattr(SQLiteStore, _name)))
 
 

@@ -41,5 +41,5 @@ def load(path: Path, run_id: str) -> dict | None:
     state = _read(path)
     if state.get("run_id") != run_id:
         raise ScalingLabError(f"checkpoint {path} belongs to run {state.get('run_id')!r}, not {run_id!r}: "
-                              f"use another --out or delete it")
+                              "use another run directory or delete it")
     return state

@@ -35,7 +35,8 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ScalingLabError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+        raise ScalingLabError("`device` cuda: no CUDA device is available here; use `device` cpu or auto",
+                              params=("device",))
     if device not in ("cpu", "cuda"):
         raise ScalingLabError(f"unknown device {device!r}: use auto, cpu or cuda")
     return device
@@ -78,9 +79,10 @@ def check_memory(shape, batch_size: int, device: str) -> None:
         have = _available_ram()
         where = "available memory"
     if have and need > 0.9 * have:
-        raise ScalingLabError(f"the model ({n:.3g} parameters, {L} layers x {d}) needs about {need / 2**30:.1f} GiB "
-                              f"to train at batch {B} x context {T} (16 bytes/parameter + activations); this "
-                              f"machine has {have / 2**30:.1f} GiB of {where}: choose a smaller model or batch")
+        raise ScalingLabError(f"the model ({n:.3g} parameters, {L} layers x {d}) needs about "
+                              f"{need / 2**30:.1f} GiB to train at batch {B} x context {T} (16 "
+                              f"bytes/parameter + activations); this machine has {have / 2**30:.1f} GiB of "
+                              f"{where}: choose a smaller model or batch")
 
 
 def _available_ram() -> int | None:
@@ -184,8 +186,8 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
                               f"({shards.vocab_size})")
     if shards.train.size < shape.n_ctx + 2:
         raise ScalingLabError(f"training split has {shards.train.size} tokens, fewer than one context of "
-                              f"{shape.n_ctx} (+1): give more data (at least {20 * (shape.n_ctx + 2)} tokens, "
-                              f"as bytes or text, for the two splits)")
+                              f"{shape.n_ctx} (+1): give more data (at least {20 * (shape.n_ctx + 2)} "
+                              "tokens, as bytes or text, for the two splits)")
     check_memory(shape, spec.batch_size, device)
     if shards.validation.size < shape.n_ctx + 2:
         raise ScalingLabError(f"validation split has {shards.validation.size} tokens, fewer than one context "
@@ -198,7 +200,8 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     flops_per_tok = flops_per_token(shape, "chinchilla")
     evals_at = set(eval_steps(steps, spec.n_evals))
     val_offsets = eval_offsets(shards.validation.size, T, spec.n_eval_tokens)
-    n_train = min(shards.train.size, spec.unique_tokens or shards.train.size)  # data-constrained: first U tokens
+    n_train = min(shards.train.size,
+                  spec.unique_tokens or shards.train.size)  # data-constrained: first U tokens
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
 
     torch.manual_seed(spec.seed)
@@ -216,8 +219,9 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     if branched or not config_path.exists() or state is None:  # a resumed branch keeps its record
         atomic.write_text(config_path, json.dumps(
             {"run_id": spec.run_id, "spec": spec.to_dict(),
-             "resolved": {"lr": peak_lr, "steps": steps, "warmup": warmup, "device": device, "threads": threads,
-                          "flops_per_token": flops_per_tok, "branched_from": branched, **counts},
+             "resolved": {"lr": peak_lr, "steps": steps, "warmup": warmup, "device": device,
+                          "threads": threads, "flops_per_token": flops_per_tok, "branched_from": branched,
+                          **counts},
              "version": __version__}, indent=1))
     step, evals, noise, elapsed, train_loss, eval_time = 0, [], NoiseSums(), 0.0, math.nan, 0.0
     if state is not None:
@@ -228,8 +232,9 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
 
     def save_checkpoint(path=ckpt_path, **ids):
         checkpoint.save(path, {"run_id": spec.run_id, **ids, "model": model.state_dict(),
-                               "optim": opt.state_dict(), "step": step, "evals": evals, "noise": noise.as_list(),
-                               "elapsed": elapsed, "train_loss": train_loss, "eval_time": eval_time})
+                               "optim": opt.state_dict(), "step": step, "evals": evals,
+                               "noise": noise.as_list(), "elapsed": elapsed, "train_loss": train_loss,
+                               "eval_time": eval_time})
 
     snapshot_at = {s for s in snapshot_at if 0 < s < steps}
     if snapshot_at:
@@ -238,13 +243,14 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     def result(status: str, reason: str = "") -> RunResult:
         tokens = step * B * T
         last = evals[-1] if evals else {}
-        return RunResult(run_id=spec.run_id, status=status, reason=reason, val_loss=last.get("val_loss", math.nan),
+        return RunResult(run_id=spec.run_id, status=status, reason=reason, val_loss=last.get("val_loss",
+                                                                                             math.nan),
                          bits_per_byte=last.get("bits_per_byte", math.nan), n_params_total=counts["total"],
                          n_params_nonembed=counts["nonembed"], n_tokens=tokens, flops=flops_per_tok * tokens,
                          flops_6nd=6.0 * counts["total"] * tokens, lr=peak_lr, steps=step,
                          wall_time_s=elapsed, eval_time_s=eval_time,
-                         tokens_per_s=tokens / (elapsed - eval_time) if elapsed > eval_time else 0.0, device=device,
-                         evals=list(evals))
+                         tokens_per_s=tokens / (elapsed - eval_time) if elapsed > eval_time else 0.0,
+                         device=device, evals=list(evals))
 
     ran = 0
     t_start = time.perf_counter() - elapsed
@@ -291,8 +297,8 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
                 val = evaluate(model, shards.validation, val_offsets, T, device, autocast)
                 eval_time += time.perf_counter() - t_eval
                 evals.append({"step": step, "tokens": step * B * T, "flops": flops_per_tok * step * B * T,
-                              "train_loss": train_loss, "val_loss": val, "bits_per_byte": shards.bits_per_byte(val),
-                              "lr": lr, **noise.estimates()})
+                              "train_loss": train_loss, "val_loss": val,
+                              "bits_per_byte": shards.bits_per_byte(val), "lr": lr, **noise.estimates()})
                 noise = NoiseSums()
                 if not math.isfinite(val):
                     elapsed = time.perf_counter() - t_start
@@ -313,11 +319,13 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
             if step % spec.checkpoint_every == 0 or stop:
                 save_checkpoint()
             if stop and step < steps:
-                return result("interrupted", "stopped (SIGTERM or by the driver); re-run to resume from the checkpoint")
+                return result("interrupted",
+                              "stopped (SIGTERM or by the driver); re-run to resume from the checkpoint")
     res = result("done")
     uniform = math.log(shape.vocab_size)
     if not res.val_loss < uniform:  # above a uniform guess over the vocabulary: diverged, not a result
-        res = result("failed", f"diverged: final validation loss {res.val_loss:.4g} is above the uniform-guess "
+        res = result("failed",
+                     f"diverged: final validation loss {res.val_loss:.4g} is above the uniform-guess "
                                f"loss ln({shape.vocab_size}) = {uniform:.4g}; lower the learning rate")
     write_result(done_path, res)
     ckpt_path.unlink(missing_ok=True)  # the result holds everything; keep the run dir small

@@ -38,7 +38,8 @@ def _digest(d: dict) -> str:
     import hashlib
 
     from ..jsonsafe import dumps
-    return hashlib.sha256(dumps({k: v for k, v in d.items() if k != "digest"}, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(dumps({k: v for k, v in d.items() if k != "digest"},
+                                sort_keys=True).encode()).hexdigest()
 
 
 def write_result(path, result: RunResult) -> None:
@@ -49,7 +50,8 @@ def write_result(path, result: RunResult) -> None:
     write_text(path, dumps(d | {"digest": _digest(d)}))
 
 
-_NUMBERS = ("val_loss", "bits_per_byte", "flops", "flops_6nd", "lr", "wall_time_s", "eval_time_s", "tokens_per_s")
+_NUMBERS = ("val_loss", "bits_per_byte", "flops", "flops_6nd", "lr", "wall_time_s", "eval_time_s",
+            "tokens_per_s")
 _INTS = ("n_params_total", "n_params_nonembed", "n_tokens", "steps")
 
 
@@ -76,16 +78,19 @@ def read_result(path, run_id: str) -> RunResult | None:
         elif set(d) - known:
             problem = f"unknown field(s) {', '.join(sorted(set(d) - known))}"
         elif d.get("run_id") != run_id:
-            return None  # another run's result: not ours to judge (train refuses a foreign checkpoint the same way)
+            # another run's result: not ours to judge (train refuses a foreign checkpoint the same way)
+            return None
         elif "digest" in d and d["digest"] != _digest(d):
             problem = "its content does not match its digest (edited or damaged)"
         elif not all(isinstance(d.get(k, 0), (int, float)) or d.get(k) is None for k in _NUMBERS + _INTS) \
-                or not isinstance(d.get("evals", []), list) or d.get("status") not in ("done", "failed", "interrupted"):
+                or not isinstance(d.get("evals", []), list) or d.get("status") not in ("done", "failed",
+                                                                                       "interrupted"):
             problem = "fields of the wrong type"
     if problem is not None:
         aside = path.with_name(path.name + ".bad")
         path.replace(aside)
-        print(f"warning: {path} is {problem}; set aside as {aside.name}, the run trains again", file=sys.stderr)
+        print(f"warning: {path} is {problem}; set aside as {aside.name}, the run trains again",
+              file=sys.stderr)
         return None
     d = {k: (math.nan if v is None and k in _NUMBERS else v) for k, v in d.items() if k != "digest"}
     return RunResult(**d)
