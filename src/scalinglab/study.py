@@ -86,15 +86,17 @@ def _train_pending(store: SQLiteStore, out: Path, roles: tuple[str, ...], execut
             role_of[spec.run_id] = role
     flops = {j.spec.run_id: j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla")
              * (j.spec.cooldown_frac if j.init_from else 1.0) for j in todo}  # a branch trains its cool-down
-    total, t0, done = sum(flops.values()), time.monotonic(), [0.0, 0]
+    total, t0 = sum(flops.values()), time.monotonic()
+    flops_done, runs_done = 0.0, 0
 
     def on_result(res: RunResult) -> None:
+        nonlocal flops_done, runs_done
         _record(store, res)
-        done[0] += flops.get(res.run_id, 0.0)
-        done[1] += 1
+        flops_done += flops.get(res.run_id, 0.0)
+        runs_done += 1
         elapsed = time.monotonic() - t0
-        eta = elapsed * (total / done[0] - 1) if done[0] else float("nan")
-        log(f"  [{role_of.get(res.run_id, roles[0])} {done[1]}/{len(todo)}] {res.run_id} {res.status}: "
+        eta = elapsed * (total / flops_done - 1) if flops_done else float("nan")
+        log(f"  [{role_of.get(res.run_id, roles[0])} {runs_done}/{len(todo)}] {res.run_id} {res.status}: "
             f"N {res.n_params_total:,} D {res.n_tokens:,} loss {res.val_loss:.4f} "
             f"{res.tokens_per_s / 1e3:.1f}k tok/s; elapsed {elapsed / 60:.1f} min, "
             f"ETA {eta / 60:.1f} min" + (f" ({res.reason})" if res.status == "failed" else ""))

@@ -17,7 +17,7 @@ from scalinglab.model.family import named_shape
 from scalinglab.plan.spec import RunSpec
 from scalinglab.train.loop import train
 
-from .helpers import cli
+from .helpers import call, cli
 
 TRAIN_ARGS = ["--size", "debug", "--n-ctx", "64", "--batch-size", "16", "--tokens", "160000",
               "--threads", "1", "--checkpoint-every", "20", "--eval-tokens", "8192", "--json"]
@@ -131,18 +131,18 @@ def test_unique_tokens_repeat_a_small_slice_and_overfit_it(shards, tmp_path):
     assert gap_small > 0.5 and gap_small > gap_full + 0.4, (gap_small, gap_full)
 
 
-def test_bad_data_is_one_error_line(tmp_path):
+@pytest.mark.parametrize("name,message", [
+    ("empty.txt", "no text found"), ("bin.txt", "binary content"), ("small.txt", "need at least"),
+    ("bad.jsonl", "line 2: no string `text` field"), ("missing", "no such file")])
+def test_bad_data_is_one_error_line(name, message, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "bin.txt").write_bytes(b"\x00\x01\x02" * 100)
     (tmp_path / "small.txt").write_text("too little text. " * 20)
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"txt": 1}\n')
-    cases = {"empty.txt": "no text found", "bin.txt": "binary content", "small.txt": "need at least",
-             "bad.jsonl": "line 2: no string `text` field", "missing": "no such file"}
-    for name, message in cases.items():
-        r = cli("train", "--data", tmp_path / name, "--out", tmp_path / "o")
-        lines = r.stderr.strip().splitlines()
-        assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("error:"), (name, r.stderr)
-        assert message in lines[0], (name, lines[0])
+    r = call("train", "--data", tmp_path / name, "--out", tmp_path / "o")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: --data "), r.stderr
+    assert message in lines[0], lines[0]
 
 
 def test_user_text_trains_with_bpe(tmp_path):

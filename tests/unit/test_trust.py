@@ -25,6 +25,12 @@ from scalinglab.simulate import DEMO_TRUE, isoflop_runs
 RNG = np.random.default_rng(14)
 
 
+@pytest.fixture(autouse=True)
+def _rng_from_its_seed():
+    """Each test draws the same noise whatever ran before it (or alone, with -k)."""
+    RNG.bit_generator.state = np.random.default_rng(14).bit_generator.state
+
+
 def _rng(seed):
     return np.random.default_rng(seed)
 
