@@ -159,8 +159,8 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log) -> 
                # a study with failed grid runs is provisional: its fit and prediction are redone once they
                # are repaired (the held-out prediction is tied to the exact set of runs it was fitted on)
                "final": not len(failed),
-               "failed_runs": [{"run_id": r, "reason": str(why)} for r, why in zip(failed["run_id"],
-                                                                                   failed["reason"])]}
+               "failed_runs": [{"run_id": r, "reason": str(why)}
+                               for r, why in zip(failed["run_id"], failed["reason"])]}
     from .report.html import fit_all
     fit_all(out, store.curve_table(), fit)  # every other law, fitted once: the report draws from it
     _write_summary(out, summary)
@@ -206,8 +206,8 @@ def _batch_sweep(cfg, store, out, n_runs, executor, log) -> dict | None:
     return summary
 
 
-def allocations(fit, largest: float, cfg: StudyConfig, vocab_size: int, factors=(4, 16, 64,
-                                                                                 256)) -> list[dict]:
+def allocations(fit, largest: float, cfg: StudyConfig, vocab_size: int,
+                factors=(4, 16, 64, 256)) -> list[dict]:
     """The fitted compute-optimal run of the model family at the next budgets (exact FLOPs, like the grid),
     with the law's bootstrap interval on its loss and the factor it extrapolates beyond the largest budget."""
     rows = []

@@ -69,8 +69,8 @@ def test_stopped_then_resumed_run_is_exact(shards, tmp_path):
     rest = train(spec, tmp_path / "cut", threads=1, shards=shards)
     assert rest.status == "done" and rest.steps == whole.steps
     assert rest.val_loss == pytest.approx(whole.val_loss, abs=1e-6)
-    assert [e["val_loss"] for e in rest.evals] == pytest.approx([e["val_loss"] for e in whole.evals],
-                                                                abs=1e-6)
+    expected = [e["val_loss"] for e in whole.evals]
+    assert [e["val_loss"] for e in rest.evals] == pytest.approx(expected, abs=1e-6)
 
 
 def _start(out):

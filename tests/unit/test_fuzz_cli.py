@@ -73,8 +73,8 @@ def test_fuzz_run_tables(valid, tmp_path):
     _, csv, _ = valid
     rng = random.Random(SEED)
     confusions = [(",", ";"), ("\n", ",x\n"), ("loss", "loss,loss"), ("1e+18", "abc"), ("1e+18", ""),
-                  ("1e+18", "-1e18"), ("1e+18", "1e400"), ("1e+18", "nan"), ("N,", "params_M,"), ("run_id",
-                                                                                                  "name")]
+                  ("1e+18", "-1e18"), ("1e+18", "1e400"), ("1e+18", "nan"), ("N,", "params_M,"),
+                  ("run_id", "name")]
     for i in range(CASES_PER_KIND):
         path, out = tmp_path / f"t{i}.csv", tmp_path / f"f{i}.json"
         path.write_text(_mutations(rng, csv, confusions), encoding="latin-1")
@@ -86,8 +86,8 @@ def test_fuzz_fit_files(valid, tmp_path):
     _, _, fit_text = valid
     rng = random.Random(SEED + 1)
     confusions = [('"E": ', '"E": "x", "_": '), ('"alpha": ', '"alpha": [1], "_": '), ('"params"', '"parms"'),
-                  ('"version": 2', '"version": "2"'), ('"format"', '"fmt"'), ('"draws": [',
-                                                                              '"draws": [["a"], '),
+                  ('"version": 2', '"version": "2"'), ('"format"', '"fmt"'),
+                  ('"draws": [', '"draws": [["a"], '),
                   ('"converged": true', '"converged": "yes"'), ('"approach": "3"', '"approach": 3'),
                   ('"law": "chinchilla"', '"law": "kaplan"'), ("{", "[")]
     for i in range(CASES_PER_KIND):
@@ -102,8 +102,8 @@ def test_fuzz_fit_files(valid, tmp_path):
 def test_fuzz_study_files(tmp_path):
     text = "[study]\nname = \"x\"\nbudgets = [2e11, 5e11]\nsizes_per_budget = 4\nn_ctx = 64\nseed = 0\n"
     rng = random.Random(SEED + 2)
-    confusions = [("4", "4.5"), ("64", '"64"'), ("[2e11, 5e11]", '"2e11"'), ("0\n", "-3\n"), ("[study]",
-                                                                                              "[stud]"),
+    confusions = [("4", "4.5"), ("64", '"64"'), ("[2e11, 5e11]", '"2e11"'), ("0\n", "-3\n"),
+                  ("[study]", "[stud]"),
                   ("name", "nam"), ("2e11", "nan"), ("2e11", "true"), ("= ", "== "), ("4\n", "[4]\n")]
     for i in range(CASES_PER_KIND):
         path = tmp_path / f"s{i}.toml"
@@ -121,8 +121,8 @@ def test_fuzz_summaries(tmp_path):
     study.mkdir()
     SQLiteStore.create(study / "study.sqlite", {"study_id": "x"}).close()
     summary = json.dumps({"study": "x", "study_id": "y", "fit": {"params": {"E": 1.0}, "converged": True},
-                          "holdout": {"predicted": 1.5, "measured": 1.4, "rel_error": 0.07, "interval": [1.3,
-                                                                                                         1.6],
+                          "holdout": {"predicted": 1.5, "measured": 1.4, "rel_error": 0.07,
+                                      "interval": [1.3, 1.6],
                                       "flops_budget": 1e13, "n_params": 1000, "n_tokens": 20000},
                           "allocations": []})
     rng = random.Random(SEED + 3)

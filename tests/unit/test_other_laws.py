@@ -55,8 +55,8 @@ def test_kaplan_l_of_d_and_l_of_c_from_final_rows():
     assert fit.params["alpha_D"] == pytest.approx(0.095, abs=0.005)
     assert any("no learning curves" in w for w in fit.warnings)
     C = np.geomspace(1e15, 1e19, 9)
-    t = pd.DataFrame({"N": 1e6, "D": C / 6e6, "C": C, "loss": noisy(laws.kaplan_loss_c(C, C_c=2.7e28,
-                                                                                       alpha_C=0.05))})
+    t = pd.DataFrame({"N": 1e6, "D": C / 6e6, "C": C,
+                      "loss": noisy(laws.kaplan_loss_c(C, C_c=2.7e28, alpha_C=0.05))})
     fit = fit_kaplan(t, "L(C)")
     assert fit.params["alpha_C"] == pytest.approx(0.05, abs=0.004)
     assert fit.diagnostics["C_c_pf_days"] == pytest.approx(fit.params["C_c"] / 8.64e19)
@@ -93,8 +93,8 @@ def test_kaplan_l_of_n_s_on_curves():
 
 def test_critical_batch_size_from_noise_scale():
     L = np.linspace(2.0, 5.0, 40)
-    t = pd.DataFrame({"run_id": np.repeat(["a", "b", "c", "d"], 10), "step": np.tile(np.arange(1, 11),
-                                                                                     4) * 100,
+    t = pd.DataFrame({"run_id": np.repeat(["a", "b", "c", "d"], 10),
+                      "step": np.tile(np.arange(1, 11), 4) * 100,
                       "N": 1e8, "D": 1e9, "loss": L,
                       "noise_scale": noisy(laws.critical_batch_size(L, B_star=2e8, alpha_B=0.21), rel=0.05)})
     fit = fit_bcrit(t, transient=0.0, bootstrap=50)

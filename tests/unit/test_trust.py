@@ -79,9 +79,8 @@ def test_kaplan_with_E_on_a_pure_power_law_is_not_converged():
     N = np.exp(rng.uniform(np.log(1e6), np.log(1e9), 40))
     D = np.exp(rng.uniform(np.log(1e8), np.log(1e11), 40))
     truth = dict(N_c=6.4e13, D_c=1.8e13, alpha_N=0.076, alpha_D=0.103)
-    t = pd.DataFrame({"N": N, "D": D, "loss": laws.kaplan_loss_nd(N, D, **truth) * np.exp(rng.normal(0,
-                                                                                                     0.002,
-                                                                                                     40))})
+    loss = laws.kaplan_loss_nd(N, D, **truth) * np.exp(rng.normal(0, 0.002, 40))
+    t = pd.DataFrame({"N": N, "D": D, "loss": loss})
     pure = fit_kaplan(t, "L(N,D)", bootstrap=30)
     with_e = fit_kaplan(t, "L(N,D)", with_E=True, bootstrap=30)
     assert pure.converged

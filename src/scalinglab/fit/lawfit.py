@@ -68,8 +68,8 @@ class LawFit(FitBase):
 
     def __post_init__(self):
         object.__setattr__(self, "params", MappingProxyType({k: float(v) for k, v in self.params.items()}))
-        object.__setattr__(self, "ci", MappingProxyType({k: (float(v[0]),
-                                                             float(v[1])) for k, v in self.ci.items()}))
+        ci = {k: (float(lo), float(hi)) for k, (lo, hi) in self.ci.items()}
+        object.__setattr__(self, "ci", MappingProxyType(ci))
         object.__setattr__(self, "diagnostics", MappingProxyType(dict(self.diagnostics)))
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
         object.__setattr__(self, "inputs", tuple(self.inputs or self.settings.get("inputs", ())))

@@ -243,8 +243,8 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     def result(status: str, reason: str = "") -> RunResult:
         tokens = step * B * T
         last = evals[-1] if evals else {}
-        return RunResult(run_id=spec.run_id, status=status, reason=reason, val_loss=last.get("val_loss",
-                                                                                             math.nan),
+        return RunResult(run_id=spec.run_id, status=status, reason=reason,
+                         val_loss=last.get("val_loss", math.nan),
                          bits_per_byte=last.get("bits_per_byte", math.nan), n_params_total=counts["total"],
                          n_params_nonembed=counts["nonembed"], n_tokens=tokens, flops=flops_per_tok * tokens,
                          flops_6nd=6.0 * counts["total"] * tokens, lr=peak_lr, steps=step,
@@ -326,7 +326,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     if not res.val_loss < uniform:  # above a uniform guess over the vocabulary: diverged, not a result
         res = result("failed",
                      f"diverged: final validation loss {res.val_loss:.4g} is above the uniform-guess "
-                               f"loss ln({shape.vocab_size}) = {uniform:.4g}; lower the learning rate")
+                     f"loss ln({shape.vocab_size}) = {uniform:.4g}; lower the learning rate")
     write_result(done_path, res)
     ckpt_path.unlink(missing_ok=True)  # the result holds everything; keep the run dir small
     return res

@@ -83,8 +83,8 @@ def read_result(path, run_id: str) -> RunResult | None:
         elif "digest" in d and d["digest"] != _digest(d):
             problem = "its content does not match its digest (edited or damaged)"
         elif not all(isinstance(d.get(k, 0), (int, float)) or d.get(k) is None for k in _NUMBERS + _INTS) \
-                or not isinstance(d.get("evals", []), list) or d.get("status") not in ("done", "failed",
-                                                                                       "interrupted"):
+                or not isinstance(d.get("evals", []), list) \
+                or d.get("status") not in ("done", "failed", "interrupted"):
             problem = "fields of the wrong type"
     if problem is not None:
         aside = path.with_name(path.name + ".bad")
