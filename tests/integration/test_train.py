@@ -73,6 +73,17 @@ def test_stopped_then_resumed_run_is_exact(shards, tmp_path):
     assert [e["val_loss"] for e in rest.evals] == pytest.approx(expected, abs=1e-6)
 
 
+def test_bf16_autocast_on_cpu_is_within_0_05_nats_of_fp32(shards, tmp_path):
+    import dataclasses
+    spec = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=100_000, batch_size=16, n_eval_tokens=4096)
+    fp32 = train(spec, tmp_path / "fp32", threads=1, shards=shards)
+    bf16 = train(dataclasses.replace(spec, precision="bf16"), tmp_path / "bf16", threads=1, shards=shards)
+    assert bf16.run_id != fp32.run_id  # another spec: the precision changes the loss
+    assert bf16.val_loss != fp32.val_loss and abs(bf16.val_loss - fp32.val_loss) < 0.05
+    saved = json.loads((tmp_path / "bf16" / "config.json").read_text())
+    assert saved["spec"]["precision"] == "bf16"
+
+
 def _start(out):
     return subprocess.Popen([sys.executable, "-m", "scalinglab", "train", *TRAIN_ARGS, "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

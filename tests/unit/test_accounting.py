@@ -75,3 +75,23 @@ def test_kaplan_table1_approximation():
     shape = ModelShape(n_layer=24, d_model=1024, n_head=16, d_head=64, d_ff=4096, vocab_size=50257,
                        n_ctx=1024)
     assert param_breakdown(shape)["nonembed"] == pytest.approx(12 * 24 * 1024 ** 2, rel=0.002)
+
+
+def test_precision_is_part_of_the_spec_and_auto_resolves_by_width_and_device(monkeypatch):
+    from scalinglab.plan.spec import RunSpec
+    from scalinglab.train import precision
+    shape = ModelShape(n_layer=2, d_model=64, n_head=2, d_head=32, d_ff=256, vocab_size=256, n_ctx=64)
+    fp32, bf16 = RunSpec(shape=shape, n_tokens=1000), RunSpec(shape=shape, n_tokens=1000, precision="bf16")
+    assert "precision" not in fp32.to_dict()  # run ids from before the field existed are unchanged
+    assert bf16.run_id != fp32.run_id and RunSpec.from_dict(bf16.to_dict()) == bf16
+    with pytest.raises(ScalingLabError, match="bad precision"):
+        RunSpec(shape=shape, n_tokens=1000, precision="fp16")
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
+    wide = precision.BF16_MIN_WIDTH_CPU
+    assert precision.resolve_precision("auto", wide - 1, "cpu") == "fp32"
+    assert precision.resolve_precision("auto", wide, "cpu") == "bf16"
+    assert precision.resolve_precision("fp32", 4096, "cpu") == "fp32"
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert precision.resolve_precision("auto", 4096, "cpu") == "fp32"  # no BF16 instructions: never
+    with pytest.raises(ScalingLabError, match="unknown `precision` 'half'"):
+        precision.resolve_precision("half", 64, "cpu")

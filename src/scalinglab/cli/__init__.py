@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = _join_negative_numbers(sys.argv[1:] if argv is None else list(argv))
     try:
         args = parser.parse_args(argv)
+        args.argv = argv  # what a launcher re-runs in each process (train --nproc)
         if args.command is None:
             parser.print_help()
             return 2

@@ -1,8 +1,10 @@
 """`scalinglab train`: one run (a named size, or a target N), on the embedded corpus or --data."""
 from __future__ import annotations
 
+import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from ..errors import ScalingLabError
@@ -31,7 +33,18 @@ def add_parser(sub) -> None:
     p.add_argument("--eval-tokens", type=int, default=32768,
                    help="validation tokens per eval (default 32768)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--precision", default="auto",
+                   help="auto | fp32 | bf16 (autocast). auto: bf16 on a GPU; on a CPU with BF16 instructions "
+                        "only from d_model 256 on, where it was measured faster; fp32 elsewhere. Part of "
+                        "the run's spec (it changes the loss)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per process (default: torch's choice; with --nproc K, cores / K)")
+    p.add_argument("--nproc", type=int, default=1, metavar="K",
+                   help="train this one run data-parallel over K processes on this machine "
+                        "(torch.distributed through torchrun's launcher: gloo on CPU, one GPU each with "
+                        "NCCL); the global batch and the numbers stay those of one process. Several "
+                        "machines: start `torchrun --nnodes ... -m scalinglab train ...` on each "
+                        "(docs/training.md)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
@@ -48,7 +61,8 @@ def build_spec(args):
     if args.seed < 0:
         raise ScalingLabError(f"--seed must be 0 or more, got {args.seed}")
     from ..train.loop import resolve_device
-    resolve_device(args.device)  # --device cuda without a GPU: one line now, not a failed run later
+    from ..train.precision import resolve_precision
+    device = resolve_device(args.device)  # --device cuda without a GPU: one line now, not a failed run later
     shards = build_shards(args.data, args.tokenizer)
     vocab = shards.vocab_size
     if args.params is not None:
@@ -65,16 +79,23 @@ def build_spec(args):
         tokens = args.tokens or 20 * param_breakdown(shape)["total"]
     spec = RunSpec(shape=shape, n_tokens=int(round(tokens)), batch_size=args.batch_size, lr=args.lr,
                    seed=args.seed, data=str(args.data), tokenizer=args.tokenizer,
-                   checkpoint_every=args.checkpoint_every, n_eval_tokens=args.eval_tokens)
+                   checkpoint_every=args.checkpoint_every, n_eval_tokens=args.eval_tokens,
+                   precision=resolve_precision(args.precision, shape.d_model, device))
     return spec, shards
 
 
 def run(args) -> int:
     try:
+        from ..train import distributed
         from ..train.loop import train
     except ImportError:
         raise ScalingLabError("training needs torch: pip install 'scalinglab[train]' "
                               "(CPU: pip install torch==2.13.0 first)") from None
+    if args.nproc < 1:
+        raise ScalingLabError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.nproc > 1 and args.batch_size % args.nproc:
+        raise ScalingLabError(f"--batch-size {args.batch_size} does not split over --nproc {args.nproc} "
+                              "processes: give a multiple of K")
     spec, shards = build_spec(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -82,11 +103,19 @@ def run(args) -> int:
     from ..lock import DirLock
     from ..study import check_writable
     check_writable(out)
+    if args.nproc > 1 and not distributed.in_torchrun():
+        with DirLock(out, "train"):
+            return _launch(args)
+    rank = int(os.environ.get("RANK", "0"))
+    # under our launcher it holds the lock; under a user's torchrun, rank 0 takes it
+    lock = nullcontext() if os.environ.get(distributed.LAUNCHED) or rank else DirLock(out, "train")
     bar = _Progress()
-    with DirLock(out, "train"):
+    with lock:
         result = train(spec, out, device=args.device, threads=args.threads, shards=shards,
-                       progress=None if args.json else bar)
+                       progress=None if args.json or rank else bar)
     bar.close()
+    if rank:  # rank 0 speaks for the run
+        return {"interrupted": 3, "failed": 1}.get(result.status, 0)
     if args.json:
         emit_json(result.to_dict())
     else:
@@ -101,6 +130,65 @@ def run(args) -> int:
         print(f"error: run failed: {result.reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _launch(args) -> int:
+    """`train --nproc K`: this same command in K processes through torchrun's launcher (elastic_launch, no
+    restarts); one line when a process dies, and re-running the command resumes from the last checkpoint."""
+    import logging
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    from ..train.distributed import LAUNCHED
+    child = _without_nproc(args.argv)
+    if args.threads is None:  # one torch thread pool per process, never more threads than cores
+        child += ["--threads", str(max(1, (os.cpu_count() or 1) // args.nproc))]
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=args.nproc, run_id=uuid.uuid4().hex,
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
+                          monitor_interval=0.5)
+    os.environ[LAUNCHED] = "1"
+    try:
+        elastic_launch(config, sys.executable)("-m", "scalinglab", *child)
+    except SignalException as exc:  # the launcher was told to stop: torchrun passed it on to every rank
+        print(f"interrupted ({exc.sigval.name}): every process stopped at a step boundary and rank 0 "
+              "checkpointed; re-run the same command to resume", file=sys.stderr)
+        return 3
+    except ChildFailedError as exc:
+        codes = {f.exitcode for f in exc.failures.values()}
+        if codes <= {3}:  # every process stopped at a step boundary and checkpointed
+            print("interrupted: checkpoint saved by rank 0; re-run the same command to resume",
+                  file=sys.stderr)
+            return 3
+        died = "; ".join(f"rank {rank}: {_how(f.exitcode)}" for rank, f in sorted(exc.failures.items()))
+        raise ScalingLabError(f"a training process of this run ended ({died}): the others were stopped; "
+                              f"re-run the same command to resume from the last checkpoint in {args.out}") \
+            from None
+    finally:
+        os.environ.pop(LAUNCHED, None)
+    return 0
+
+
+def _how(exitcode: int) -> str:
+    if exitcode < 0:
+        import signal
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit status {exitcode}"
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for tok in argv:
+        if skip:
+            skip = False
+        elif tok == "--nproc":
+            skip = True
+        elif not tok.startswith("--nproc="):
+            out.append(tok)
+    return out
 
 
 class _Progress:

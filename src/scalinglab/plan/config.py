@@ -44,10 +44,9 @@ class StudyConfig:
     schedule: str = "cosine"  # "wsd": one stable run per size, cool-downs branched off it at every budget
     cooldown_frac: float = 0.2         # wsd: the share of each run's steps spent cooling down
     beta2: float = 0.95                # AdamW beta2 of every run
-    # > 0: every run warms up over this many steps (0: the trainer's default)
-    warmup_steps: int = 0
-    # extra seeds of one grid run: run-to-run noise for the held-out interval
-    noise_seeds: int = 0
+    warmup_steps: int = 0              # > 0: every run warms up over this many steps (0: the default)
+    noise_seeds: int = 0               # seed repeats of one grid run: run-to-run noise of the held-out run
+    precision: str = "fp32"            # or "bf16" (autocast): part of every run's spec (train/precision.py)
 
     def __post_init__(self):
         self._check_types()
@@ -71,7 +70,7 @@ class StudyConfig:
             "schedule": self.schedule not in ("cosine", "wsd"),
             "cooldown_frac": not 0 < self.cooldown_frac <= 0.5,
             "beta2": not 0 <= self.beta2 < 1, "noise_seeds": self.noise_seeds < 0,
-            "warmup_steps": self.warmup_steps < 0,
+            "warmup_steps": self.warmup_steps < 0, "precision": self.precision not in ("fp32", "bf16"),
         }
         for key, is_bad in bad.items():
             if is_bad:
@@ -118,7 +117,7 @@ class StudyConfig:
 
 NEWER_FIELDS = {"unique_tokens": 0, "kind": "isoflop", "batch_sizes": [], "sweep_params": 0.0,
                 "sweep_tokens": 0.0, "schedule": "cosine", "cooldown_frac": 0.2, "beta2": 0.95,
-                "noise_seeds": 0, "warmup_steps": 0}
+                "noise_seeds": 0, "warmup_steps": 0, "precision": "fp32"}
 
 PRESETS = {
     # CI-sized (the study, resume and Ray tests share it): two tiny budgets near the family's smallest
@@ -142,7 +141,7 @@ PRESETS = {
                         sweep_params=74e3, sweep_tokens=3e6, n_ctx=128, n_eval_tokens=16384, bootstrap=200),
     # For a GPU: larger context, batch and budgets.
     "gpu-small": dict(name="gpu-small", budgets=(1e16, 3e16, 1e17, 3e17), sizes_per_budget=7, n_ctx=512,
-                      batch_size=64, n_eval_tokens=262144, bootstrap=2000),
+                      batch_size=64, n_eval_tokens=262144, bootstrap=2000, precision="bf16"),
 }
 
 

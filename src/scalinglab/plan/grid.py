@@ -24,7 +24,7 @@ def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig) -> RunSpe
     return RunSpec(shape=shape, n_tokens=steps * tokens_per_step, batch_size=cfg.batch_size,
                    seed=cfg.seed, data=cfg.data, tokenizer=cfg.tokenizer,
                    n_eval_tokens=cfg.n_eval_tokens, unique_tokens=cfg.unique_tokens or None, beta2=cfg.beta2,
-                   warmup_steps=cfg.warmup_steps or None, **schedule)
+                   warmup_steps=cfg.warmup_steps or None, precision=cfg.precision, **schedule)
 
 
 def isoflop_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec]]:
@@ -125,6 +125,7 @@ def sweep_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec]]
         steps = max(cfg.min_steps, round(cfg.sweep_tokens / tokens_per_step))
         spec = RunSpec(shape=shape, n_tokens=steps * tokens_per_step, batch_size=batch, seed=cfg.seed,
                        data=cfg.data, tokenizer=cfg.tokenizer, n_eval_tokens=cfg.n_eval_tokens, n_evals=40,
-                       min_lr_frac=1.0, noise_every=5, unique_tokens=cfg.unique_tokens or None)
+                       min_lr_frac=1.0, noise_every=5, unique_tokens=cfg.unique_tokens or None,
+                       precision=cfg.precision)
         out.append((spec.n_tokens * flops_per_token(shape, "chinchilla"), spec))
     return out

@@ -40,6 +40,7 @@ class RunSpec:
     # or "wsd": warm-up, stable, cool-down over the last cooldown_frac (train/optim.py)
     schedule: str = "cosine"
     cooldown_frac: float = 0.2
+    precision: str = "fp32"  # or "bf16": bf16 autocast (train/precision.py; it changes the loss)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -53,7 +54,7 @@ class RunSpec:
                   "unique_tokens": self.unique_tokens is None or self.unique_tokens > 2 * self.shape.n_ctx,
                   "schedule": self.schedule in ("cosine", "wsd"),
                   "cooldown_frac": 0 < self.cooldown_frac <= 1, "beta1": 0 <= self.beta1 < 1,
-                  "beta2": 0 <= self.beta2 < 1}
+                  "beta2": 0 <= self.beta2 < 1, "precision": self.precision in ("fp32", "bf16")}
         for name, ok in checks.items():
             if not ok:
                 raise ScalingLabError(f"run spec: bad {name} = {getattr(self, name)!r}")
@@ -78,6 +79,8 @@ class RunSpec:
             del d["unique_tokens"]  # so specs (and run_ids) from before the field existed are unchanged
         if d["schedule"] == "cosine":
             del d["schedule"], d["cooldown_frac"]  # likewise
+        if d["precision"] == "fp32":
+            del d["precision"]  # likewise
         return d
 
     @property

@@ -26,7 +26,7 @@ from ..errors import ScalingLabError
 from ..model.accounting import flops_per_token, param_breakdown
 from ..model.gpt import GPT
 from ..plan.spec import RunSpec
-from . import checkpoint
+from . import checkpoint, distributed
 from .optim import cooldown_start, default_lr, default_warmup, lr_at, param_groups
 from .result import RunResult, read_result, write_result
 
@@ -123,11 +123,13 @@ class _StopFlag:
 
 @torch.no_grad()
 def evaluate(model: GPT, val: np.ndarray, offsets: np.ndarray, n_ctx: int, device: str, autocast,
-             batch: int = 32) -> float:
-    """Mean cross-entropy (nats/token) over the fixed validation windows."""
+             batch: int = 32, group: distributed.Group | None = None) -> float:
+    """Mean cross-entropy (nats/token) over the fixed validation windows (in a data-parallel run each
+    rank takes every world-th batch of windows and the sums are added up)."""
     model.eval()
     total, count = 0.0, 0
-    for i in range(0, len(offsets), batch):
+    starts = range(0, len(offsets), batch)
+    for i in starts[group.rank::group.world] if group else starts:
         xy = torch.from_numpy(windows(val, offsets[i:i + batch], n_ctx)).to(device)
         with autocast:
             loss = model(xy[:, :-1], xy[:, 1:])
@@ -135,6 +137,8 @@ def evaluate(model: GPT, val: np.ndarray, offsets: np.ndarray, n_ctx: int, devic
         total += float(loss) * n
         count += n
     model.train()
+    if group:
+        total, count = group.sum([total, count])
     return total / count
 
 
@@ -178,7 +182,23 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
         return prior
     if threads:
         torch.set_num_threads(threads)
-    device = resolve_device(device)
+    group, device = distributed.join(resolve_device(device))
+    try:
+        return _train(spec, out, device, threads, shards, progress, stop_after_steps, should_stop,
+                      snapshot_at, init_from, group)
+    finally:
+        distributed.leave(group)
+
+
+def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: Shards | None,
+           progress, stop_after_steps, should_stop, snapshot_at, init_from,
+           group: distributed.Group | None) -> RunResult:
+    done_path = out / "result.json"
+    main = group is None or group.main  # the one process that writes files
+    world = group.world if group else 1
+    if spec.batch_size % world:
+        raise ScalingLabError(f"batch size {spec.batch_size} does not split over {world} processes: give a "
+                              "multiple of the process count")
     shards = shards or build_shards(spec.data, spec.tokenizer)
     shape = spec.shape
     if shards.vocab_size != shape.vocab_size:
@@ -188,7 +208,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
         raise ScalingLabError(f"training split has {shards.train.size} tokens, fewer than one context of "
                               f"{shape.n_ctx} (+1): give more data (at least {20 * (shape.n_ctx + 2)} "
                               "tokens, as bytes or text, for the two splits)")
-    check_memory(shape, spec.batch_size, device)
+    check_memory(shape, spec.batch_size // world, device)
     if shards.validation.size < shape.n_ctx + 2:
         raise ScalingLabError(f"validation split has {shards.validation.size} tokens, fewer than one context "
                               f"of {shape.n_ctx}: give more data")
@@ -202,10 +222,17 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     val_offsets = eval_offsets(shards.validation.size, T, spec.n_eval_tokens)
     n_train = min(shards.train.size,
                   spec.unique_tokens or shards.train.size)  # data-constrained: first U tokens
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+    on_cuda = device.startswith("cuda")
+    autocast = torch.autocast("cuda" if on_cuda else "cpu", dtype=torch.bfloat16) \
+        if spec.precision == "bf16" else nullcontext()
 
     torch.manual_seed(spec.seed)
     model = GPT(shape).to(device)
+    # the same init on every rank (same seed); DDP also broadcasts rank 0's weights when it wraps them
+    net = model
+    if group:
+        ids = [group.local_rank] if on_cuda else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     # fused AdamW runs on CPU too in current torch: one kernel instead of a loop over ~40 tensors
     opt = torch.optim.AdamW(param_groups(model, spec.weight_decay), lr=peak_lr,
                             betas=(spec.beta1, spec.beta2), fused=True)
@@ -216,11 +243,12 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
         state = _branch_state(spec, Path(init_from), peak_lr, warmup)
         branched = {"snapshot": str(init_from), "step": state["step"]} if state else None
     config_path = out / "config.json"
-    if branched or not config_path.exists() or state is None:  # a resumed branch keeps its record
+    if main and (branched or not config_path.exists() or state is None):  # a resumed branch keeps its record
         atomic.write_text(config_path, json.dumps(
             {"run_id": spec.run_id, "spec": spec.to_dict(),
              "resolved": {"lr": peak_lr, "steps": steps, "warmup": warmup, "device": device,
-                          "threads": threads, "flops_per_token": flops_per_tok, "branched_from": branched,
+                          "threads": threads, "processes": world, "flops_per_token": flops_per_tok,
+                          "branched_from": branched,
                           **counts},
              "version": __version__}, indent=1))
     step, evals, noise, elapsed, train_loss, eval_time = 0, [], NoiseSums(), 0.0, math.nan, 0.0
@@ -231,13 +259,15 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
         elapsed, train_loss, eval_time = state["elapsed"], state["train_loss"], state["eval_time"]
 
     def save_checkpoint(path=ckpt_path, **ids):
+        if not main:
+            return
         checkpoint.save(path, {"run_id": spec.run_id, **ids, "model": model.state_dict(),
                                "optim": opt.state_dict(), "step": step, "evals": evals,
                                "noise": noise.as_list(), "elapsed": elapsed, "train_loss": train_loss,
                                "eval_time": eval_time})
 
     snapshot_at = {s for s in snapshot_at if 0 < s < steps}
-    if snapshot_at:
+    if snapshot_at and main:
         (out / "snapshots").mkdir(exist_ok=True)
 
     def result(status: str, reason: str = "") -> RunResult:
@@ -261,28 +291,35 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
         while step < steps:
             lr = lr_at(step, peak=peak_lr, steps=steps, warmup=warmup, min_frac=spec.min_lr_frac,
                        schedule=spec.schedule, cooldown_frac=spec.cooldown_frac)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            xy = torch.from_numpy(windows(shards.train, batch_offsets(n_train, T, B, spec.seed, step),
-                                          T)).to(device)
-            measure = spec.noise_every and B >= 2 and step % spec.noise_every == 0
-            parts = (xy[:B // 2], xy[B // 2:]) if measure else (xy,)
+            for pg in opt.param_groups:
+                pg["lr"] = lr
+            offsets = batch_offsets(n_train, T, B, spec.seed, step)
+            if group:
+                offsets = offsets[group.batch_share(B)]  # this rank's share of the global batch
+            xy = torch.from_numpy(windows(shards.train, offsets, T)).to(device)
+            b = xy.shape[0]
+            measure = spec.noise_every and b >= 2 and step % spec.noise_every == 0
+            parts = (xy[:b // 2], xy[b // 2:]) if measure else (xy,)
             loss_sum = 0.0
             for i, part in enumerate(parts):
                 with autocast:
-                    loss = model(part[:, :-1], part[:, 1:])
-                (loss * part.shape[0] / B).backward()
-                loss_sum += loss.item() * part.shape[0] / B
-                if measure and i == 0:
-                    g_small = _grad_sq(model) * (B / part.shape[0]) ** 2
+                    loss = net(part[:, :-1], part[:, 1:])
+                # DDP averages the ranks' gradients: each rank's mean over its slice -> the global mean
+                (loss * part.shape[0] / b).backward()
+                loss_sum += loss.item() * part.shape[0] / b
+                if measure and i == 0:  # (already averaged over the ranks' first halves)
+                    g_small = _grad_sq(model) * (b / part.shape[0]) ** 2
+            if group:
+                loss_sum = group.sum([loss_sum])[0] / world  # every rank sees the same loss (and NaN)
             if not math.isfinite(loss_sum):
                 elapsed = time.perf_counter() - t_start
                 res = result("failed", f"non-finite training loss ({loss_sum}) at step {step}")
-                write_result(done_path, res)
+                if main:
+                    write_result(done_path, res)
                 return res
             if measure:
                 # McCandlish et al. 2018 App. A.1: unbiased |G|^2 and tr(Sigma) from two batch sizes
-                g_big, b_small, b_big = _grad_sq(model), (B // 2) * T, B * T
+                g_big, b_small, b_big = _grad_sq(model), world * (b // 2) * T, B * T
                 noise.grad_sq += (b_big * g_big - b_small * g_small) / (b_big - b_small)
                 noise.trace_cov += (g_small - g_big) / (1 / b_small - 1 / b_big)
                 noise.count += 1
@@ -294,7 +331,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
             train_loss = loss_sum if math.isnan(train_loss) else 0.9 * train_loss + 0.1 * loss_sum
             if step in evals_at:
                 t_eval = time.perf_counter()
-                val = evaluate(model, shards.validation, val_offsets, T, device, autocast)
+                val = evaluate(model, shards.validation, val_offsets, T, device, autocast, group=group)
                 eval_time += time.perf_counter() - t_eval
                 evals.append({"step": step, "tokens": step * B * T, "flops": flops_per_tok * step * B * T,
                               "train_loss": train_loss, "val_loss": val,
@@ -303,7 +340,8 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
                 if not math.isfinite(val):
                     elapsed = time.perf_counter() - t_start
                     res = result("failed", f"non-finite validation loss at step {step}")
-                    write_result(done_path, res)
+                    if main:
+                        write_result(done_path, res)
                     return res
             elapsed = time.perf_counter() - t_start
             if progress is not None:
@@ -313,6 +351,8 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
             if should_stop is not None and not stop and time.perf_counter() - asked > 1.0:
                 asked = time.perf_counter()
                 stop = should_stop()
+            if group:  # stop together (SIGTERM may reach one rank first), after the same step
+                stop = group.sum([float(stop)])[0] > 0
             if step in snapshot_at:
                 save_checkpoint(out / "snapshots" / f"step-{step}.pt", branch_key=spec.branch_key, lr=peak_lr,
                                 warmup=warmup)
@@ -327,6 +367,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
         res = result("failed",
                      f"diverged: final validation loss {res.val_loss:.4g} is above the uniform-guess "
                      f"loss ln({shape.vocab_size}) = {uniform:.4g}; lower the learning rate")
-    write_result(done_path, res)
-    ckpt_path.unlink(missing_ok=True)  # the result holds everything; keep the run dir small
+    if main:
+        write_result(done_path, res)
+        ckpt_path.unlink(missing_ok=True)  # the result holds everything; keep the run dir small
     return res

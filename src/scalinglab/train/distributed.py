@@ -1,0 +1,79 @@
+"""One run over several processes: torch.distributed data parallelism, started by torchrun (or by
+`scalinglab train --nproc K`, which goes through torchrun's own launcher, or by Ray Train).
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; train() then wraps the model in DistributedDataParallel
+(gloo on CPU, NCCL on CUDA). Every rank trains on its contiguous slice of each global batch (the batch of
+step s depends only on (seed, s)), so the data order, and up to the order of float sums the numbers, are
+those of one process with the same global batch. Rank 0 alone writes config.json, checkpoints, snapshots
+and result.json. A checkpoint holds the unwrapped model and the optimiser state, the same on every rank, so
+a run resumes at any world size.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ..errors import ScalingLabError
+
+LAUNCHED = "SCALINGLAB_LAUNCHED"  # set by `train --nproc`: the launcher holds the run directory's lock
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place in a data-parallel run."""
+
+    rank: int
+    world: int
+    local_rank: int
+    device: str
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum over the ranks (one collective for a handful of scalars)."""
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t.tolist()
+
+    def batch_share(self, batch: int) -> np.ndarray:
+        """Which of a global batch's ``batch`` sequences this rank trains on (batch divisible by the world
+        size): a contiguous share of the first ``world * (b // 2)`` and one of the rest, b = batch / world.
+        The ranks' first halves then make up the global batch's first part, as in one process, where the
+        gradient noise scale is measured on the first half of the batch against the whole (train/loop.py)."""
+        b = batch // self.world
+        h = b // 2
+        first = np.arange(self.rank * h, (self.rank + 1) * h)
+        rest = self.world * h + np.arange(self.rank * (b - h), (self.rank + 1) * (b - h))
+        return np.concatenate([first, rest])
+
+
+def in_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def join(device: str) -> tuple[Group | None, str]:
+    """The process group of a torchrun world (None alone) and the device this rank trains on."""
+    if not in_torchrun():
+        return None, device
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise ScalingLabError(f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} "
+                                  "visible): start at most one process per GPU")
+        torch.cuda.set_device(local_rank)
+        device = f"cuda:{local_rank}"
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    return Group(rank=rank, world=world, local_rank=local_rank, device=device), device
+
+
+def leave(group: Group | None) -> None:
+    if group is not None and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,118 @@
+"""One run over two processes (torch.distributed, gloo on CPU, launched through torchrun's launcher by
+`scalinglab train --nproc 2`): the same numbers as one process with the same global batch, a rank killed
+and the run resumed, and checkpoints moving between world sizes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytestmark = pytest.mark.slow
+
+from .helpers import cli
+
+# the debug model on 8 x 64-token batches: ~310 steps, a checkpoint every 40
+ARGS = ("train", "--size", "debug", "--tokens", "1.6e5", "--batch-size", "8", "--n-ctx", "64",
+        "--eval-tokens", "4096", "--checkpoint-every", "40", "--json")
+
+
+def _train(out, *extra):
+    r = cli(*ARGS, "--out", out, *extra, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout)
+
+
+def _start(out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "scalinglab", *ARGS, "--out", str(out), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _ranks(launcher: int) -> dict[int, int]:
+    """RANK -> pid of the training processes the launcher started."""
+    out = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) != launcher:
+                continue
+            raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+            env = dict(kv.split("=", 1) for kv in raw.split("\0") if "=" in kv)
+        except (OSError, ValueError, IndexError):
+            continue
+        if "RANK" in env:
+            out[int(env["RANK"])] = int(pid)
+    return out
+
+
+def _wait_for(cond, proc, limit=300):
+    t0 = time.time()
+    while not cond():
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.time() - t0 < limit, "timed out"
+        time.sleep(0.05)
+
+
+def _checkpointed_after(path: Path, mtime: float):
+    return lambda: path.exists() and path.stat().st_mtime > mtime
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The run in one process and, uninterrupted, in two."""
+    root = tmp_path_factory.mktemp("ddp")
+    return _train(root / "one", "--threads", "1"), _train(root / "two", "--nproc", "2"), root
+
+
+def test_two_processes_equal_one_with_the_same_global_batch(reference):
+    one, two, root = reference
+    assert [e["step"] for e in one["evals"]] == [e["step"] for e in two["evals"]]
+    for a, b in zip(one["evals"], two["evals"]):  # float sums in another order: ~1e-7 measured
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5), a["step"]
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5), a["step"]
+        if a["noise_scale"] is not None:  # the same halves of the same batches
+            assert b["noise_scale"] == pytest.approx(a["noise_scale"], rel=1e-3), a["step"]
+    config = json.loads((root / "two" / "config.json").read_text())
+    assert config["resolved"]["processes"] == 2 and two["n_tokens"] == one["n_tokens"]
+    assert not (root / "two" / "checkpoint.pt").exists()  # rank 0 finished the run and cleaned up
+
+
+def test_a_killed_rank_ends_the_run_in_one_line_and_a_rerun_resumes(reference, tmp_path):
+    _, two, _ = reference
+    proc = _start(tmp_path, "--nproc", "2")
+    _wait_for(_checkpointed_after(tmp_path / "checkpoint.pt", 0.0), proc)
+    ranks = _ranks(proc.pid)
+    assert set(ranks) == {0, 1}, ranks
+    os.kill(ranks[1], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 2 and lines[-1].startswith("error: a training process of this run ended"), err
+    assert "rank 1: killed by SIGKILL" in lines[-1] and "re-run the same command" in lines[-1]
+    assert not (tmp_path / "result.json").exists()
+    resumed = _train(tmp_path, "--nproc", "2")
+    assert resumed["val_loss"] == pytest.approx(two["val_loss"], rel=1e-6)
+    assert [e["step"] for e in resumed["evals"]] == [e["step"] for e in two["evals"]]
+
+
+def test_a_checkpoint_moves_from_one_process_to_two_and_back(reference, tmp_path):
+    one, _, _ = reference
+    ckpt = tmp_path / "checkpoint.pt"
+    proc = _start(tmp_path, "--threads", "1")  # 1 process, stopped (SIGTERM) after its first checkpoint
+    _wait_for(_checkpointed_after(ckpt, 0.0), proc)
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=120) == 3
+    first = ckpt.stat().st_mtime
+    proc = _start(tmp_path, "--nproc", "2")  # 2 processes from it, stopped after a checkpoint of their own
+    _wait_for(_checkpointed_after(ckpt, first), proc)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3 and "interrupted (SIGTERM)" in err, err
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["resolved"]["processes"] == 1  # a resumed run keeps the record it was started with
+    back = _train(tmp_path, "--threads", "1")  # and back to one process, to the end
+    assert back["status"] == "done" and back["steps"] == one["steps"]
+    assert back["val_loss"] == pytest.approx(one["val_loss"], rel=1e-5)
