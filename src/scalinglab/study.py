@@ -98,12 +98,16 @@ def _train_pending(store: SQLiteStore, out: Path, roles: tuple[str, ...], execut
         eta = elapsed * (total / flops_done - 1) if flops_done else float("nan")
         log(f"  [{role_of.get(res.run_id, roles[0])} {runs_done}/{len(todo)}] {res.run_id} {res.status}: "
             f"N {res.n_params_total:,} D {res.n_tokens:,} loss {res.val_loss:.4f} "
-            f"{res.tokens_per_s / 1e3:.1f}k tok/s; elapsed {elapsed / 60:.1f} min, "
+            f"{res.tokens_per_s / 1e3:.1f}k tok/s{_mfu(res.mfu)}; elapsed {elapsed / 60:.1f} min, "
             f"ETA {eta / 60:.1f} min" + (f" ({res.reason})" if res.status == "failed" else ""))
 
     first = [j for j in todo if j.init_from is None]
     then = [j for j in todo if j.init_from is not None]
     return executor.run(first, on_result) and executor.run(then, on_result)
+
+
+def _mfu(value: float) -> str:
+    return f", MFU {100 * value:.0f}%" if value == value else ""  # NaN: the run did not train
 
 
 def check_writable(out: Path) -> None:

@@ -50,12 +50,15 @@ def test_debug_model_learns_well_below_unigram_entropy(shards, tmp_path):
     assert res.bits_per_byte == pytest.approx(res.val_loss / np.log(2), rel=1e-9)  # bytes: 1 token = 1 byte
     rows = res.evals
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows}) and rows[-1]["step"] == res.steps
-    exact = res.n_tokens * flops_per_token(spec.shape,
-                                           "chinchilla")  # Appendix F: attention and embeddings too
+    # Appendix F: attention and embeddings too
+    exact = res.n_tokens * flops_per_token(spec.shape, "chinchilla")
     assert rows[-1]["flops"] == pytest.approx(res.flops) and res.flops == pytest.approx(exact)
     assert res.flops_6nd == pytest.approx(6 * res.n_params_total * res.n_tokens)
     assert res.flops != res.flops_6nd
     assert all(np.isfinite(r["noise_scale"]) for r in rows[-3:])
+    # achieved FLOP/s of training and MFU against the matmul peak measured on this machine (train/mfu.py)
+    assert res.flops_per_s == pytest.approx(res.tokens_per_s * flops_per_token(spec.shape, "chinchilla"))
+    assert 0.01 < res.mfu < 1.0 and res.processes == 1
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["val_loss"] == res.val_loss and json.loads((tmp_path / "config.json").read_text())["run_id"]
 

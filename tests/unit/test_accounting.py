@@ -95,3 +95,28 @@ def test_precision_is_part_of_the_spec_and_auto_resolves_by_width_and_device(mon
     assert precision.resolve_precision("auto", 4096, "cpu") == "fp32"  # no BF16 instructions: never
     with pytest.raises(ScalingLabError, match="unknown `precision` 'half'"):
         precision.resolve_precision("half", 64, "cpu")
+
+
+def test_the_peak_is_measured_once_per_device_precision_and_threads(tmp_path, monkeypatch):
+    from scalinglab.train import mfu
+    monkeypatch.setenv("SCALINGLAB_CACHE", str(tmp_path))
+    calls = []
+
+    def probe(device, precision):
+        calls.append((device, precision))
+        return 1e11
+    monkeypatch.setattr(mfu, "_probe", probe)
+    assert mfu.peak_flops("cpu", "fp32") == 1e11 and mfu.peak_flops("cpu", "fp32") == 1e11
+    assert mfu.peak_flops("cpu", "bf16") == 1e11
+    assert calls == [("cpu", "fp32"), ("cpu", "bf16")]  # the second fp32 call read the cache
+    cached = (tmp_path / "peak_flops.json").read_text()
+    assert "| fp32 | threads" in cached and "| bf16 | threads" in cached
+
+
+def test_the_matmul_probe_measures_a_plausible_cpu_peak():
+    import torch
+
+    from scalinglab.train import mfu
+    torch.set_num_threads(1)
+    peak = mfu._probe("cpu", "fp32")
+    assert 1e9 < peak < 1e12  # one core: 1 GFLOP/s .. 1 TFLOP/s (measured here: ~1e11)

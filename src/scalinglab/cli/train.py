@@ -122,7 +122,9 @@ def run(args) -> int:
         print(f"run {result.run_id}: {result.status}; val_loss {result.val_loss:.4f} nats/token, "
               f"{result.bits_per_byte:.4f} bits/byte; N_total {result.n_params_total:,}, "
               f"N_nonembed {result.n_params_nonembed:,}; D {result.n_tokens:,} tokens; "
-              f"C {result.flops:.4g} FLOPs; {result.tokens_per_s:,.0f} tokens/s on {result.device}")
+              f"C {result.flops:.4g} FLOPs; {result.tokens_per_s:,.0f} tokens/s on {result.device}"
+              + (f" x {result.processes} processes" if result.processes > 1 else "")
+              + f", {result.flops_per_s / 1e9:.3g} GFLOP/s = {100 * result.mfu:.1f}% MFU")
     if result.status == "interrupted":
         print(f"interrupted: checkpoint saved in {out}; re-run the same command to resume", file=sys.stderr)
         return 3
@@ -210,8 +212,8 @@ class _Progress:
         rate = p["tokens_per_s"]
         eta = p["elapsed"] * (p["steps"] / p["step"] - 1)
         line = (f"step {p['step']}/{p['steps']}  loss {p['train_loss']:.4f}  {rate / 1e3:.1f}k tok/s  "
-                f"ETA {int(eta) // 60}:{int(eta) % 60:02d}")
-        sys.stderr.write(("\r" + line.ljust(70)) if self.tty else line + "\n")
+                f"MFU {100 * p['mfu']:.1f}%  ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+        sys.stderr.write(("\r" + line.ljust(80)) if self.tty else line + "\n")
         sys.stderr.flush()
 
     def close(self) -> None:

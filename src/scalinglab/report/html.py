@@ -330,7 +330,8 @@ def _ladder(fit3, largest: float) -> str:
 def _runs_table(runs, finals) -> str:
     if runs is not None and len(runs):
         cols = [c for c in ("run_id", "role", "status", "budget", "n_layer", "d_model", "n_params_nonembed",
-                            "n_params_total", "n_tokens", "flops", "val_loss", "lr", "steps", "wall_time_s")
+                            "n_params_total", "n_tokens", "flops", "val_loss", "lr", "steps", "wall_time_s",
+                            "tokens_per_s", "mfu", "processes")
                 if c in runs]
         frame = runs[cols].sort_values(["role", "budget", "n_params_total"], na_position="last")
     else:

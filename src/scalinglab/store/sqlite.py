@@ -29,7 +29,9 @@ SCHEMA_VERSION = 1
 RUN_COLUMNS = ("run_id", "role", "status", "reason", "budget", "spec", "n_layer", "d_model", "n_head",
                "d_head", "d_ff", "vocab_size", "n_ctx", "tied", "n_params_nonembed", "n_params_total",
                "n_tokens", "flops", "flops_6nd", "val_loss", "bits_per_byte", "lr", "steps", "wall_time_s",
-               "tokens_per_s", "device", "version", "updated")
+               "tokens_per_s", "device", "version", "updated", "flops_per_s", "mfu", "processes")
+# columns added after schema 1 shipped: a writable store from before gets them when opened (ALTER TABLE)
+ADDED_RUN_COLUMNS = ("flops_per_s", "mfu", "processes")
 EVAL_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "val_loss", "bits_per_byte", "lr",
                 "grad_sq", "trace_cov", "noise_scale")
 _SCHEMA = f"""
@@ -80,6 +82,12 @@ class SQLiteStore:
         if meta.get("schema_version") != str(SCHEMA_VERSION):
             raise ScalingLabError(f"{path} has store schema {meta.get('schema_version')}; this scalinglab "
                                   f"reads schema {SCHEMA_VERSION}")
+        if not readonly:
+            have = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+            with conn:
+                for column in ADDED_RUN_COLUMNS:
+                    if column not in have:
+                        conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
         return cls(path, conn)
 
     def close(self) -> None:
@@ -124,10 +132,12 @@ class SQLiteStore:
             self._conn.execute(
                 "UPDATE runs SET status=?, reason=?, n_params_nonembed=?, n_params_total=?, n_tokens=?, "
                 "flops=?, flops_6nd=?, val_loss=?, bits_per_byte=?, lr=?, steps=?, wall_time_s=?, "
-                "tokens_per_s=?, device=?, version=?, updated=? WHERE run_id=?",
+                "tokens_per_s=?, device=?, version=?, updated=?, flops_per_s=?, mfu=?, processes=? "
+                "WHERE run_id=?",
                 (r["status"], r["reason"], r["n_params_nonembed"], r["n_params_total"], r["n_tokens"],
                  r["flops"], r["flops_6nd"], r["val_loss"], r["bits_per_byte"], r["lr"], r["steps"],
-                 r["wall_time_s"], r["tokens_per_s"], r["device"], __version__, time.time(), r["run_id"]))
+                 r["wall_time_s"], r["tokens_per_s"], r["device"], __version__, time.time(),
+                 r["flops_per_s"], r["mfu"], r["processes"], r["run_id"]))
 
     def runs(self, *, role: str | None = None, status: str | None = None) -> pd.DataFrame:
         query, args = "SELECT * FROM runs WHERE 1=1", []

@@ -26,7 +26,7 @@ from ..errors import ScalingLabError
 from ..model.accounting import flops_per_token, param_breakdown
 from ..model.gpt import GPT
 from ..plan.spec import RunSpec
-from . import checkpoint, distributed
+from . import checkpoint, distributed, mfu
 from .optim import cooldown_start, default_lr, default_warmup, lr_at, param_groups
 from .result import RunResult, read_result, write_result
 
@@ -226,6 +226,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
     autocast = torch.autocast("cuda" if on_cuda else "cpu", dtype=torch.bfloat16) \
         if spec.precision == "bf16" else nullcontext()
 
+    peak = mfu.peak_flops(device, spec.precision) * world  # cached after the first run on this machine
     torch.manual_seed(spec.seed)
     model = GPT(shape).to(device)
     # the same init on every rank (same seed); DDP also broadcasts rank 0's weights when it wraps them
@@ -273,13 +274,15 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
     def result(status: str, reason: str = "") -> RunResult:
         tokens = step * B * T
         last = evals[-1] if evals else {}
+        rate = tokens / (elapsed - eval_time) if elapsed > eval_time else 0.0
         return RunResult(run_id=spec.run_id, status=status, reason=reason,
                          val_loss=last.get("val_loss", math.nan),
                          bits_per_byte=last.get("bits_per_byte", math.nan), n_params_total=counts["total"],
                          n_params_nonembed=counts["nonembed"], n_tokens=tokens, flops=flops_per_tok * tokens,
                          flops_6nd=6.0 * counts["total"] * tokens, lr=peak_lr, steps=step,
                          wall_time_s=elapsed, eval_time_s=eval_time,
-                         tokens_per_s=tokens / (elapsed - eval_time) if elapsed > eval_time else 0.0,
+                         tokens_per_s=rate, flops_per_s=rate * flops_per_tok,
+                         mfu=rate * flops_per_tok / peak if rate else math.nan, processes=world,
                          device=device, evals=list(evals))
 
     ran = 0
@@ -345,8 +348,9 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
                     return res
             elapsed = time.perf_counter() - t_start
             if progress is not None:
+                rate = step * B * T / max(elapsed - eval_time, 1e-9)
                 progress({"step": step, "steps": steps, "train_loss": train_loss, "elapsed": elapsed,
-                          "tokens_per_s": step * B * T / max(elapsed - eval_time, 1e-9)})
+                          "tokens_per_s": rate, "mfu": rate * flops_per_tok / peak})
             stop = flag.stop or (stop_after_steps is not None and ran >= stop_after_steps)
             if should_stop is not None and not stop and time.perf_counter() - asked > 1.0:
                 asked = time.perf_counter()

@@ -22,6 +22,9 @@ class RunResult:
     wall_time_s: float = 0.0
     eval_time_s: float = 0.0
     tokens_per_s: float = 0.0  # training tokens per second of training (evals excluded; wall_time_s has all)
+    flops_per_s: float = 0.0   # achieved: exact training FLOPs per second of training, all processes
+    mfu: float = math.nan      # flops_per_s over the measured matmul peak of the processes (train/mfu.py)
+    processes: int = 1         # data-parallel processes (torch.distributed) the run last trained with
     device: str = "cpu"
     evals: list = field(default_factory=list)
 
@@ -51,8 +54,8 @@ def write_result(path, result: RunResult) -> None:
 
 
 _NUMBERS = ("val_loss", "bits_per_byte", "flops", "flops_6nd", "lr", "wall_time_s", "eval_time_s",
-            "tokens_per_s")
-_INTS = ("n_params_total", "n_params_nonembed", "n_tokens", "steps")
+            "tokens_per_s", "flops_per_s", "mfu")
+_INTS = ("n_params_total", "n_params_nonembed", "n_tokens", "steps", "processes")
 
 
 def read_result(path, run_id: str) -> RunResult | None:

@@ -1,0 +1,72 @@
+"""Model FLOPs utilisation: a run's achieved training FLOP/s over the peak of the device it ran on.
+
+The peak is measured, not looked up: a short square-matmul probe in the run's precision with the run's
+threads (CPU) or on its GPU, the best of a few repeats, cached per device, dtype, threads and torch version
+(in the scalinglab cache: a new machine or torch measures again). The achieved rate counts the exact
+Appendix-F FLOPs of the tokens trained per second of training (evals excluded), so MFU here is Chinchilla
+FLOPs over matmul peak: attention and the non-matmul work are counted, the optimiser step is not.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+
+import torch
+
+from ..atomic import write_text
+from ..data.shards import default_cache_dir
+
+PROBE_N = {"cpu": 1024, "cuda": 8192}
+PROBE_SECONDS = 0.2  # per repeat: long enough to reach the steady clock, short beside any run
+DTYPE = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+    except OSError:
+        model = ""
+    return model or platform.processor() or "cpu"
+
+
+def _probe(device: str, precision: str) -> float:
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    n, dtype = PROBE_N[kind], DTYPE[precision]
+    gen = torch.Generator(device=device).manual_seed(0)  # never the global RNG a run's init draws from
+    a = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
+    b = torch.randn(n, n, device=device, dtype=dtype, generator=gen)
+    sync = torch.cuda.synchronize if kind == "cuda" else (lambda: None)
+    a @ b
+    sync()
+    best = 0.0
+    for _ in range(3):
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < PROBE_SECONDS:
+            a @ b
+            reps += 1
+            if kind == "cuda" and reps % 8 == 0:
+                sync()
+        sync()
+        best = max(best, 2.0 * n ** 3 * reps / (time.perf_counter() - t0))
+    return best
+
+
+def peak_flops(device: str, precision: str) -> float:
+    """FLOP/s of a square matmul on ``device`` in ``precision`` with this process's torch threads."""
+    threads = torch.get_num_threads() if not device.startswith("cuda") else 0
+    key = f"{device_name(device)} | {precision} | threads {threads} | torch {torch.__version__}"
+    path = default_cache_dir() / "peak_flops.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict) or not isinstance(known.get(key), (int, float)):
+        known = known if isinstance(known, dict) else {}
+        known[key] = _probe(device, precision)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(known, indent=1, sort_keys=True))
+    return float(known[key])
