@@ -43,3 +43,18 @@ def test_cuda_resume_is_consistent(tmp_path):
     train(spec, tmp_path / "b", device="cuda", shards=shards, stop_after_steps=20)
     rest = train(spec, tmp_path / "b", device="cuda", shards=shards)
     assert rest.val_loss == pytest.approx(whole.val_loss, abs=1e-3)
+
+
+def test_runs_are_packed_onto_one_gpu(tmp_path):
+    from scalinglab.run.executor import Job
+    from scalinglab.run.local import LocalExecutor
+    specs = [RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=40_000, batch_size=16, n_eval_tokens=4096,
+                     seed=s) for s in range(4)]
+    ex = LocalExecutor(device="auto", runs_per_gpu=4)
+    jobs = [Job(spec, str(tmp_path / spec.run_id)) for spec in specs]
+    n_gpus = torch.cuda.device_count()
+    assert ex._devices(jobs) == [f"cuda:{i % n_gpus}" for i in range(4)]  # 4 workers, not one per core
+    results = []
+    assert ex.run(jobs, results.append)
+    assert sorted(r.status for r in results) == ["done"] * 4
+    assert all(r.device.startswith("cuda") for r in results)

@@ -120,3 +120,19 @@ def test_the_matmul_probe_measures_a_plausible_cpu_peak():
     torch.set_num_threads(1)
     peak = mfu._probe("cpu", "fp32")
     assert 1e9 < peak < 1e12  # one core: 1 GFLOP/s .. 1 TFLOP/s (measured here: ~1e11)
+
+
+def test_runs_are_packed_onto_gpus_by_their_memory():
+    from scalinglab.model.accounting import memory_needed
+    from scalinglab.plan.spec import RunSpec
+    from scalinglab.run.executor import Job
+    from scalinglab.run.local import MAX_RUNS_PER_GPU, gpu_slots, runs_per_gpu
+    small = named_shape("debug", n_ctx=128)
+    big = named_shape("xl", n_ctx=1024)
+    jobs = [Job(RunSpec(shape=s, n_tokens=10_000, batch_size=32), "x") for s in (small, big)]
+    need = memory_needed(big, 32)
+    assert need > memory_needed(small, 32) > 16 * 1e5  # weights+grads+moments at least
+    assert runs_per_gpu(jobs, free_bytes=int(3 * need / 0.8)) == 3  # the largest run decides
+    assert runs_per_gpu(jobs, free_bytes=need // 2) == 1  # never zero: the run may still fit alone
+    assert runs_per_gpu(jobs[:1], free_bytes=80 * 2**30) == MAX_RUNS_PER_GPU
+    assert gpu_slots(2, 3) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0", "cuda:1"]

@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
                    help="with --executor ray: CPUs (torch threads) per run")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--runs-per-gpu", type=int, default=None, metavar="K",
+                   help="with GPUs: runs sharing each GPU at once (default: from the largest run's memory "
+                        "and the GPU's free memory, at most 8)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
@@ -58,7 +61,9 @@ def run(args) -> int:
         grid.connect()  # an unreachable cluster is one error line before the study dir is touched
     else:
         from ..run.local import LocalExecutor
-        grid = LocalExecutor(workers=args.workers, device=args.device)
+        if args.runs_per_gpu is not None and args.runs_per_gpu < 1:
+            raise ScalingLabError(f"--runs-per-gpu must be at least 1, got {args.runs_per_gpu}")
+        grid = LocalExecutor(workers=args.workers, device=args.device, runs_per_gpu=args.runs_per_gpu)
         holdout = LocalExecutor(workers=1, device=args.device)  # one run: give it every core
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     from ..lock import DirLock

@@ -105,3 +105,14 @@ def flops_per_token(shape: ModelShape, method: str = "chinchilla") -> float:
     if method == "chinchilla":
         return 3.0 * forward_flops_per_sequence_chinchilla(shape) / shape.n_ctx
     raise ScalingLabError(f"unknown FLOP convention {method!r}: choose one of {', '.join(FLOP_METHODS)}")
+
+
+def memory_needed(shape, batch_size: int) -> int:
+    """Bytes to train ``shape`` at ``batch_size`` sequences: weights, grads and AdamW's two moments (16
+    bytes per parameter in fp32) plus the activations of one step."""
+    n = param_breakdown(shape)["total"]
+    B, T, d, L = batch_size, shape.n_ctx, shape.d_model, shape.n_layer
+    # activations kept for the backward pass: Korthikanti et al. 2022 (arXiv 2205.05198) eq. 1 gives
+    # s b h (34 + 5 a s / h) bytes per layer in 16-bit; fp32 doubles it; plus logits and their gradient
+    act = 2 * B * T * L * (34 * d + 5 * shape.n_head * T) + 12 * B * T * shape.vocab_size
+    return int(16 * n + act)

@@ -1,6 +1,10 @@
 """Local executor: K worker processes on this machine, threads per worker = cores / K.
 
 Never oversubscribe: two 2-thread torch processes on 2 cores ran 4-6x slower than two 1-thread ones.
+On a machine with GPUs (device auto or cuda) the workers are packed onto the GPUs instead, ``runs_per_gpu``
+per GPU, each worker bound to one (cuda:i): tiny runs leave a GPU mostly idle, and on an H100 four sharing
+one gave 2.8x the throughput of one, eight saturated it. The default K comes from the largest job's
+training memory and the GPU's free memory (at most 8).
 Jobs go largest first so the pool finishes together. Ctrl-C sends SIGTERM to the workers, which write a
 checkpoint at the end of their current step and report the run as interrupted.
 """
@@ -12,7 +16,7 @@ import queue
 import signal
 from typing import Callable
 
-from ..model.accounting import flops_per_token
+from ..model.accounting import flops_per_token, memory_needed
 from ..train.result import RunResult
 from .executor import Job
 
@@ -48,12 +52,48 @@ def _die_with_parent() -> None:
         pass  # not Linux: the driver's SIGTERM handling still stops workers on a clean stop
 
 
+MAX_RUNS_PER_GPU = 8  # the H100 probe: eight tiny runs saturated one GPU
+GPU_MEMORY_SHARE = 0.8  # of the free memory, for the packed runs together
+
+
+def runs_per_gpu(jobs: list[Job], free_bytes: int) -> int:
+    """How many of these runs fit one GPU at once: its free memory over the largest run's need."""
+    need = max(memory_needed(j.spec.shape, j.spec.batch_size) for j in jobs)
+    return max(1, min(MAX_RUNS_PER_GPU, int(GPU_MEMORY_SHARE * free_bytes // need)))
+
+
+def gpu_slots(n_gpus: int, per_gpu: int) -> list[str]:
+    """One device per worker: runs_per_gpu workers on each GPU, spread round-robin."""
+    return [f"cuda:{i % n_gpus}" for i in range(n_gpus * per_gpu)]
+
+
+def _visible_gpus(device: str) -> tuple[int, int]:
+    """(GPUs, free bytes of the first) when this executor should pack runs onto GPUs, else (0, 0). torch
+    is imported only where a GPU may exist: a CPU driver stays light."""
+    if device == "cpu" or (device == "auto" and not os.path.exists("/dev/nvidiactl")):
+        return 0, 0
+    import torch
+    if not torch.cuda.is_available():
+        return 0, 0
+    return torch.cuda.device_count(), torch.cuda.mem_get_info(0)[0]
+
+
 class LocalExecutor:
-    def __init__(self, workers: int | None = None, cores: int | None = None, device: str = "auto"):
+    def __init__(self, workers: int | None = None, cores: int | None = None, device: str = "auto",
+                 runs_per_gpu: int | None = None):
         self.device = device
         self.cores = cores or os.cpu_count() or 1
         self.workers = max(1, min(workers or self.cores, self.cores))
         self.threads = max(1, self.cores // self.workers)
+        self.runs_per_gpu = runs_per_gpu
+
+    def _devices(self, jobs: list[Job]) -> list[str]:
+        """The device of each worker: packed GPU slots, or the executor's device once per CPU worker."""
+        n_gpus, free = _visible_gpus(self.device)
+        if not n_gpus or (self.device.startswith("cuda:")):
+            return [self.device] * min(self.workers, len(jobs))
+        per_gpu = self.runs_per_gpu or runs_per_gpu(jobs, free)
+        return gpu_slots(n_gpus, per_gpu)[:len(jobs)]
 
     def close(self) -> None:
         """Nothing held between calls: each run() starts and joins its own workers."""
@@ -66,8 +106,10 @@ class LocalExecutor:
         job_q, res_q = ctx.Queue(), ctx.Queue()
         for job in jobs:
             job_q.put(job)
-        procs = [ctx.Process(target=_worker, args=(job_q, res_q, self.threads, self.device), daemon=True)
-                 for _ in range(min(self.workers, len(jobs)))]
+        devices = self._devices(jobs)
+        threads = self.threads if devices[0] == self.device else max(1, self.cores // len(devices))
+        procs = [ctx.Process(target=_worker, args=(job_q, res_q, threads, device), daemon=True)
+                 for device in devices]
         for p in procs:
             p.start()
         pending, stopped = len(jobs), False

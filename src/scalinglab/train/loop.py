@@ -23,7 +23,7 @@ from .. import __version__, atomic
 from ..data.loader import batch_offsets, eval_offsets, windows
 from ..data.shards import Shards, build_shards
 from ..errors import ScalingLabError
-from ..model.accounting import flops_per_token, param_breakdown
+from ..model.accounting import flops_per_token, memory_needed, param_breakdown
 from ..model.gpt import GPT
 from ..plan.spec import RunSpec
 from . import checkpoint, distributed, mfu
@@ -32,13 +32,16 @@ from .result import RunResult, read_result, write_result
 
 
 def resolve_device(device: str) -> str:
+    """cpu, cuda or cuda:N (a GPU of this machine, as the local executor packs runs onto them)."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
+    if device.startswith("cuda") and not torch.cuda.is_available():
         raise ScalingLabError("`device` cuda: no CUDA device is available here; use `device` cpu or auto",
                               params=("device",))
-    if device not in ("cpu", "cuda"):
-        raise ScalingLabError(f"unknown device {device!r}: use auto, cpu or cuda")
+    index = device.partition(":")[2]
+    if device not in ("cpu", "cuda") and not (device.startswith("cuda:") and index.isdigit()
+                                             and int(index) < torch.cuda.device_count()):
+        raise ScalingLabError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N (a GPU here)")
     return device
 
 
@@ -63,17 +66,11 @@ class NoiseSums:
 
 
 def check_memory(shape, batch_size: int, device: str) -> None:
-    """Refuse, with the estimate, a model that cannot be trained in this machine's memory: weights, grads
-    and AdamW's two moments (16 bytes per parameter in fp32) plus the activations of one step."""
-    from ..model.accounting import param_breakdown
-    n = param_breakdown(shape)["total"]
-    B, T, d, L = batch_size, shape.n_ctx, shape.d_model, shape.n_layer
-    # activations kept for the backward pass: Korthikanti et al. 2022 (arXiv 2205.05198) eq. 1 gives
-    # s b h (34 + 5 a s / h) bytes per layer in 16-bit; fp32 doubles it; plus logits and their gradient
-    act = 2 * B * T * L * (34 * d + 5 * shape.n_head * T) + 12 * B * T * shape.vocab_size
-    need = 16 * n + act
-    if device == "cuda":
-        have = torch.cuda.mem_get_info()[0]
+    """Refuse, with the estimate, a model that cannot be trained in this machine's memory."""
+    n, B, T, d, L = param_breakdown(shape)["total"], batch_size, shape.n_ctx, shape.d_model, shape.n_layer
+    need = memory_needed(shape, batch_size)
+    if device.startswith("cuda"):
+        have = torch.cuda.mem_get_info(torch.device(device))[0]
         where = "free GPU memory"
     else:
         have = _available_ram()
