@@ -116,3 +116,21 @@ def test_a_checkpoint_moves_from_one_process_to_two_and_back(reference, tmp_path
     back = _train(tmp_path, "--threads", "1")  # and back to one process, to the end
     assert back["status"] == "done" and back["steps"] == one["steps"]
     assert back["val_loss"] == pytest.approx(one["val_loss"], rel=1e-5)
+
+
+def test_the_local_executor_trains_a_run_data_parallel(tmp_path):
+    """What `run --holdout-nproc 2` gives the held-out run: the same result as one process."""
+    from scalinglab.model.family import named_shape
+    from scalinglab.plan.spec import RunSpec
+    from scalinglab.run.executor import Job
+    from scalinglab.run.local import LocalExecutor
+    from scalinglab.train.loop import train
+    spec = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=60_000, batch_size=8, n_eval_tokens=4096)
+    alone = train(spec, tmp_path / "alone", threads=1)
+    results = []
+    assert LocalExecutor(workers=1, cores=2, device="cpu", nproc=2).run(
+        [Job(spec, str(tmp_path / "ddp"))], results.append)
+    (res,) = results
+    assert res.status == "done" and res.processes == 2 and res.run_id == alone.run_id
+    assert res.val_loss == pytest.approx(alone.val_loss, rel=1e-5)
+    assert json.loads((tmp_path / "ddp" / "result.json").read_text())["processes"] == 2

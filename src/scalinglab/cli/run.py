@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--runs-per-gpu", type=int, default=None, metavar="K",
                    help="with GPUs: runs sharing each GPU at once (default: from the largest run's memory "
                         "and the GPU's free memory, at most 8)")
+    p.add_argument("--holdout-nproc", type=int, default=1, metavar="K",
+                   help="train the held-out run data-parallel over K processes (torch.distributed; a GPU "
+                        "each where there are GPUs); it does not change the run's spec")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
@@ -39,6 +42,9 @@ def run(args) -> int:
     if args.workers is not None and args.executor == "ray":
         raise ScalingLabError("--workers applies to --executor local; with ray, each run takes "
                               "--cpus-per-run CPUs")
+    if args.holdout_nproc != 1 and args.executor == "ray":
+        raise ScalingLabError("--holdout-nproc applies to --executor local (a data-parallel run through "
+                              "Ray Train is not built yet)")
     if args.workers is not None and args.workers < 1:
         raise ScalingLabError(f"--workers must be at least 1, got {args.workers}")
     if args.cpus_per_run < 1:
@@ -64,7 +70,10 @@ def run(args) -> int:
         if args.runs_per_gpu is not None and args.runs_per_gpu < 1:
             raise ScalingLabError(f"--runs-per-gpu must be at least 1, got {args.runs_per_gpu}")
         grid = LocalExecutor(workers=args.workers, device=args.device, runs_per_gpu=args.runs_per_gpu)
-        holdout = LocalExecutor(workers=1, device=args.device)  # one run: give it every core
+        if args.holdout_nproc < 1:
+            raise ScalingLabError(f"--holdout-nproc must be at least 1, got {args.holdout_nproc}")
+        # one run: every core to it, or K processes of it
+        holdout = LocalExecutor(workers=1, device=args.device, nproc=args.holdout_nproc)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     from ..lock import DirLock
     from ..study import check_writable

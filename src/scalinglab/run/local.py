@@ -78,14 +78,46 @@ def _visible_gpus(device: str) -> tuple[int, int]:
     return torch.cuda.device_count(), torch.cuda.mem_get_info(0)[0]
 
 
+def _ddp_worker(job: Job, threads: int, device: str) -> RunResult:
+    """One rank of a data-parallel run (torchrun's launcher set RANK, WORLD_SIZE, LOCAL_RANK)."""
+    from ..train.loop import train
+    return train(job.spec, job.run_dir, threads=threads, device=device, **job.train_kwargs())
+
+
+def train_data_parallel(job: Job, nproc: int, threads: int, device: str) -> RunResult:
+    """``job`` trained over ``nproc`` processes on this machine through torchrun's launcher (no restarts):
+    rank 0's result, a failure naming the rank that ended, or 'interrupted' when the launcher was
+    signalled (every rank stopped at a step boundary and rank 0 checkpointed)."""
+    import logging
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
+                          monitor_interval=0.5, start_method="spawn")
+    try:
+        return elastic_launch(config, _ddp_worker)(job, threads, device)[0]
+    except SignalException as exc:
+        raise KeyboardInterrupt from exc  # the executor reports the run as interrupted
+    except ChildFailedError as exc:
+        died = "; ".join(f"rank {rank}: exit {f.exitcode}" for rank, f in sorted(exc.failures.items()))
+        return RunResult.failure(job.spec.run_id, f"a process of the data-parallel run ended ({died})")
+
+
 class LocalExecutor:
     def __init__(self, workers: int | None = None, cores: int | None = None, device: str = "auto",
-                 runs_per_gpu: int | None = None):
+                 runs_per_gpu: int | None = None, nproc: int = 1):
+        """``nproc`` > 1: each run data-parallel over that many processes (torch.distributed, one after
+        another; a GPU each where there are GPUs): for a held-out run far larger than the grid's."""
         self.device = device
         self.cores = cores or os.cpu_count() or 1
         self.workers = max(1, min(workers or self.cores, self.cores))
         self.threads = max(1, self.cores // self.workers)
         self.runs_per_gpu = runs_per_gpu
+        self.nproc = nproc
 
     def _devices(self, jobs: list[Job]) -> list[str]:
         """The device of each worker: packed GPU slots, or the executor's device once per CPU worker."""
@@ -101,6 +133,8 @@ class LocalExecutor:
     def run(self, jobs: list[Job], on_result: Callable[[RunResult], None]) -> bool:
         if not jobs:
             return True
+        if self.nproc > 1:
+            return self._run_data_parallel(jobs, on_result)
         jobs = sorted(jobs, key=lambda j: -j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla"))
         ctx = mp.get_context("spawn")
         job_q, res_q = ctx.Queue(), ctx.Queue()
@@ -137,3 +171,17 @@ class LocalExecutor:
         for p in procs:
             p.join(timeout=5)
         return not stopped and pending == 0
+
+    def _run_data_parallel(self, jobs: list[Job], on_result: Callable[[RunResult], None]) -> bool:
+        n_gpus, _ = _visible_gpus(self.device)
+        device = "cuda" if n_gpus else "cpu"
+        threads = max(1, self.cores // self.nproc)
+        for job in jobs:
+            try:
+                result = train_data_parallel(job, self.nproc, threads, device)
+            except KeyboardInterrupt:
+                on_result(RunResult(run_id=job.spec.run_id, status="interrupted",
+                                    reason="stopped; re-run to resume from the checkpoint"))
+                return False
+            on_result(result)
+        return True

@@ -99,23 +99,25 @@ def eval_steps(steps: int, n_evals: int) -> list[int]:
 
 
 class _StopFlag:
-    """Set by SIGTERM; the loop checkpoints at the end of the current step and returns 'interrupted'."""
+    """Set by SIGTERM (and, in a data-parallel run, SIGINT: Ctrl-C reaches every rank of the terminal's
+    process group); the loop checkpoints at the end of the current step and returns 'interrupted'."""
 
     def __init__(self):
         self.stop = False
-        self._old = None
+        self._old = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGTERM, self._handle)
+            signals = (signal.SIGTERM, signal.SIGINT) if distributed.in_torchrun() else (signal.SIGTERM,)
+            self._old = {s: signal.signal(s, self._handle) for s in signals}
         return self
 
     def _handle(self, signum, frame):
         self.stop = True
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
 
 
 @torch.no_grad()
