@@ -19,7 +19,7 @@ from scalinglab.train.loop import train
 
 from .helpers import call, cli
 
-TRAIN_ARGS = ["--size", "debug", "--n-ctx", "64", "--batch-size", "16", "--tokens", "160000",
+TRAIN_ARGS = ["--size", "debug", "--n-ctx", "64", "--batch-size", "16", "--tokens", "100000",
               "--threads", "1", "--checkpoint-every", "20", "--eval-tokens", "8192", "--json"]
 
 
@@ -40,7 +40,7 @@ def test_debug_model_learns_well_below_unigram_entropy(shards, tmp_path):
     val = np.asarray(shards.validation)
     p = np.bincount(val, minlength=256) / val.size
     unigram = float(-(p[p > 0] * np.log(p[p > 0])).sum())  # ~3.15 nats/byte
-    spec = RunSpec(shape=named_shape("debug", n_ctx=128), n_tokens=1_500_000, batch_size=32,
+    spec = RunSpec(shape=named_shape("debug", n_ctx=128), n_tokens=400_000, batch_size=32,
                    n_eval_tokens=8192)
     t0 = time.perf_counter()
     res = train(spec, tmp_path, threads=1, shards=shards)

@@ -121,10 +121,10 @@ NEWER_FIELDS = {"unique_tokens": 0, "kind": "isoflop", "batch_sizes": [], "sweep
 
 PRESETS = {
     # CI-sized (the study, resume and Ray tests share it): two tiny budgets near the family's smallest
-    # model, 7 WSD runs of 5-18 s, one seed repeat, the held-out run at 2x: ~80 s on 2 cores.
+    # model, 7 WSD runs of 5-18 s, one seed repeat, the held-out run at 1.5x: ~70 s on 2 cores.
     "debug": dict(name="debug", budgets=(1.2e11, 3e11), sizes_per_budget=4, size_span=6.0,
                   tokens_per_param=10.0, n_ctx=64, batch_size=8, n_eval_tokens=4096, min_steps=30,
-                  bootstrap=200, schedule="wsd", beta2=0.99, noise_seeds=1, holdout_factor=2.0),
+                  bootstrap=200, schedule="wsd", beta2=0.99, noise_seeds=1, holdout_factor=1.5),
     # The README's main job, <= 20 minutes on 2 CPU cores including the held-out run (docs/study.md): an
     # N x D grid of WSD runs over an 8x budget range, each size's shorter runs branched off its longest.
     "default": dict(name="default", budgets=(5e11, 1e12, 2e12, 4e12), sizes_per_budget=7, size_span=12.0,
