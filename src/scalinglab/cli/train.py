@@ -137,24 +137,16 @@ def run(args) -> int:
 def _launch(args) -> int:
     """`train --nproc K`: this same command in K processes through torchrun's launcher (elastic_launch, no
     restarts); one line when a process dies, and re-running the command resumes from the last checkpoint."""
-    import logging
-    import uuid
-
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from ..train.distributed import LAUNCHED
+    from ..train.distributed import LAUNCHED, how_they_ended, launch_here
     child = _without_nproc(args.argv)
     if args.threads is None:  # one torch thread pool per process, never more threads than cores
         child += ["--threads", str(max(1, (os.cpu_count() or 1) // args.nproc))]
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=args.nproc, run_id=uuid.uuid4().hex,
-                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
-                          monitor_interval=0.5)
     os.environ[LAUNCHED] = "1"
     try:
-        elastic_launch(config, sys.executable)("-m", "scalinglab", *child)
+        launch_here(args.nproc, sys.executable, "-m", "scalinglab", *child)
     except SignalException as exc:  # the launcher was told to stop: torchrun passed it on to every rank
         print(f"interrupted ({exc.sigval.name}): every process stopped at a step boundary and rank 0 "
               "checkpointed; re-run the same command to resume", file=sys.stderr)
@@ -165,20 +157,13 @@ def _launch(args) -> int:
             print("interrupted: checkpoint saved by rank 0; re-run the same command to resume",
                   file=sys.stderr)
             return 3
-        died = "; ".join(f"rank {rank}: {_how(f.exitcode)}" for rank, f in sorted(exc.failures.items()))
-        raise ScalingLabError(f"a training process of this run ended ({died}): the others were stopped; "
+        raise ScalingLabError(f"a training process of this run ended ({how_they_ended(exc.failures)}): the "
+                              "others were stopped; "
                               f"re-run the same command to resume from the last checkpoint in {args.out}") \
             from None
     finally:
         os.environ.pop(LAUNCHED, None)
     return 0
-
-
-def _how(exitcode: int) -> str:
-    if exitcode < 0:
-        import signal
-        return f"killed by {signal.Signals(-exitcode).name}"
-    return f"exit status {exitcode}"
 
 
 def _without_nproc(argv: list[str]) -> list[str]:

@@ -88,23 +88,17 @@ def train_data_parallel(job: Job, nproc: int, threads: int, device: str) -> RunR
     """``job`` trained over ``nproc`` processes on this machine through torchrun's launcher (no restarts):
     rank 0's result, a failure naming the rank that ended, or 'interrupted' when the launcher was
     signalled (every rank stopped at a step boundary and rank 0 checkpointed)."""
-    import logging
-    import uuid
-
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
-                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
-                          monitor_interval=0.5, start_method="spawn")
+
+    from ..train.distributed import how_they_ended, launch_here
     try:
-        return elastic_launch(config, _ddp_worker)(job, threads, device)[0]
+        return launch_here(nproc, _ddp_worker, job, threads, device)[0]
     except SignalException as exc:
         raise KeyboardInterrupt from exc  # the executor reports the run as interrupted
     except ChildFailedError as exc:
-        died = "; ".join(f"rank {rank}: exit {f.exitcode}" for rank, f in sorted(exc.failures.items()))
-        return RunResult.failure(job.spec.run_id, f"a process of the data-parallel run ended ({died})")
+        return RunResult.failure(job.spec.run_id, "a process of the data-parallel run ended "
+                                 f"({how_they_ended(exc.failures)})")
 
 
 class LocalExecutor:

@@ -84,3 +84,29 @@ def leave(group: Group | None) -> None:
     except Exception:  # a peer is gone (the run is failing anyway): just let go
         pass
     dist.destroy_process_group()
+
+
+def launch_here(nproc: int, entrypoint, *args):
+    """Run ``entrypoint(*args)`` (a callable, or an executable with its arguments) in ``nproc`` processes
+    on this machine through torchrun's own launcher (elastic_launch: c10d rendezvous on a free local port,
+    no restarts, its logging quiet); returns {local rank: return value}. Raises torch's ChildFailedError
+    when a process ends badly and SignalException when the launcher itself is signalled (it passes the
+    signal on to every rank first)."""
+    import logging
+    import uuid
+
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
+                          monitor_interval=0.5, start_method="spawn")
+    return elastic_launch(config, entrypoint)(*args)
+
+
+def how_they_ended(failures: dict) -> str:
+    """ChildFailedError.failures as one phrase: "rank 1: killed by SIGKILL; rank 0: exit status 1"."""
+    import signal
+
+    def how(code: int) -> str:
+        return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+    return "; ".join(f"rank {rank}: {how(f.exitcode)}" for rank, f in sorted(failures.items()))
