@@ -68,3 +68,45 @@ def expected_eval_steps(runs: dict) -> dict:
                     [s for s in own if s > start]
             out[rid] = own
     return out
+
+
+
+RESULT_COLUMNS = ("reason", "n_params_nonembed", "n_params_total", "n_tokens", "flops", "flops_6nd",
+                  "val_loss", "bits_per_byte", "lr", "steps", "wall_time_s", "tokens_per_s", "device",
+                  "version", "flops_per_s", "mfu", "processes")
+
+
+def partly_done(study, dest, roles=("holdout",)) -> list[str]:
+    """A copy of the finished ``study`` at ``dest`` as it stood before these runs began: the grid's smallest
+    model (a WSD trunk and its branch), its largest, and every run of ``roles``. Their store rows are back
+    to planned with no results, their eval rows and run directories are gone, and what a study writes
+    after its grid (the held-out prediction, fits, summary, report) is not there. Resume tests start
+    here rather than train the runs kept done a second time. -> the ids of the runs to train."""
+    import shutil
+    from pathlib import Path
+
+    from scalinglab.model.accounting import param_breakdown
+    from scalinglab.store.sqlite import RUN_COLUMNS, SQLiteStore
+    study, dest = Path(study), Path(dest)
+    assert set(RESULT_COLUMNS) < set(RUN_COLUMNS)
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(study / "runs", dest / "runs")
+    shutil.copy2(study / "config.json", dest / "config.json")
+    store = SQLiteStore.open(study / "study.sqlite", readonly=True)
+    specs = {role: store.specs(role) for role in ("grid", "noise", "holdout")}
+    store.close()
+    size = {rid: param_breakdown(s.shape)["total"] for rid, s in specs["grid"].items()}
+    ends = (min(size.values()), max(size.values()))
+    gone = [rid for rid in size if size[rid] in ends] + [rid for role in roles for rid in specs[role]]
+    with sqlite3.connect(f"file:{study / 'study.sqlite'}?mode=ro", uri=True) as src, \
+            sqlite3.connect(dest / "study.sqlite") as conn:
+        src.backup(conn)
+        unset = ", ".join(f"{c} = NULL" for c in RESULT_COLUMNS)
+        for rid in gone:
+            conn.execute(f"UPDATE runs SET status = 'planned', {unset} WHERE run_id = ?", (rid,))
+            conn.execute("DELETE FROM evals WHERE run_id = ?", (rid,))
+            shutil.rmtree(dest / "runs" / rid)
+        conn.execute("DELETE FROM meta WHERE key = 'holdout_prediction'")
+    src.close()
+    conn.close()
+    return gone

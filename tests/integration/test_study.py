@@ -1,6 +1,7 @@
 """The main job end to end on the debug preset: a study killed with SIGKILL resumes to the same result.
 
-The `uninterrupted` debug study (tests/integration/conftest.py) is trained once per session."""
+The `uninterrupted` debug study (tests/integration/conftest.py) is trained once per session; the resume
+test starts from a copy of it with five runs not yet trained (helpers.partly_done)."""
 import json
 import os
 import re
@@ -16,17 +17,20 @@ pytestmark = pytest.mark.slow
 from scalinglab.plan.config import PRESETS  # noqa: E402
 from scalinglab.plan.spec import RunSpec  # noqa: E402
 
-from .helpers import call, cli, expected_eval_steps, start_study, wait_done
+from .helpers import call, cli, expected_eval_steps, partly_done, start_study, wait_done
 from .helpers import statuses as read_statuses
 
 
 def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp_path):
     out_a, summary_a = uninterrupted
     db, log = tmp_path / "study.sqlite", tmp_path.parent / f"{tmp_path.name}-run.log"
+    # the uninterrupted study before five of its runs began (grid ends, seed repeat, held-out run)
+    todo = partly_done(out_a, tmp_path, roles=("holdout", "noise"))
+    assert len(todo) == 5
 
     # Ctrl-C (SIGINT to the whole foreground group, as a terminal sends it) after the first run is done
     proc = start_study(tmp_path, log)
-    wait_done(proc, db, 1, log)
+    wait_done(proc, db, len(read_statuses(db)) - len(todo) + 1, log)
     os.killpg(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=120) == 3
     assert "interrupted: checkpoints written" in log.read_text()
