@@ -2,8 +2,9 @@
 mid-run; every run done exactly once and every number equal to the local executor's study.
 
 One Ray study carries the three checks. It starts from a copy of the local executor's finished debug study
-with four runs not yet trained (helpers.partly_done: the grid's smallest model, a WSD trunk and its branch,
-its largest, and the held-out run), so Ray trains those and the two studies are compared run by run.
+with three grid runs not yet trained (helpers.partly_done: the grid's smallest model, a WSD trunk and its
+branch, and its largest), so Ray trains those, the fits and the held-out prediction are made again, and the
+two studies are compared run by run. A held-out run over two Ray Train workers has a test of its own.
 `ray_study` SIGKILLs the driver mid-grid, re-runs the command, and SIGKILLs the Ray worker of a run that
 has a checkpoint; Ray retries that run (a retry goes to the back of the queue) and the study completes.
 """
@@ -57,7 +58,7 @@ def _wait(cond, proc, log, limit=600):
 def ray_study(tmp_path_factory, uninterrupted):
     out = tmp_path_factory.mktemp("ray-study")
     db, log = out / "study.sqlite", out.parent / f"{out.name}.log"
-    seen = {"trained": partly_done(uninterrupted[0], out)}
+    seen = {"trained": partly_done(uninterrupted[0], out, roles=())}
     done_before = list(statuses(db).values()).count("done")
     # 1. the driver SIGKILLed mid-grid (Ray ends the job's tasks itself)
     proc = start_study(out, log, "--executor", "ray")
@@ -121,7 +122,7 @@ def test_ray_study_equals_the_local_executors(ray_study, uninterrupted):
     runs_r, evals_r = _store(out_ray)
     runs_l, evals_l = _store(out_local)
     assert {r[0] for r in runs_r} == {r[0] for r in runs_l}  # the same runs
-    assert len(seen["trained"]) == 4  # trained by Ray (the others were copied), each compared below
+    assert len(seen["trained"]) == 3  # trained by Ray (the others were copied), each compared below
     assert {r[0] for r in runs_r if r[1] == "done"} >= set(seen["trained"])
     loss_l = {r[0]: r[3] for r in runs_l}
     for rid, _, _, loss, _ in runs_r:
@@ -133,6 +134,43 @@ def test_ray_study_equals_the_local_executors(ray_study, uninterrupted):
     for k, v in summary_local["fit"]["params"].items():
         assert summary_ray["fit"]["params"][k] == pytest.approx(v, rel=1e-6), k
     assert summary_ray["holdout"]["measured"] == pytest.approx(summary_local["holdout"]["measured"], abs=1e-6)
+
+
+def test_ray_train_runs_one_run_over_two_workers_stops_and_resumes(tmp_path):
+    """What `run --executor ray --holdout-nproc 2` gives the held-out run: a TorchTrainer of two workers
+    (DDP over gloo). Ctrl-C in the driver after the first checkpoint stops both workers at a step boundary
+    (rank 0 checkpoints); the same call again resumes, and the result is the one-process run's."""
+    import _thread
+    import threading
+
+    from scalinglab.model.family import named_shape
+    from scalinglab.run.executor import Job
+    from scalinglab.run.ray import RayExecutor
+    from scalinglab.train.loop import train
+    spec = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=60_000, batch_size=8, n_eval_tokens=4096,
+                   checkpoint_every=30)
+    alone = train(spec, tmp_path / "alone", threads=1)
+    job = Job(spec, str(tmp_path / "runs" / spec.run_id))
+    ckpt = Path(job.run_dir) / "checkpoint.pt"
+
+    def ctrl_c_at_the_first_checkpoint():
+        while not ckpt.exists():
+            time.sleep(0.05)
+        _thread.interrupt_main()
+    executor, results = RayExecutor(num_cpus=2, device="cpu", nproc=2), []
+    try:
+        threading.Thread(target=ctrl_c_at_the_first_checkpoint, daemon=True).start()
+        assert executor.run([job], results.append) is False
+        assert results[-1].status == "interrupted" and ckpt.exists()
+        assert executor.run([job], results.append) is True
+    finally:
+        executor.close()
+    res = results[-1]
+    assert res.status == "done" and res.processes == 2 and res.steps == alone.steps
+    assert [e["step"] for e in res.evals] == [e["step"] for e in alone.evals]
+    for a, b in zip(alone.evals, res.evals):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-5), a["step"]
+    assert json.loads((Path(job.run_dir) / "config.json").read_text())["resolved"]["processes"] == 2
 
 
 def test_ray_cli_errors_are_one_line(tmp_path):

@@ -90,6 +90,8 @@ BAD_RUNS = {
     "out under a file": (["run", "--preset", "debug", "--out", "{tmp}/file/sub"], "cannot create --out"),
     "another config's study": (["run", "{tmp}/other.toml", "--out", "{study}"], "made with another config"),
     "report of no study": (["report", "{tmp}"], "not a study directory"),
+    "no processes": (["run", "--preset", "debug", "--holdout-nproc", "0"], "--holdout-nproc must be"),
+    "fsdp alone": (["run", "--preset", "debug", "--holdout-fsdp"], "--holdout-fsdp shards the held-out run"),
 }
 
 

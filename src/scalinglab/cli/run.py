@@ -28,7 +28,10 @@ def add_parser(sub) -> None:
                         "and the GPU's free memory, at most 8)")
     p.add_argument("--holdout-nproc", type=int, default=1, metavar="K",
                    help="train the held-out run data-parallel over K processes (torch.distributed; a GPU "
-                        "each where there are GPUs); it does not change the run's spec")
+                        "each where there are GPUs; with --executor ray, K Ray Train workers); it does not "
+                        "change the run's spec")
+    p.add_argument("--holdout-fsdp", action="store_true",
+                   help="with --holdout-nproc K: shard the held-out model over the K processes (FSDP2)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
@@ -42,9 +45,11 @@ def run(args) -> int:
     if args.workers is not None and args.executor == "ray":
         raise ScalingLabError("--workers applies to --executor local; with ray, each run takes "
                               "--cpus-per-run CPUs")
-    if args.holdout_nproc != 1 and args.executor == "ray":
-        raise ScalingLabError("--holdout-nproc applies to --executor local (a data-parallel run through "
-                              "Ray Train is not built yet)")
+    if args.holdout_nproc < 1:
+        raise ScalingLabError(f"--holdout-nproc must be at least 1, got {args.holdout_nproc}")
+    if args.holdout_fsdp and args.holdout_nproc < 2:
+        raise ScalingLabError("--holdout-fsdp shards the held-out run over processes: give --holdout-nproc 2 "
+                              "or more")
     if args.workers is not None and args.workers < 1:
         raise ScalingLabError(f"--workers must be at least 1, got {args.workers}")
     if args.cpus_per_run < 1:
@@ -63,17 +68,18 @@ def run(args) -> int:
         from ..run.ray import RayExecutor, import_ray
         import_ray()  # without the extra: one line saying how to install it, before any work
         grid = RayExecutor(args.address, cpus_per_run=args.cpus_per_run, device=args.device)
-        holdout = RayExecutor(args.address, cpus_per_run=None, device=args.device)  # one run: a whole node
+        # one run: a whole node, or K Ray Train workers
+        holdout = RayExecutor(args.address, cpus_per_run=None, device=args.device, nproc=args.holdout_nproc,
+                              fsdp=args.holdout_fsdp)
         grid.connect()  # an unreachable cluster is one error line before the study dir is touched
     else:
         from ..run.local import LocalExecutor
         if args.runs_per_gpu is not None and args.runs_per_gpu < 1:
             raise ScalingLabError(f"--runs-per-gpu must be at least 1, got {args.runs_per_gpu}")
         grid = LocalExecutor(workers=args.workers, device=args.device, runs_per_gpu=args.runs_per_gpu)
-        if args.holdout_nproc < 1:
-            raise ScalingLabError(f"--holdout-nproc must be at least 1, got {args.holdout_nproc}")
         # one run: every core to it, or K processes of it
-        holdout = LocalExecutor(workers=1, device=args.device, nproc=args.holdout_nproc)
+        holdout = LocalExecutor(workers=1, device=args.device, nproc=args.holdout_nproc,
+                                fsdp=args.holdout_fsdp)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     from ..lock import DirLock
     from ..study import check_writable

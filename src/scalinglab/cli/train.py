@@ -45,6 +45,10 @@ def add_parser(sub) -> None:
                         "NCCL); the global batch and the numbers stay those of one process. Several "
                         "machines: start `torchrun --nnodes ... -m scalinglab train ...` on each "
                         "(docs/training.md)")
+    p.add_argument("--fsdp", action="store_true",
+                   help="with --nproc K (or under torchrun): shard the model's weights, gradients and Adam "
+                        "state over the K processes (FSDP2) instead of a full copy in each, for a model "
+                        "that does not fit one device; the numbers are those of DDP")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
@@ -112,7 +116,7 @@ def run(args) -> int:
     bar = _Progress()
     with lock:
         result = train(spec, out, device=args.device, threads=args.threads, shards=shards,
-                       progress=None if args.json or rank else bar)
+                       progress=None if args.json or rank else bar, fsdp=args.fsdp)
     bar.close()
     if rank:  # rank 0 speaks for the run
         return {"interrupted": 3, "failed": 1}.get(result.status, 0)

@@ -78,13 +78,13 @@ def _visible_gpus(device: str) -> tuple[int, int]:
     return torch.cuda.device_count(), torch.cuda.mem_get_info(0)[0]
 
 
-def _ddp_worker(job: Job, threads: int, device: str) -> RunResult:
+def _ddp_worker(job: Job, threads: int, device: str, fsdp: bool = False) -> RunResult:
     """One rank of a data-parallel run (torchrun's launcher set RANK, WORLD_SIZE, LOCAL_RANK)."""
     from ..train.loop import train
-    return train(job.spec, job.run_dir, threads=threads, device=device, **job.train_kwargs())
+    return train(job.spec, job.run_dir, threads=threads, device=device, fsdp=fsdp, **job.train_kwargs())
 
 
-def train_data_parallel(job: Job, nproc: int, threads: int, device: str) -> RunResult:
+def train_data_parallel(job: Job, nproc: int, threads: int, device: str, fsdp: bool = False) -> RunResult:
     """``job`` trained over ``nproc`` processes on this machine through torchrun's launcher (no restarts):
     rank 0's result, a failure naming the rank that ended, or 'interrupted' when the launcher was
     signalled (every rank stopped at a step boundary and rank 0 checkpointed)."""
@@ -93,7 +93,7 @@ def train_data_parallel(job: Job, nproc: int, threads: int, device: str) -> RunR
 
     from ..train.distributed import how_they_ended, launch_here
     try:
-        return launch_here(nproc, _ddp_worker, job, threads, device)[0]
+        return launch_here(nproc, _ddp_worker, job, threads, device, fsdp)[0]
     except SignalException as exc:
         raise KeyboardInterrupt from exc  # the executor reports the run as interrupted
     except ChildFailedError as exc:
@@ -103,15 +103,16 @@ def train_data_parallel(job: Job, nproc: int, threads: int, device: str) -> RunR
 
 class LocalExecutor:
     def __init__(self, workers: int | None = None, cores: int | None = None, device: str = "auto",
-                 runs_per_gpu: int | None = None, nproc: int = 1):
+                 runs_per_gpu: int | None = None, nproc: int = 1, fsdp: bool = False):
         """``nproc`` > 1: each run data-parallel over that many processes (torch.distributed, one after
-        another; a GPU each where there are GPUs): for a held-out run far larger than the grid's."""
+        another; a GPU each where there are GPUs): for a held-out run far larger than the grid's; ``fsdp``
+        shards its model over them (train/distributed.py)."""
         self.device = device
         self.cores = cores or os.cpu_count() or 1
         self.workers = max(1, min(workers or self.cores, self.cores))
         self.threads = max(1, self.cores // self.workers)
         self.runs_per_gpu = runs_per_gpu
-        self.nproc = nproc
+        self.nproc, self.fsdp = nproc, fsdp
 
     def _devices(self, jobs: list[Job]) -> list[str]:
         """The device of each worker: packed GPU slots, or the executor's device once per CPU worker."""
@@ -172,7 +173,7 @@ class LocalExecutor:
         threads = max(1, self.cores // self.nproc)
         for job in jobs:
             try:
-                result = train_data_parallel(job, self.nproc, threads, device)
+                result = train_data_parallel(job, self.nproc, threads, device, self.fsdp)
             except KeyboardInterrupt:
                 on_result(RunResult(run_id=job.spec.run_id, status="interrupted",
                                     reason="stopped; re-run to resume from the checkpoint"))

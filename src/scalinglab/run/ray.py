@@ -12,6 +12,12 @@ directory keeps a retry from training beside a straggler of the same run. Ctrl-C
 stop file the tasks check between steps: each checkpoints, returns "interrupted", and is recorded.
 If the driver dies, Ray ends the job's tasks; re-running the study resumes from the store and the
 checkpoints, exactly like the local executor.
+
+A run given ``nproc`` > 1 processes (the held-out run of `run --holdout-nproc K`) is trained by Ray Train:
+a ``TorchTrainer`` of K workers, which sets up the torch.distributed group (gloo, or NCCL with a GPU per
+worker) and the RANK/WORLD_SIZE/LOCAL_RANK the trainer reads, so each worker runs the same train() as a
+torchrun rank (train/distributed.py). Ray Train restarts a failed worker group (``max_retries`` times) and
+the run resumes from its checkpoint.
 """
 from __future__ import annotations
 
@@ -66,18 +72,43 @@ def _train_task(spec: RunSpec, run_dir: str, shards, threads: int, device: str, 
                      should_stop=stop_file.exists, **branching)
 
 
+def _ray_train_worker(config: dict) -> None:
+    """One rank of a data-parallel run under Ray Train, which has set up the process group and the
+    torchrun variables: train() as under torchrun; rank 0 locks the run directory and writes its files."""
+    import fcntl
+    from contextlib import nullcontext
+
+    import ray
+    import ray.train
+
+    from ..train.loop import train
+    job, out = config["job"], Path(config["job"].run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rank = ray.train.get_context().get_world_rank()
+    with open(out / ".lock", "w") if rank == 0 else nullcontext() as lock:
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        train(job.spec, out, threads=config["threads"], device=config["device"],
+              shards=ray.get(config["shards"]), should_stop=(out.parent / STOP_FILE).exists,
+              fsdp=config["fsdp"], **job.train_kwargs())  # rank 0 writes result.json when it ends
+
+
 class RayExecutor:
     """Runs jobs as Ray tasks. ``address`` None starts a local cluster sized to this machine (shut down by
     ``close``); otherwise joins that cluster ("auto", "ray://host:10001", "host:6379").
 
     ``cpus_per_run`` CPUs (= torch threads) per run; None gives each run a whole node's CPUs (the held-out
     run). With ``device`` cuda, or auto on a cluster with GPUs, each run asks for ``gpu_fraction`` of a GPU.
+    ``nproc`` > 1: each run data-parallel over that many Ray Train workers, a node's CPUs shared among
+    them or a GPU each (``fsdp``: the model sharded over them), one run after another.
     """
 
     def __init__(self, address: str | None = None, *, cpus_per_run: int | None = 1, device: str = "auto",
-                 max_retries: int = 3, gpu_memory_gb: float = 80.0, num_cpus: int | None = None):
+                 max_retries: int = 3, gpu_memory_gb: float = 80.0, num_cpus: int | None = None,
+                 nproc: int = 1, fsdp: bool = False):
         self.address, self.cpus_per_run, self.device = address, cpus_per_run, device
         self.max_retries, self.gpu_memory_gb, self.num_cpus = max_retries, gpu_memory_gb, num_cpus
+        self.nproc, self.fsdp = nproc, fsdp
         self.started = False
 
     # -- the cluster ------------------------------------------------------------------------------------
@@ -123,8 +154,10 @@ class RayExecutor:
         shard_refs = {}
         for key in {(j.spec.data, j.spec.tokenizer) for j in jobs}:  # into the object store once
             shard_refs[key] = ray.put(_in_memory(build_shards(*key)))
-        task = ray.remote(_train_task)
         node_cpus, on_gpu = self._cluster(ray)
+        if self.nproc > 1:
+            return self._run_data_parallel(jobs, shard_refs, node_cpus, on_gpu, stop_files, on_result)
+        task = ray.remote(_train_task)
         cpus = node_cpus if self.cpus_per_run is None else self.cpus_per_run  # None: a whole node
         device = "cuda" if on_gpu else "cpu"
         refs = {}
@@ -160,6 +193,69 @@ class RayExecutor:
             for f in stop_files:
                 f.unlink(missing_ok=True)
         return not stopped
+
+
+    def _run_data_parallel(self, jobs, shard_refs, node_cpus, on_gpu, stop_files, on_result) -> bool:
+        """Each job through a Ray Train TorchTrainer of ``nproc`` workers, one after another. fit() runs in
+        a thread so that Ctrl-C here reaches the workers as the stop file, as for tasks."""
+        import threading
+
+        try:
+            from ray.train import FailureConfig, RunConfig, ScalingConfig
+            from ray.train.torch import TorchTrainer
+        except ImportError as exc:
+            raise ScalingLabError(f"a data-parallel run on Ray needs Ray Train ({exc}): pip install "
+                                  "'scalinglab[ray]' (or pip install 'ray[train]')") from None
+        threads = max(1, node_cpus // self.nproc)
+        try:
+            for job in jobs:
+                trainer = TorchTrainer(
+                    _ray_train_worker,
+                    train_loop_config={"job": job, "threads": threads, "device": "cuda" if on_gpu else "cpu",
+                                       "fsdp": self.fsdp,
+                                       "shards": shard_refs[(job.spec.data, job.spec.tokenizer)]},
+                    scaling_config=ScalingConfig(num_workers=self.nproc, use_gpu=on_gpu,
+                                                 resources_per_worker={"CPU": 0 if on_gpu else threads}),
+                    run_config=RunConfig(name=f"scalinglab-run-{job.spec.run_id}",
+                                         storage_path=str(Path(job.run_dir).resolve().parent / ".ray-train"),
+                                         failure_config=FailureConfig(max_failures=self.max_retries)))
+                box = {}
+                fit = threading.Thread(target=lambda: box.update(error=_fit(trainer)), daemon=True)
+                fit.start()
+                try:
+                    while fit.is_alive():
+                        fit.join(timeout=0.5)
+                except KeyboardInterrupt:
+                    for f in stop_files:
+                        f.touch()
+                    fit.join(timeout=600)  # a step, a checkpoint, the workers' reply
+                    on_result(_written(job) or RunResult(
+                        run_id=job.spec.run_id, status="interrupted",
+                        reason="stopped; re-run to resume from the checkpoint"))
+                    return False
+                why = box.get("error") or "no result written"
+                on_result(_written(job) or RunResult.failure(job.spec.run_id,
+                                                             f"its Ray Train workers failed: {why}"))
+        finally:
+            for f in stop_files:
+                f.unlink(missing_ok=True)
+        return True
+
+
+def _fit(trainer) -> str:
+    """Run the trainer; '' when it ended well, else why not (the worker group failed on every retry)."""
+    try:
+        result = trainer.fit()
+    except Exception as exc:
+        text = str(exc).strip()
+        return f"{type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
+    return f"{result.error}" if result.error else ""
+
+
+def _written(job: Job) -> RunResult | None:
+    """The result rank 0 wrote into the run directory (a finished or failed run; none when stopped)."""
+    from ..train.result import read_result
+    return read_result(Path(job.run_dir) / "result.json", job.spec.run_id)
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:

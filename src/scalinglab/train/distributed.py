@@ -7,6 +7,13 @@ step s depends only on (seed, s)), so the data order, and up to the order of flo
 those of one process with the same global batch. Rank 0 alone writes config.json, checkpoints, snapshots
 and result.json. A checkpoint holds the unwrapped model and the optimiser state, the same on every rank, so
 a run resumes at any world size.
+
+``fsdp``: the model is sharded instead of replicated (FSDP2, ``fully_shard`` per block and then the whole
+model: each rank keeps 1/world of the weights, gradients and Adam moments, and gathers a block's weights
+only while it runs it), for a model whose training state does not fit one device. The gradients are
+averaged the same way (a reduce-scatter instead of an all-reduce), so the numbers are those of DDP. Its
+checkpoint is gathered into full tensors before rank 0 writes it: the same file as a replicated run's,
+so a run moves between one process, DDP and FSDP at any world size.
 """
 from __future__ import annotations
 
@@ -51,6 +58,54 @@ class Group:
         first = np.arange(self.rank * h, (self.rank + 1) * h)
         rest = self.world * h + np.arange(self.rank * (b - h), (self.rank + 1) * (b - h))
         return np.concatenate([first, rest])
+
+
+def wrap(model: torch.nn.Module, group: Group | None, fsdp: bool) -> torch.nn.Module:
+    """The module a rank calls forward on: the model itself alone, sharded in place by ``fully_shard``
+    (then called directly), or wrapped in DistributedDataParallel."""
+    if group is None:
+        return model
+    if fsdp:
+        from torch.distributed.fsdp import fully_shard
+        for block in model.blocks:  # one all-gather per block: only one block's full weights at a time
+            fully_shard(block)
+        fully_shard(model)
+        return model
+    ids = [group.local_rank] if group.device.startswith("cuda") else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def local(t: torch.Tensor) -> torch.Tensor:
+    """This rank's part of a sharded tensor (DTensor); a plain tensor as it is."""
+    from torch.distributed.tensor import DTensor
+    return t.to_local() if isinstance(t, DTensor) else t
+
+
+def gathered(state):
+    """A state dict (nested dicts and lists) with every sharded tensor gathered into a full CPU tensor. A
+    collective when anything is sharded: every rank calls it, in the same order."""
+    from torch.distributed.tensor import DTensor
+    if isinstance(state, dict):
+        return {k: gathered(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [gathered(v) for v in state]
+    if isinstance(state, DTensor):
+        return state.full_tensor().cpu()
+    return state
+
+
+def sharded_like(optim_state: dict, opt: torch.optim.Optimizer) -> dict:
+    """A full optimiser state dict (a checkpoint's) with each parameter's state tensors cut to this rank's
+    shard of that parameter, for ``opt.load_state_dict``; no communication (every rank read the file)."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+    params = [p for g in opt.param_groups for p in g["params"]]
+    state = {}
+    for idx, per_param in optim_state["state"].items():
+        p = params[int(idx)]
+        state[idx] = {k: distribute_tensor(v.to(p.device), p.device_mesh, p.placements, src_data_rank=None)
+                      if isinstance(p, DTensor) and torch.is_tensor(v) and v.shape == p.shape else v
+                      for k, v in per_param.items()}
+    return {**optim_state, "state": state}
 
 
 def in_torchrun() -> bool:

@@ -122,16 +122,22 @@ class _StopFlag:
 
 @torch.no_grad()
 def evaluate(model: GPT, val: np.ndarray, offsets: np.ndarray, n_ctx: int, device: str, autocast,
-             batch: int = 32, group: distributed.Group | None = None) -> float:
+             batch: int = 32, group: distributed.Group | None = None, lockstep: bool = False) -> float:
     """Mean cross-entropy (nats/token) over the fixed validation windows (in a data-parallel run each
-    rank takes every world-th batch of windows and the sums are added up)."""
+    rank takes every world-th batch of windows and the sums are added up). ``lockstep`` (a sharded model,
+    whose forward is a collective): every rank runs as many forwards, one past its share counting nothing."""
     model.eval()
     total, count = 0.0, 0
     starts = range(0, len(offsets), batch)
-    for i in starts[group.rank::group.world] if group else starts:
-        xy = torch.from_numpy(windows(val, offsets[i:i + batch], n_ctx)).to(device)
+    mine = list(starts[group.rank::group.world]) if group else list(starts)
+    if lockstep and group:
+        mine += [None] * (-(-len(starts) // group.world) - len(mine))
+    for i in mine:
+        xy = torch.from_numpy(windows(val, offsets[(i or 0):(i or 0) + batch], n_ctx)).to(device)
         with autocast:
             loss = model(xy[:, :-1], xy[:, 1:])
+        if i is None:
+            continue
         n = xy.shape[0] * n_ctx
         total += float(loss) * n
         count += n
@@ -141,8 +147,11 @@ def evaluate(model: GPT, val: np.ndarray, offsets: np.ndarray, n_ctx: int, devic
     return total / count
 
 
-def _grad_sq(model: GPT) -> float:
-    return float(sum(float(p.grad.pow(2).sum()) for p in model.parameters() if p.grad is not None))
+def _grad_sq(model: GPT, sharded_over: distributed.Group | None = None) -> float:
+    """|g|^2 of the (rank-averaged) gradient; with FSDP each rank holds a shard of it: summed over ranks."""
+    total = float(sum(float(distributed.local(p.grad).pow(2).sum())
+                      for p in model.parameters() if p.grad is not None))
+    return sharded_over.sum([total])[0] if sharded_over else total
 
 
 def _branch_state(spec: RunSpec, path: Path, peak_lr: float, warmup: int) -> dict | None:
@@ -160,7 +169,8 @@ def _branch_state(spec: RunSpec, path: Path, peak_lr: float, warmup: int) -> dic
 def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: int | None = None,
           shards: Shards | None = None, progress: Callable[[dict], None] | None = None,
           stop_after_steps: int | None = None, should_stop: Callable[[], bool] | None = None,
-          snapshot_at: tuple[int, ...] = (), init_from: str | Path | None = None) -> RunResult:
+          snapshot_at: tuple[int, ...] = (), init_from: str | Path | None = None,
+          fsdp: bool = False) -> RunResult:
     """Train one run into ``out_dir`` (config.json, checkpoint.pt, result.json); resume if interrupted.
 
     WSD branching: after each step in ``snapshot_at`` the state is also kept as
@@ -172,6 +182,9 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     ``stop_after_steps`` stops (as 'interrupted', checkpointed) after that many steps of this call: tests
     use it to cut a run exactly where SIGTERM would. ``should_stop()``, asked between steps (at most once
     a second), stops the same way: how a driver on another machine stops a run (run/ray.py).
+
+    Under torchrun (or Ray Train) the run is data-parallel over the world's processes; ``fsdp`` shards the
+    model over them instead of replicating it (train/distributed.py).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -184,14 +197,14 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     group, device = distributed.join(resolve_device(device))
     try:
         return _train(spec, out, device, threads, shards, progress, stop_after_steps, should_stop,
-                      snapshot_at, init_from, group)
+                      snapshot_at, init_from, group, fsdp)
     finally:
         distributed.leave(group)
 
 
 def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: Shards | None,
            progress, stop_after_steps, should_stop, snapshot_at, init_from,
-           group: distributed.Group | None) -> RunResult:
+           group: distributed.Group | None, fsdp: bool) -> RunResult:
     done_path = out / "result.json"
     main = group is None or group.main  # the one process that writes files
     world = group.world if group else 1
@@ -227,42 +240,45 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
 
     peak = mfu.peak_flops(device, spec.precision) * world  # cached after the first run on this machine
     torch.manual_seed(spec.seed)
-    model = GPT(shape).to(device)
-    # the same init on every rank (same seed); DDP also broadcasts rank 0's weights when it wraps them
-    net = model
-    if group:
-        ids = [group.local_rank] if on_cuda else None
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    # fused AdamW runs on CPU too in current torch: one kernel instead of a loop over ~40 tensors
-    opt = torch.optim.AdamW(param_groups(model, spec.weight_decay), lr=peak_lr,
-                            betas=(spec.beta1, spec.beta2), fused=True)
+    model = GPT(shape).to(device)  # the same init on every rank (same seed)
     ckpt_path = out / "checkpoint.pt"
     state = checkpoint.load(ckpt_path, spec.run_id)
     branched = None
     if state is None and init_from is not None:
         state = _branch_state(spec, Path(init_from), peak_lr, warmup)
         branched = {"snapshot": str(init_from), "step": state["step"]} if state else None
+    if state is not None:
+        model.load_state_dict(state["model"])  # before sharding: every rank holds the full checkpoint
+    sharded = bool(group and fsdp)
+    net = distributed.wrap(model, group, sharded)  # DDP broadcasts rank 0's weights; FSDP keeps a shard
+    # fused AdamW runs on CPU too in current torch: one kernel instead of a loop over ~40 tensors
+    opt = torch.optim.AdamW(param_groups(model, spec.weight_decay), lr=peak_lr,
+                            betas=(spec.beta1, spec.beta2), fused=True)
     config_path = out / "config.json"
     if main and (branched or not config_path.exists() or state is None):  # a resumed branch keeps its record
         atomic.write_text(config_path, json.dumps(
             {"run_id": spec.run_id, "spec": spec.to_dict(),
              "resolved": {"lr": peak_lr, "steps": steps, "warmup": warmup, "device": device,
-                          "threads": threads, "processes": world, "flops_per_token": flops_per_tok,
-                          "branched_from": branched,
+                          "threads": threads, "processes": world,
+                          "data_parallel": "fsdp" if sharded else "ddp" if group else "none",
+                          "flops_per_token": flops_per_tok, "branched_from": branched,
                           **counts},
              "version": __version__}, indent=1))
     step, evals, noise, elapsed, train_loss, eval_time = 0, [], NoiseSums(), 0.0, math.nan, 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optim"])
+        opt.load_state_dict(distributed.sharded_like(state["optim"], opt) if sharded else state["optim"])
         step, evals, noise = state["step"], state["evals"], NoiseSums(*state["noise"])
         elapsed, train_loss, eval_time = state["elapsed"], state["train_loss"], state["eval_time"]
+        del state
 
     def save_checkpoint(path=ckpt_path, **ids):
+        weights, moments = model.state_dict(), opt.state_dict()
+        if sharded:  # gathered on every rank (a collective); the file is a replicated run's
+            weights, moments = distributed.gathered(weights), distributed.gathered(moments)
         if not main:
             return
-        checkpoint.save(path, {"run_id": spec.run_id, **ids, "model": model.state_dict(),
-                               "optim": opt.state_dict(), "step": step, "evals": evals,
+        checkpoint.save(path, {"run_id": spec.run_id, **ids, "model": weights,
+                               "optim": moments, "step": step, "evals": evals,
                                "noise": noise.as_list(), "elapsed": elapsed, "train_loss": train_loss,
                                "eval_time": eval_time})
 
@@ -310,7 +326,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
                 (loss * part.shape[0] / b).backward()
                 loss_sum += loss.item() * part.shape[0] / b
                 if measure and i == 0:  # (already averaged over the ranks' first halves)
-                    g_small = _grad_sq(model) * (b / part.shape[0]) ** 2
+                    g_small = _grad_sq(model, group if sharded else None) * (b / part.shape[0]) ** 2
             if group:
                 loss_sum = group.sum([loss_sum])[0] / world  # every rank sees the same loss (and NaN)
             if not math.isfinite(loss_sum):
@@ -321,7 +337,8 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
                 return res
             if measure:
                 # McCandlish et al. 2018 App. A.1: unbiased |G|^2 and tr(Sigma) from two batch sizes
-                g_big, b_small, b_big = _grad_sq(model), world * (b // 2) * T, B * T
+                g_big = _grad_sq(model, group if sharded else None)
+                b_small, b_big = world * (b // 2) * T, B * T
                 noise.grad_sq += (b_big * g_big - b_small * g_small) / (b_big - b_small)
                 noise.trace_cov += (g_small - g_big) / (1 / b_small - 1 / b_big)
                 noise.count += 1
@@ -333,7 +350,8 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
             train_loss = loss_sum if math.isnan(train_loss) else 0.9 * train_loss + 0.1 * loss_sum
             if step in evals_at:
                 t_eval = time.perf_counter()
-                val = evaluate(model, shards.validation, val_offsets, T, device, autocast, group=group)
+                val = evaluate(model, shards.validation, val_offsets, T, device, autocast, group=group,
+                               lockstep=sharded)
                 eval_time += time.perf_counter() - t_eval
                 evals.append({"step": step, "tokens": step * B * T, "flops": flops_per_tok * step * B * T,
                               "train_loss": train_loss, "val_loss": val,
