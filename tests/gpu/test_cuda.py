@@ -1,5 +1,5 @@
-"""The CUDA path (bf16 autocast, fused AdamW, DDP on NCCL). Skipped where no CUDA device is present (no GPU
-was lent to the sessions that wrote these: they have not run yet)."""
+"""The CUDA path (bf16 autocast, fused AdamW, DDP and FSDP on NCCL, torch.compile). Skipped where no CUDA
+device is present (no GPU was lent to the sessions that wrote these: they have not run yet)."""
 import dataclasses
 
 import pytest
@@ -34,6 +34,16 @@ def test_ddp_on_nccl_equals_one_gpu(tmp_path):
     one = json.loads(cli(*args, "--out", tmp_path / "one").stdout)
     two = json.loads(cli(*args, "--nproc", "2", "--out", tmp_path / "two").stdout)
     assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-3)
+    sharded = json.loads(cli(*args, "--nproc", "2", "--fsdp", "--out", tmp_path / "fsdp").stdout)
+    assert sharded["val_loss"] == pytest.approx(one["val_loss"], rel=1e-3)
+
+
+def test_compiled_run_on_cuda_equals_eager(tmp_path):
+    shards = build_shards()
+    spec = RunSpec(shape=named_shape("debug", n_ctx=128), n_tokens=200_000, batch_size=32, n_eval_tokens=8192)
+    eager = train(spec, tmp_path / "eager", device="cuda", shards=shards)
+    compiled = train(spec, tmp_path / "compiled", device="cuda", shards=shards, compile_model=True)
+    assert compiled.val_loss == pytest.approx(eager.val_loss, rel=1e-3)
 
 
 def test_cuda_resume_is_consistent(tmp_path):

@@ -21,7 +21,7 @@ from ..train.result import RunResult
 from .executor import Job
 
 
-def _worker(jobs, results, threads: int, device: str) -> None:
+def _worker(jobs, results, threads: int, device: str, compile_model: bool = False) -> None:
     from ..train.loop import train  # torch is imported in the worker, not the driver
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; SIGTERM stops a run cleanly
     _die_with_parent()
@@ -31,7 +31,8 @@ def _worker(jobs, results, threads: int, device: str) -> None:
         except queue.Empty:
             return
         try:
-            res = train(job.spec, job.run_dir, threads=threads, device=device, **job.train_kwargs())
+            res = train(job.spec, job.run_dir, threads=threads, device=device, compile_model=compile_model,
+                        **job.train_kwargs())
         except Exception as exc:  # one bad run must not take the study down: report it as failed
             res = RunResult.failure(job.spec.run_id, f"{type(exc).__name__}: {exc}")
         results.put(res)
@@ -78,13 +79,16 @@ def _visible_gpus(device: str) -> tuple[int, int]:
     return torch.cuda.device_count(), torch.cuda.mem_get_info(0)[0]
 
 
-def _ddp_worker(job: Job, threads: int, device: str, fsdp: bool = False) -> RunResult:
+def _ddp_worker(job: Job, threads: int, device: str, fsdp: bool = False, compile_model: bool = False
+                ) -> RunResult:
     """One rank of a data-parallel run (torchrun's launcher set RANK, WORLD_SIZE, LOCAL_RANK)."""
     from ..train.loop import train
-    return train(job.spec, job.run_dir, threads=threads, device=device, fsdp=fsdp, **job.train_kwargs())
+    return train(job.spec, job.run_dir, threads=threads, device=device, fsdp=fsdp,
+                 compile_model=compile_model, **job.train_kwargs())
 
 
-def train_data_parallel(job: Job, nproc: int, threads: int, device: str, fsdp: bool = False) -> RunResult:
+def train_data_parallel(job: Job, nproc: int, threads: int, device: str, fsdp: bool = False,
+                        compile_model: bool = False) -> RunResult:
     """``job`` trained over ``nproc`` processes on this machine through torchrun's launcher (no restarts):
     rank 0's result, a failure naming the rank that ended, or 'interrupted' when the launcher was
     signalled (every rank stopped at a step boundary and rank 0 checkpointed)."""
@@ -93,7 +97,7 @@ def train_data_parallel(job: Job, nproc: int, threads: int, device: str, fsdp: b
 
     from ..train.distributed import how_they_ended, launch_here
     try:
-        return launch_here(nproc, _ddp_worker, job, threads, device, fsdp)[0]
+        return launch_here(nproc, _ddp_worker, job, threads, device, fsdp, compile_model)[0]
     except SignalException as exc:
         raise KeyboardInterrupt from exc  # the executor reports the run as interrupted
     except ChildFailedError as exc:
@@ -103,16 +107,18 @@ def train_data_parallel(job: Job, nproc: int, threads: int, device: str, fsdp: b
 
 class LocalExecutor:
     def __init__(self, workers: int | None = None, cores: int | None = None, device: str = "auto",
-                 runs_per_gpu: int | None = None, nproc: int = 1, fsdp: bool = False):
+                 runs_per_gpu: int | None = None, nproc: int = 1, fsdp: bool = False,
+                 compile_model: bool = False):
         """``nproc`` > 1: each run data-parallel over that many processes (torch.distributed, one after
         another; a GPU each where there are GPUs): for a held-out run far larger than the grid's; ``fsdp``
-        shards its model over them (train/distributed.py)."""
+        shards its model over them (train/distributed.py). ``compile_model``: every run through
+        torch.compile."""
         self.device = device
         self.cores = cores or os.cpu_count() or 1
         self.workers = max(1, min(workers or self.cores, self.cores))
         self.threads = max(1, self.cores // self.workers)
         self.runs_per_gpu = runs_per_gpu
-        self.nproc, self.fsdp = nproc, fsdp
+        self.nproc, self.fsdp, self.compile_model = nproc, fsdp, compile_model
 
     def _devices(self, jobs: list[Job]) -> list[str]:
         """The device of each worker: packed GPU slots, or the executor's device once per CPU worker."""
@@ -137,7 +143,8 @@ class LocalExecutor:
             job_q.put(job)
         devices = self._devices(jobs)
         threads = self.threads if devices[0] == self.device else max(1, self.cores // len(devices))
-        procs = [ctx.Process(target=_worker, args=(job_q, res_q, threads, device), daemon=True)
+        procs = [ctx.Process(target=_worker, args=(job_q, res_q, threads, device, self.compile_model),
+                             daemon=True)
                  for device in devices]
         for p in procs:
             p.start()
@@ -173,7 +180,7 @@ class LocalExecutor:
         threads = max(1, self.cores // self.nproc)
         for job in jobs:
             try:
-                result = train_data_parallel(job, self.nproc, threads, device, self.fsdp)
+                result = train_data_parallel(job, self.nproc, threads, device, self.fsdp, self.compile_model)
             except KeyboardInterrupt:
                 on_result(RunResult(run_id=job.spec.run_id, status="interrupted",
                                     reason="stopped; re-run to resume from the checkpoint"))

@@ -90,7 +90,8 @@ def _ray_train_worker(config: dict) -> None:
             fcntl.flock(lock, fcntl.LOCK_EX)
         train(job.spec, out, threads=config["threads"], device=config["device"],
               shards=ray.get(config["shards"]), should_stop=(out.parent / STOP_FILE).exists,
-              fsdp=config["fsdp"], **job.train_kwargs())  # rank 0 writes result.json when it ends
+              fsdp=config["fsdp"], compile_model=config["compile_model"],
+              **job.train_kwargs())  # rank 0 writes result.json when it ends
 
 
 class RayExecutor:
@@ -105,10 +106,10 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, *, cpus_per_run: int | None = 1, device: str = "auto",
                  max_retries: int = 3, gpu_memory_gb: float = 80.0, num_cpus: int | None = None,
-                 nproc: int = 1, fsdp: bool = False):
+                 nproc: int = 1, fsdp: bool = False, compile_model: bool = False):
         self.address, self.cpus_per_run, self.device = address, cpus_per_run, device
         self.max_retries, self.gpu_memory_gb, self.num_cpus = max_retries, gpu_memory_gb, num_cpus
-        self.nproc, self.fsdp = nproc, fsdp
+        self.nproc, self.fsdp, self.compile_model = nproc, fsdp, compile_model
         self.started = False
 
     # -- the cluster ------------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ class RayExecutor:
             ref = task.options(num_cpus=cpus, num_gpus=gpus, max_retries=self.max_retries,
                                retry_exceptions=False, name=f"scalinglab-run-{job.spec.run_id}").remote(
                 job.spec, job.run_dir, shard_refs[(job.spec.data, job.spec.tokenizer)], cpus, device,
-                job.train_kwargs())
+                {**job.train_kwargs(), "compile_model": self.compile_model})
             refs[ref] = job
         pending, stopped = list(refs), False
         try:
@@ -212,7 +213,7 @@ class RayExecutor:
                 trainer = TorchTrainer(
                     _ray_train_worker,
                     train_loop_config={"job": job, "threads": threads, "device": "cuda" if on_gpu else "cpu",
-                                       "fsdp": self.fsdp,
+                                       "fsdp": self.fsdp, "compile_model": self.compile_model,
                                        "shards": shard_refs[(job.spec.data, job.spec.tokenizer)]},
                     scaling_config=ScalingConfig(num_workers=self.nproc, use_gpu=on_gpu,
                                                  resources_per_worker={"CPU": 0 if on_gpu else threads}),
