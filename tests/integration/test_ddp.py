@@ -130,9 +130,11 @@ def test_the_local_executor_trains_a_run_sharded_over_two_processes(tmp_path):
     from scalinglab.train.loop import train
     spec = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=60_000, batch_size=8, n_eval_tokens=4096)
     alone = train(spec, tmp_path / "alone", threads=1)
-    results = []
+    results, handlers = [], [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
     assert LocalExecutor(workers=1, cores=2, device="cpu", nproc=2, fsdp=True).run(
         [Job(spec, str(tmp_path / "fsdp"))], results.append)
+    # torchrun's launcher installs its own signal handlers: the caller's are back (Ctrl-C is Ctrl-C again)
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)] == handlers
     (res,) = results
     assert res.status == "done" and res.processes == 2 and res.run_id == alone.run_id
     for a, b in zip(alone.evals, res.evals, strict=True):  # ~1e-7 measured

@@ -148,6 +148,7 @@ def launch_here(nproc: int, entrypoint, *args):
     when a process ends badly and SignalException when the launcher itself is signalled (it passes the
     signal on to every rank first)."""
     import logging
+    import signal
     import uuid
 
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -155,7 +156,15 @@ def launch_here(nproc: int, entrypoint, *args):
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
                           monitor_interval=0.5, start_method="spawn")
-    return elastic_launch(config, entrypoint)(*args)
+    # the launcher installs its own SIGINT/SIGTERM/SIGHUP/SIGQUIT handlers (raising SignalException) and
+    # leaves them: give the caller's back, so a later Ctrl-C is a KeyboardInterrupt again
+    names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+    saved = {sig: signal.getsignal(sig) for sig in (getattr(signal, n) for n in names if hasattr(signal, n))}
+    try:
+        return elastic_launch(config, entrypoint)(*args)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def how_they_ended(failures: dict) -> str:
