@@ -1,0 +1,123 @@
+"""Whole-curve laws (fit/schedule_laws.py): the formulas against Luo et al.'s published curves and
+parameters, recovery of known parameters from synthetic curves, and a constant schedule flagged."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scalinglab.fit.schedule_laws import (
+    MULTI_POWER,
+    Curve,
+    fit_curves,
+    lr_annealing,
+    multi_power,
+    relative_errors,
+)
+
+REF = Path(__file__).resolve().parents[3] / "shared" / "reference-data" / "mpl2025_loss_curves.csv"
+PEAK, END, WARMUP = 3e-4, 3e-5, 2160  # the schedules of Luo et al.'s runs (reference-data/SOURCE.md)
+# Luo et al. 2025's fitted MPL parameters (their repository's src/config.py), MULTI_POWER order
+PUBLISHED = {"25M": (3.04045406, 0.52468604, 0.50786857, 363.78751622, 2.06560812, 0.58279013, 0.64142257),
+             "100M": (2.6514477, 0.60115152, 0.45295811, 437.9464276, 2.13245612, 0.59785199, 0.65523644),
+             "400M": (2.37474466, 0.65421216, 0.42878731, 523.42464371, 2.02462735, 0.59350493, 0.63472457)}
+
+
+def luo_schedule(name: str) -> np.ndarray:
+    """Per-step LR of one of Luo et al.'s schedules (SOURCE.md): linear warm-up 0 -> 3e-4 over 2,160 steps;
+    cosine_T to 3e-5 at T; constant_T; wsd (geometric) and wsdld (linear) decay 20k -> 24k to 3e-5;
+    wsdcon_X: 3e-4 to 8k, then X * 1e-5 to 16k."""
+    kind, _, arg = name.partition("_")
+    warm = np.linspace(0.0, PEAK, WARMUP)
+    if kind in ("cosine", "constant"):
+        s = np.arange(WARMUP, int(arg))
+        body = (END + 0.5 * (PEAK - END) * (1 + np.cos(np.pi * (s - WARMUP) / (int(arg) - WARMUP)))
+                if kind == "cosine" else np.full(len(s), PEAK))
+    elif kind == "wsdcon":
+        body = np.concatenate([np.full(8000 - WARMUP, PEAK), np.full(8000, int(arg) * 1e-5)])
+    else:
+        f = (np.arange(20000, 24000) - 20000) / 4000
+        decay = PEAK ** (1 - f) * END ** f if kind == "wsd" else PEAK * (1 - f) + END * f
+        body = np.concatenate([np.full(20000 - WARMUP, PEAK), decay])
+    return np.concatenate([warm, body])
+
+
+@pytest.fixture(scope="module")
+def luo_curves():
+    if not REF.exists():
+        pytest.skip("needs ../shared/reference-data")
+    table = pd.read_csv(REF)
+    out = {}
+    for (model, name, split), g in table.groupby(["model", "schedule", "split"]):
+        lr = luo_schedule(name)
+        g = g[g.step < len(lr)]
+        assert np.allclose(lr[g.step.to_numpy()], g.lr.to_numpy(), rtol=1e-9, atol=1e-12), name
+        out.setdefault(model, {})[name] = (Curve(name, lr, g.step.to_numpy(), g.loss.to_numpy()), split)
+    return out
+
+
+def _mean_abs_error(predict, curves) -> float:
+    """Luo et al.'s PredE: each curve's mean |relative error|, averaged over the curves."""
+    return float(np.mean([np.abs(predict(c) / c.loss - 1).mean() for c in curves]))
+
+
+@pytest.mark.parametrize("model,published_mean", [("25M", 0.00110), ("100M", 0.00142), ("400M", 0.00168)])
+def test_the_published_parameters_give_the_published_held_out_error(luo_curves, model, published_mean):
+    """Our Multi-Power Law with Luo et al.'s parameters on their six held-out schedules: the mean
+    relative error their README reports (0.110 / 0.142 / 0.168 %)."""
+    held = [c for c, split in luo_curves[model].values() if split == "heldout"]
+    assert len(held) == 6
+    got = _mean_abs_error(lambda c: multi_power(PUBLISHED[model], c), held)
+    assert got == pytest.approx(published_mean, abs=0.00002)
+
+
+def test_fitted_on_three_schedules_it_predicts_six_unseen_ones(luo_curves):
+    """Fitted here on Luo et al.'s three fit schedules of the 25M model (cosine, constant, a two-stage WSD),
+    the six held-out schedules (up to 72k steps) are predicted about as well as with their parameters."""
+    curves = luo_curves["25M"]
+    fit = fit_curves([c for c, split in curves.values() if split == "fit"], "multi-power")
+    assert fit.converged and not fit.warnings
+    held = [c for c, split in curves.values() if split == "heldout"]
+    assert _mean_abs_error(fit.predict, held) < 0.002
+    assert max(np.abs(relative_errors(fit, c)).max() for c in held) < 0.02
+
+
+def _synthetic(law_fn, params, noise, seed):
+    rng = np.random.default_rng(seed)
+    warm = np.linspace(0, 1e-3, 100)
+    cosine = 1e-4 + 0.5 * 9e-4 * (1 + np.cos(np.pi * np.arange(4900) / 4900))
+    schedules = {"cosine": np.concatenate([warm, cosine]),
+                 "wsd": np.concatenate([warm, np.full(3900, 1e-3), np.linspace(1e-3, 1e-5, 1000)]),
+                 "constant": np.concatenate([warm, np.full(4900, 1e-3)])}
+    curves = []
+    for name, lr in schedules.items():
+        steps = np.arange(150, len(lr), 50)
+        clean = law_fn(params, Curve(name, lr, steps, np.ones(len(steps))))
+        curves.append(Curve(name, lr, steps, clean * np.exp(noise * rng.standard_normal(len(steps)))))
+    return curves
+
+
+def test_known_multi_power_parameters_are_recovered_from_noisy_curves():
+    truth = dict(zip(MULTI_POWER, (2.5, 0.6, 0.45, 400.0, 2.0, 0.6, 0.6)))
+    curves = _synthetic(multi_power, truth, noise=0.001, seed=3)
+    fit = fit_curves(curves[:2], "multi-power")  # cosine and WSD; constant held out
+    assert fit.converged
+    assert fit.params["L0"] == pytest.approx(truth["L0"], rel=0.05)
+    assert np.abs(relative_errors(fit, curves[2])).mean() < 0.003  # the unseen constant schedule
+
+
+def test_known_lr_annealing_parameters_are_recovered():
+    truth = {"L0": 2.5, "A": 0.6, "alpha": 0.45, "C": 300.0}
+    curves = _synthetic(lr_annealing, truth, noise=0.0005, seed=4)
+    fit = fit_curves(curves, "lr-annealing")
+    assert fit.converged
+    for k, v in truth.items():
+        assert fit.params[k] == pytest.approx(v, rel=0.1), k
+
+
+def test_one_constant_schedule_cannot_identify_the_decay_term():
+    truth = dict(zip(MULTI_POWER, (2.5, 0.6, 0.45, 400.0, 2.0, 0.6, 0.6)))
+    constant = _synthetic(multi_power, truth, noise=0.001, seed=5)[2]
+    fit = fit_curves([constant], "multi-power")
+    assert not fit.converged
+    assert any("not identified" in w for w in fit.warnings)
