@@ -74,6 +74,11 @@ def test_stopped_then_resumed_run_is_exact(shards, tmp_path):
     assert rest.val_loss == pytest.approx(whole.val_loss, abs=1e-6)
     expected = [e["val_loss"] for e in whole.evals]
     assert [e["val_loss"] for e in rest.evals] == pytest.approx(expected, abs=1e-6)
+    # the dense training curve: a point every steps // 256 steps (here every step), the cut mid-way included
+    assert [p["step"] for p in whole.curve] == list(range(1, whole.steps + 1))
+    assert [p["step"] for p in rest.curve] == [p["step"] for p in whole.curve]
+    assert [p["loss"] for p in rest.curve] == pytest.approx([p["loss"] for p in whole.curve], abs=1e-6)
+    assert [p["lr"] for p in rest.curve] == [p["lr"] for p in whole.curve]
 
 
 def test_bf16_autocast_on_cpu_is_within_0_05_nats_of_fp32(shards, tmp_path):

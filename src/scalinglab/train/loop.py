@@ -30,6 +30,8 @@ from . import checkpoint, distributed, mfu
 from .optim import cooldown_start, default_lr, default_warmup, lr_at, param_groups
 from .result import RunResult, read_result, write_result
 
+CURVE_POINTS = 256  # points of the dense training curve each run records (for fit/schedule_laws.py)
+
 
 def resolve_device(device: str) -> str:
     """cpu, cuda or cuda:N (a GPU of this machine, as the local executor packs runs onto them)."""
@@ -270,9 +272,12 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
                           **counts},
              "version": __version__}, indent=1))
     step, evals, noise, elapsed, train_loss, eval_time = 0, [], NoiseSums(), 0.0, math.nan, 0.0
+    curve, window = [], [0.0, 0]  # dense training curve; the raw losses since its last point (sum, count)
+    curve_every = max(1, steps // CURVE_POINTS)
     if state is not None:
         opt.load_state_dict(distributed.sharded_like(state["optim"], opt) if sharded else state["optim"])
         step, evals, noise = state["step"], state["evals"], NoiseSums(*state["noise"])
+        curve, window = state.get("curve", []), state.get("window", [0.0, 0])  # older checkpoints: none
         elapsed, train_loss, eval_time = state["elapsed"], state["train_loss"], state["eval_time"]
         del state
 
@@ -285,6 +290,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
         checkpoint.save(path, {"run_id": spec.run_id, **ids, "model": weights,
                                "optim": moments, "step": step, "evals": evals,
                                "noise": noise.as_list(), "elapsed": elapsed, "train_loss": train_loss,
+                               "curve": curve, "window": window,
                                "eval_time": eval_time})
 
     snapshot_at = {s for s in snapshot_at if 0 < s < steps}
@@ -303,7 +309,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
                          wall_time_s=elapsed, eval_time_s=eval_time,
                          tokens_per_s=rate, flops_per_s=rate * flops_per_tok,
                          mfu=rate * flops_per_tok / peak if rate else math.nan, processes=world,
-                         device=device, evals=list(evals))
+                         device=device, evals=list(evals), curve=list(curve))
 
     ran = 0
     t_start = time.perf_counter() - elapsed
@@ -353,6 +359,10 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
             step += 1
             ran += 1
             train_loss = loss_sum if math.isnan(train_loss) else 0.9 * train_loss + 0.1 * loss_sum
+            window[0], window[1] = window[0] + loss_sum, window[1] + 1
+            if step % curve_every == 0 or step == steps:
+                curve.append({"step": step, "lr": lr, "loss": window[0] / window[1]})
+                window = [0.0, 0]
             if step in evals_at:
                 t_eval = time.perf_counter()
                 val = evaluate(model, shards.validation, val_offsets, T, device, autocast, group=group,

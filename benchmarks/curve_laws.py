@@ -1,0 +1,77 @@
+"""Whole-curve laws on our own runs: the debug model trained under three LR schedules on the embedded
+corpus; the Multi-Power Law and the LR-annealing law fitted on two of them predict the third, measured in
+one run.
+
+Schedules (same model, tokens, peak LR and warm-up; train/optim.py): cosine to 10% of the peak; constant
+(cosine with min_lr_frac 1); WSD, constant then a (1 - sqrt) cool-down to 0 over the last 20%. The curve is
+the trainer's dense training curve (train/loop.py: CURVE_POINTS points, each the mean raw batch loss since
+the previous). Fitted on cosine + constant, the WSD run is predicted: the error of its final loss (the
+mean of the last curve point's window) and the mean |error| over its curve after warm-up.
+
+Usage: python benchmarks/curve_laws.py [--tokens 2e6] [--batch 16]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+from scalinglab.fit.schedule_laws import Curve, fit_curves, relative_errors
+from scalinglab.model.family import named_shape
+from scalinglab.plan.spec import RunSpec
+from scalinglab.train.optim import default_lr, default_warmup, lr_at
+
+SCHEDULES = {"cosine": dict(schedule="cosine", min_lr_frac=0.1),
+             "constant": dict(schedule="cosine", min_lr_frac=1.0),
+             "wsd": dict(schedule="wsd", min_lr_frac=0.0, cooldown_frac=0.2)}
+
+
+def _train(spec: RunSpec):
+    from scalinglab.train.loop import train
+    with tempfile.TemporaryDirectory() as tmp:
+        return train(spec, tmp, threads=1)
+
+
+def as_curve(name: str, spec: RunSpec, result) -> Curve:
+    """The run's dense curve with its per-step LR recomputed from the spec (what the trainer used)."""
+    peak = spec.lr or default_lr(spec.shape.d_model)
+    warmup = spec.warmup_steps or default_warmup(spec.steps)
+    lr = np.array([lr_at(s, peak=peak, steps=spec.steps, warmup=warmup, min_frac=spec.min_lr_frac,
+                         schedule=spec.schedule, cooldown_frac=spec.cooldown_frac)
+                   for s in range(spec.steps)])
+    pts = [p for p in result.curve if p["step"] > warmup]
+    # a point at step s (1-based count of steps done) closes the window ending with 0-based step s - 1
+    return Curve(name, lr, np.array([p["step"] - 1 for p in pts]), np.array([p["loss"] for p in pts]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", type=float, default=2e6)
+    ap.add_argument("--batch", type=int, default=16)
+    args = ap.parse_args()
+    base = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=int(args.tokens), batch_size=args.batch,
+                   n_eval_tokens=8192)
+    specs = {name: dataclasses.replace(base, **kw) for name, kw in SCHEDULES.items()}
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(2) as pool:
+        results = dict(zip(specs, pool.map(_train, specs.values())))
+    print(f"trained {len(specs)} runs of {base.steps} steps in {time.perf_counter() - t0:.0f} s "
+          f"(2 processes); final val loss " + ", ".join(f"{k} {r.val_loss:.4f}" for k, r in results.items()))
+    curves = {name: as_curve(name, specs[name], results[name]) for name in specs}
+    for law in ("multi-power", "lr-annealing"):
+        for held in specs:
+            t1 = time.perf_counter()
+            fit = fit_curves([c for n, c in curves.items() if n != held], law)
+            err = relative_errors(fit, curves[held])
+            print(f"  {law:12s} fitted on {'+'.join(n for n in specs if n != held):16s} "
+                  f"({time.perf_counter() - t1:4.1f} s, converged {fit.converged}): {held} final loss "
+                  f"{fit.predict(curves[held])[-1]:.4f} predicted vs {curves[held].loss[-1]:.4f} measured "
+                  f"({100 * err[-1]:+.2f}%), mean |error| over the curve {100 * np.abs(err).mean():.2f}%")
+
+
+if __name__ == "__main__":
+    main()
