@@ -121,3 +121,41 @@ def test_one_constant_schedule_cannot_identify_the_decay_term():
     fit = fit_curves([constant], "multi-power")
     assert not fit.converged
     assert any("not identified" in w for w in fit.warnings)
+
+
+def test_fit_reads_a_curve_table_per_model_size(tmp_path):
+    """`scalinglab fit CURVES.csv --law multi-power --size-col model --json --out`: one fit per size from
+    rows run, step, lr, loss (the per-step LR interpolated between rows), each curve's in-sample error."""
+    import json
+
+    from ..cli_helpers import call
+    truth = dict(zip(MULTI_POWER, (2.5, 0.6, 0.45, 400.0, 2.0, 0.6, 0.6)))
+    rows = []
+    for model, shift in (("small", 0.3), ("large", 0.0)):
+        for c in _synthetic(multi_power, truth | {"L0": truth["L0"] + shift}, noise=0.0005, seed=6)[:2]:
+            rows += [{"model": model, "run": c.name, "step": s, "lr": c.lr[s], "loss": v}
+                     for s, v in zip(c.steps, c.loss)]
+    pd.DataFrame(rows).to_csv(tmp_path / "curves.csv", index=False)
+    r = call("fit", tmp_path / "curves.csv", "--law", "multi-power", "--size-col", "model", "--json",
+             "--out", tmp_path / "fit.json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got == json.loads((tmp_path / "fit.json").read_text())
+    assert set(got["fits"]) == {"small", "large"}
+    assert got["fits"]["small"]["params"]["L0"] == pytest.approx(2.8, rel=0.05)
+    assert got["fits"]["large"]["params"]["L0"] == pytest.approx(2.5, rel=0.05)
+    assert all(e < 0.002 for f in got["fits"].values() for e in f["mean_abs_error"].values())
+    assert "linear warm-up from 0 assumed" in r.stderr  # rows start after the warm-up
+
+
+@pytest.mark.parametrize("csv,message", [
+    ("run,step,loss\na,1,3.0\n", "missing lr"),
+    ("run,step,lr,loss\na,1,0.001,3.0\na,2,0.001,-1\na,3,0.001,2.9\n", "impossible step, lr or loss"),
+    ("run,step,lr,loss\na,1,0.001,3.0\na,2,0.001,2.9\n", "a curve needs at least 3"),
+])
+def test_a_bad_curve_table_is_one_error_line(tmp_path, csv, message):
+    from ..cli_helpers import call
+    (tmp_path / "c.csv").write_text(csv)
+    r = call("fit", tmp_path / "c.csv", "--law", "lr-annealing")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]

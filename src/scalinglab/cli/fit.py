@@ -22,7 +22,11 @@ def add_parser(sub) -> None:
                                    "n_tokens/tokens), optional C/flops, run_id, step, budget.")
     p.add_argument("source", metavar="SOURCE", help="CSV or Parquet file of runs, or a study directory")
     p.add_argument("--law", default="chinchilla",
-                   help="chinchilla | kaplan (with B_crit) | data-constrained | all (default chinchilla)")
+                   help="chinchilla | kaplan (with B_crit) | data-constrained | all (default chinchilla); "
+                        "multi-power | lr-annealing: a whole-curve law fitted to loss curves and their LR "
+                        "schedules (a CSV with columns run, step, lr, loss; docs/fitting.md)")
+    p.add_argument("--size-col", metavar="COLUMN",
+                   help="whole-curve laws: one fit per value of this column (e.g. the model size)")
     p.add_argument("--approach", default=None,
                    help="Chinchilla approach: 1 | 2 | 3 | all (default 3; all with --law all)")
     p.add_argument("--transient", type=float, default=0.1,
@@ -104,7 +108,14 @@ def _load(args):
     return runs
 
 
+CURVE_LAWS = ("multi-power", "lr-annealing")
+
+
 def run(args) -> int:
+    if args.law in CURVE_LAWS:
+        return _curve_law(args)
+    if args.size_col:
+        raise ScalingLabError("--size-col applies to the whole-curve laws (--law multi-power | lr-annealing)")
     if args.approach is not None:
         _check_choice("--approach", args.approach, APPROACHES)
     if args.bootstrap and args.bootstrap < 2:
@@ -181,3 +192,44 @@ def _save_many(path: Path, fits: list, skipped: list) -> None:
     from ..jsonsafe import dumps
     write_text(path, dumps({"format": FORMAT_MANY, "version": VERSION, "fits": [f.to_dict() for f in fits],
                             "skipped": skipped}, indent=1))
+
+
+def _curve_law(args) -> int:
+    """`fit CURVES.csv --law multi-power|lr-annealing`: one fit per model size (``--size-col``), each with
+    its in-sample mean |relative error| per curve."""
+    import numpy as np
+
+    from ..atomic import write_text
+    from ..fit.schedule_laws import curves_from_table, fit_curves, relative_errors
+    from ..jsonsafe import dumps
+    if Path(args.source).is_dir():
+        raise ScalingLabError(f"--law {args.law} reads a curve table (CSV or Parquet with columns run, step, "
+                              "lr, loss), not a directory")
+    out = _check_out(args.out)
+    groups, notes = curves_from_table(runs_table.read_table(args.source), group=args.size_col)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    result = {}
+    for key, curves in groups.items():
+        fit = fit_curves(curves, args.law)
+        result[key] = fit.to_dict() | {"mean_abs_error": {
+            c.name: float(np.abs(relative_errors(fit, c)).mean()) for c in curves}}
+    payload = {"format": "scalinglab.curvefits", "law": args.law, "source": str(args.source),
+               "size_column": args.size_col, "fits": result}
+    if out is not None:
+        write_text(out, dumps(payload, indent=1) + "\n")
+    if args.json:
+        emit_json(payload)
+        return 0
+    for key, fit in result.items():
+        head = f"{args.law} law" + (f", {args.size_col} = {key}" if args.size_col else "")
+        print(f"{head}: {fit['n_curves']} curve(s), {fit['n_points']} points, converged: {fit['converged']}")
+        for name, value in fit["params"].items():
+            print(f"  {name:6s} {value:.6g}")
+        for name, err in fit["mean_abs_error"].items():
+            print(f"  curve {name}: mean |error| {100 * err:.3f}%")
+        for w in fit["warnings"]:
+            print(f"  warning: {w}")
+    if out is not None:
+        print(f"wrote {out}")
+    return 0

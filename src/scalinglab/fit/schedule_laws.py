@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize
 
+from ..errors import ScalingLabError
+
 BLOCK = 128  # steps merged into one decrement term (see the module docstring)
 HUBER_DELTA = 1e-3  # on log-loss residuals, as in both papers
 ANNEALING_MOMENTUM = 0.999  # Tissue et al. 2024, lambda
@@ -55,11 +57,12 @@ class Curve:
         object.__setattr__(self, "steps", steps)
         object.__setattr__(self, "loss", loss)
         if steps.shape != loss.shape or not len(steps):
-            raise ValueError(f"curve {self.name}: steps and losses must be equal-length, non-empty")
+            raise ScalingLabError(f"curve {self.name}: steps and losses must be equal-length, non-empty")
         if steps.min() < 1 or steps.max() >= len(lr):
-            raise ValueError(f"curve {self.name}: measured steps must lie in 1..{len(lr) - 1}")
+            raise ScalingLabError(f"curve {self.name}: measured steps must lie in 1..{len(lr) - 1}")
         if not (np.all(np.isfinite(lr)) and lr.min() >= 0 and np.all(np.isfinite(loss)) and loss.min() > 0):
-            raise ValueError(f"curve {self.name}: learning rates must be finite and >= 0, losses finite > 0")
+            raise ScalingLabError(f"curve {self.name}: learning rates must be finite and >= 0, losses "
+                                  "finite and > 0")
 
     @property
     def area(self) -> np.ndarray:
@@ -192,6 +195,11 @@ class CurveFit:
     def predict(self, curve: Curve) -> np.ndarray:
         return LAWS[self.law][0](self.params, curve)
 
+    def to_dict(self) -> dict:
+        return {"format": "scalinglab.curvefit", "law": self.law, "params": dict(self.params),
+                "objective": self.objective, "n_curves": self.n_curves, "n_points": self.n_points,
+                "converged": self.converged, "warnings": list(self.warnings)}
+
 
 def _starts(law: str, curves: list[Curve]) -> list[np.ndarray]:
     """Starting points: L0 around the lowest loss; A and alpha from a line through log(L - Lmin + 0.01)
@@ -213,7 +221,7 @@ def fit_curves(curves: list[Curve], law: str = "multi-power") -> CurveFit:
     alpha is ~0.5: on the raw scale B never moved from its start). Warns (and is not converged) where the
     data cannot identify a term: the decay terms need a curve whose learning rate falls after warm-up."""
     if law not in LAWS:
-        raise ValueError(f"unknown whole-curve law {law!r}: choose one of {', '.join(LAWS)}")
+        raise ScalingLabError(f"unknown whole-curve law {law!r}: choose one of {', '.join(LAWS)}")
     names = LAWS[law][1]
 
     def natural(z):
@@ -234,11 +242,16 @@ def fit_curves(curves: list[Curve], law: str = "multi-power") -> CurveFit:
                            options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10})
             if best is None or res.fun < best.fun:
                 best = res
+    edges = [names[i] for i, (z, (lo, hi)) in enumerate(zip(best.x, bounds))
+             if (lo is not None and z - lo < 1e-3) or (hi is not None and hi - z < 1e-3)]
     best.x = natural(best.x)
     warnings = []
     if not any(_decays_after_warmup(c) for c in curves):
         warnings.append("no curve's learning rate falls after its warm-up: the loss-drop term (B, C, beta, "
                         "gamma; C for lr-annealing) is not identified by these data; its values mean nothing")
+    for name in edges:  # a parameter run to the edge of its range: another term absorbed it
+        warnings.append(f"{name} ran to the edge of its range ({best.x[names.index(name)]:.3g}): the fit is "
+                        "degenerate (one term stands in for another); do not extrapolate with it")
     params = dict(zip(names, map(float, best.x)))
     converged = bool(best.success) and not warnings
     return CurveFit(law=law, params=params, objective=float(best.fun), n_curves=len(curves),
@@ -254,3 +267,39 @@ def _decays_after_warmup(c: Curve) -> bool:
 def relative_errors(fit: CurveFit, curve: Curve) -> np.ndarray:
     """(predicted - measured) / measured at each measured step."""
     return fit.predict(curve) / curve.loss - 1.0
+
+
+def curves_from_table(table, *, group: str | None = None) -> tuple[dict[str, list[Curve]], list[str]]:
+    """Curves from a table with columns run, step, lr, loss (one row per measured step; ``group`` names a
+    column of model sizes, one fit per value). A run's per-step LR is its rows' LR interpolated linearly
+    between their steps; before its first row, a linear warm-up from 0 is assumed (what a run logged
+    from the end of its warm-up had). -> ({group value: curves}, notes on what was assumed)."""
+    import pandas as pd
+    need = [c for c in ("run", "step", "lr", "loss") if c not in table.columns]
+    if need:
+        raise ScalingLabError(f"a curve table needs columns run, step, lr, loss; missing {', '.join(need)}")
+    if group is not None and group not in table.columns:
+        raise ScalingLabError(f"no column {group!r} to group the curves by")
+    table = table.copy()
+    for col in ("step", "lr", "loss"):
+        table[col] = pd.to_numeric(table[col], errors="coerce")
+    bad = table[["step", "lr", "loss"]].isna().any(axis=1) | (table["loss"] <= 0) | (table["lr"] < 0)
+    if bad.any():
+        raise ScalingLabError(f"{int(bad.sum())} row(s) of the curve table have a missing, non-numeric or "
+                              "impossible step, lr or loss (loss must be > 0, lr >= 0)")
+    out, notes = {}, []
+    for key, frame in table.groupby(group if group else (lambda _: "all"), sort=True):
+        curves = []
+        for run, g in frame.groupby("run", sort=True):
+            g = g.sort_values("step").drop_duplicates("step", keep="last")
+            steps = g["step"].to_numpy(dtype=int)
+            if len(steps) < 3:
+                raise ScalingLabError(f"run {run!r} has {len(steps)} row(s); a curve needs at least 3")
+            lr = np.interp(np.arange(steps.max() + 1), np.concatenate([[0], steps]),
+                           np.concatenate([[0.0], g["lr"].to_numpy(float)]))
+            if steps.min() > 1:
+                notes.append(f"run {run}: no rows before step {steps.min()}; a linear warm-up from 0 assumed")
+            keep = steps >= 1
+            curves.append(Curve(str(run), lr, steps[keep], g["loss"].to_numpy(float)[keep]))
+        out[str(key)] = curves
+    return out, notes
