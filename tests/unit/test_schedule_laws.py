@@ -146,6 +146,17 @@ def test_fit_reads_a_curve_table_per_model_size(tmp_path):
     assert got["fits"]["large"]["params"]["L0"] == pytest.approx(2.5, rel=0.05)
     assert all(e < 0.002 for f in got["fits"].values() for e in f["mean_abs_error"].values())
     assert "linear warm-up from 0 assumed" in r.stderr  # rows start after the warm-up
+    # the saved fit predicts a schedule it never saw (the constant one): `plan --schedule`
+    r = call("plan", "--law", tmp_path / "fit.json", "--size", "large", "--schedule", "constant", "--steps",
+             5000, "--peak-lr", 1e-3, "--warmup", 100, "--json")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    unseen = _synthetic(multi_power, truth, noise=0.0, seed=6)[2]
+    assert plan["final_loss"] == pytest.approx(unseen.loss[-1], rel=0.005)
+    assert plan["curve"][-1]["step"] == 5000 and len(plan["curve"]) == 200
+    r = call("plan", "--law", tmp_path / "fit.json", "--schedule", "constant", "--steps", 5000,
+             "--peak-lr", 1e-3)
+    assert r.returncode == 2 and "choose one with --size" in r.stderr
 
 
 @pytest.mark.parametrize("csv,message", [

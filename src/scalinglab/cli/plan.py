@@ -29,10 +29,20 @@ def add_parser(sub) -> None:
     p.add_argument("--n-ctx", type=int, default=None,
                    help="context length for the model shape (default: the study's for a study fit, "
                         "else 2048)")
+    p.add_argument("--schedule", metavar="SPEC",
+                   help="with a whole-curve fit (`fit --law multi-power --out`): the loss curve of this LR "
+                        "schedule: cosine[:min=F] | wsd[:cooldown=F,min=F] | constant | a CSV of step,lr")
+    p.add_argument("--steps", type=int, help="with --schedule: the run's steps")
+    p.add_argument("--peak-lr", type=positive_float, help="with --schedule: its peak LR")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="with --schedule: warm-up steps (default: the trainer's, min(100, steps / 4))")
+    p.add_argument("--size", metavar="KEY", help="with --schedule: which size's fit of the file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args) -> int:
+    if args.schedule is not None:
+        return _schedule(args)
     if args.flops is not None and (args.params is not None or args.tokens is not None):
         raise ScalingLabError("give either --flops C, or --params N with --tokens D, not both")
     if args.flops is None and (args.params is None or args.tokens is None):
@@ -79,3 +89,54 @@ def render(out: dict) -> str:
                      f"d_ff={s['d_ff']} vocab={s['vocab_size']} n_ctx={s['n_ctx']} "
                      f"({s['n_params_kind']} params {full(s.get('n_params', out['n_params']))})")
     return "\n".join(lines)
+
+
+def _schedule(args) -> int:
+    """`plan --law CURVEFITS.json --schedule SPEC --steps S --peak-lr LR`: the predicted loss curve of a
+    schedule, from a whole-curve law fitted to other schedules of the same model size."""
+    import json
+
+    import numpy as np
+
+    from ..fit.schedule_laws import LAWS, Curve
+    from ..plan.schedules import per_step
+    if args.flops is not None or args.params is not None or args.tokens is not None:
+        raise ScalingLabError("--schedule predicts a loss curve: give --steps and --peak-lr, not --flops, "
+                              "--params or --tokens")
+    if args.steps is None or args.peak_lr is None:
+        raise ScalingLabError("--schedule needs --steps S and --peak-lr LR")
+    try:
+        saved = json.loads(Path(args.law).read_text())
+    except (OSError, ValueError):
+        raise ScalingLabError(f"--schedule needs --law FILE from `fit --law multi-power|lr-annealing --out "
+                              f"FILE`; cannot read {args.law!r} as one") from None
+    if not isinstance(saved, dict) or saved.get("format") != "scalinglab.curvefits":
+        raise ScalingLabError(f"{args.law} is not a whole-curve fit (from `fit --law multi-power|"
+                              "lr-annealing --out FILE`)")
+    fits = saved["fits"]
+    key = args.size if args.size is not None else (next(iter(fits)) if len(fits) == 1 else None)
+    if key not in fits:
+        raise ScalingLabError(f"{args.law} has fits for {', '.join(fits)}: choose one with --size")
+    fit = fits[key]
+    if not fit["converged"] and not args.allow_unconverged:
+        raise ScalingLabError(f"the {saved['law']} fit of {key} did not converge ("
+                              f"{'; '.join(fit['warnings']) or 'the optimiser stopped'}); "
+                              "--allow-unconverged to use it anyway")
+    lr = per_step(args.schedule, args.steps, peak=args.peak_lr, warmup=args.warmup)
+    at = np.unique(np.linspace(1, args.steps - 1, min(args.steps - 1, 200)).astype(int))
+    loss = LAWS[saved["law"]][0](fit["params"], Curve(args.schedule, lr, at, np.ones(len(at))))
+    out = {"law": saved["law"], "size": key, "schedule": args.schedule, "steps": args.steps,
+           "peak_lr": args.peak_lr, "final_loss": float(loss[-1]),
+           "curve": [{"step": int(s) + 1, "lr": float(lr[s]), "loss": float(v)} for s, v in zip(at, loss)],
+           "warnings": list(fit["warnings"])}
+    if args.json:
+        emit_json(out)
+        return 0
+    print(f"{saved['law']} law ({key}), schedule {args.schedule}, {args.steps} steps at peak LR "
+          f"{args.peak_lr:g}: final loss {out['final_loss']:.4f}")
+    for frac in (0.1, 0.25, 0.5, 0.75):
+        i = int(np.searchsorted(at, frac * args.steps))
+        print(f"  step {at[i] + 1:>8,}  lr {lr[at[i]]:.3g}  loss {loss[i]:.4f}")
+    for w in out["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
