@@ -76,12 +76,14 @@ RESULT_COLUMNS = ("reason", "n_params_nonembed", "n_params_total", "n_tokens", "
                   "version", "flops_per_s", "mfu", "processes")
 
 
-def partly_done(study, dest, roles=("holdout",)) -> list[str]:
-    """A copy of the finished ``study`` at ``dest`` as it stood before these runs began: the grid's smallest
-    model (a WSD trunk and its branch), its largest, and every run of ``roles``. Their store rows are back
-    to planned with no results, their eval rows and run directories are gone, and what a study writes
-    after its grid (the held-out prediction, fits, summary, report) is not there. Resume tests start
-    here rather than train the runs kept done a second time. -> the ids of the runs to train."""
+def partly_done(study, dest, grid=("smallest", "largest"), roles=("holdout",)) -> list[str]:
+    """A copy of the finished ``study`` at ``dest`` as it stood before some of its runs began: of the grid,
+    the runs ``grid`` names ("smallest": the smallest model's WSD trunk and its branch; "smallest branch":
+    the branch alone, to start from the trunk's kept snapshot; "largest": the largest model), and every
+    run of ``roles``. Their store rows are back to planned with no results, their eval and curve rows and
+    run directories are gone, and what a study writes after its grid (the held-out prediction, fits,
+    summary, report) is not there. Resume tests start here rather than train the runs kept done a second
+    time. -> the ids of the runs to train."""
     import shutil
     from pathlib import Path
 
@@ -96,8 +98,10 @@ def partly_done(study, dest, roles=("holdout",)) -> list[str]:
     specs = {role: store.specs(role) for role in ("grid", "noise", "holdout")}
     store.close()
     size = {rid: param_breakdown(s.shape)["total"] for rid, s in specs["grid"].items()}
-    ends = (min(size.values()), max(size.values()))
-    gone = [rid for rid in size if size[rid] in ends] + [rid for role in roles for rid in specs[role]]
+    smallest = sorted((specs["grid"][r].n_tokens, r) for r in size if size[r] == min(size.values()))
+    picked = {"smallest": [r for _, r in smallest], "smallest branch": [r for _, r in smallest[:-1]],
+              "largest": [r for r in size if size[r] == max(size.values())]}
+    gone = [rid for what in grid for rid in picked[what]] + [rid for role in roles for rid in specs[role]]
     with sqlite3.connect(f"file:{study / 'study.sqlite'}?mode=ro", uri=True) as src, \
             sqlite3.connect(dest / "study.sqlite") as conn:
         src.backup(conn)
@@ -105,6 +109,7 @@ def partly_done(study, dest, roles=("holdout",)) -> list[str]:
         for rid in gone:
             conn.execute(f"UPDATE runs SET status = 'planned', {unset} WHERE run_id = ?", (rid,))
             conn.execute("DELETE FROM evals WHERE run_id = ?", (rid,))
+            conn.execute("DELETE FROM curve WHERE run_id = ?", (rid,))
             shutil.rmtree(dest / "runs" / rid)
         conn.execute("DELETE FROM meta WHERE key = 'holdout_prediction'")
     src.close()

@@ -1,7 +1,7 @@
 """The main job end to end on the debug preset: a study killed with SIGKILL resumes to the same result.
 
 The `uninterrupted` debug study (tests/integration/conftest.py) is trained once per session; the resume
-test starts from a copy of it with four runs not yet trained (helpers.partly_done)."""
+test starts from a copy of it with three runs not yet trained (helpers.partly_done)."""
 import json
 import os
 import re
@@ -24,10 +24,10 @@ from .helpers import statuses as read_statuses
 def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp_path):
     out_a, summary_a = uninterrupted
     db, log = tmp_path / "study.sqlite", tmp_path.parent / f"{tmp_path.name}-run.log"
-    # the uninterrupted study before four of its runs began (the grid's ends, the seed repeat); its
-    # held-out run is kept, its prediction made again from the resumed grid's fit
-    todo = partly_done(out_a, tmp_path, roles=("noise",))
-    assert len(todo) == 4
+    # the uninterrupted study before three of its runs began (the largest model, a WSD branch of the
+    # smallest, the seed repeat); its held-out run is kept, its prediction made again from the new fit
+    todo = partly_done(out_a, tmp_path, grid=("smallest branch", "largest"), roles=("noise",))
+    assert len(todo) == 3
 
     # Ctrl-C (SIGINT to the whole foreground group, as a terminal sends it) after the first run is done
     proc = start_study(tmp_path, log)
@@ -42,9 +42,10 @@ def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp
     for rid in stopped:
         assert (tmp_path / "runs" / rid / "checkpoint.pt").is_file()
 
-    # then a crash: SIGKILL to driver and workers at once, mid-grid of the resumed study
+    # then a crash: SIGKILL to driver and workers at once, mid-grid of the resumed study (the interrupted
+    # run done, the branch not yet)
     proc = start_study(tmp_path, log)
-    wait_done(proc, db, list(statuses.values()).count("done") + 2, log)
+    wait_done(proc, db, list(statuses.values()).count("done") + 1, log)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 

@@ -202,11 +202,11 @@ def _curve_law(args) -> int:
     from ..atomic import write_text
     from ..fit.schedule_laws import curves_from_table, fit_curves, relative_errors
     from ..jsonsafe import dumps
-    if Path(args.source).is_dir():
-        raise ScalingLabError(f"--law {args.law} reads a curve table (CSV or Parquet with columns run, step, "
-                              "lr, loss), not a directory")
     out = _check_out(args.out)
-    groups, notes = curves_from_table(runs_table.read_table(args.source), group=args.size_col)
+    if Path(args.source).is_dir():
+        groups, notes = _study_curves(Path(args.source)), []
+    else:
+        groups, notes = curves_from_table(runs_table.read_table(args.source), group=args.size_col)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     result = {}
@@ -222,7 +222,8 @@ def _curve_law(args) -> int:
         emit_json(payload)
         return 0
     for key, fit in result.items():
-        head = f"{args.law} law" + (f", {args.size_col} = {key}" if args.size_col else "")
+        head = f"{args.law} law" + (f", {args.size_col or 'N'} = {key}" if len(result) > 1 or args.size_col
+                                    else "")
         print(f"{head}: {fit['n_curves']} curve(s), {fit['n_points']} points, converged: {fit['converged']}")
         for name, value in fit["params"].items():
             print(f"  {name:6s} {value:.6g}")
@@ -233,3 +234,36 @@ def _curve_law(args) -> int:
     if out is not None:
         print(f"wrote {out}")
     return 0
+
+
+def _study_curves(study: Path) -> dict:
+    """A study's grid runs as whole curves, one group per model size (N): each run's dense training curve
+    after its warm-up, against the LR of every step recomputed from its spec (exact, not interpolated).
+    A WSD branch's curve holds its trunk's points up to the cool-down it branched at."""
+    import json
+
+    from ..fit.schedule_laws import Curve
+    from ..plan import schedules
+    from ..plan.spec import RunSpec
+    from ..store import SQLiteStore
+    if not (study / "study.sqlite").exists():
+        raise ScalingLabError(f"{study} is not a study directory (no study.sqlite)")
+    store = SQLiteStore.open(study / "study.sqlite", readonly=True)
+    try:
+        rows = store.training_curves()
+    finally:
+        store.close()
+    if not len(rows):
+        raise ScalingLabError(f"{study}: no finished run has a training curve (studies trained before "
+                              "scalinglab kept them have none)")
+    groups = {}
+    for run_id, g in rows.groupby("run_id", sort=True):
+        spec = RunSpec.from_dict(json.loads(g["spec"].iloc[0]))
+        lr = schedules.of_run(spec, float(g["peak_lr"].iloc[0]))
+        warmup = spec.warmup_steps or schedules.default_warmup(spec.steps)
+        g = g[g["step"] > warmup + 1]  # a point at step s closes the window ending at 0-based step s - 1
+        if len(g) >= 3:
+            key = f"{int(g['N'].iloc[0])}"
+            groups.setdefault(key, []).append(Curve(run_id, lr, g["step"].to_numpy(int) - 1,
+                                                    g["loss"].to_numpy(float)))
+    return dict(sorted(groups.items(), key=lambda kv: float(kv[0])))

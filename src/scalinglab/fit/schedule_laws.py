@@ -230,10 +230,12 @@ def fit_curves(curves: list[Curve], law: str = "multi-power") -> CurveFit:
     def f(z):
         value, grad = objective(natural(z), law, curves)
         return value, np.concatenate([grad[:1], grad[1:] * np.exp(z[1:])])
-    # exponents kept in a physical range: lr^(-gamma) overflows past gamma ~ 30
-    bounds = [(None, None)] + [(-25.0, 25.0)] * (len(names) - 1)
+    # L0 >= 0; exponents kept in a physical range (lr^(-gamma) overflows past gamma ~ 30; a beta of 1e4
+    # with C ~ 1e-7 is G(x) ~ 1 - exp(-C beta x), where only the product is identified)
+    bounds = [(0.0, None)] + [(-25.0, 25.0)] * (len(names) - 1)
     if law == "multi-power":
         bounds[names.index("gamma")] = (math.log(1e-3), math.log(5.0))
+        bounds[names.index("beta")] = (math.log(1e-3), math.log(20.0))
     best = None
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for theta0 in _starts(law, curves):

@@ -93,3 +93,12 @@ def _from_csv(path: str, steps: int) -> np.ndarray:
         raise ScalingLabError(f"schedule {path}: a CSV schedule needs columns step, lr and 2 rows or more")
     table = table.sort_values("step")
     return np.interp(np.arange(steps), table["step"].to_numpy(float), table["lr"].to_numpy(float))
+
+
+def of_run(spec, peak_lr: float) -> np.ndarray:
+    """The LR of every step of a RunSpec as the trainer ran it, given its resolved peak LR (the store's
+    ``lr`` column, config.json's ``resolved.lr``)."""
+    warmup = spec.warmup_steps or default_warmup(spec.steps)
+    return np.array([lr_at(s, peak=peak_lr, steps=spec.steps, warmup=warmup, min_frac=spec.min_lr_frac,
+                           schedule=spec.schedule, cooldown_frac=spec.cooldown_frac)
+                     for s in range(spec.steps)])

@@ -2,7 +2,8 @@
 
 Tables (DESIGN.md §7): ``meta`` (format, schema version, study id and config, corpus fingerprint),
 ``runs`` (one row per planned run: spec, role, status, the §3 columns, final metrics, timings),
-``evals`` (run_id, step, ...: primary key (run_id, step), so a replayed write cannot duplicate a row).
+``evals`` (run_id, step, ...: primary key (run_id, step), so a replayed write cannot duplicate a row),
+``curve`` (run_id, step, lr, loss: each run's dense training curve, for the whole-curve laws).
 A run is ``done`` only in the same transaction that commits its eval rows.
 """
 from __future__ import annotations
@@ -34,10 +35,14 @@ RUN_COLUMNS = ("run_id", "role", "status", "reason", "budget", "spec", "n_layer"
 ADDED_RUN_COLUMNS = ("flops_per_s", "mfu", "processes")
 EVAL_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "val_loss", "bits_per_byte", "lr",
                 "grad_sq", "trace_cov", "noise_scale")
+# the dense training curve of each finished run (train/loop.py: RunResult.curve); added after schema 1
+# shipped: a writable store from before gets the table when opened
+CURVE_TABLE = "CREATE TABLE IF NOT EXISTS curve (run_id, step, lr, loss, PRIMARY KEY (run_id, step));"
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE runs ({", ".join(c + (" TEXT PRIMARY KEY" if c == "run_id" else "") for c in RUN_COLUMNS)});
 CREATE TABLE evals ({", ".join(EVAL_COLUMNS)}, PRIMARY KEY (run_id, step));
+{CURVE_TABLE}
 """
 
 
@@ -88,6 +93,7 @@ class SQLiteStore:
                 for column in ADDED_RUN_COLUMNS:
                     if column not in have:
                         conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
+                conn.execute(CURVE_TABLE)
         return cls(path, conn)
 
     def close(self) -> None:
@@ -129,6 +135,8 @@ class SQLiteStore:
             self._conn.executemany(
                 f"INSERT OR REPLACE INTO evals VALUES ({', '.join('?' * len(EVAL_COLUMNS))})",
                 [tuple([r["run_id"]] + [e.get(c) for c in EVAL_COLUMNS[1:]]) for e in r["evals"]])
+            self._conn.executemany("INSERT OR REPLACE INTO curve VALUES (?, ?, ?, ?)",
+                                   [(r["run_id"], p["step"], p["lr"], p["loss"]) for p in r.get("curve", ())])
             self._conn.execute(
                 "UPDATE runs SET status=?, reason=?, n_params_nonembed=?, n_params_total=?, n_tokens=?, "
                 "flops=?, flops_6nd=?, val_loss=?, bits_per_byte=?, lr=?, steps=?, wall_time_s=?, "
@@ -208,6 +216,18 @@ class SQLiteStore:
         table = _wsd_ends(table, runs)
         table.attrs["source_columns"] = {"N": "n_params_total"}
         return table
+
+    def training_curves(self, role: str = "grid") -> pd.DataFrame:
+        """The dense training curves of finished runs: run_id, step, lr, loss, with each run's N (all
+        parameters), peak LR and spec (JSON); empty for a store from before curves were kept."""
+        tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        columns = ["run_id", "step", "lr", "loss", "N", "peak_lr", "spec"]
+        if "curve" not in tables:
+            return pd.DataFrame(columns=columns)
+        return pd.read_sql_query(
+            "SELECT c.run_id, c.step, c.lr, c.loss, r.n_params_total AS N, r.lr AS peak_lr, r.spec "
+            "FROM curve c JOIN runs r ON r.run_id = c.run_id WHERE r.role = ? AND r.status = 'done' "
+            "ORDER BY c.run_id, c.step", self._conn, params=(role,))[columns]
 
     def model_context(self) -> dict:
         """The vocabulary and context of the grid's models (a study has one of each), for plans in its

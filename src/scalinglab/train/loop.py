@@ -30,7 +30,10 @@ from . import checkpoint, distributed, mfu
 from .optim import cooldown_start, default_lr, default_warmup, lr_at, param_groups
 from .result import RunResult, read_result, write_result
 
-CURVE_POINTS = 256  # points of the dense training curve each run records (for fit/schedule_laws.py)
+# the dense training curve each run records (for fit/schedule_laws.py): at most CURVE_POINTS points, each
+# the mean raw batch loss over at least CURVE_TOKENS tokens (a point over ~3k tokens of the debug study
+# scattered by ~2%, burying the loss drops the curve laws fit)
+CURVE_POINTS, CURVE_TOKENS = 256, 16384
 
 
 def resolve_device(device: str) -> str:
@@ -273,7 +276,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
              "version": __version__}, indent=1))
     step, evals, noise, elapsed, train_loss, eval_time = 0, [], NoiseSums(), 0.0, math.nan, 0.0
     curve, window = [], [0.0, 0]  # dense training curve; the raw losses since its last point (sum, count)
-    curve_every = max(1, steps // CURVE_POINTS)
+    curve_every = max(1, steps // CURVE_POINTS, math.ceil(CURVE_TOKENS / (B * T)))
     if state is not None:
         opt.load_state_dict(distributed.sharded_like(state["optim"], opt) if sharded else state["optim"])
         step, evals, noise = state["step"], state["evals"], NoiseSums(*state["noise"])

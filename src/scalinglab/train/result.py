@@ -27,8 +27,8 @@ class RunResult:
     processes: int = 1         # data-parallel processes (torch.distributed) the run last trained with
     device: str = "cpu"
     evals: list = field(default_factory=list)
-    # the training curve, densely: {step, lr, loss} every ~steps/CURVE_POINTS steps, loss the mean of the
-    # raw batch losses since the previous point and lr that of the point's last step (train/loop.py)
+    # the training curve, densely: {step, lr, loss} at most CURVE_POINTS times, each over >= CURVE_TOKENS
+    # tokens, loss the mean raw batch loss since the previous point, lr that of its last step (train/loop.py)
     curve: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
