@@ -363,7 +363,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
             ran += 1
             train_loss = loss_sum if math.isnan(train_loss) else 0.9 * train_loss + 0.1 * loss_sum
             window[0], window[1] = window[0] + loss_sum, window[1] + 1
-            if step % curve_every == 0 or step == steps:
+            if (steps - step) % curve_every == 0:  # windows end at the last step: the final point is whole
                 curve.append({"step": step, "lr": lr, "loss": window[0] / window[1]})
                 window = [0.0, 0]
             if step in evals_at:
