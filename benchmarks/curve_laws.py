@@ -30,8 +30,8 @@ import numpy as np
 
 from scalinglab.fit.schedule_laws import Curve, fit_curves, relative_errors
 from scalinglab.model.family import named_shape
+from scalinglab.plan import schedules
 from scalinglab.plan.spec import RunSpec
-from scalinglab.train.optim import default_lr, default_warmup, lr_at
 
 SCHEDULES = {"cosine": dict(schedule="cosine", min_lr_frac=0.1),
              "constant": dict(schedule="cosine", min_lr_frac=1.0),
@@ -46,12 +46,8 @@ def _train(spec: RunSpec):
 
 def as_curve(name: str, spec: RunSpec, result) -> Curve:
     """The run's dense curve with its per-step LR recomputed from the spec (what the trainer used)."""
-    peak = spec.lr or default_lr(spec.shape.d_model)
-    warmup = spec.warmup_steps or default_warmup(spec.steps)
-    lr = np.array([lr_at(s, peak=peak, steps=spec.steps, warmup=warmup, min_frac=spec.min_lr_frac,
-                         schedule=spec.schedule, cooldown_frac=spec.cooldown_frac)
-                   for s in range(spec.steps)])
-    pts = [p for p in result.curve if p["step"] > warmup]
+    lr = schedules.of_run(spec, result.lr)
+    pts = [p for p in result.curve if p["step"] > schedules.warmup_of(spec) + 1]
     # a point at step s (1-based count of steps done) closes the window ending with 0-based step s - 1
     return Curve(name, lr, np.array([p["step"] - 1 for p in pts]), np.array([p["loss"] for p in pts]))
 

@@ -280,3 +280,21 @@ def test_report_draws_the_saved_fits_and_refits_only_when_asked(uninterrupted, t
     assert strip(page.read_text()) == strip(saved)  # the same page as the study wrote
     with pytest.raises(AssertionError, match="refitted"):
         build(study_inputs(study, refit=True), tmp_path / "rep2")
+
+
+def test_a_study_s_training_curves_fit_a_whole_curve_law_per_size(uninterrupted):
+    """`fit STUDY --law multi-power`: the store's dense curves, one fit per model size with each run's exact
+    per-step LR; on the debug study's short, noisy curves the fits are flagged, never passed off as good."""
+    out, summary = uninterrupted
+    with sqlite3.connect(out / "study.sqlite") as conn:
+        sizes = {n for (n,) in conn.execute("SELECT n_params_total FROM runs WHERE role = 'grid'")}
+        points = conn.execute("SELECT COUNT(*) FROM curve").fetchone()[0]
+    assert points > 100
+    r = call("fit", out, "--law", "multi-power", "--json")
+    assert r.returncode == 0, r.stderr
+    fits = json.loads(r.stdout)["fits"]
+    assert {int(k) for k in fits} == sizes
+    for fit in fits.values():
+        assert fit["n_curves"] >= 1 and fit["n_points"] >= 3
+        assert not (fit["converged"] and fit["warnings"])  # a flagged fit is never called converged
+        assert fit["params"]["L0"] >= 0

@@ -260,8 +260,8 @@ def _study_curves(study: Path) -> dict:
     for run_id, g in rows.groupby("run_id", sort=True):
         spec = RunSpec.from_dict(json.loads(g["spec"].iloc[0]))
         lr = schedules.of_run(spec, float(g["peak_lr"].iloc[0]))
-        warmup = spec.warmup_steps or schedules.default_warmup(spec.steps)
-        g = g[g["step"] > warmup + 1]  # a point at step s closes the window ending at 0-based step s - 1
+        # past the warm-up; a point at step s closes the window ending at 0-based step s - 1
+        g = g[g["step"] > schedules.warmup_of(spec) + 1]
         if len(g) >= 3:
             key = f"{int(g['N'].iloc[0])}"
             groups.setdefault(key, []).append(Curve(run_id, lr, g["step"].to_numpy(int) - 1,

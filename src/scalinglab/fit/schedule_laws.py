@@ -65,9 +65,16 @@ class Curve:
                                   "finite and > 0")
 
     @property
+    def cumulative(self) -> np.ndarray:
+        """sum of lr[0..t] for every step t (computed once: a fit evaluates the law thousands of times)."""
+        if "cum" not in self._blocks:
+            self._blocks["cum"] = np.cumsum(self.lr)
+        return self._blocks["cum"]
+
+    @property
     def area(self) -> np.ndarray:
         """S1 at each measured step (sum of lr[0..t])."""
-        return np.cumsum(self.lr)[self.steps]
+        return self.cumulative[self.steps]
 
     def decrements(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The schedule's changes merged into blocks: (centre step k, summed lr_{k-1} - lr_k, lr at k).
@@ -115,7 +122,7 @@ def multi_power(params, curve: Curve) -> np.ndarray:
 def _multi_power(theta, curve: Curve, grad: bool):
     """(prediction, its Jacobian over MULTI_POWER or None)."""
     L0, A, alpha, B, C, beta, gamma = theta
-    cum = np.cumsum(curve.lr)
+    cum = curve.cumulative
     S1 = cum[curve.steps]
     power = S1 ** (-alpha)
     k, drop, lr_k = curve.decrements()

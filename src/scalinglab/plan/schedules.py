@@ -77,9 +77,12 @@ def per_step(spec: str, steps: int, *, peak: float, warmup: int | None = None) -
     if not (0 <= min_frac <= 1 and 0 < cooldown <= 1):
         raise ScalingLabError(f"schedule {spec!r}: min must be in [0, 1] and cooldown in (0, 1]")
     warm = default_warmup(steps) if warmup is None else warmup
-    return np.array([lr_at(s, peak=peak, steps=steps, warmup=warm, min_frac=min_frac,
-                           schedule="wsd" if kind == "wsd" else "cosine", cooldown_frac=cooldown)
-                     for s in range(steps)])
+    return _every_step(steps, peak=peak, warmup=warm, min_frac=min_frac,
+                       schedule="wsd" if kind == "wsd" else "cosine", cooldown_frac=cooldown)
+
+
+def _every_step(steps: int, **schedule) -> np.ndarray:
+    return np.array([lr_at(s, steps=steps, **schedule) for s in range(steps)])
 
 
 def _from_csv(path: str, steps: int) -> np.ndarray:
@@ -95,10 +98,13 @@ def _from_csv(path: str, steps: int) -> np.ndarray:
     return np.interp(np.arange(steps), table["step"].to_numpy(float), table["lr"].to_numpy(float))
 
 
+def warmup_of(spec) -> int:
+    """A RunSpec's warm-up steps as the trainer resolves them."""
+    return spec.warmup_steps or default_warmup(spec.steps)
+
+
 def of_run(spec, peak_lr: float) -> np.ndarray:
     """The LR of every step of a RunSpec as the trainer ran it, given its resolved peak LR (the store's
     ``lr`` column, config.json's ``resolved.lr``)."""
-    warmup = spec.warmup_steps or default_warmup(spec.steps)
-    return np.array([lr_at(s, peak=peak_lr, steps=spec.steps, warmup=warmup, min_frac=spec.min_lr_frac,
-                           schedule=spec.schedule, cooldown_frac=spec.cooldown_frac)
-                     for s in range(spec.steps)])
+    return _every_step(spec.steps, peak=peak_lr, warmup=warmup_of(spec), min_frac=spec.min_lr_frac,
+                       schedule=spec.schedule, cooldown_frac=spec.cooldown_frac)
