@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -32,10 +33,17 @@ from scalinglab.fit.schedule_laws import Curve, fit_curves, relative_errors
 from scalinglab.model.family import named_shape
 from scalinglab.plan import schedules
 from scalinglab.plan.spec import RunSpec
+from scalinglab.train.result import RunResult
 
-SCHEDULES = {"cosine": dict(schedule="cosine", min_lr_frac=0.1),
-             "constant": dict(schedule="cosine", min_lr_frac=1.0),
-             "wsd": dict(schedule="wsd", min_lr_frac=0.0, cooldown_frac=0.2)}
+
+def schedules_of(steps: int, warmup: int) -> dict[str, dict]:
+    """The three schedules: cosine to 10% of the peak; WSD, constant then a (1 - sqrt) cool-down to 0 over
+    the last 20%; constant then a linear decay to 0 over the last 20% (a piecewise schedule)."""
+    start = steps - round(0.2 * steps)
+    return {"cosine": dict(schedule="cosine", min_lr_frac=0.1),
+            "wsd": dict(schedule="wsd", min_lr_frac=0.0, cooldown_frac=0.2),
+            "linear": dict(schedule="piecewise", lr_points=((0, 1 / warmup), (warmup - 1, 1.0),
+                                                            (start, 1.0), (steps, 0.0)))}
 
 
 def _train(spec: RunSpec):
@@ -44,27 +52,29 @@ def _train(spec: RunSpec):
         return train(spec, tmp, threads=1)
 
 
-def as_curve(name: str, spec: RunSpec, result) -> Curve:
+def as_curve(name: str, spec: RunSpec, result, column: str = "probe") -> Curve:
     """The run's dense curve with its per-step LR recomputed from the spec (what the trainer used)."""
     lr = schedules.of_run(spec, result.lr)
     pts = [p for p in result.curve if p["step"] > schedules.warmup_of(spec) + 1]
     # a point at step s (1-based count of steps done) closes the window ending with 0-based step s - 1
-    return Curve(name, lr, np.array([p["step"] - 1 for p in pts]), np.array([p["loss"] for p in pts]))
+    return Curve(name, lr, np.array([p["step"] - 1 for p in pts]), np.array([p[column] for p in pts]))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tokens", type=float, default=2e6)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--tokens", type=float, default=8e6)
+    ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--save", help="keep the trained runs' curves in this JSON file")
     ap.add_argument("--load", help="fit the curves of an earlier --save instead of training")
+    ap.add_argument("--column", default="probe", choices=("probe", "loss"),
+                    help="the curve's loss: the fixed validation probe (default) or the training windows")
     args = ap.parse_args()
     base = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=int(args.tokens), batch_size=args.batch,
                    n_eval_tokens=8192)
-    specs = {name: dataclasses.replace(base, **kw) for name, kw in SCHEDULES.items()}
+    specs = {name: dataclasses.replace(base, **kw)
+             for name, kw in schedules_of(base.steps, schedules.warmup_of(base)).items()}
     t0 = time.perf_counter()
     if args.load:
-        from scalinglab.train.result import RunResult
         results = {k: RunResult(**v) for k, v in json.load(open(args.load)).items()}
     else:
         with ProcessPoolExecutor(2) as pool:
@@ -73,7 +83,13 @@ def main() -> None:
             json.dump({k: r.to_dict() for k, r in results.items()}, open(args.save, "w"))
     print(f"{len(specs)} runs of {base.steps} steps in {time.perf_counter() - t0:.0f} s (2 processes); "
           "final val loss " + ", ".join(f"{k} {r.val_loss:.4f}" for k, r in results.items()))
-    curves = {name: as_curve(name, specs[name], results[name]) for name in specs}
+    for name, r in results.items():  # what each run estimated of its own end while it trained
+        for e in r.estimates:
+            iv = e["interval"] or [math.nan, math.nan]
+            print(f"  {name}: at {100 * e['fraction']:.0f}% estimated final {e['final']:.4f} "
+                  f"[{iv[0]:.4f}, {iv[1]:.4f}] vs {r.curve[-1]['probe']:.4f} measured "
+                  f"({100 * (e['final'] / r.curve[-1]['probe'] - 1):+.2f}%), converged {e['converged']}")
+    curves = {name: as_curve(name, specs[name], results[name], args.column) for name in specs}
     for law in ("multi-power", "lr-annealing"):
         for held in specs:
             t1 = time.perf_counter()

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scalinglab.errors import ScalingLabError
+from scalinglab.fit.base import load_fit, load_fits
 from scalinglab.fit.schedule_laws import (
     MULTI_POWER,
     Curve,
@@ -106,6 +108,33 @@ def test_known_multi_power_parameters_are_recovered_from_noisy_curves():
     assert np.abs(relative_errors(fit, curves[2])).mean() < 0.003  # the unseen constant schedule
 
 
+def test_bootstrap_intervals_cover_the_true_parameters_and_round_trip_through_the_fit_file(tmp_path):
+    """Curves from known parameters plus noise: each parameter inside its 95% segment-bootstrap interval;
+    the fit file every law writes holds the draws, and the loaded fit predicts the same curve and
+    interval for a schedule it never saw (the constant one: inside the interval)."""
+    truth = dict(zip(MULTI_POWER, (2.5, 0.6, 0.45, 400.0, 2.0, 0.6, 0.6)))
+    curves = _synthetic(multi_power, truth, noise=0.001, seed=7)
+    fit = fit_curves(curves[:2], "multi-power", name="N=1e8", bootstrap=40, seed=1)
+    assert fit.converged and fit.key == "multi-power:N=1e8" and fit.diagnostics["bootstrap_refits"] == 40
+    for name in ("L0", "A", "alpha", "B"):
+        lo, hi = fit.ci[name]
+        assert lo <= truth[name] <= hi, (name, lo, hi)
+        assert hi / lo < 2.0, name  # an interval, not the whole range
+    fit.save(tmp_path / "fit.json")
+    back = load_fit(tmp_path / "fit.json")
+    assert back.params == fit.params and back.ci == fit.ci and np.array_equal(back.draws, fit.draws)
+    unseen = _synthetic(multi_power, truth, noise=0.0, seed=7)[2]
+    np.testing.assert_allclose(back.predict(unseen), fit.predict(unseen), rtol=1e-12)
+    lo, hi = back.predict_interval(unseen.lr, unseen.steps)
+    assert np.all(lo < hi)
+    plo, phi = back.predict_interval(unseen.lr, unseen.steps, kind="prediction")
+    assert np.all(plo <= lo + 1e-12) and np.all(phi >= hi - 1e-12)  # the points' scatter added
+    assert plo[-1] <= unseen.loss[-1] <= phi[-1]  # a new run's final loss: inside
+    assert "95% CI" in back.summary() and "curve cosine: mean |error|" in back.summary()
+    with pytest.raises(ScalingLabError, match="does not allocate compute"):
+        back.optimal(1e20)
+
+
 def test_known_lr_annealing_parameters_are_recovered():
     truth = {"L0": 2.5, "A": 0.6, "alpha": 0.45, "C": 300.0}
     curves = _synthetic(lr_annealing, truth, noise=0.0005, seed=4)
@@ -139,12 +168,13 @@ def test_fit_reads_a_curve_table_per_model_size(tmp_path):
     r = call("fit", tmp_path / "curves.csv", "--law", "multi-power", "--size-col", "model", "--json",
              "--out", tmp_path / "fit.json")
     assert r.returncode == 0, r.stderr
-    got = json.loads(r.stdout)
-    assert got == json.loads((tmp_path / "fit.json").read_text())
-    assert set(got["fits"]) == {"small", "large"}
-    assert got["fits"]["small"]["params"]["L0"] == pytest.approx(2.8, rel=0.05)
-    assert got["fits"]["large"]["params"]["L0"] == pytest.approx(2.5, rel=0.05)
-    assert all(e < 0.002 for f in got["fits"].values() for e in f["mean_abs_error"].values())
+    got = {f["approach"]: f for f in json.loads(r.stdout)["fits"]}
+    saved = load_fits(tmp_path / "fit.json")  # the fit file every law writes, read back as fits
+    assert {f.key for f in saved} == {"multi-power:model=small", "multi-power:model=large"}
+    assert [f.to_dict(draws=False) for f in saved] == list(got.values())
+    assert got["model=small"]["params"]["L0"] == pytest.approx(2.8, rel=0.05)
+    assert got["model=large"]["params"]["L0"] == pytest.approx(2.5, rel=0.05)
+    assert all(e < 0.002 for f in got.values() for e in f["diagnostics"]["mean_abs_error"].values())
     assert "linear warm-up from 0 assumed" in r.stderr  # rows start after the warm-up
     # the saved fit predicts a schedule it never saw (the constant one): `plan --schedule`
     r = call("plan", "--law", tmp_path / "fit.json", "--size", "large", "--schedule", "constant", "--steps",
@@ -170,3 +200,28 @@ def test_a_bad_curve_table_is_one_error_line(tmp_path, csv, message):
     r = call("fit", tmp_path / "c.csv", "--law", "lr-annealing")
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
+
+
+def test_a_final_loss_seen_from_half_a_wsd_run_needs_the_decay_of_other_runs():
+    """estimate_final: half a WSD run (not yet cooling down) cannot tell its end on its own (a warning, not
+    converged); with the law fitted to other runs of the same size (a cosine run, a shorter WSD run) it
+    can."""
+    from scalinglab.fit.schedule_laws import estimate_final
+    truth = dict(zip(MULTI_POWER, (2.5, 0.6, 0.45, 400.0, 2.0, 0.6, 0.6)))
+    cosine, wsd, _ = _synthetic(multi_power, truth, noise=0.001, seed=8)
+    lr = np.concatenate([wsd.lr[:100], np.full(2900, 1e-3), np.linspace(1e-3, 1e-5, 1000)])  # 4,000 steps
+    at = np.arange(150, 4000, 50)
+    clean = multi_power(truth, Curve("wsd4k", lr, at, np.ones(len(at))))
+    shorter = Curve("wsd4k", lr, at, clean * np.exp(0.001 * np.random.default_rng(9).standard_normal(len(at))))
+    half = wsd.steps < len(wsd.lr) // 2
+    part = Curve("wsd", wsd.lr, wsd.steps[half], wsd.loss[half])
+    alone = estimate_final(part, bootstrap=0)
+    assert not alone["converged"] and any("not identified" in w for w in alone["warnings"])
+    reference = fit_curves([cosine, shorter], "multi-power", name="others")
+    told = estimate_final(part, reference=reference, bootstrap=20)
+    true_final = multi_power(truth, Curve("x", wsd.lr, [len(wsd.lr) - 1], [1.0]))[0]
+    assert told["converged"] and told["decay_from"] == "multi-power:others"
+    assert told["fraction"] == pytest.approx(0.5, abs=0.02)
+    assert told["final"] == pytest.approx(true_final, rel=0.003)
+    lo, hi = told["interval"]
+    assert lo < told["final"] < hi and lo <= true_final <= hi

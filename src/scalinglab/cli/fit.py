@@ -195,56 +195,39 @@ def _save_many(path: Path, fits: list, skipped: list) -> None:
 
 
 def _curve_law(args) -> int:
-    """`fit CURVES.csv --law multi-power|lr-annealing`: one fit per model size (``--size-col``), each with
-    its in-sample mean |relative error| per curve."""
-    import numpy as np
-
-    from ..atomic import write_text
-    from ..fit.schedule_laws import curves_from_table, fit_curves, relative_errors
-    from ..jsonsafe import dumps
+    """`fit CURVES.csv|STUDY --law multi-power|lr-annealing`: one fit per model size (``--size-col``; a
+    study's N), each with its in-sample mean |relative error| per curve and, with ``--bootstrap K``,
+    intervals from K refits on resampled curve segments."""
+    from ..fit.schedule_laws import curves_from_table, fit_curves
     out = _check_out(args.out)
     if Path(args.source).is_dir():
-        groups, notes = _study_curves(Path(args.source)), []
+        groups, notes, prefix = _study_curves(Path(args.source)), [], "N="
     else:
         groups, notes = curves_from_table(runs_table.read_table(args.source), group=args.size_col)
+        prefix = f"{args.size_col}=" if args.size_col else ""
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    result = {}
-    for key, curves in groups.items():
-        fit = fit_curves(curves, args.law)
-        result[key] = fit.to_dict() | {"mean_abs_error": {
-            c.name: float(np.abs(relative_errors(fit, c)).mean()) for c in curves}}
-    payload = {"format": "scalinglab.curvefits", "law": args.law, "source": str(args.source),
-               "size_column": args.size_col, "fits": result}
+    fits = [fit_curves(curves, args.law, name=f"{prefix}{key}", bootstrap=args.bootstrap, seed=args.seed)
+            for key, curves in groups.items()]
+    fits = [dataclasses.replace(f, settings=dict(f.settings) | {"source": str(args.source)}) for f in fits]
     if out is not None:
-        write_text(out, dumps(payload, indent=1) + "\n")
+        if len(fits) == 1:
+            fits[0].save(out)
+        else:
+            _save_many(out, fits, [])
     if args.json:
-        emit_json(payload)
+        emit_json(fits[0].to_dict(draws=False) if len(fits) == 1 else
+                  {"fits": [f.to_dict(draws=False) for f in fits], "skipped": []})
         return 0
-    for key, fit in result.items():
-        head = f"{args.law} law" + (f", {args.size_col or 'N'} = {key}" if len(result) > 1 or args.size_col
-                                    else "")
-        print(f"{head}: {fit['n_curves']} curve(s), {fit['n_points']} points, converged: {fit['converged']}")
-        for name, value in fit["params"].items():
-            print(f"  {name:6s} {value:.6g}")
-        for name, err in fit["mean_abs_error"].items():
-            print(f"  curve {name}: mean |error| {100 * err:.3f}%")
-        for w in fit["warnings"]:
-            print(f"  warning: {w}")
+    print("\n\n".join(f.summary() for f in fits))
     if out is not None:
         print(f"wrote {out}")
     return 0
 
 
-def _study_curves(study: Path) -> dict:
-    """A study's grid runs as whole curves, one group per model size (N): each run's dense training curve
-    after its warm-up, against the LR of every step recomputed from its spec (exact, not interpolated).
-    A WSD branch's curve holds its trunk's points up to the cool-down it branched at."""
-    import json
-
-    from ..fit.schedule_laws import Curve
-    from ..plan import schedules
-    from ..plan.spec import RunSpec
+def _study_runs(study: Path) -> dict:
+    """A study's finished grid runs as whole curves: {run_id: (N, Curve)} (fit/schedule_laws.py)."""
+    from ..fit.schedule_laws import curves_of_runs
     from ..store import SQLiteStore
     if not (study / "study.sqlite").exists():
         raise ScalingLabError(f"{study} is not a study directory (no study.sqlite)")
@@ -256,14 +239,12 @@ def _study_curves(study: Path) -> dict:
     if not len(rows):
         raise ScalingLabError(f"{study}: no finished run has a training curve (studies trained before "
                               "scalinglab kept them have none)")
+    return curves_of_runs(rows)
+
+
+def _study_curves(study: Path) -> dict:
+    """One group of curves per model size (N), in order of size."""
     groups = {}
-    for run_id, g in rows.groupby("run_id", sort=True):
-        spec = RunSpec.from_dict(json.loads(g["spec"].iloc[0]))
-        lr = schedules.of_run(spec, float(g["peak_lr"].iloc[0]))
-        # past the warm-up; a point at step s closes the window ending at 0-based step s - 1
-        g = g[g["step"] > schedules.warmup_of(spec) + 1]
-        if len(g) >= 3:
-            key = f"{int(g['N'].iloc[0])}"
-            groups.setdefault(key, []).append(Curve(run_id, lr, g["step"].to_numpy(int) - 1,
-                                                    g["loss"].to_numpy(float)))
-    return dict(sorted(groups.items(), key=lambda kv: float(kv[0])))
+    for n, curve in _study_runs(study).values():
+        groups.setdefault(n, []).append(curve)
+    return {f"{int(n)}": curves for n, curves in sorted(groups.items())}

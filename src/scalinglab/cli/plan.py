@@ -94,49 +94,61 @@ def render(out: dict) -> str:
 def _schedule(args) -> int:
     """`plan --law CURVEFITS.json --schedule SPEC --steps S --peak-lr LR`: the predicted loss curve of a
     schedule, from a whole-curve law fitted to other schedules of the same model size."""
-    import json
-
     import numpy as np
 
-    from ..fit.schedule_laws import LAWS, Curve
+    from ..fit.base import load_fits
+    from ..fit.schedule_laws import CurveFit
     from ..plan.schedules import per_step
     if args.flops is not None or args.params is not None or args.tokens is not None:
         raise ScalingLabError("--schedule predicts a loss curve: give --steps and --peak-lr, not --flops, "
                               "--params or --tokens")
     if args.steps is None or args.peak_lr is None:
         raise ScalingLabError("--schedule needs --steps S and --peak-lr LR")
-    try:
-        saved = json.loads(Path(args.law).read_text())
-    except (OSError, ValueError):
-        raise ScalingLabError(f"--schedule needs --law FILE from `fit --law multi-power|lr-annealing --out "
-                              f"FILE`; cannot read {args.law!r} as one") from None
-    if not isinstance(saved, dict) or saved.get("format") != "scalinglab.curvefits":
+    fits = [f for f in load_fits(args.law) if isinstance(f, CurveFit)]
+    if not fits:
         raise ScalingLabError(f"{args.law} is not a whole-curve fit (from `fit --law multi-power|"
                               "lr-annealing --out FILE`)")
-    fits = saved["fits"]
-    key = args.size if args.size is not None else (next(iter(fits)) if len(fits) == 1 else None)
-    if key not in fits:
-        raise ScalingLabError(f"{args.law} has fits for {', '.join(fits)}: choose one with --size")
-    fit = fits[key]
-    if not fit["converged"] and not args.allow_unconverged:
-        raise ScalingLabError(f"the {saved['law']} fit of {key} did not converge ("
-                              f"{'; '.join(fit['warnings']) or 'the optimiser stopped'}); "
+    if args.size is not None:  # the size as fitted (N=1.2e+06, model=large) or just its value
+        fits = [f for f in fits if args.size in (f.approach, f.approach.split("=", 1)[-1])] or \
+            _no_size(args, fits)
+    elif len(fits) > 1:
+        _no_size(args, fits)
+    fit = fits[0]
+    key = fit.approach
+    if not fit.converged and not args.allow_unconverged:
+        raise ScalingLabError(f"the {fit.label} fit did not converge ("
+                              f"{'; '.join(fit.warnings) or 'the optimiser stopped'}); "
                               "--allow-unconverged to use it anyway")
     lr = per_step(args.schedule, args.steps, peak=args.peak_lr, warmup=args.warmup)
     at = np.unique(np.linspace(1, args.steps - 1, min(args.steps - 1, 200)).astype(int))
-    loss = LAWS[saved["law"]][0](fit["params"], Curve(args.schedule, lr, at, np.ones(len(at))))
-    out = {"law": saved["law"], "size": key, "schedule": args.schedule, "steps": args.steps,
+    loss = fit.predict(lr, at)
+    band = fit.predict_interval(lr, at)
+    warnings = list(fit.warnings)
+    area = float(np.sum(lr))
+    seen = fit.settings.get("area")
+    if seen and not seen[0] <= area <= 1.0001 * seen[1]:  # S1 past what the fit saw: say so
+        warnings.append(f"this schedule's area (sum of LRs) {area:.4g} lies outside the fitted curves' "
+                        f"{seen[0]:.4g} .. {seen[1]:.4g}: the prediction extrapolates")
+    out = {"law": fit.law, "size": key, "schedule": args.schedule, "steps": args.steps,
            "peak_lr": args.peak_lr, "final_loss": float(loss[-1]),
+           "final_loss_ci": [float(band[0][-1]), float(band[1][-1])] if band else None,
            "curve": [{"step": int(s) + 1, "lr": float(lr[s]), "loss": float(v)} for s, v in zip(at, loss)],
-           "warnings": list(fit["warnings"])}
+           "warnings": warnings}
     if args.json:
         emit_json(out)
         return 0
-    print(f"{saved['law']} law ({key}), schedule {args.schedule}, {args.steps} steps at peak LR "
-          f"{args.peak_lr:g}: final loss {out['final_loss']:.4f}")
+    ci = out["final_loss_ci"]
+    print(f"{fit.label}, schedule {args.schedule}, {args.steps} steps at peak LR {args.peak_lr:g}: final "
+          f"loss {out['final_loss']:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}] {100 * fit.level:g}% CI" if ci
+                                             else ""))
     for frac in (0.1, 0.25, 0.5, 0.75):
         i = int(np.searchsorted(at, frac * args.steps))
         print(f"  step {at[i] + 1:>8,}  lr {lr[at[i]]:.3g}  loss {loss[i]:.4f}")
     for w in out["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
     return 0
+
+
+def _no_size(args, fits):
+    raise ScalingLabError(f"{args.law} has fits for {', '.join(f.approach for f in fits)}: choose one with "
+                          "--size")

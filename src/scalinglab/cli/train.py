@@ -28,6 +28,16 @@ def add_parser(sub) -> None:
     p.add_argument("--n-ctx", type=int, default=256, help="context length (default 256)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per step (default 32)")
     p.add_argument("--lr", type=positive_float, default=None, help="peak LR (default: the calibrated rule)")
+    p.add_argument("--schedule", default="cosine", metavar="SPEC",
+                   help="LR schedule after a linear warm-up: cosine (to --min-lr-frac of the peak), wsd "
+                        "(constant, then a 1-sqrt cool-down over the last --cooldown-frac), constant, or "
+                        "your own: piecewise:STEP=FRAC,... (fractions of the peak LR joined by straight "
+                        "lines, e.g. piecewise:0=0,100=1,1600=1,2000=0; no warm-up added) or a CSV of "
+                        "step,lr_frac")
+    p.add_argument("--min-lr-frac", type=float, default=None, metavar="F",
+                   help="cosine / wsd: the LR at the end as a fraction of the peak (default 0.1 / 0)")
+    p.add_argument("--cooldown-frac", type=float, default=0.2, metavar="F",
+                   help="wsd: the share of the run spent cooling down (default 0.2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=250, metavar="STEPS", help="default 250")
     p.add_argument("--eval-tokens", type=int, default=32768,
@@ -87,8 +97,26 @@ def build_spec(args):
     spec = RunSpec(shape=shape, n_tokens=int(round(tokens)), batch_size=args.batch_size, lr=args.lr,
                    seed=args.seed, data=str(args.data), tokenizer=args.tokenizer,
                    checkpoint_every=args.checkpoint_every, n_eval_tokens=args.eval_tokens,
-                   precision=resolve_precision(args.precision, shape.d_model, device))
+                   precision=resolve_precision(args.precision, shape.d_model, device),
+                   **schedule_fields(args.schedule, args.min_lr_frac, args.cooldown_frac))
     return spec, shards
+
+
+def schedule_fields(text: str, min_lr_frac: float | None, cooldown_frac: float) -> dict:
+    """--schedule / --min-lr-frac / --cooldown-frac as RunSpec fields."""
+    from ..plan.schedules import parse_points
+    if min_lr_frac is not None and not 0 <= min_lr_frac <= 1:
+        raise ScalingLabError(f"--min-lr-frac must be in [0, 1], got {min_lr_frac}")
+    if not 0 < cooldown_frac <= 1:
+        raise ScalingLabError(f"--cooldown-frac must be in (0, 1], got {cooldown_frac}")
+    if text == "cosine":
+        return {"min_lr_frac": 0.1 if min_lr_frac is None else min_lr_frac}
+    if text == "constant":
+        return {"min_lr_frac": 1.0}  # a cosine that never falls
+    if text == "wsd":
+        return {"schedule": "wsd", "cooldown_frac": cooldown_frac,
+                "min_lr_frac": 0.0 if min_lr_frac is None else min_lr_frac}
+    return {"schedule": "piecewise", "lr_points": parse_points(text)}
 
 
 def run(args) -> int:
@@ -186,6 +214,17 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
+def estimate_text(p: dict) -> str:
+    """The progress line's final-loss estimate: the value and its interval, or why there is none yet."""
+    e = p.get("estimate")
+    if not e:
+        return ""
+    if not e["converged"] or e["interval"] is None:
+        return f"  final: not yet ({e['warnings'][0][:48] + '...' if e['warnings'] else 'no fit'})"
+    lo, hi = e["interval"]
+    return f"  final ~{e['final']:.3f} [{lo:.3f}, {hi:.3f}] (from {100 * e['fraction']:.0f}%)"
+
+
 class _Progress:
     """One status line on stderr: step, loss, tokens/s, ETA (redrawn on a terminal, every 10% otherwise)."""
 
@@ -205,7 +244,7 @@ class _Progress:
         rate = p["tokens_per_s"]
         eta = p["elapsed"] * (p["steps"] / p["step"] - 1)
         line = (f"step {p['step']}/{p['steps']}  loss {p['train_loss']:.4f}  {rate / 1e3:.1f}k tok/s  "
-                f"MFU {100 * p['mfu']:.1f}%  ETA {int(eta) // 60}:{int(eta) % 60:02d}")
+                f"MFU {100 * p['mfu']:.1f}%  ETA {int(eta) // 60}:{int(eta) % 60:02d}{estimate_text(p)}")
         sys.stderr.write(("\r" + line.ljust(80)) if self.tty else line + "\n")
         sys.stderr.flush()
 

@@ -221,7 +221,11 @@ def _z(level: float) -> float:
 
 
 def fit_from_dict(d: Mapping) -> FitBase:
-    """Any fit's to_dict() back into its result (Approach 3 a FitResult, every other law a LawFit)."""
+    """Any fit's to_dict() back into its result (Approach 3 a FitResult, a whole-curve law a CurveFit,
+    every other law a LawFit)."""
+    if d.get("law") in ("multi-power", "lr-annealing"):
+        from .schedule_laws import CurveFit
+        return CurveFit.from_dict(d)
     if d.get("law", "chinchilla") == "chinchilla" and str(d.get("approach", "3")) == "3":
         from .result import FitResult
         return FitResult.from_dict(d)

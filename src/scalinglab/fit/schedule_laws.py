@@ -25,12 +25,16 @@ than ~1e-5 relative against the exact sum, and a fit takes ~1/100 of the time.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
 
 import numpy as np
 from scipy.optimize import minimize
 
 from ..errors import ScalingLabError
+from .base import FitBase, _z
 
 BLOCK = 128  # steps merged into one decrement term (see the module docstring)
 HUBER_DELTA = 1e-3  # on log-loss residuals, as in both papers
@@ -163,7 +167,7 @@ _WITH_JACOBIAN = {"multi-power": _multi_power, "lr-annealing": _lr_annealing}
 
 
 def _values(params, names) -> tuple[float, ...]:
-    if isinstance(params, dict):
+    if isinstance(params, Mapping):
         return tuple(float(params[n]) for n in names)
     return tuple(float(v) for v in params)
 
@@ -173,99 +177,364 @@ def _huber(r: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
     return np.where(a <= delta, 0.5 * r ** 2, delta * (a - 0.5 * delta))
 
 
-def objective(theta: np.ndarray, law: str, curves: list[Curve]) -> tuple[float, np.ndarray]:
-    """Sum over every measured point of Huber(log measured - log predicted), and its gradient."""
+FORMS = {"multi-power": "L0 + A*S1^-alpha - B*sum_k (lr_{k-1} - lr_k)*(1 - (C*lr_k^-gamma*S_k + 1)^-beta)",
+         "lr-annealing": "L0 + A*S1^-alpha - C*S2"}
+LABELS = {"multi-power": "Multi-Power Law", "lr-annealing": "LR-annealing law"}
+N_BLOCKS = 8  # contiguous segments of each curve the bootstrap resamples (neighbouring points correlate)
+
+
+def objective(theta: np.ndarray, law: str, curves: list[Curve], weights=None) -> tuple[float, np.ndarray]:
+    """Sum over every measured point of Huber(log measured - log predicted) (times its weight: a bootstrap
+    sample's count of the point), and its gradient."""
     fn = _WITH_JACOBIAN[law]
     total, grad = 0.0, np.zeros(len(theta))
-    for c in curves:
+    for i, c in enumerate(curves):
         pred, jac = fn(theta, c, grad=True)
         if not np.all(pred > 0) or not np.all(np.isfinite(jac)):
             return 1e6, np.zeros(len(theta))
         r = np.log(c.loss) - np.log(pred)
-        total += _huber(r).sum()
-        grad -= (np.clip(r, -HUBER_DELTA, HUBER_DELTA) / pred) @ jac
+        w = 1.0 if weights is None else weights[i]
+        total += (w * _huber(r)).sum()
+        grad -= (w * np.clip(r, -HUBER_DELTA, HUBER_DELTA) / pred) @ jac
     return float(total), grad
 
 
-@dataclass(frozen=True)
-class CurveFit:
-    """A fitted whole-curve law: its parameters, the fit's objective and diagnostics."""
+@dataclass(frozen=True, kw_only=True)
+class CurveFit(FitBase):
+    """A whole-curve law fitted to one model size's curves, through the interface every fit has
+    (fit/base.py: save, load_fit, summary, to_dict, intervals from bootstrap draws).
+
+    ``approach`` names the model size (``N=1.2e+06``, a size column's value, or ``all``). It answers
+    ``predict(schedule, steps)``: the loss at ``steps`` of a run with per-step LRs ``schedule`` (or a
+    Curve), and ``predict_interval`` for it; ``settings["area"]`` is the range of S1 (the schedule's area)
+    it saw, and a prediction past it extrapolates."""
 
     law: str
-    params: dict
+    approach: str
+    params: Mapping[str, float]
     objective: float
-    n_curves: int
+    n_runs: int
     n_points: int
     converged: bool
-    warnings: tuple[str, ...] = ()
+    ci: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    diagnostics: Mapping[str, object] = field(default_factory=dict)
+    settings: Mapping[str, object] = field(default_factory=dict)
+    draws: np.ndarray | None = field(default=None, repr=False, compare=False)
+    level: float = 0.95
+    inputs = ("schedule", "step")
+    target = "loss"
 
-    def predict(self, curve: Curve) -> np.ndarray:
-        return LAWS[self.law][0](self.params, curve)
+    def __post_init__(self):
+        object.__setattr__(self, "params", MappingProxyType({k: float(v) for k, v in self.params.items()}))
+        object.__setattr__(self, "ci", MappingProxyType({k: (float(a), float(b)) for k, (a, b) in
+                                                         self.ci.items()}))
+        object.__setattr__(self, "diagnostics", MappingProxyType(dict(self.diagnostics)))
+        object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
+        if self.draws is not None:
+            draws = np.asarray(self.draws, dtype=float).reshape(-1, len(self.params))
+            draws.setflags(write=False)
+            object.__setattr__(self, "draws", draws)
 
-    def to_dict(self) -> dict:
-        return {"format": "scalinglab.curvefit", "law": self.law, "params": dict(self.params),
-                "objective": self.objective, "n_curves": self.n_curves, "n_points": self.n_points,
-                "converged": self.converged, "warnings": list(self.warnings)}
+    @property
+    def form(self) -> str:
+        return FORMS[self.law]
+
+    @property
+    def label(self) -> str:
+        return f"{LABELS[self.law]} ({self.approach})"
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        return ("curve",)
+
+    def _curve(self, schedule, steps) -> Curve:
+        if isinstance(schedule, Curve):
+            if steps is None:
+                return schedule
+            schedule = schedule.lr
+        lr = np.asarray(schedule, dtype=float)
+        at = np.arange(1, len(lr)) if steps is None else np.asarray(steps, dtype=int)
+        return Curve("schedule", lr, at, np.ones(len(at)))
+
+    def predict(self, schedule, steps=None) -> np.ndarray:
+        """The loss at ``steps`` (0-based steps of ``schedule``; all of them past step 0 if None) of a run
+        whose per-step learning rates are ``schedule`` (an array, or a Curve: its measured steps)."""
+        return LAWS[self.law][0](self.params, self._curve(schedule, steps))
+
+    def predict_interval(self, schedule, steps=None, kind: str = "confidence"):
+        """Bootstrap percentile interval (lo, hi arrays) of ``predict``; ``kind="prediction"`` adds the
+        points' scatter about the law (in log, in quadrature). None without bootstrap draws."""
+        if kind not in ("confidence", "prediction"):
+            raise ScalingLabError(f"interval kind must be confidence or prediction, not {kind!r}")
+        if self.draws is None or not len(self.draws):
+            return None
+        curve = self._curve(schedule, steps)
+        mid = LAWS[self.law][0](self.params, curve)
+        with np.errstate(all="ignore"):
+            values = np.stack([LAWS[self.law][0](row, curve) for row in self.draws])
+        tail = 100 * (1 - self.level) / 2
+        lo, hi = np.nanpercentile(values, [tail, 100 - tail], axis=0)
+        if kind == "prediction":
+            z = _z(self.level) * self.noise_sd()[0]
+            lo = mid * np.exp(-np.hypot(np.maximum(np.log(mid / lo), 0.0), z))
+            hi = mid * np.exp(np.hypot(np.maximum(np.log(hi / mid), 0.0), z))
+        return lo, hi
+
+    def optimal(self, C):
+        raise ScalingLabError(f"{self.label} predicts a loss curve under a schedule; it does not "
+                              "allocate compute")
+
+    def to_dict(self, *, draws: bool = True) -> dict:
+        out = {"law": self.law, "approach": self.approach, "key": self.key, "form": self.form,
+               "target": "loss", "inputs": list(self.inputs), "params": dict(self.params),
+               "objective": self.objective, "n_runs": self.n_runs, "n_points": self.n_points,
+               "converged": self.converged}
+        if self.ci:
+            out["ci"] = {k: list(v) for k, v in self.ci.items()}
+        out["warnings"] = list(self.warnings)
+        out["diagnostics"] = {k: v for k, v in self.diagnostics.items() if k != "warnings"}
+        out["settings"] = dict(self.settings)
+        if self.draws is not None:
+            out["bootstrap"] = {"n": int(len(self.draws)), "level": self.level, "columns": list(self.params),
+                                "seed": self.settings.get("seed"), "resampled": "segments"}
+            if draws:
+                out["bootstrap"]["draws"] = self.draws.tolist()
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "CurveFit":
+        if d.get("law") not in LAWS:
+            raise ScalingLabError(f"unknown whole-curve law {d.get('law')!r}")
+        bs = d.get("bootstrap") or {}
+        draws = None
+        if bs.get("draws") is not None:
+            order = bs.get("columns", list(d["params"]))
+            cols = np.asarray(bs["draws"], dtype=float).reshape(-1, len(order))
+            draws = np.stack([cols[:, order.index(k)] for k in d["params"]], axis=1)
+        return cls(law=d["law"], approach=str(d["approach"]), params=d["params"],
+                   objective=float(d["objective"]), n_runs=int(d["n_runs"]), n_points=int(d["n_points"]),
+                   converged=bool(d["converged"]), ci=d.get("ci", {}),
+                   diagnostics=dict(d.get("diagnostics", {})) | {"warnings": list(d.get("warnings", ()))},
+                   settings=d.get("settings", {}), draws=draws, level=float(bs.get("level", 0.95)))
+
+    def summary(self) -> str:
+        lines = [f"{self.label}: {self.form}",
+                 f"  curves: {self.n_runs}   points: {self.n_points}   objective: {self.objective:.6g}   "
+                 f"converged: {'yes' if self.converged else 'NO'}"]
+        for name, value in self.params.items():
+            ci = self.ci.get(name)
+            span = f"  [{ci[0]:.4g}, {ci[1]:.4g}] {100 * self.level:g}% CI" if ci else ""
+            lines.append(f"  {name:<8}{value:>14.6g}{span}")
+        for name, err in self.diagnostics.get("mean_abs_error", {}).items():
+            lines.append(f"  curve {name}: mean |error| {100 * err:.3f}%")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
 
 
 def _starts(law: str, curves: list[Curve]) -> list[np.ndarray]:
-    """Starting points: L0 around the lowest loss; A and alpha from a line through log(L - Lmin + 0.01)
-    against log S1 (as Luo et al.'s initialisation); the decay terms on a small grid."""
+    """Starting points: L0 across [0, the lowest loss) (on short curves the loss is nearly as flat in L0 as
+    in A and alpha: one L0 start lands in whichever basin is nearest); for each, A and alpha from a line
+    through log(L - L0) against log S1 (as Luo et al.'s initialisation); the decay terms on a small grid."""
     lmin = min(c.loss.min() for c in curves)
     x = np.concatenate([np.log(c.area) for c in curves])
-    y = np.concatenate([np.log(c.loss - lmin + 0.01) for c in curves])
-    slope, intercept = np.polyfit(x, y, 1)
-    A0, a0 = math.exp(intercept), max(0.05, -slope)
-    L0s = (lmin - 0.2, lmin - 0.05) if lmin > 0.3 else (0.5 * lmin,)
-    if law == "lr-annealing":
-        return [np.array([L0, A0, a0, C]) for L0 in L0s for C in (1.0, 10.0, 100.0)]
-    return [np.array([L0, A0, a0, B, C, 0.5, 0.5]) for L0 in L0s for B, C in ((300.0, 0.5), (1000.0, 2.0))]
+    out = []
+    for frac in (0.0, 0.5, 0.8, 0.95):
+        L0 = frac * lmin
+        y = np.concatenate([np.log(c.loss - L0 + 0.01 * lmin) for c in curves])
+        slope, intercept = np.polyfit(x, y, 1)
+        A0, a0 = math.exp(intercept), max(0.05, -slope)
+        if law == "lr-annealing":
+            out += [np.array([L0, A0, a0, C]) for C in (1.0, 10.0, 100.0)]
+        else:
+            out += [np.array([L0, A0, a0, B, C, 0.5, 0.5]) for B, C in ((300.0, 0.5), (50.0, 0.01))]
+    return out
 
 
-def fit_curves(curves: list[Curve], law: str = "multi-power") -> CurveFit:
-    """Fit ``law`` to one model size's curves (one or more schedules): L-BFGS-B with the exact gradient
-    from a few starts, L0 as it is and every other parameter through its logarithm (B is ~1e2-1e3 where
-    alpha is ~0.5: on the raw scale B never moved from its start). Warns (and is not converged) where the
-    data cannot identify a term: the decay terms need a curve whose learning rate falls after warm-up."""
-    if law not in LAWS:
-        raise ScalingLabError(f"unknown whole-curve law {law!r}: choose one of {', '.join(LAWS)}")
+def _bounds(law: str) -> list[tuple]:
+    """L0 >= 0; every other parameter through its log; exponents kept in a physical range (lr^(-gamma)
+    overflows past gamma ~ 30; a beta of 1e4 with C ~ 1e-7 is G(x) ~ 1 - exp(-C beta x), where only the
+    product is identified)."""
     names = LAWS[law][1]
-
-    def natural(z):
-        return np.concatenate([z[:1], np.exp(z[1:])])
-
-    def f(z):
-        value, grad = objective(natural(z), law, curves)
-        return value, np.concatenate([grad[:1], grad[1:] * np.exp(z[1:])])
-    # L0 >= 0; exponents kept in a physical range (lr^(-gamma) overflows past gamma ~ 30; a beta of 1e4
-    # with C ~ 1e-7 is G(x) ~ 1 - exp(-C beta x), where only the product is identified)
     bounds = [(0.0, None)] + [(-25.0, 25.0)] * (len(names) - 1)
     if law == "multi-power":
         bounds[names.index("gamma")] = (math.log(1e-3), math.log(5.0))
         bounds[names.index("beta")] = (math.log(1e-3), math.log(20.0))
-    best = None
+    return bounds
+
+
+def _minimise(law: str, curves: list[Curve], z0: np.ndarray, weights=None, maxiter: int = 5000,
+              free: np.ndarray | None = None):
+    """L-BFGS-B from z0 (L0 as it is, every other parameter through its log) over the parameters
+    ``free`` marks (all by default; the others stay at z0's values). The result's x is the full vector."""
+    free = np.ones(len(z0), bool) if free is None else free
+    z0 = np.asarray(z0, dtype=float)
+
+    def full(z):
+        out = z0.copy()
+        out[free] = z
+        return out
+
+    def f(z):
+        zz = full(z)
+        value, grad = objective(np.concatenate([zz[:1], np.exp(zz[1:])]), law, curves, weights)
+        return value, np.concatenate([grad[:1], grad[1:] * np.exp(zz[1:])])[free]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for theta0 in _starts(law, curves):
-            z0 = np.concatenate([theta0[:1], np.log(theta0[1:])])
-            res = minimize(f, z0, jac=True, method="L-BFGS-B", bounds=bounds,
-                           options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10})
-            if best is None or res.fun < best.fun:
-                best = res
-    edges = [names[i] for i, (z, (lo, hi)) in enumerate(zip(best.x, bounds))
-             if (lo is not None and z - lo < 1e-3) or (hi is not None and hi - z < 1e-3)]
-    best.x = natural(best.x)
+        res = minimize(f, z0[free], jac=True, method="L-BFGS-B",
+                       bounds=[b for b, keep in zip(_bounds(law), free) if keep],
+                       options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-10})
+    res.x = full(res.x)
+    return res
+
+
+def _to_z(theta: np.ndarray) -> np.ndarray:
+    return np.concatenate([theta[:1], np.log(theta[1:])])
+
+
+def _to_theta(z: np.ndarray) -> np.ndarray:
+    return np.concatenate([z[:1], np.exp(z[1:])])
+
+
+def fit_curves(curves: list[Curve], law: str = "multi-power", *, name: str = "all", bootstrap: int = 0,
+               seed: int = 0, level: float = 0.95, fixed: Mapping[str, float] | None = None,
+               start: Mapping[str, float] | None = None) -> CurveFit:
+    """Fit ``law`` to one model size's curves (one or more schedules): L-BFGS-B with the exact gradient
+    from several starts (each run 300 iterations, the best two to the end), L0 as it is and every other
+    parameter through its logarithm (B is ~1e2-1e3 where alpha is ~0.5: on the raw scale B never moved
+    from its start). ``fixed`` holds some parameters at given values (another fit's); ``start`` replaces
+    the starts by one (a fit of nearly the same data: a leave-one-out refit).
+
+    ``bootstrap`` K: intervals from K refits on resampled segments (each curve cut into N_BLOCKS
+    contiguous segments, drawn with replacement: neighbouring points share their noise). Warns (and is
+    not converged) where the data cannot identify a term: the decay terms need a curve whose learning
+    rate falls after warm-up; a parameter at the edge of its range means one term stands in for another."""
+    if law not in LAWS:
+        raise ScalingLabError(f"unknown whole-curve law {law!r}: choose one of {', '.join(LAWS)}")
+    if bootstrap and bootstrap < 2:
+        raise ScalingLabError(f"bootstrap needs at least 2 resamples, got {bootstrap}", params=("bootstrap",))
+    names = LAWS[law][1]
+    fixed = dict(fixed or {})
+    free = np.array([n not in fixed for n in names])
+    t0 = time.perf_counter()
+    guesses = [np.array([start[n] for n in names])] if start is not None else _starts(law, curves)
+    starts = [_to_z(np.array([fixed.get(n, v) for n, v in zip(names, th)])) for th in guesses]
+    screened = sorted((_minimise(law, curves, z, maxiter=300, free=free) for z in starts),
+                      key=lambda r: r.fun)
+    for i, r in enumerate(screened[:2]):  # the best two not yet converged run on to the end
+        if not r.success:
+            more = _minimise(law, curves, r.x, free=free)
+            screened[i] = more if more.fun <= r.fun else r
+    best = min(screened, key=lambda r: r.fun)
+    bounds = _bounds(law)
+    edges = [names[i] for i, (z, (lo, hi)) in enumerate(zip(best.x, bounds)) if free[i] and
+             ((lo is not None and z - lo < 1e-3) or (hi is not None and hi - z < 1e-3))]
+    theta = _to_theta(best.x)
     warnings = []
-    if not any(_decays_after_warmup(c) for c in curves):
+    decay_free = [n for n in names[3:] if n not in fixed]
+    if decay_free and not any(_decays_after_warmup(c) for c in curves):
         warnings.append("no curve's learning rate falls after its warm-up: the loss-drop term (B, C, beta, "
                         "gamma; C for lr-annealing) is not identified by these data; its values mean nothing")
-    for name in edges:  # a parameter run to the edge of its range: another term absorbed it
-        warnings.append(f"{name} ran to the edge of its range ({best.x[names.index(name)]:.3g}): the fit is "
+    for p in edges:
+        warnings.append(f"{p} ran to the edge of its range ({theta[names.index(p)]:.3g}): the fit is "
                         "degenerate (one term stands in for another); do not extrapolate with it")
-    params = dict(zip(names, map(float, best.x)))
-    converged = bool(best.success) and not warnings
-    return CurveFit(law=law, params=params, objective=float(best.fun), n_curves=len(curves),
-                    n_points=int(sum(len(c.steps) for c in curves)), converged=converged,
-                    warnings=tuple(warnings))
+    params = dict(zip(names, map(float, theta)))
+    fitted = time.perf_counter() - t0
+    draws, ci, diag = None, {}, {}
+    if bootstrap:
+        rng = np.random.default_rng(seed)
+        rows = []
+        for _ in range(bootstrap):
+            weights = [_segment_weights(len(c.steps), rng) for c in curves]
+            r = _minimise(law, curves, best.x, weights=weights, maxiter=1000, free=free)
+            if np.all(np.isfinite(r.x)):
+                rows.append(_to_theta(r.x))
+        draws = np.array(rows).reshape(-1, len(names))
+        tail = 100 * (1 - level) / 2
+        ci = {p: tuple(np.percentile(draws[:, i], [tail, 100 - tail])) for i, p in enumerate(names)
+              if free[i]}
+        diag["bootstrap_refits"] = len(rows)
+    residuals = np.concatenate([np.log(LAWS[law][0](params, c) / c.loss) for c in curves])
+    diag |= {"warnings": warnings, "fit_seconds": fitted, "seconds": time.perf_counter() - t0,
+             "residual_sd": float(1.4826 * np.median(np.abs(residuals - np.median(residuals)))),
+             "mean_abs_error": {c.name: float(np.abs(LAWS[law][0](params, c) / c.loss - 1).mean())
+                                for c in curves}}
+    settings = {"curves": [c.name for c in curves], "seed": seed, "fixed": sorted(fixed),
+                "area": [float(min(c.area.min() for c in curves)), float(max(c.area.max() for c in curves))],
+                "steps": [int(min(c.steps.min() for c in curves)), int(max(c.steps.max() for c in curves))],
+                "huber_delta": HUBER_DELTA, "segments": N_BLOCKS}
+    return CurveFit(law=law, approach=name, params=params, objective=float(best.fun), n_runs=len(curves),
+                    n_points=int(sum(len(c.steps) for c in curves)),
+                    converged=bool(best.success) and not warnings, ci=ci, diagnostics=diag,
+                    settings=settings, draws=draws, level=level)
+
+
+def estimate_final(curve: Curve, *, law: str = "multi-power", reference: CurveFit | None = None,
+                   bootstrap: int = 20, seed: int = 0) -> dict:
+    """The final loss of a run that is still training, from its curve so far: ``curve.lr`` is the whole
+    schedule (every step to the end), ``curve.steps`` / ``curve.loss`` what has been measured.
+
+    Without ``reference`` the law is fitted to the measured points and evaluated at the last step; early
+    in a run that curve cannot tell how much the LR's fall will lower the loss (a WSD run has not decayed
+    at all before its cool-down): then a warning says so and the estimate is not converged. With
+    ``reference`` (a fit of other runs' whole curves: the same model size's, or the study's) only the
+    scale A is fitted here and every other parameter is the reference's: over the 5-30 points of a short
+    run's first half, freeing L0 and alpha as well moved estimates by up to 10% (docs/fitting.md). The
+    interval is a prediction interval (the segment bootstrap's spread and the points' scatter).
+    -> {step, fraction, final, interval, converged, warnings, decay_from}."""
+    fixed = {k: v for k, v in reference.params.items() if k != "A"} if reference is not None else None
+    fit = fit_curves([curve], law, name=curve.name, bootstrap=bootstrap, seed=seed, fixed=fixed)
+    last = np.array([len(curve.lr) - 1])
+    final = float(fit.predict(curve.lr, last)[0])
+    band = fit.predict_interval(curve.lr, last, kind="prediction") if bootstrap else None
+    step = int(curve.steps.max()) + 1
+    warnings = list(fit.warnings)
+    if reference is not None and not reference.converged:
+        warnings.append(f"the reference fit ({reference.key}) did not converge")
+    return {"step": step, "fraction": step / len(curve.lr), "final": final,
+            "interval": [float(band[0][0]), float(band[1][0])] if band else None,
+            "converged": fit.converged and (reference is None or reference.converged), "warnings": warnings,
+            "decay_from": reference.key if reference is not None else "own curve"}
+
+
+def leave_one_out_estimates(runs: Mapping[str, tuple[float, Curve]], fractions=(0.3, 0.5), *,
+                            law: str = "multi-power", min_points: int = 3) -> list[dict]:
+    """For each run of a study ({run_id: (N, its whole curve)}): its final loss estimated from its first
+    ``fractions`` with the law fitted to the study's other runs (those of its size when that fit
+    converges, else all the others), against the last measured point. -> rows run_id, N, fraction, step,
+    final, measured, error, reference, converged."""
+    rows, whole = [], {}  # whole: the fit of all runs (of a size, or of the study), the refits' start
+
+    def without(rid, key, curves):
+        if key not in whole:
+            whole[key] = fit_curves(curves + [runs[rid][1]], law)
+        return fit_curves(curves, law, name=f"{key} without {rid}", start=whole[key].params)
+    for rid, (n, curve) in runs.items():
+        same = [c for k, (m, c) in runs.items() if k != rid and m == n]
+        ref = without(rid, f"N={n:.4g}", same) if same else None
+        if ref is None:
+            others = [c for k, (_, c) in runs.items() if k != rid]
+            if not others:
+                continue
+            ref = without(rid, "all", others)
+        for frac in fractions:
+            keep = curve.steps + 1 <= frac * len(curve.lr)
+            if keep.sum() < min_points:
+                continue
+            e = estimate_final(Curve(curve.name, curve.lr, curve.steps[keep], curve.loss[keep]), law=law,
+                               reference=ref, bootstrap=0)
+            rows.append({"run_id": rid, "N": n, "fraction": frac, "step": e["step"], "final": e["final"],
+                         "measured": float(curve.loss[-1]), "error": e["final"] / float(curve.loss[-1]) - 1,
+                         "reference": ref.approach, "converged": e["converged"]})
+    return rows
+
+
+def _segment_weights(n: int, rng: np.random.Generator) -> np.ndarray:
+    """How many times each of n points is drawn when N_BLOCKS contiguous segments are resampled."""
+    edges = np.linspace(0, n, min(N_BLOCKS, n) + 1).astype(int)
+    counts = np.bincount(rng.integers(0, len(edges) - 1, len(edges) - 1), minlength=len(edges) - 1)
+    return np.repeat(counts, np.diff(edges)).astype(float)
 
 
 def _decays_after_warmup(c: Curve) -> bool:
@@ -312,3 +581,25 @@ def curves_from_table(table, *, group: str | None = None) -> tuple[dict[str, lis
             curves.append(Curve(str(run), lr, steps[keep], g["loss"].to_numpy(float)[keep]))
         out[str(key)] = curves
     return out, notes
+
+
+def curves_of_runs(rows) -> dict[str, tuple[float, Curve]]:
+    """A study's stored curves (SQLiteStore.training_curves) as {run_id: (N, Curve)}: each run's points
+    past its warm-up against the LR of every step recomputed from its spec (exact, not interpolated); the
+    loss is the fixed validation probe where the run recorded one, else the training windows' mean. A WSD
+    branch's curve holds its trunk's points up to the cool-down it branched at."""
+    import json
+
+    from ..plan import schedules
+    from ..plan.spec import RunSpec
+    out = {}
+    for run_id, g in rows.groupby("run_id", sort=True):
+        spec = RunSpec.from_dict(json.loads(g["spec"].iloc[0]))
+        lr = schedules.of_run(spec, float(g["peak_lr"].iloc[0]))
+        # a point at step s closes the window ending at 0-based step s - 1
+        g = g[g["step"] > schedules.warmup_of(spec) + 1]
+        loss = g["probe"] if g["probe"].notna().all() else g["loss"]
+        if len(g) >= 3:
+            out[str(run_id)] = (float(g["N"].iloc[0]), Curve(str(run_id), lr, g["step"].to_numpy(int) - 1,
+                                                             loss.to_numpy(float)))
+    return out

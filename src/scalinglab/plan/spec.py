@@ -37,9 +37,11 @@ class RunSpec:
     noise_every: int = 10
     checkpoint_every: int = 250
     unique_tokens: int | None = None  # train on the first U tokens only, repeated (data-constrained runs)
-    # or "wsd": warm-up, stable, cool-down over the last cooldown_frac (train/optim.py)
+    # or "wsd": warm-up, stable, cool-down over the last cooldown_frac; "piecewise": lr_points, ((step,
+    # fraction of the peak LR), ...) joined by straight lines (plan/schedules.py)
     schedule: str = "cosine"
     cooldown_frac: float = 0.2
+    lr_points: tuple = ()
     precision: str = "fp32"  # or "bf16": bf16 autocast (train/precision.py; it changes the loss)
     extra: dict = field(default_factory=dict)
 
@@ -52,7 +54,8 @@ class RunSpec:
                   "checkpoint_every": self.checkpoint_every >= 1,
                   "lr": self.lr is None or (math.isfinite(self.lr) and self.lr > 0),
                   "unique_tokens": self.unique_tokens is None or self.unique_tokens > 2 * self.shape.n_ctx,
-                  "schedule": self.schedule in ("cosine", "wsd"),
+                  "schedule": self.schedule in ("cosine", "wsd", "piecewise"),
+                  "lr_points": (self.schedule == "piecewise") == bool(self.lr_points),
                   "cooldown_frac": 0 < self.cooldown_frac <= 1, "beta1": 0 <= self.beta1 < 1,
                   "beta2": 0 <= self.beta2 < 1, "precision": self.precision in ("fp32", "bf16")}
         for name, ok in checks.items():
@@ -79,6 +82,10 @@ class RunSpec:
             del d["unique_tokens"]  # so specs (and run_ids) from before the field existed are unchanged
         if d["schedule"] == "cosine":
             del d["schedule"], d["cooldown_frac"]  # likewise
+        if d["lr_points"]:
+            d["lr_points"] = [list(p) for p in self.lr_points]
+        else:
+            del d["lr_points"]  # likewise
         if d["precision"] == "fp32":
             del d["precision"]  # likewise
         return d
@@ -96,6 +103,8 @@ class RunSpec:
     def from_dict(cls, d: dict) -> "RunSpec":
         d = dict(d)
         d["shape"] = ModelShape(**d["shape"])
+        if "lr_points" in d:
+            d["lr_points"] = tuple((int(s), float(f)) for s, f in d["lr_points"])
         return cls(**d)
 
     @property

@@ -3,7 +3,9 @@
 Tables (DESIGN.md §7): ``meta`` (format, schema version, study id and config, corpus fingerprint),
 ``runs`` (one row per planned run: spec, role, status, the §3 columns, final metrics, timings),
 ``evals`` (run_id, step, ...: primary key (run_id, step), so a replayed write cannot duplicate a row),
-``curve`` (run_id, step, lr, loss: each run's dense training curve, for the whole-curve laws).
+``curve`` (run_id, step, lr, loss, probe: each run's dense training curve, for the whole-curve laws),
+``estimate`` (run_id, step, fraction, final, lo, hi, converged, source: final losses estimated from a
+run's curve part-way).
 A run is ``done`` only in the same transaction that commits its eval rows.
 """
 from __future__ import annotations
@@ -37,12 +39,18 @@ EVAL_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "val_loss", "
                 "grad_sq", "trace_cov", "noise_scale")
 # the dense training curve of each finished run (train/loop.py: RunResult.curve); added after schema 1
 # shipped: a writable store from before gets the table when opened
-CURVE_TABLE = "CREATE TABLE IF NOT EXISTS curve (run_id, step, lr, loss, PRIMARY KEY (run_id, step));"
+CURVE_TABLE = ("CREATE TABLE IF NOT EXISTS curve (run_id, step, lr, loss, probe, "
+               "PRIMARY KEY (run_id, step));")
+# each run's final loss estimated from its curve while it trained (and after, from the study's other runs:
+# fit/schedule_laws.py estimate_final); added after schema 1 shipped, like the curve table
+ESTIMATE_TABLE = ("CREATE TABLE IF NOT EXISTS estimate (run_id, step, fraction, final, lo, hi, converged, "
+                  "source, PRIMARY KEY (run_id, step, source));")
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE runs ({", ".join(c + (" TEXT PRIMARY KEY" if c == "run_id" else "") for c in RUN_COLUMNS)});
 CREATE TABLE evals ({", ".join(EVAL_COLUMNS)}, PRIMARY KEY (run_id, step));
 {CURVE_TABLE}
+{ESTIMATE_TABLE}
 """
 
 
@@ -94,6 +102,9 @@ class SQLiteStore:
                     if column not in have:
                         conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
                 conn.execute(CURVE_TABLE)
+                if "probe" not in {row[1] for row in conn.execute("PRAGMA table_info(curve)")}:
+                    conn.execute("ALTER TABLE curve ADD COLUMN probe")  # a store from before the probe
+                conn.execute(ESTIMATE_TABLE)
         return cls(path, conn)
 
     def close(self) -> None:
@@ -135,8 +146,12 @@ class SQLiteStore:
             self._conn.executemany(
                 f"INSERT OR REPLACE INTO evals VALUES ({', '.join('?' * len(EVAL_COLUMNS))})",
                 [tuple([r["run_id"]] + [e.get(c) for c in EVAL_COLUMNS[1:]]) for e in r["evals"]])
-            self._conn.executemany("INSERT OR REPLACE INTO curve VALUES (?, ?, ?, ?)",
-                                   [(r["run_id"], p["step"], p["lr"], p["loss"]) for p in r.get("curve", ())])
+            self._conn.executemany("INSERT OR REPLACE INTO curve VALUES (?, ?, ?, ?, ?)",
+                                   [(r["run_id"], p["step"], p["lr"], p["loss"], p.get("probe"))
+                                    for p in r.get("curve", ())])
+            self._conn.executemany("INSERT OR REPLACE INTO estimate VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                   [_estimate_row(r["run_id"], e, "in training")
+                                    for e in r.get("estimates", ())])
             self._conn.execute(
                 "UPDATE runs SET status=?, reason=?, n_params_nonembed=?, n_params_total=?, n_tokens=?, "
                 "flops=?, flops_6nd=?, val_loss=?, bits_per_byte=?, lr=?, steps=?, wall_time_s=?, "
@@ -217,17 +232,36 @@ class SQLiteStore:
         table.attrs["source_columns"] = {"N": "n_params_total"}
         return table
 
+    def _tables(self) -> set[str]:
+        return {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
     def training_curves(self, role: str = "grid") -> pd.DataFrame:
-        """The dense training curves of finished runs: run_id, step, lr, loss, with each run's N (all
-        parameters), peak LR and spec (JSON); empty for a store from before curves were kept."""
-        tables = {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        columns = ["run_id", "step", "lr", "loss", "N", "peak_lr", "spec"]
-        if "curve" not in tables:
+        """The dense training curves of finished runs: run_id, step, lr, loss (training windows), probe (the
+        fixed validation probe; None in stores from before it), with each run's N (all parameters), peak
+        LR and spec (JSON); empty for a store from before curves were kept."""
+        columns = ["run_id", "step", "lr", "loss", "probe", "N", "peak_lr", "spec"]
+        if "curve" not in self._tables():
             return pd.DataFrame(columns=columns)
+        probe = "c.probe" if "probe" in {r[1] for r in self._conn.execute("PRAGMA table_info(curve)")} \
+            else "NULL AS probe"
         return pd.read_sql_query(
-            "SELECT c.run_id, c.step, c.lr, c.loss, r.n_params_total AS N, r.lr AS peak_lr, r.spec "
+            f"SELECT c.run_id, c.step, c.lr, c.loss, {probe}, r.n_params_total AS N, r.lr AS peak_lr, r.spec "
             "FROM curve c JOIN runs r ON r.run_id = c.run_id WHERE r.role = ? AND r.status = 'done' "
             "ORDER BY c.run_id, c.step", self._conn, params=(role,))[columns]
+
+    def add_estimates(self, run_id: str, estimates, source: str) -> None:
+        """Final-loss estimates of a run (estimate_final's dicts) made by ``source``."""
+        with self._conn:
+            self._conn.execute("DELETE FROM estimate WHERE run_id = ? AND source = ?", (run_id, source))
+            self._conn.executemany("INSERT OR REPLACE INTO estimate VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                   [_estimate_row(run_id, e, source) for e in estimates])
+
+    def estimates(self) -> pd.DataFrame:
+        """Every stored final-loss estimate: run_id, step, fraction, final, lo, hi, converged, source."""
+        columns = ["run_id", "step", "fraction", "final", "lo", "hi", "converged", "source"]
+        if "estimate" not in self._tables():
+            return pd.DataFrame(columns=columns)
+        return pd.read_sql_query("SELECT * FROM estimate ORDER BY run_id, source, step", self._conn)[columns]
 
     def model_context(self) -> dict:
         """The vocabulary and context of the grid's models (a study has one of each), for plans in its
@@ -339,3 +373,8 @@ def _untext(value: str):
         return json.loads(value)
     except (json.JSONDecodeError, TypeError):
         return value
+
+
+def _estimate_row(run_id: str, e: dict, source: str) -> tuple:
+    lo, hi = e.get("interval") or (None, None)
+    return (run_id, e["step"], e["fraction"], e["final"], lo, hi, int(bool(e["converged"])), source)

@@ -25,15 +25,21 @@ from ..data.shards import Shards, build_shards
 from ..errors import ScalingLabError
 from ..model.accounting import flops_per_token, memory_needed, param_breakdown
 from ..model.gpt import GPT
+from ..plan.schedules import warmup_of
 from ..plan.spec import RunSpec
 from . import checkpoint, distributed, mfu
-from .optim import cooldown_start, default_lr, default_warmup, lr_at, param_groups
+from .optim import cooldown_start, default_lr, lr_at, param_groups
 from .result import RunResult, read_result, write_result
 
 # the dense training curve each run records (for fit/schedule_laws.py): at most CURVE_POINTS points, each
 # the mean raw batch loss over at least CURVE_TOKENS tokens (a point over ~3k tokens of the debug study
-# scattered by ~2%, burying the loss drops the curve laws fit)
-CURVE_POINTS, CURVE_TOKENS = 256, 16384
+# scattered by ~2%, burying the loss drops the curve laws fit) and the loss on a fixed probe of the
+# validation windows (CURVE_PROBE_TOKENS: the same text at every point, so the points differ only by the
+# weights, not by which documents a batch drew)
+CURVE_POINTS, CURVE_TOKENS, CURVE_PROBE_TOKENS = 256, 16384, 4096
+# the final loss is estimated from the probe curve at these fractions of a run (fit/schedule_laws.py
+# estimate_final: ~0.5-3 s each), once the run has trained ESTIMATE_AFTER_S seconds (a cost under ~5%)
+ESTIMATE_AT, ESTIMATE_AFTER_S = (0.3, 0.5, 0.75), 60.0
 
 
 def resolve_device(device: str) -> str:
@@ -159,6 +165,20 @@ def _grad_sq(model: GPT, sharded_over: distributed.Group | None = None) -> float
     return sharded_over.sum([total])[0] if sharded_over else total
 
 
+def _estimate(spec: RunSpec, peak_lr: float, curve: list) -> dict:
+    """The run's final loss estimated from its probe curve so far (fit/schedule_laws.py)."""
+    from ..fit.schedule_laws import Curve, estimate_final
+    from ..plan import schedules
+    pts = [p for p in curve if p["step"] > schedules.warmup_of(spec) + 1]
+    if len(pts) < 8:
+        return {"step": curve[-1]["step"], "fraction": curve[-1]["step"] / spec.steps, "final": math.nan,
+                "interval": None, "converged": False, "warnings": ["fewer than 8 curve points past warm-up"],
+                "decay_from": "own curve"}
+    lr = schedules.of_run(spec, peak_lr)
+    return estimate_final(Curve("run", lr, np.array([p["step"] - 1 for p in pts]),
+                                np.array([p["probe"] for p in pts])), seed=spec.seed)
+
+
 def _branch_state(spec: RunSpec, path: Path, peak_lr: float, warmup: int) -> dict | None:
     """The snapshot to start this run from, or None (then it trains from step 0: same numbers, more time)."""
     if spec.schedule != "wsd":
@@ -235,10 +255,11 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
     counts = param_breakdown(shape)
     peak_lr = spec.lr or default_lr(shape.d_model)
     steps, T, B = spec.steps, shape.n_ctx, spec.batch_size
-    warmup = spec.warmup_steps or default_warmup(steps)
+    warmup = warmup_of(spec)
     flops_per_tok = flops_per_token(shape, "chinchilla")
     evals_at = set(eval_steps(steps, spec.n_evals))
     val_offsets = eval_offsets(shards.validation.size, T, spec.n_eval_tokens)
+    probe_offsets = eval_offsets(shards.validation.size, T, CURVE_PROBE_TOKENS)  # spread over the split
     n_train = min(shards.train.size,
                   spec.unique_tokens or shards.train.size)  # data-constrained: first U tokens
     on_cuda = device.startswith("cuda")
@@ -276,11 +297,13 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
              "version": __version__}, indent=1))
     step, evals, noise, elapsed, train_loss, eval_time = 0, [], NoiseSums(), 0.0, math.nan, 0.0
     curve, window = [], [0.0, 0]  # dense training curve; the raw losses since its last point (sum, count)
+    estimates = []
     curve_every = max(1, steps // CURVE_POINTS, math.ceil(CURVE_TOKENS / (B * T)))
     if state is not None:
         opt.load_state_dict(distributed.sharded_like(state["optim"], opt) if sharded else state["optim"])
         step, evals, noise = state["step"], state["evals"], NoiseSums(*state["noise"])
         curve, window = state.get("curve", []), state.get("window", [0.0, 0])  # older checkpoints: none
+        estimates = state.get("estimates", [])
         elapsed, train_loss, eval_time = state["elapsed"], state["train_loss"], state["eval_time"]
         del state
 
@@ -293,7 +316,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
         checkpoint.save(path, {"run_id": spec.run_id, **ids, "model": weights,
                                "optim": moments, "step": step, "evals": evals,
                                "noise": noise.as_list(), "elapsed": elapsed, "train_loss": train_loss,
-                               "curve": curve, "window": window,
+                               "curve": curve, "window": window, "estimates": estimates,
                                "eval_time": eval_time})
 
     snapshot_at = {s for s in snapshot_at if 0 < s < steps}
@@ -312,7 +335,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
                          wall_time_s=elapsed, eval_time_s=eval_time,
                          tokens_per_s=rate, flops_per_s=rate * flops_per_tok,
                          mfu=rate * flops_per_tok / peak if rate else math.nan, processes=world,
-                         device=device, evals=list(evals), curve=list(curve))
+                         device=device, evals=list(evals), curve=list(curve), estimates=list(estimates))
 
     ran = 0
     t_start = time.perf_counter() - elapsed
@@ -322,7 +345,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
     with _StopFlag() as flag:
         while step < steps:
             lr = lr_at(step, peak=peak_lr, steps=steps, warmup=warmup, min_frac=spec.min_lr_frac,
-                       schedule=spec.schedule, cooldown_frac=spec.cooldown_frac)
+                       schedule=spec.schedule, cooldown_frac=spec.cooldown_frac, points=spec.lr_points)
             for pg in opt.param_groups:
                 pg["lr"] = lr
             offsets = batch_offsets(n_train, T, B, spec.seed, step)
@@ -364,8 +387,18 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
             train_loss = loss_sum if math.isnan(train_loss) else 0.9 * train_loss + 0.1 * loss_sum
             window[0], window[1] = window[0] + loss_sum, window[1] + 1
             if (steps - step) % curve_every == 0:  # windows end at the last step: the final point is whole
-                curve.append({"step": step, "lr": lr, "loss": window[0] / window[1]})
+                t_eval = time.perf_counter()
+                probe = evaluate(model, shards.validation, probe_offsets, T, device, autocast, group=group,
+                                 lockstep=sharded)
+                eval_time += time.perf_counter() - t_eval
+                curve.append({"step": step, "lr": lr, "loss": window[0] / window[1], "probe": probe})
                 window = [0.0, 0]
+                done_at = max((e["fraction"] for e in estimates), default=0.0)
+                due = any(done_at < f <= step / steps for f in ESTIMATE_AT)
+                if main and due and step < steps and time.perf_counter() - t_start >= ESTIMATE_AFTER_S:
+                    t_est = time.perf_counter()
+                    estimates.append(_estimate(spec, peak_lr, curve))
+                    eval_time += time.perf_counter() - t_est
             if step in evals_at:
                 t_eval = time.perf_counter()
                 val = evaluate(model, shards.validation, val_offsets, T, device, autocast, group=group,
@@ -385,7 +418,8 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
             if progress is not None:
                 rate = step * B * T / max(elapsed - eval_time, 1e-9)
                 progress({"step": step, "steps": steps, "train_loss": train_loss, "elapsed": elapsed,
-                          "tokens_per_s": rate, "mfu": rate * flops_per_tok / peak})
+                          "tokens_per_s": rate, "mfu": rate * flops_per_tok / peak,
+                          "estimate": estimates[-1] if estimates else None})
             stop = flag.stop or (stop_after_steps is not None and ran >= stop_after_steps)
             if should_stop is not None and not stop and time.perf_counter() - asked > 1.0:
                 asked = time.perf_counter()
