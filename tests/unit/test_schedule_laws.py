@@ -212,7 +212,8 @@ def test_a_final_loss_seen_from_half_a_wsd_run_needs_the_decay_of_other_runs():
     lr = np.concatenate([wsd.lr[:100], np.full(2900, 1e-3), np.linspace(1e-3, 1e-5, 1000)])  # 4,000 steps
     at = np.arange(150, 4000, 50)
     clean = multi_power(truth, Curve("wsd4k", lr, at, np.ones(len(at))))
-    shorter = Curve("wsd4k", lr, at, clean * np.exp(0.001 * np.random.default_rng(9).standard_normal(len(at))))
+    noise = np.exp(0.001 * np.random.default_rng(9).standard_normal(len(at)))
+    shorter = Curve("wsd4k", lr, at, clean * noise)
     half = wsd.steps < len(wsd.lr) // 2
     part = Curve("wsd", wsd.lr, wsd.steps[half], wsd.loss[half])
     alone = estimate_final(part, bootstrap=0)
