@@ -167,7 +167,44 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log) -> 
                                for r, why in zip(failed["run_id"], failed["reason"])]}
     from .report.html import fit_all
     fit_all(out, store.curve_table(), fit)  # every other law, fitted once: the report draws from it
+    if cfg.curve_laws:
+        summary["curve_laws"] = curve_laws(out, store, log)
     _write_summary(out, summary)
+    return summary
+
+
+CURVE_FITS_FILE = "curvefits.json"
+ESTIMATE_SOURCE = "other runs"  # the estimate table's source of the leave-one-out estimates
+
+
+def curve_laws(out: Path, store: SQLiteStore, log=print) -> dict | None:
+    """The Multi-Power Law fitted to each model size's dense curves (fit/schedule_laws.py), saved as
+    STUDY/curvefits.json (a fit file `plan --law FILE --schedule ...` reads), and every run's final loss
+    estimated from its first 30% and 50% with the law of the study's other runs (the estimate table).
+    -> the summary's numbers, or None for a study without curves."""
+    from .fit.base import FORMAT_MANY, VERSION
+    from .fit.schedule_laws import curves_of_runs, estimate_summary, fit_curves, leave_one_out_estimates
+    runs = curves_of_runs(store.training_curves())
+    if not runs:
+        return None
+    t0 = time.perf_counter()
+    sizes = sorted({n for n, _ in runs.values()})
+    fits = [fit_curves([c for m, c in runs.values() if m == n], name=f"N={n:.6g}") for n in sizes]
+    rows = leave_one_out_estimates(runs)
+    for rid in runs:
+        store.add_estimates(rid, [r for r in rows if r["run_id"] == rid], ESTIMATE_SOURCE)
+    atomic.write_text(out / CURVE_FITS_FILE, jsonsafe.dumps(
+        {"format": FORMAT_MANY, "version": VERSION, "fits": [f.to_dict() for f in fits], "skipped": [],
+         "estimates": rows}, indent=1))
+    summary = {"law": "multi-power", "fits": [{"size": f.approach, "converged": f.converged,
+                                               "mean_abs_error": f.diagnostics["mean_abs_error"],
+                                               "warnings": list(f.warnings)} for f in fits],
+               "estimates": estimate_summary(rows), "seconds": time.perf_counter() - t0}
+    est = summary["estimates"]
+    log(f"whole-curve law: {sum(f.converged for f in fits)} of {len(fits)} sizes converged; final loss "
+        "from the first half of each run: median |error| "
+        + (f"{100 * est['0.5']['median_abs_error']:.2f}%" if "0.5" in est else "n/a")
+        + f" ({summary['seconds']:.0f} s)")
     return summary
 
 

@@ -185,23 +185,28 @@ def _approach3(runs, args):
     return fitter.fit(runs).result_
 
 
-def _save_many(path: Path, fits: list, skipped: list) -> None:
+def _save_many(path: Path, fits: list, skipped: list, extra: dict | None = None) -> None:
     """Every fit with its bootstrap draws, in one file `plan --law FILE --fit KEY` reads."""
     from ..atomic import write_text
     from ..fit.base import FORMAT_MANY, VERSION
     from ..jsonsafe import dumps
     write_text(path, dumps({"format": FORMAT_MANY, "version": VERSION, "fits": [f.to_dict() for f in fits],
-                            "skipped": skipped}, indent=1))
+                            "skipped": skipped} | (extra or {}), indent=1))
 
 
 def _curve_law(args) -> int:
     """`fit CURVES.csv|STUDY --law multi-power|lr-annealing`: one fit per model size (``--size-col``; a
     study's N), each with its in-sample mean |relative error| per curve and, with ``--bootstrap K``,
     intervals from K refits on resampled curve segments."""
-    from ..fit.schedule_laws import curves_from_table, fit_curves
+    from ..fit.schedule_laws import curves_from_table, estimate_summary, fit_curves, leave_one_out_estimates
     out = _check_out(args.out)
+    runs, estimates = None, None
     if Path(args.source).is_dir():
-        groups, notes, prefix = _study_curves(Path(args.source)), [], "N="
+        runs, notes = _study_runs(Path(args.source)), []
+        groups = {}
+        for n, curve in sorted(runs.values(), key=lambda nc: nc[0]):
+            groups.setdefault(f"{n:.6g}", []).append(curve)
+        prefix = "N="
     else:
         groups, notes = curves_from_table(runs_table.read_table(args.source), group=args.size_col)
         prefix = f"{args.size_col}=" if args.size_col else ""
@@ -210,16 +215,29 @@ def _curve_law(args) -> int:
     fits = [fit_curves(curves, args.law, name=f"{prefix}{key}", bootstrap=args.bootstrap, seed=args.seed)
             for key, curves in groups.items()]
     fits = [dataclasses.replace(f, settings=dict(f.settings) | {"source": str(args.source)}) for f in fits]
+    if runs is not None:  # a study: each run's end estimated from its first 30% / 50% (the others' law)
+        estimates = leave_one_out_estimates(runs, law=args.law)
+    extra = {"estimates": estimates, "estimate_summary": estimate_summary(estimates)} if estimates else {}
     if out is not None:
-        if len(fits) == 1:
+        if len(fits) == 1 and not extra:
             fits[0].save(out)
         else:
-            _save_many(out, fits, [])
+            _save_many(out, fits, [], extra)
     if args.json:
-        emit_json(fits[0].to_dict(draws=False) if len(fits) == 1 else
-                  {"fits": [f.to_dict(draws=False) for f in fits], "skipped": []})
+        emit_json((fits[0].to_dict(draws=False) if len(fits) == 1 and not extra else
+                   {"fits": [f.to_dict(draws=False) for f in fits], "skipped": []}) | extra)
         return 0
     print("\n\n".join(f.summary() for f in fits))
+    if estimates:
+        print("\nfinal loss estimated part-way, with the law of the study's other runs (docs/fitting.md):")
+        print(f"  {'run':12s} {'N':>9s} {'from':>5s} {'estimated':>9s} {'measured':>9s} {'error':>7s}")
+        for r in estimates:
+            print(f"  {r['run_id']:12s} {r['N']:9.4g} {100 * r['fraction']:4.0f}% {r['final']:9.4f} "
+                  f"{r['measured']:9.4f} {100 * r['error']:+6.2f}%" + ("" if r["converged"] else
+                                                                      "  (flagged)"))
+        for frac, s in extra["estimate_summary"].items():
+            print(f"  from {100 * float(frac):.0f}%: median |error| {100 * s['median_abs_error']:.2f}%, max "
+                  f"{100 * s['max_abs_error']:.2f}% over {s['n']} runs")
     if out is not None:
         print(f"wrote {out}")
     return 0
@@ -240,11 +258,3 @@ def _study_runs(study: Path) -> dict:
         raise ScalingLabError(f"{study}: no finished run has a training curve (studies trained before "
                               "scalinglab kept them have none)")
     return curves_of_runs(rows)
-
-
-def _study_curves(study: Path) -> dict:
-    """One group of curves per model size (N), in order of size."""
-    groups = {}
-    for n, curve in _study_runs(study).values():
-        groups.setdefault(n, []).append(curve)
-    return {f"{int(n)}": curves for n, curves in sorted(groups.items())}

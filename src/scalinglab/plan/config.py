@@ -47,6 +47,9 @@ class StudyConfig:
     warmup_steps: int = 0              # > 0: every run warms up over this many steps (0: the default)
     noise_seeds: int = 0               # seed repeats of one grid run: run-to-run noise of the held-out run
     precision: str = "fp32"            # or "bf16" (autocast): part of every run's spec (train/precision.py)
+    # fit the whole-curve law per size at the end and estimate each run's end from its first 30% / 50%
+    # (fit/schedule_laws.py; ~1 min for the default study); changes no run, so not part of the study id
+    curve_laws: bool = True
 
     def __post_init__(self):
         self._check_types()
@@ -112,19 +115,21 @@ class StudyConfig:
         """Hash of everything that changes a run's numbers (the name does not)."""
         d = self.to_dict()
         d.pop("name")
+        d.pop("curve_laws", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 NEWER_FIELDS = {"unique_tokens": 0, "kind": "isoflop", "batch_sizes": [], "sweep_params": 0.0,
                 "sweep_tokens": 0.0, "schedule": "cosine", "cooldown_frac": 0.2, "beta2": 0.95,
-                "noise_seeds": 0, "warmup_steps": 0, "precision": "fp32"}
+                "noise_seeds": 0, "warmup_steps": 0, "precision": "fp32", "curve_laws": True}
 
 PRESETS = {
     # CI-sized (the study, resume and Ray tests share it): two tiny budgets near the family's smallest
     # model, 7 WSD runs of 5-18 s, one seed repeat, the held-out run at 1.5x: ~70 s on 2 cores.
     "debug": dict(name="debug", budgets=(1.2e11, 3e11), sizes_per_budget=4, size_span=6.0,
                   tokens_per_param=10.0, n_ctx=64, batch_size=8, n_eval_tokens=4096, min_steps=30,
-                  bootstrap=200, schedule="wsd", beta2=0.99, noise_seeds=1, holdout_factor=1.5),
+                  bootstrap=200, schedule="wsd", beta2=0.99, noise_seeds=1, holdout_factor=1.5,
+                  curve_laws=False),  # ~16 s of fits: `fit STUDY --law multi-power` does them on demand
     # The README's main job, <= 20 minutes on 2 CPU cores including the held-out run (docs/study.md): an
     # N x D grid of WSD runs over an 8x budget range, each size's shorter runs branched off its longest.
     "default": dict(name="default", budgets=(5e11, 1e12, 2e12, 4e12), sizes_per_budget=7, size_span=12.0,

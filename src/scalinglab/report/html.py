@@ -11,6 +11,7 @@ import io
 from multiprocessing import TimeoutError as mp_TimeoutError
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..atomic import write_bytes, write_text
@@ -52,12 +53,43 @@ def study_inputs(study_dir: Path, summary: dict | None = None, *, refit: bool = 
         from ..fit.base import read_fits
         fits, skipped = read_fits(fits_path)
         saved = ([f for f in fits if f.key != "chinchilla:3"], skipped)
-    return {"fits": saved,
+    return {"fits": saved, "curve_laws": curve_section(study_dir, store),
             "title": f"scalinglab study {summary.get('study', '')} ({summary.get('study_id', '')})",
             "curves": store.curve_table(), "runs": store.runs(), "fit3": fit,
             "holdout": summary.get("holdout"), "allocations": summary.get("allocations"),
             "flop_convention": summary.get("flop_convention"), "run_noise": summary.get("run_noise"),
             "final": summary.get("final", True), "failed_runs": summary.get("failed_runs", [])}
+
+
+def curve_section(study_dir: Path, store) -> dict | None:
+    """The whole-curve law's figures' data: STUDY/curvefits.json (written by the study) with the runs'
+    curves, and the largest model's other schedules (cosine, WSD, constant, linear decay) at its longest
+    run's length and peak LR."""
+    import json
+
+    from ..fit.base import read_fits
+    from ..fit.schedule_laws import curves_of_runs
+    from ..plan.schedules import per_step
+    path = study_dir / "curvefits.json"
+    if not path.exists():
+        return None
+    fits, _ = read_fits(path)
+    runs = curves_of_runs(store.training_curves())
+    largest = max(fits, key=lambda f: float(f.approach.split("=", 1)[1]))
+    n = float(largest.approach.split("=", 1)[1])
+    mine = [c for m, c in runs.values() if m == n]
+    alternatives = None
+    if mine:
+        longest = max(mine, key=lambda c: len(c.lr))
+        steps, peak = len(longest.lr), float(longest.lr.max())
+        warm = int(np.argmax(longest.lr))
+        cut = steps - round(0.2 * steps)
+        alternatives = {spec: per_step(spec, steps, peak=peak, warmup=warm + 1)
+                        for spec in ("cosine:min=0.1", "wsd:cooldown=0.2,min=0", "constant")}
+        alternatives[f"linear decay from {cut}"] = per_step(
+            f"piecewise:0={1 / (warm + 1)},{warm}=1,{cut}=1,{steps}=0", steps, peak=peak)
+    return {"fits": fits, "runs": runs, "estimates": json.loads(path.read_text()).get("estimates"),
+            "largest": largest, "alternatives": alternatives}
 
 
 def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> Path:
@@ -90,6 +122,7 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> 
         minima = None
     bad3 = fit3 is not None and not fit3.converged
     note3 = "\n(from an Approach 3 fit that did NOT converge: see the banner)" if bad3 else ""
+    curve_laws = inputs.get("curve_laws") or {}
     # figures that need none of the fits below: drawn by a forked process on the other core meanwhile
     static = {
         "curves": lambda: plots.learning_curves(curves),
@@ -98,6 +131,10 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> 
         "embeddings": lambda: plots.loss_vs_n_embeddings(finals, _frontier(curves)),
         "holdout": lambda: plots.holdout(inputs.get("holdout")),
         "fan": lambda: plots.tokens_per_param_fan(fit3, (c_lo, c_hi), flop_axis, largest, note3),
+        "curve_laws": lambda: plots.curve_law_fits(curve_laws),
+        "curve_estimates": lambda: plots.curve_estimates(curve_laws.get("estimates")),
+        "schedules": lambda: plots.alternative_schedules(curve_laws.get("largest"),
+                                                         curve_laws.get("alternatives")),
     }
     with _FiguresInChild(static) as aside:
         if inputs.get("fits") is not None:  # fitted once, when the study ran: drawn, not refitted
@@ -146,7 +183,10 @@ FIGURES = (  # (file, title) in page order
     ("embeddings", "Loss vs N with and without embeddings"),
     ("kaplan_ns", "Loss at fixed compute and fixed steps, with L(N, S)"), ("bcrit", "Critical batch size"),
     ("holdout", "The held-out check"), ("residuals", "Residuals of each fit"),
-    ("fan", "Tokens per parameter at the optimum"))
+    ("fan", "Tokens per parameter at the optimum"),
+    ("curve_laws", "Whole-curve law (Multi-Power Law) over the measured curves"),
+    ("curve_estimates", "Final loss estimated from the first 30% / 50% of each run"),
+    ("schedules", "The largest model under other LR schedules (predicted)"))
 
 
 def fit_all(study_dir: Path, table, fit3, *, bootstrap: int = REPORT_BOOTSTRAP) -> Path:

@@ -374,3 +374,75 @@ def critical_batch(noise_fit, sweep_fit) -> plt.Figure:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     return fig
+
+
+def curve_law_fits(section: dict | None) -> plt.Figure:
+    """The whole-curve law over the measured curves (Luo et al. 2025, Fig. 1 style): each run's probe
+    loss against its step, the law fitted to its model size drawn through it; flagged fits dashed."""
+    if not section or not section.get("fits"):
+        raise MissingData("the study fitted no whole-curve law (curve_laws = false, or no dense curves)")
+    fits, runs = section["fits"], section["runs"]
+    colours = _size_colours(sorted({n for n, _ in runs.values()}))
+    fig, ax = _subplots(figsize=(7, 4.2))
+    for fit in fits:
+        n = float(fit.approach.split("=", 1)[1])
+        for n_run, curve in runs.values():
+            if n_run != n:
+                continue
+            ax.scatter(curve.steps + 1, curve.loss, s=5, color=colours[n], alpha=0.5)
+            ax.plot(curve.steps + 1, fit.predict(curve), color=colours[n], lw=1,
+                    ls="-" if fit.converged else "--")
+        ax.plot([], [], color=colours[n], ls="-" if fit.converged else "--",
+                label=f"N {n:.3g}" + ("" if fit.converged else " (flagged)"))
+    ax.set(xscale="log", xlabel="step", ylabel="probe loss (nats/token)",
+           title="Multi-Power Law per model size over the measured curves")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def curve_estimates(rows: list[dict] | None) -> plt.Figure:
+    """Each run's final loss as estimated from its first 30% and 50% (the law of the study's other runs)
+    against the measured one; hollow markers: estimates from a flagged (not converged) fit."""
+    if not rows:
+        raise MissingData("no part-way estimates of final loss (no whole-curve law fitted)")
+    fig, ax = _subplots(figsize=(5, 4.2))
+    for frac, marker in ((0.3, "o"), (0.5, "s")):
+        sel = [r for r in rows if r["fraction"] == frac]
+        if not sel:
+            continue
+        x = np.array([r["measured"] for r in sel])
+        y = np.array([r["final"] for r in sel])
+        ok = np.array([bool(r["converged"]) for r in sel])
+        med = 100 * np.median(np.abs(y / x - 1))
+        ax.scatter(x[ok], y[ok], marker=marker, label=f"from {100 * frac:.0f}% (median |error| {med:.2f}%)")
+        ax.scatter(x[~ok], y[~ok], marker=marker, facecolors="none", edgecolors="gray")
+    lo = min(min(r["measured"], r["final"]) for r in rows)
+    hi = max(max(r["measured"], r["final"]) for r in rows)
+    line = np.array([lo, hi])
+    ax.plot(line, line, color="black", lw=1)
+    ax.fill_between(line, 0.98 * line, 1.02 * line, color="gray", alpha=0.15, label="within 2%")
+    ax.set(xlabel="measured final loss", ylabel="estimated final loss",
+           title="Final loss seen part-way through each run")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def alternative_schedules(fit, schedules: dict[str, np.ndarray] | None) -> plt.Figure:
+    """The largest model under other LR schedules of the same length and peak: the fitted law's curves."""
+    if fit is None or not schedules:
+        raise MissingData("no whole-curve law for the largest model")
+    fig, (ax, axl) = _subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=(3, 1))
+    for name, lr in schedules.items():
+        at = np.unique(np.linspace(max(1, len(lr) // 20), len(lr) - 1, 200).astype(int))
+        loss = fit.predict(lr, at)
+        ax.plot(at + 1, loss, label=f"{name}: final {loss[-1]:.4f}")
+        axl.plot(np.arange(len(lr)) + 1, lr)
+    ax.set(ylabel="predicted loss", title=f"{fit.label}: other schedules, same steps and peak LR"
+           + ("" if fit.converged else "\n(from a flagged fit: see its warnings)"))
+    axl.set(xlabel="step", ylabel="LR")
+    ax.grid(alpha=0.3)
+    axl.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig
