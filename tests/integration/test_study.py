@@ -282,19 +282,56 @@ def test_report_draws_the_saved_fits_and_refits_only_when_asked(uninterrupted, t
         build(study_inputs(study, refit=True), tmp_path / "rep2")
 
 
-def test_a_study_s_training_curves_fit_a_whole_curve_law_per_size(uninterrupted):
-    """`fit STUDY --law multi-power`: the store's dense curves, one fit per model size with each run's exact
-    per-step LR; on the debug study's short, noisy curves the fits are flagged, never passed off as good."""
+def test_a_study_s_training_curves_fit_a_whole_curve_law_per_size(uninterrupted, tmp_path):
+    """`fit STUDY --law multi-power`: the store's dense probe curves, one fit per model size with each run's
+    exact per-step LR, and every run's final loss estimated from its first 30% / 50% with the law of the
+    study's other runs; on the debug study's short curves flagged fits are never called converged. Then
+    what the study does with curve_laws on: curvefits.json, the estimate rows, the report's three
+    figures, and `plan --law curvefits.json --schedule` for the largest size."""
+    from scalinglab.report.html import build, study_inputs
+    from scalinglab.store import SQLiteStore
+    from scalinglab.study import CURVE_FITS_FILE, ESTIMATE_SOURCE, curve_laws
     out, summary = uninterrupted
     with sqlite3.connect(out / "study.sqlite") as conn:
         sizes = {n for (n,) in conn.execute("SELECT n_params_total FROM runs WHERE role = 'grid'")}
-        points = conn.execute("SELECT COUNT(*) FROM curve").fetchone()[0]
-    assert points > 100
+        points, probes = conn.execute("SELECT COUNT(*), COUNT(probe) FROM curve").fetchone()
+    assert points > 100 and probes == points  # every point has its fixed validation probe
     r = call("fit", out, "--law", "multi-power", "--json")
     assert r.returncode == 0, r.stderr
-    fits = json.loads(r.stdout)["fits"]
-    assert {int(k) for k in fits} == sizes
-    for fit in fits.values():
-        assert fit["n_curves"] >= 1 and fit["n_points"] >= 3
+    got = json.loads(r.stdout)
+    fits = got["fits"]
+    assert {round(float(f["approach"].split("=")[1])) for f in fits} == sizes
+    for fit in fits:
+        assert fit["n_runs"] >= 1 and fit["n_points"] >= 3 and fit["key"].startswith("multi-power:N=")
         assert not (fit["converged"] and fit["warnings"])  # a flagged fit is never called converged
         assert fit["params"]["L0"] >= 0
+    rows = got["estimates"]
+    assert {r["fraction"] for r in rows} == {0.3, 0.5}
+    for row in rows:
+        assert row["error"] == pytest.approx(row["final"] / row["measured"] - 1)
+    half = got["estimate_summary"]["0.5"]
+    assert half["n"] >= 6 and half["median_abs_error"] < 0.05  # measured here: 1.0% (docs/fitting.md)
+
+    study = tmp_path / "study"
+    study.mkdir()
+    for name in ("study.sqlite", "study.sqlite-wal", "fit.json", "fits.json", "summary.json"):
+        if (out / name).exists():
+            (study / name).write_bytes((out / name).read_bytes())
+    store = SQLiteStore.open(study / "study.sqlite")
+    try:
+        section = curve_laws(study, store, log=lambda _: None)
+        stored = store.estimates()
+    finally:
+        store.close()
+    assert section["estimates"] == got["estimate_summary"]  # the same fits as the command's
+    assert (stored["source"] == ESTIMATE_SOURCE).all() and len(stored) == len(rows)
+    page = build(study_inputs(study), study / "report").read_text()
+    for key in ("curve_laws", "curve_estimates", "schedules"):
+        assert (study / "report" / f"{key}.png").stat().st_size > 10_000, key
+    assert "Final loss estimated from the first 30% / 50% of each run" in page
+    largest = max(fits, key=lambda f: float(f["approach"].split("=")[1]))["approach"]
+    r = call("plan", "--law", study / CURVE_FITS_FILE, "--size", largest, "--schedule", "wsd", "--steps",
+             1000, "--peak-lr", 0.01, "--allow-unconverged", "--json")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    assert plan["size"] == largest and 1.0 < plan["final_loss"] < 3.0

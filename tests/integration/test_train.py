@@ -81,6 +81,40 @@ def test_stopped_then_resumed_run_is_exact(shards, tmp_path):
     assert [p["lr"] for p in rest.curve] == [p["lr"] for p in whole.curve]
 
 
+def test_a_piecewise_schedule_trains_with_a_probe_and_estimates_of_its_end(shards, tmp_path, monkeypatch):
+    """A user's piecewise-linear schedule runs as given; every curve point carries the loss on the fixed
+    validation probe (the final one is the final eval, same windows); the final loss is estimated from the
+    curve at 30%, 50%, 75% (here at once, not after 60 s): while the LR has not fallen the estimate is
+    flagged, once it falls it is not, and the progress line gets the latest."""
+    from scalinglab.plan.schedules import lr_at
+    from scalinglab.train import loop
+    monkeypatch.setattr(loop, "ESTIMATE_AFTER_S", 0.0)
+    monkeypatch.setattr(loop, "CURVE_TOKENS", 2048)  # a point every 2 steps
+    points = ((0, 0.1), (10, 1.0), (60, 1.0), (120, 0.0))
+    spec = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=120 * 1024, batch_size=16,
+                   n_eval_tokens=4096, schedule="piecewise", lr_points=points, lr=0.01)
+    assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    assert "lr_points" not in RunSpec(shape=spec.shape, n_tokens=1000).to_dict()  # old run ids unchanged
+    seen = []
+    res = train(spec, tmp_path, threads=1, shards=shards, progress=seen.append)
+    assert res.status == "done" and len(res.curve) == 60
+    for p in res.curve:
+        assert p["lr"] == pytest.approx(lr_at(p["step"] - 1, peak=0.01, steps=120, warmup=10, min_frac=0,
+                                              schedule="piecewise", points=points))
+    assert res.curve[29]["lr"] == pytest.approx(0.01) and res.curve[-1]["lr"] < 1e-3
+    assert res.curve[-1]["probe"] == pytest.approx(res.val_loss, abs=1e-6)
+    assert [round(e["fraction"], 2) for e in res.estimates] == [0.3, 0.5, 0.75]
+    early, late = res.estimates[0], res.estimates[-1]
+    assert not early["converged"] and any("not identified" in w for w in early["warnings"])
+    assert not any("not identified" in w for w in late["warnings"])
+    assert all(np.isfinite(e["final"]) for e in res.estimates)
+    assert seen[-1]["estimate"] == late
+    from scalinglab.cli.train import estimate_text
+    assert estimate_text(seen[40]).startswith("  final: not yet")  # step 41: the estimate from 30%
+    saved = json.loads((tmp_path / "result.json").read_text())
+    assert saved["estimates"] == json.loads(json.dumps(res.estimates))
+
+
 def test_bf16_autocast_on_cpu_is_within_0_05_nats_of_fp32(shards, tmp_path):
     import dataclasses
     spec = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=100_000, batch_size=16, n_eval_tokens=4096)

@@ -226,3 +226,19 @@ def test_a_final_loss_seen_from_half_a_wsd_run_needs_the_decay_of_other_runs():
     assert told["final"] == pytest.approx(true_final, rel=0.003)
     lo, hi = told["interval"]
     assert lo < told["final"] < hi and lo <= true_final <= hi
+
+
+def test_piecewise_schedules_from_text_and_csv_and_their_errors(tmp_path):
+    """`piecewise:STEP=FRAC,...` and a CSV of step,lr_frac: straight lines between the points, times the
+    peak, held flat after the last; bad points are one clear error."""
+    from scalinglab.plan.schedules import per_step
+    lr = per_step("piecewise:0=0,10=1,20=1,30=0", 40, peak=0.01)
+    assert lr[0] == 0 and lr[5] == pytest.approx(0.005) and lr[15] == 0.01 and lr[25] == pytest.approx(0.005)
+    assert lr[35] == 0  # held after the last point
+    (tmp_path / "s.csv").write_text("step,lr_frac\n0,0\n10,1\n20,1\n30,0\n")
+    np.testing.assert_allclose(per_step(str(tmp_path / "s.csv"), 40, peak=0.01), lr)
+    for bad, message in (("piecewise:0=0,10=2", r"fractions of the peak LR in \[0, 1\]"),
+                         ("piecewise:10=1,5=0", "increasing steps"), ("piecewise:0=x", "is not STEP=FRACTION"),
+                         ("piecewise:0=1", "2 or more points")):
+        with pytest.raises(ScalingLabError, match=message):
+            per_step(bad, 40, peak=0.01)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -271,14 +272,16 @@ class CurveFit(FitBase):
             return None
         curve = self._curve(schedule, steps)
         mid = LAWS[self.law][0](self.params, curve)
-        with np.errstate(all="ignore"):
-            values = np.stack([LAWS[self.law][0](row, curve) for row in self.draws])
         tail = 100 * (1 - self.level) / 2
-        lo, hi = np.nanpercentile(values, [tail, 100 - tail], axis=0)
-        if kind == "prediction":
-            z = _z(self.level) * self.noise_sd()[0]
-            lo = mid * np.exp(-np.hypot(np.maximum(np.log(mid / lo), 0.0), z))
-            hi = mid * np.exp(np.hypot(np.maximum(np.log(hi / mid), 0.0), z))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a resample whose law fails there is NaN
+            values = np.stack([LAWS[self.law][0](row, curve) for row in self.draws])
+            values = np.where(values > 0, values, np.nan)
+            lo, hi = np.nanpercentile(values, [tail, 100 - tail], axis=0)
+            if kind == "prediction":
+                z = _z(self.level) * self.noise_sd()[0]
+                lo = mid * np.exp(-np.hypot(np.maximum(np.log(mid / lo), 0.0), z))
+                hi = mid * np.exp(np.hypot(np.maximum(np.log(hi / mid), 0.0), z))
         return lo, hi
 
     def optimal(self, C):
@@ -440,13 +443,13 @@ def _fit_curves(curves, law, *, name, bootstrap, seed, level, fixed, start) -> C
     edges = [names[i] for i, (z, (lo, hi)) in enumerate(zip(best.x, bounds)) if free[i] and
              ((lo is not None and z - lo < 1e-3) or (hi is not None and hi - z < 1e-3))]
     theta = _to_theta(best.x)
-    warnings = []
+    flags = []
     decay_free = [n for n in names[3:] if n not in fixed]
     if decay_free and not any(_decays_after_warmup(c) for c in curves):
-        warnings.append("no curve's learning rate falls after its warm-up: the loss-drop term (B, C, beta, "
+        flags.append("no curve's learning rate falls after its warm-up: the loss-drop term (B, C, beta, "
                         "gamma; C for lr-annealing) is not identified by these data; its values mean nothing")
     for p in edges:
-        warnings.append(f"{p} ran to the edge of its range ({theta[names.index(p)]:.3g}): the fit is "
+        flags.append(f"{p} ran to the edge of its range ({theta[names.index(p)]:.3g}): the fit is "
                         "degenerate (one term stands in for another); do not extrapolate with it")
     params = dict(zip(names, map(float, theta)))
     fitted = time.perf_counter() - t0
@@ -465,7 +468,7 @@ def _fit_curves(curves, law, *, name, bootstrap, seed, level, fixed, start) -> C
               if free[i]}
         diag["bootstrap_refits"] = len(rows)
     residuals = np.concatenate([np.log(LAWS[law][0](params, c) / c.loss) for c in curves])
-    diag |= {"warnings": warnings, "fit_seconds": fitted, "seconds": time.perf_counter() - t0,
+    diag |= {"warnings": flags, "fit_seconds": fitted, "seconds": time.perf_counter() - t0,
              "residual_sd": float(1.4826 * np.median(np.abs(residuals - np.median(residuals)))),
              "mean_abs_error": {c.name: float(np.abs(LAWS[law][0](params, c) / c.loss - 1).mean())
                                 for c in curves}}
@@ -475,7 +478,7 @@ def _fit_curves(curves, law, *, name, bootstrap, seed, level, fixed, start) -> C
                 "huber_delta": HUBER_DELTA, "segments": N_BLOCKS}
     return CurveFit(law=law, approach=name, params=params, objective=float(best.fun), n_runs=len(curves),
                     n_points=int(sum(len(c.steps) for c in curves)),
-                    converged=bool(best.success) and not warnings, ci=ci, diagnostics=diag,
+                    converged=bool(best.success) and not flags, ci=ci, diagnostics=diag,
                     settings=settings, draws=draws, level=level)
 
 
@@ -497,13 +500,15 @@ def estimate_final(curve: Curve, *, law: str = "multi-power", reference: CurveFi
     last = np.array([len(curve.lr) - 1])
     final = float(fit.predict(curve.lr, last)[0])
     band = fit.predict_interval(curve.lr, last, kind="prediction") if bootstrap else None
+    if band is not None and not (np.isfinite(band[0][0]) and np.isfinite(band[1][0])):
+        band = None  # resamples whose law could not be evaluated there: no interval rather than a half one
     step = int(curve.steps.max()) + 1
-    warnings = list(fit.warnings)
+    flags = list(fit.warnings)
     if reference is not None and not reference.converged:
-        warnings.append(f"the reference fit ({reference.key}) did not converge")
+        flags.append(f"the reference fit ({reference.key}) did not converge")
     return {"step": step, "fraction": step / len(curve.lr), "final": final,
             "interval": [float(band[0][0]), float(band[1][0])] if band else None,
-            "converged": fit.converged and (reference is None or reference.converged), "warnings": warnings,
+            "converged": fit.converged and (reference is None or reference.converged), "warnings": flags,
             "decay_from": reference.key if reference is not None else "own curve"}
 
 
