@@ -238,7 +238,8 @@ def test_piecewise_schedules_from_text_and_csv_and_their_errors(tmp_path):
     (tmp_path / "s.csv").write_text("step,lr_frac\n0,0\n10,1\n20,1\n30,0\n")
     np.testing.assert_allclose(per_step(str(tmp_path / "s.csv"), 40, peak=0.01), lr)
     for bad, message in (("piecewise:0=0,10=2", r"fractions of the peak LR in \[0, 1\]"),
-                         ("piecewise:10=1,5=0", "increasing steps"), ("piecewise:0=x", "is not STEP=FRACTION"),
+                         ("piecewise:10=1,5=0", "increasing steps"),
+                         ("piecewise:0=x", "is not STEP=FRACTION"),
                          ("piecewise:0=1", "2 or more points")):
         with pytest.raises(ScalingLabError, match=message):
             per_step(bad, 40, peak=0.01)
