@@ -113,6 +113,12 @@ def test_a_piecewise_schedule_trains_with_a_probe_and_estimates_of_its_end(shard
     assert estimate_text(seen[40]).startswith("  final: not yet")  # step 41: the estimate from 30%
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["estimates"] == json.loads(json.dumps(res.estimates))
+    r = call("fit", tmp_path, "--law", "multi-power", "--json")  # `fit RUN_DIR`: its own probe curve
+    assert r.returncode == 0, r.stderr
+    fit = json.loads(r.stdout)
+    past_warmup = [p for p in res.curve if p["step"] > 11]
+    assert fit["key"] == f"multi-power:run={res.run_id}" and fit["n_points"] == len(past_warmup)
+    assert not (fit["converged"] and fit["warnings"])
 
 
 def test_bf16_autocast_on_cpu_is_within_0_05_nats_of_fp32(shards, tmp_path):

@@ -243,3 +243,13 @@ def test_piecewise_schedules_from_text_and_csv_and_their_errors(tmp_path):
                          ("piecewise:0=1", "2 or more points")):
         with pytest.raises(ScalingLabError, match=message):
             per_step(bad, 40, peak=0.01)
+
+
+def test_fewer_points_than_parameters_is_never_a_converged_fit():
+    """Four points through seven parameters fit exactly (objective ~0): flagged, not converged."""
+    truth = dict(zip(MULTI_POWER, (2.5, 0.6, 0.45, 400.0, 2.0, 0.6, 0.6)))
+    cosine = _synthetic(multi_power, truth, noise=0.0, seed=10)[0]
+    few = Curve("few", cosine.lr, cosine.steps[::25], cosine.loss[::25])
+    assert len(few.steps) == 4
+    fit = fit_curves([few], "multi-power")
+    assert not fit.converged and any("4 point(s) for 7 free parameters" in w for w in fit.warnings)

@@ -201,7 +201,10 @@ def _curve_law(args) -> int:
     from ..fit.schedule_laws import curves_from_table, estimate_summary, fit_curves, leave_one_out_estimates
     out = _check_out(args.out)
     runs, estimates = None, None
-    if Path(args.source).is_dir():
+    if Path(args.source).is_dir() and (Path(args.source) / "result.json").exists():  # one run's directory
+        curve = _run_curve(Path(args.source))
+        groups, notes, prefix = {curve.name: [curve]}, [], "run="
+    elif Path(args.source).is_dir():
         runs, notes = _study_runs(Path(args.source)), []
         groups = {}
         for n, curve in sorted(runs.values(), key=lambda nc: nc[0]):
@@ -241,6 +244,31 @@ def _curve_law(args) -> int:
     if out is not None:
         print(f"wrote {out}")
     return 0
+
+
+def _run_curve(run_dir: Path):
+    """A run directory's dense curve (result.json's probe points past warm-up, its spec's LR per step)."""
+    import json
+
+    import numpy as np
+
+    from ..fit.schedule_laws import Curve
+    from ..plan import schedules
+    from ..plan.spec import RunSpec
+    try:
+        result = json.loads((run_dir / "result.json").read_text())
+        spec = RunSpec.from_dict(json.loads((run_dir / "config.json").read_text())["spec"])
+        peak, run_id, curve = float(result["lr"]), str(result["run_id"]), list(result.get("curve") or [])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ScalingLabError(f"{run_dir}: result.json and config.json are not a run's (unreadable or "
+                              "missing fields)") from None
+    pts = [p for p in curve if p["step"] > schedules.warmup_of(spec) + 1]
+    if len(pts) < 3:
+        raise ScalingLabError(f"{run_dir}: the run kept {len(pts)} curve point(s) past its warm-up; a fit "
+                              "needs at least 3 (runs from before scalinglab kept curves have none)")
+    column = "probe" if all(p.get("probe") is not None for p in pts) else "loss"
+    return Curve(run_id, schedules.of_run(spec, peak), np.array([p["step"] - 1 for p in pts]),
+                 np.array([p[column] for p in pts], dtype=float))
 
 
 def _study_runs(study: Path) -> dict:

@@ -448,6 +448,10 @@ def _fit_curves(curves, law, *, name, bootstrap, seed, level, fixed, start) -> C
     if decay_free and not any(_decays_after_warmup(c) for c in curves):
         flags.append("no curve's learning rate falls after its warm-up: the loss-drop term (B, C, beta, "
                         "gamma; C for lr-annealing) is not identified by these data; its values mean nothing")
+    n_points, n_free = sum(len(c.steps) for c in curves), int(free.sum())
+    if n_points < n_free + 2:  # an exact fit through the points: nothing checks it
+        flags.append(f"{n_points} point(s) for {n_free} free parameters: at least {n_free + 2} are needed "
+                     "for the fit to be tested by its own data; its values mean nothing")
     for p in edges:
         flags.append(f"{p} ran to the edge of its range ({theta[names.index(p)]:.3g}): the fit is "
                         "degenerate (one term stands in for another); do not extrapolate with it")
