@@ -42,6 +42,36 @@ def test_plan_finish_and_read_back(tmp_path):
     assert len(again.runs(status="planned")) == 2
 
 
+def test_curve_probe_and_estimates_are_stored_and_an_older_store_gains_them(tmp_path):
+    """A run's dense curve (with its probe) and the final-loss estimates it made while training land in
+    the store with it; a store whose curve table predates the probe gets the column when opened."""
+    path = tmp_path / "study.sqlite"
+    store = SQLiteStore.create(path, {})
+    spec = _spec(0)
+    store.plan([spec], "grid")
+    curve = [{"step": s, "lr": 1e-3, "loss": 3.0 - s / 100, "probe": 2.9 - s / 100} for s in (10, 20, 30)]
+    estimate = {"step": 10, "fraction": 0.33, "final": 2.5, "interval": [2.4, 2.6], "converged": True,
+                "warnings": [], "decay_from": "own curve"}
+    r = _result(spec, 2.0)
+    store.finish(RunResult(**(r.to_dict() | {"curve": curve, "estimates": [estimate]})))
+    got = store.training_curves()
+    assert list(got["probe"]) == pytest.approx([2.8, 2.7, 2.6])
+    est = store.estimates()
+    assert est[["final", "lo", "hi", "converged", "source"]].values.tolist() == [[2.5, 2.4, 2.6, 1,
+                                                                                   "in training"]]
+    store.close()
+    with sqlite3.connect(path) as conn:  # as a store from before the probe and the estimates
+        conn.executescript("DROP TABLE curve; DROP TABLE estimate; "
+                           "CREATE TABLE curve (run_id, step, lr, loss, PRIMARY KEY (run_id, step));")
+    old = SQLiteStore.open(path, readonly=True)
+    assert old.training_curves()["probe"].isna().all() and old.estimates().empty
+    old.close()
+    SQLiteStore.open(path).close()  # a writer's open adds what is missing
+    with sqlite3.connect(path) as conn:
+        assert "probe" in {row[1] for row in conn.execute("PRAGMA table_info(curve)")}
+        assert conn.execute("SELECT COUNT(*) FROM estimate").fetchone() == (0,)
+
+
 def test_export_csv_and_parquet(tmp_path):
     store = SQLiteStore.create(tmp_path / "s.sqlite", {})
     spec = _spec(0)
