@@ -86,7 +86,8 @@ def test_a_piecewise_schedule_trains_with_a_probe_and_estimates_of_its_end(shard
     validation probe (the final one is the final eval, same windows); the final loss is estimated from the
     curve at 30%, 50%, 75% (here at once, not after 60 s): while the LR has not fallen the estimate is
     flagged, once it falls it is not, and the progress line gets the latest."""
-    from scalinglab.plan.schedules import lr_at
+    from scalinglab.fit.schedule_laws import fit_curves
+    from scalinglab.plan.schedules import lr_at, of_run
     from scalinglab.train import loop
     monkeypatch.setattr(loop, "ESTIMATE_AFTER_S", 0.0)
     monkeypatch.setattr(loop, "CURVE_TOKENS", 2048)  # a point every 2 steps
@@ -113,6 +114,16 @@ def test_a_piecewise_schedule_trains_with_a_probe_and_estimates_of_its_end(shard
     assert estimate_text(seen[40]).startswith("  final: not yet")  # step 41: the estimate from 30%
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["estimates"] == json.loads(json.dumps(res.estimates))
+    # with a reference law (here this run's own whole-curve fit; accuracy: tests/unit) only the scale is
+    # refitted part-way
+    from scalinglab.fit.schedule_laws import Curve, CurveFit
+    whole = np.array([p["step"] - 1 for p in res.curve if p["step"] > 11])
+    ref = fit_curves([Curve("ref", of_run(spec, 0.01), whole, np.array([p["probe"] for p in res.curve
+                                                                          if p["step"] > 11]))], name="N=ref")
+    told = loop._estimate(spec, 0.01, res.curve[:18], ref.to_dict())
+    assert told["decay_from"] == "multi-power:N=ref" and np.isfinite(told["final"])
+    assert told["converged"] == ref.converged  # a flagged reference flags the estimate
+    assert isinstance(CurveFit.from_dict(ref.to_dict()), CurveFit)
     r = call("fit", tmp_path, "--law", "multi-power", "--json")  # `fit RUN_DIR`: its own probe curve
     assert r.returncode == 0, r.stderr
     fit = json.loads(r.stdout)

@@ -38,6 +38,11 @@ def add_parser(sub) -> None:
                    help="cosine / wsd: the LR at the end as a fraction of the peak (default 0.1 / 0)")
     p.add_argument("--cooldown-frac", type=float, default=0.2, metavar="F",
                    help="wsd: the share of the run spent cooling down (default 0.2)")
+    p.add_argument("--curve-reference", metavar="FIT.json",
+                   help="a whole-curve fit (a study's curvefits.json, or `fit --law multi-power --out`): the "
+                        "progress line's estimate of the final loss keeps its law and refits only its scale "
+                        "to this run (the fit of the model size nearest this one's); without it the estimate "
+                        "uses this run's curve alone and waits for the LR to fall")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=250, metavar="STEPS", help="default 250")
     p.add_argument("--eval-tokens", type=int, default=32768,
@@ -102,6 +107,27 @@ def build_spec(args):
     return spec, shards
 
 
+def _curve_reference(path: str, spec) -> dict:
+    """The whole-curve fit in ``path`` for the size nearest this run's (by total parameters)."""
+    import math
+
+    from ..fit.base import load_fits
+    from ..fit.schedule_laws import CurveFit
+    from ..model.accounting import param_breakdown
+    fits = [f for f in load_fits(path) if isinstance(f, CurveFit) and f.law == "multi-power"]
+    if not fits:
+        raise ScalingLabError(f"--curve-reference {path} holds no Multi-Power Law fit (from a study's "
+                              "curvefits.json or `fit --law multi-power --out`)")
+    n = param_breakdown(spec.shape)["total"]
+
+    def distance(f):
+        try:
+            return abs(math.log(float(f.approach.split("=", 1)[1]) / n))
+        except (ValueError, IndexError, ZeroDivisionError):
+            return math.inf
+    return min(fits, key=distance).to_dict(draws=False)
+
+
 def schedule_fields(text: str, min_lr_frac: float | None, cooldown_frac: float) -> dict:
     """--schedule / --min-lr-frac / --cooldown-frac as RunSpec fields."""
     from ..plan.schedules import parse_points
@@ -132,6 +158,7 @@ def run(args) -> int:
         raise ScalingLabError(f"--batch-size {args.batch_size} does not split over --nproc {args.nproc} "
                               "processes: give a multiple of K")
     spec, shards = build_spec(args)
+    reference = _curve_reference(args.curve_reference, spec) if args.curve_reference else None
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ScalingLabError(f"--out {out} exists and is not a directory")
@@ -148,7 +175,7 @@ def run(args) -> int:
     with lock:
         result = train(spec, out, device=args.device, threads=args.threads, shards=shards,
                        progress=None if args.json or rank else bar, fsdp=args.fsdp,
-                       compile_model=args.compile)
+                       compile_model=args.compile, curve_reference=reference)
     bar.close()
     if rank:  # rank 0 speaks for the run
         return {"interrupted": 3, "failed": 1}.get(result.status, 0)

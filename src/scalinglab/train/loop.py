@@ -165,9 +165,9 @@ def _grad_sq(model: GPT, sharded_over: distributed.Group | None = None) -> float
     return sharded_over.sum([total])[0] if sharded_over else total
 
 
-def _estimate(spec: RunSpec, peak_lr: float, curve: list) -> dict:
+def _estimate(spec: RunSpec, peak_lr: float, curve: list, reference: dict | None = None) -> dict:
     """The run's final loss estimated from its probe curve so far (fit/schedule_laws.py)."""
-    from ..fit.schedule_laws import Curve, estimate_final
+    from ..fit.schedule_laws import Curve, CurveFit, estimate_final
     from ..plan import schedules
     pts = [p for p in curve if p["step"] > schedules.warmup_of(spec) + 1]
     if len(pts) < 8:
@@ -176,7 +176,8 @@ def _estimate(spec: RunSpec, peak_lr: float, curve: list) -> dict:
                 "decay_from": "own curve"}
     lr = schedules.of_run(spec, peak_lr)
     return estimate_final(Curve("run", lr, np.array([p["step"] - 1 for p in pts]),
-                                np.array([p["probe"] for p in pts])), seed=spec.seed)
+                                np.array([p["probe"] for p in pts])), seed=spec.seed,
+                          reference=CurveFit.from_dict(reference) if reference else None)
 
 
 def _branch_state(spec: RunSpec, path: Path, peak_lr: float, warmup: int) -> dict | None:
@@ -195,7 +196,7 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
           shards: Shards | None = None, progress: Callable[[dict], None] | None = None,
           stop_after_steps: int | None = None, should_stop: Callable[[], bool] | None = None,
           snapshot_at: tuple[int, ...] = (), init_from: str | Path | None = None,
-          fsdp: bool = False, compile_model: bool = False) -> RunResult:
+          fsdp: bool = False, compile_model: bool = False, curve_reference: dict | None = None) -> RunResult:
     """Train one run into ``out_dir`` (config.json, checkpoint.pt, result.json); resume if interrupted.
 
     WSD branching: after each step in ``snapshot_at`` the state is also kept as
@@ -212,6 +213,9 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     model over them instead of replicating it (train/distributed.py). ``compile_model``: the training
     forward and backward through torch.compile (on CPU it measured 0.99-1.04x the eager speed after a
     12-27 s compile: benchmarks/compile_speed.py); not part of the spec, recorded in config.json.
+    ``curve_reference``: a whole-curve fit (CurveFit.to_dict) whose parameters the in-training estimates
+    of the final loss keep, refitting only its scale to this run's curve (fit/schedule_laws.py
+    estimate_final); without one they use the run's own curve and are flagged until its LR falls.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -224,14 +228,15 @@ def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: 
     group, device = distributed.join(resolve_device(device))
     try:
         return _train(spec, out, device, threads, shards, progress, stop_after_steps, should_stop,
-                      snapshot_at, init_from, group, fsdp, compile_model)
+                      snapshot_at, init_from, group, fsdp, compile_model, curve_reference)
     finally:
         distributed.leave(group)
 
 
 def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: Shards | None,
            progress, stop_after_steps, should_stop, snapshot_at, init_from,
-           group: distributed.Group | None, fsdp: bool, compile_model: bool) -> RunResult:
+           group: distributed.Group | None, fsdp: bool, compile_model: bool,
+           curve_reference: dict | None = None) -> RunResult:
     done_path = out / "result.json"
     main = group is None or group.main  # the one process that writes files
     world = group.world if group else 1
@@ -397,7 +402,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
                 due = any(done_at < f <= step / steps for f in ESTIMATE_AT)
                 if main and due and step < steps and time.perf_counter() - t_start >= ESTIMATE_AFTER_S:
                     t_est = time.perf_counter()
-                    estimates.append(_estimate(spec, peak_lr, curve))
+                    estimates.append(_estimate(spec, peak_lr, curve, curve_reference))
                     eval_time += time.perf_counter() - t_est
             if step in evals_at:
                 t_eval = time.perf_counter()
