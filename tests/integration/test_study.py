@@ -335,3 +335,49 @@ def test_a_study_s_training_curves_fit_a_whole_curve_law_per_size(uninterrupted,
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)
     assert plan["size"] == largest and 1.0 < plan["final_loss"] < 3.0
+
+
+def test_export_then_fit_gives_the_study_s_own_fits(uninterrupted, tmp_path):
+    """`scalinglab export STUDY [--curves] --format csv|parquet`: one row per run, or per eval with each
+    row's own tokens and loss; `fit` of either file gives the study's fits (every law's parameters, exactly:
+    the same numbers through the same code, not one run's final D and loss on every curve row)."""
+    import pandas as pd
+    out, _ = uninterrupted
+    r = call("export", out, "--out", tmp_path / "runs.csv")
+    assert r.returncode == 0, r.stderr
+    r = call("export", out, "--curves", "--format", "parquet", "--out", tmp_path / "curves.parquet")
+    assert r.returncode == 0, r.stderr
+    runs, curves = pd.read_csv(tmp_path / "runs.csv"), pd.read_parquet(tmp_path / "curves.parquet")
+    # a WSD run's curve is the ends of its size's shorter cool-downs (store.curve_table): 1 to 3 rows here
+    assert runs["run_id"].is_unique and curves.groupby("run_id")["D"].nunique().max() > 1
+    own3 = json.loads((out / "fit.json").read_text())["params"]
+    r = call("fit", tmp_path / "runs.csv", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["params"] == own3
+    r = call("fit", tmp_path / "curves.parquet", "--law", "all", "--json")
+    assert r.returncode == 0, r.stderr
+    got = {f["key"]: f["params"] for f in json.loads(r.stdout)["fits"]}
+    saved = {f["key"]: f["params"] for f in json.loads((out / "fits.json").read_text())["fits"]}
+    assert got == saved and len(got) >= 10
+    r = call("export", out, "--format", "xlsx")
+    assert r.returncode == 2 and r.stderr.strip().startswith("error:") and "csv or parquet" in r.stderr
+
+
+def test_the_notebook_example_runs_on_a_finished_study(uninterrupted):
+    """docs/notebook.md's code, as written, on the shared debug study; the Study's frames and fits match
+    the study's own files."""
+    import pathlib
+    import re
+    out, summary = uninterrupted
+    doc = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "notebook.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    assert blocks
+    scope = {"STUDY": out}
+    exec(compile("\n".join(blocks), "docs/notebook.md", "exec"), scope)
+    study = scope["study"]
+    assert study.fit.params == json.loads((out / "fit.json").read_text())["params"]
+    assert len(study.finals) == summary["n_runs"] and study.holdout == summary["holdout"]
+    assert {"chinchilla:3", "chinchilla:1", "kaplan:L(N)"} <= set(study.fits)
+    assert "<table>" in scope["html"] and "Approach 3" in scope["html"]
+    assert "converged" in study.fits["kaplan:L(N)"]._repr_html_()
+    assert len(study.curves) > len(study.finals) and study.training_curves["probe"].notna().all()

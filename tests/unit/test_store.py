@@ -79,7 +79,12 @@ def test_export_csv_and_parquet(tmp_path):
     store.finish(_result(spec, 2.0))
     a = pd.read_csv(store.export(tmp_path / "runs.csv"))
     b = pd.read_parquet(store.export(tmp_path / "runs.parquet"))
-    assert len(a) == len(b) == 3 and list(a["step"]) == [1, 2, 4]
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    assert len(a) == 1 and a["D"].iloc[0] == spec.n_tokens and a["loss"].iloc[0] == 2.25  # the final result
+    c = pd.read_csv(store.export(tmp_path / "curves.csv", curves=True))
+    # one row per eval with its own tokens and loss so far (not the run's final D and loss on every row)
+    assert list(c["step"]) == [1, 2, 4] and list(c["D"]) == [100, 200, 400]
+    assert list(c["loss"]) == pytest.approx([3.0, 2.5, 2.25])
 
 
 def test_corrupt_and_foreign_files_are_refused_and_left_alone(tmp_path):

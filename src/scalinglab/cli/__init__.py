@@ -5,10 +5,11 @@ import argparse
 import sys
 
 from ..errors import ScalingLabError
-from . import demo, fit, plan, report, run, train
+from . import demo, export, fit, plan, report, run, train
 from .common import in_cli_terms
 
-COMMANDS = {"run": run, "train": train, "fit": fit, "plan": plan, "report": report, "demo": demo}
+COMMANDS = {"run": run, "train": train, "fit": fit, "plan": plan, "report": report, "export": export,
+            "demo": demo}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -172,6 +172,19 @@ class FitBase:
     def draw_columns(self) -> dict[str, np.ndarray]:
         return dict(zip(self.params, np.asarray(self.draws).T))
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the parameters with their intervals, whether the fit converged, its warnings."""
+        import html
+        rows = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{v:.6g}</td><td>"
+            + (f"[{self.ci[k][0]:.4g}, {self.ci[k][1]:.4g}]" if k in self.ci else "") + "</td></tr>"
+            for k, v in self.params.items())
+        warn = "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings)
+        return (f"<b>{html.escape(self.label)}</b>: <code>{html.escape(self.form)}</code><br>"
+                f"converged: <b>{'yes' if self.converged else 'NO'}</b>, runs {self.n_runs}"
+                f"<table><tr><th>param</th><th>value</th><th>{100 * self.level:g}% CI</th></tr>{rows}</table>"
+                + (f"<ul>{warn}</ul>" if warn else ""))
+
     # -- files ------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """The versioned JSON file (strict JSON; written atomically, never half a file)."""

@@ -273,12 +273,13 @@ class SQLiteStore:
         return {"vocab_size": int(runs["vocab_size"].iloc[0]), "n_ctx": int(spec["shape"]["n_ctx"]),
                 "model_family": "scalinglab"}
 
-    def export(self, path: str | Path) -> Path:
-        """Runs joined with their evals, one row per eval, to CSV or Parquet (by suffix); written
-        atomically."""
+    def export(self, path: str | Path, *, curves: bool = False, role: str = "grid") -> Path:
+        """The finished runs as `scalinglab fit` reads them, to CSV or Parquet (by suffix), written
+        atomically: one row per run (``fit_table``: run_id, N, D, loss, C, ...), or with ``curves`` one row
+        per eval (``curve_table``: each row's own step, D and loss so far; a run's last row is its final
+        result). Either file, given to `fit`, gives the study's own fits."""
         path = Path(path)
-        table = self.runs().drop(columns=["spec"]).merge(self.evals(), on="run_id", how="left",
-                                                         suffixes=("", "_eval"))
+        table = self.curve_table(role) if curves else self.fit_table(role)
         with writing(path) as tmp:
             if path.suffix.lower() in (".parquet", ".pq"):
                 table.to_parquet(tmp, index=False)
