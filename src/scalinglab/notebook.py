@@ -34,7 +34,6 @@ class Study:
             self.curves = store.curve_table()
             self.training_curves = store.training_curves()
             self.estimates = store.estimates()
-            self._runs_of_curves = None
             from .fit.schedule_laws import curves_of_runs
             self._curve_runs = curves_of_runs(self.training_curves) if len(self.training_curves) else {}
         finally:
