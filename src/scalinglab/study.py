@@ -75,7 +75,8 @@ def branch_plan(specs: list[RunSpec], out: Path) -> dict[str, dict]:
     return plan
 
 
-def _train_pending(store: SQLiteStore, out: Path, roles: tuple[str, ...], executor, log=print) -> bool:
+def _train_pending(store: SQLiteStore, out: Path, roles: tuple[str, ...], executor, log=print,
+                   tracker=None) -> bool:
     """Train the unfinished runs of ``roles`` in one pass over the workers: WSD trunks and standalone runs
     first (a seed repeat fills a core the grid's tail leaves idle), then the branches."""
     todo, role_of = [], {}
@@ -89,9 +90,14 @@ def _train_pending(store: SQLiteStore, out: Path, roles: tuple[str, ...], execut
     total, t0 = sum(flops.values()), time.monotonic()
     flops_done, runs_done = 0.0, 0
 
+    specs = {j.spec.run_id: j.spec for j in todo}
+
     def on_result(res: RunResult) -> None:
         nonlocal flops_done, runs_done
         _record(store, res)
+        if tracker is not None and res.status == "done":  # after the store has it: never in its way
+            tracker.log_run(role_of.get(res.run_id, roles[0]), res, specs[res.run_id].to_dict()
+                            if res.run_id in specs else None)
         flops_done += flops.get(res.run_id, 0.0)
         runs_done += 1
         elapsed = time.monotonic() - t0
@@ -120,15 +126,16 @@ def check_writable(out: Path) -> None:
 
 
 def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None,
-              log: Callable[[str], None] = print) -> dict | None:
-    """Run (or resume) the study into ``out``; returns the summary, or None when interrupted."""
+              log: Callable[[str], None] = print, tracker=None) -> dict | None:
+    """Run (or resume) the study into ``out``; returns the summary, or None when interrupted. ``tracker``
+    (track.py) logs each run as it finishes."""
     out = Path(out)
     check_writable(out)
     with DirLock(out, "run"):
-        return _run_study(cfg, out, executor, holdout_executor, log)
+        return _run_study(cfg, out, executor, holdout_executor, log, tracker)
 
 
-def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log) -> dict | None:
+def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tracker=None) -> dict | None:
     shards = build_shards(cfg.data, cfg.tokenizer)
     sweep = cfg.kind == "batch-sweep"
     # planned before the store exists: a config the planner refuses leaves no half-created study behind
@@ -137,13 +144,13 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log) -> 
     store.plan([s for _, s in grid], "grid", [b for b, _ in grid])
     atomic.write_text(out / "config.json", json.dumps({"study_id": cfg.study_id, **cfg.to_dict()}, indent=1))
     if sweep:
-        return _batch_sweep(cfg, store, out, len(grid), executor, log)
+        return _batch_sweep(cfg, store, out, len(grid), executor, log, tracker)
     noise = noise_specs(cfg, grid)
     store.plan([s for _, s in noise], "noise", [b for b, _ in noise])
     done = len(store.runs(role="grid", status="done"))
     log(f"study {cfg.name} ({cfg.study_id}): {len(grid)} grid runs ({cfg.schedule}), {done} already done"
         + (f", {len(noise)} seed repeats" if noise else ""))
-    if not _train_pending(store, out, ("grid", "noise"), executor, log):
+    if not _train_pending(store, out, ("grid", "noise"), executor, log, tracker):
         return None
     failed = store.runs(role="grid", status="failed")
     if len(failed):
@@ -153,7 +160,8 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log) -> 
     run_noise = measure_run_noise(store, noise, cfg.seed)
     fit = with_study_context(fit, cfg, shards.vocab_size, run_noise)
     fit.save(out / "fit.json")
-    holdout = _holdout(cfg, store, fit, shards.vocab_size, out, holdout_executor or executor, run_noise, log)
+    holdout = _holdout(cfg, store, fit, shards.vocab_size, out, holdout_executor or executor, run_noise, log,
+                       tracker)
     if holdout is None:
         return None
     summary = {"study": cfg.name, "study_id": cfg.study_id, "flop_convention": FAMILY_FLOP_CONVENTION,
@@ -227,12 +235,12 @@ def _write_summary(out: Path, summary: dict) -> None:
     atomic.write_text(out / "summary.json", jsonsafe.dumps(summary, indent=1))
 
 
-def _batch_sweep(cfg, store, out, n_runs, executor, log) -> dict | None:
+def _batch_sweep(cfg, store, out, n_runs, executor, log, tracker=None) -> dict | None:
     """Train the planned sweep, then B_crit(L) two ways: from the noise scale and from S_min/E_min."""
     from .fit.kaplan import fit_bcrit, fit_bcrit_sweep
     log(f"batch sweep {cfg.name} ({cfg.study_id}): {n_runs} runs at batch sizes "
         f"{', '.join(map(str, cfg.batch_sizes))}")
-    if not _train_pending(store, out, ("grid",), executor, log):
+    if not _train_pending(store, out, ("grid",), executor, log, tracker):
         return None
     curves = store.curve_table()
     fits = {}
@@ -269,7 +277,8 @@ def with_study_context(fit, cfg: StudyConfig, vocab_size: int, run_noise: dict |
     return dataclasses.replace(fit, settings=dict(fit.settings) | extra)
 
 
-def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=print) -> dict | None:
+def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=print,
+             tracker=None) -> dict | None:
     """Predict the held-out run (recorded first), then train it and compare."""
     C = cfg.holdout_factor * max(cfg.budgets)
     meta = store.meta()
@@ -295,7 +304,7 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
     pred = meta["holdout_prediction"]
     log(f"held-out run: predicted loss {pred['predicted']:.4f} at N {pred['n_params']:,}, D "
         f"{pred['n_tokens']:,}")
-    if not _train_pending(store, out, ("holdout",), executor, log):
+    if not _train_pending(store, out, ("holdout",), executor, log, tracker):
         return None
     row = store.runs(role="holdout")
     row = row[row["run_id"] == pred["run_id"]].iloc[0]

@@ -35,6 +35,11 @@ def add_parser(sub) -> None:
     p.add_argument("--compile", action="store_true",
                    help="train every run through torch.compile (off by default: on CPU it measured "
                         "0.99-1.04x eager after a 12-27 s compile per run; docs/training.md)")
+    p.add_argument("--log", metavar="TRACKER", default=None,
+                   help="wandb | tensorboard: each run as it finishes (config, evals, curve, final metrics) "
+                        "and the study's fits and report figures; a W&B group per study, TensorBoard event "
+                        "files under STUDY/tensorboard (pip install 'scalinglab[wandb]' or "
+                        "'scalinglab[tensorboard]'); a tracker error is a warning, never a failed run")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
 
@@ -86,13 +91,15 @@ def run(args) -> int:
         holdout = LocalExecutor(workers=1, device=args.device, nproc=args.holdout_nproc,
                                 fsdp=args.holdout_fsdp, compile_model=args.compile)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    from ..track import make_tracker
+    tracker = make_tracker(args.log, args.out, f"{cfg.name}-{cfg.study_id}")
     from ..lock import DirLock
     from ..study import check_writable
     out = Path(args.out)
     check_writable(out)
     with DirLock(out, "run"), _sigterm_stops():  # one writer; SIGTERM stops the workers as Ctrl-C does
         try:
-            summary = run_study(cfg, out, grid, holdout, log=log)
+            summary = run_study(cfg, out, grid, holdout, log=log, tracker=tracker)
         finally:
             for ex in (grid, holdout):
                 ex.close()
@@ -101,6 +108,8 @@ def run(args) -> int:
             return 3
         from ..report.html import build, study_inputs
         page = build(study_inputs(out), out / "report")
+        if tracker is not None:
+            tracker.log_study(summary, out)
     log(f"report: {page}")
     if not summary.get("final", True):
         failed = summary.get("failed_runs", [])

@@ -67,6 +67,9 @@ def add_parser(sub) -> None:
     p.add_argument("--compile", action="store_true",
                    help="train through torch.compile (a compile of 12-27 s at the first step; on CPU it "
                         "measured 0.99-1.04x eager, so it is off by default: for GPUs, measure yours)")
+    p.add_argument("--log", metavar="TRACKER", default=None,
+                   help="wandb | tensorboard: the finished run (config, evals, curve, final metrics); "
+                        "TensorBoard files under OUT/tensorboard, W&B under OUT/wandb")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
 
@@ -158,6 +161,8 @@ def run(args) -> int:
         raise ScalingLabError(f"--batch-size {args.batch_size} does not split over --nproc {args.nproc} "
                               "processes: give a multiple of K")
     spec, shards = build_spec(args)
+    from ..track import make_tracker
+    tracker = make_tracker(args.log, args.out, "train")
     reference = _curve_reference(args.curve_reference, spec) if args.curve_reference else None
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -179,6 +184,8 @@ def run(args) -> int:
     bar.close()
     if rank:  # rank 0 speaks for the run
         return {"interrupted": 3, "failed": 1}.get(result.status, 0)
+    if tracker is not None and result.status == "done":
+        tracker.log_run("train", result, spec.to_dict())
     if args.json:
         emit_json(result.to_dict())
     else:
