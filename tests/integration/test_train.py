@@ -229,3 +229,50 @@ def test_user_text_trains_with_bpe(tmp_path):
     res = train(spec, tmp_path / "run", threads=1, shards=sh)
     assert res.status == "done"
     assert res.bits_per_byte == pytest.approx(res.val_loss / np.log(2) / sh.bytes_per_token)
+
+
+def test_a_user_tokenizer_json_trains_and_a_large_vocabulary_gets_uint32_shards(tmp_path):
+    """`train --tokenizer path/to/tokenizer.json`: its vocabulary sets the model's, the spec pins the file
+    by content (a changed file is one error line, not a silently different run); a vocabulary over 65,536
+    gets uint32 shards instead of an error."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    from scalinglab.data.corpus import load_corpus
+    docs = [d for d in load_corpus().documents if d.id.startswith("moby-dick/")][:40]
+    data = tmp_path / "data"
+    data.mkdir()
+    for d in docs:
+        (data / (d.id.split("/")[1] + ".txt")).write_text(d.text)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.train_from_iterator([d.text for d in docs], trainers.BpeTrainer(
+        vocab_size=384, special_tokens=["</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    tok.save(str(tmp_path / "tok.json"))
+    env = {**__import__("os").environ, "SCALINGLAB_CACHE": str(tmp_path / "cache")}
+    args = ["train", "--size", "debug", "--n-ctx", "64", "--batch-size", "16", "--tokens", "20000",
+            "--threads", "1", "--eval-tokens", "2048", "--data", data, "--tokenizer", tmp_path / "tok.json",
+            "--json"]
+    r = cli(*args, "--out", tmp_path / "run", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "done"
+    spec = json.loads((tmp_path / "run" / "config.json").read_text())["spec"]
+    assert spec["shape"]["vocab_size"] == tok.get_vocab_size() == 384
+    assert spec["tokenizer"].startswith(str((tmp_path / "tok.json").resolve()) + "#sha256:")
+    # the same run resumed after the file changed: refused, one line
+    from scalinglab.errors import ScalingLabError
+    tok.add_special_tokens(["<extra>"])
+    tok.save(str(tmp_path / "tok.json"))
+    with pytest.raises(ScalingLabError, match="changed since the run was planned"):
+        build_shards(str(data), spec["tokenizer"], cache_dir=tmp_path / "cache")
+
+    # 70,000 words: uint32 shards
+    words = sorted({w for d in docs for w in d.text.split()})
+    vocab = {"</s>": 0, "[UNK]": 1} | {w: i + 2 for i, w in enumerate(words)}
+    vocab |= {f"extra{i}": len(vocab) + i for i in range(70_000 - len(vocab))}
+    big = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    big.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    big.save(str(tmp_path / "big.json"))
+    sh = build_shards(str(data), str(tmp_path / "big.json"), cache_dir=tmp_path / "cache")
+    assert sh.vocab_size == 70_000 and sh.train.dtype == np.uint32
+    assert sh.train.max() >= 2 and sh.tokenizer.startswith("hf70000-")

@@ -23,7 +23,10 @@ def add_parser(sub) -> None:
     budget.add_argument("--tokens", type=positive_float, metavar="D", help="training tokens (default 20 N)")
     budget.add_argument("--flops", type=positive_float, metavar="C", help="training FLOPs (Appendix F count)")
     p.add_argument("--data", default="embedded", help="text/JSONL file or folder (default: embedded corpus)")
-    p.add_argument("--tokenizer", default="bytes", help="bytes | bpe<VOCAB>, e.g. bpe4096")
+    p.add_argument("--tokenizer", default="bytes",
+                   help="bytes | bpe<VOCAB> (trained on the train split, e.g. bpe4096) | "
+                        "path/to/tokenizer.json (a Hugging Face tokenizers file: its vocabulary sets the "
+                        "model's; recorded in the spec with its content hash)")
     p.add_argument("--out", default="scalinglab-run", help="run directory (default ./scalinglab-run)")
     p.add_argument("--n-ctx", type=int, default=256, help="context length (default 256)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per step (default 32)")
@@ -88,6 +91,8 @@ def build_spec(args):
     from ..train.loop import resolve_device
     from ..train.precision import resolve_precision
     device = resolve_device(args.device)  # --device cuda without a GPU: one line now, not a failed run later
+    from ..data.tokenizer import pin_tokenizer
+    args.tokenizer = pin_tokenizer(args.tokenizer)  # a tokenizer.json: pinned by its content in the spec
     shards = build_shards(args.data, args.tokenizer)
     vocab = shards.vocab_size
     if args.params is not None:

@@ -1,4 +1,5 @@
-"""Token shards: each split tokenized once into a uint16 memmap, named by corpus fingerprint and tokenizer."""
+"""Token shards: each split tokenized once into a memmap (uint16, or uint32 for vocabularies over 65,536),
+named by corpus fingerprint and tokenizer."""
 from __future__ import annotations
 
 import hashlib
@@ -11,7 +12,7 @@ import numpy as np
 
 from ..atomic import write_text, writing
 from .corpus import Corpus, embedded_fingerprint, load_corpus
-from .tokenizer import get_tokenizer
+from .tokenizer import get_tokenizer, token_dtype
 
 
 def default_cache_dir() -> Path:
@@ -38,9 +39,10 @@ def _intact(out: Path, meta_path: Path) -> bool:
     checksums were recorded is checked by size)."""
     try:
         meta = json.loads(meta_path.read_text())
+        itemsize = np.dtype(meta.get("dtype", "uint16")).itemsize
         for split in ("train", "validation"):
             path = out / f"{split}.bin"
-            if path.stat().st_size != 2 * int(meta[f"{split}_tokens"]):
+            if path.stat().st_size != itemsize * int(meta[f"{split}_tokens"]):
                 return False
             want = meta.get(f"{split}_sha256")
             if want is not None and hashlib.sha256(path.read_bytes()).hexdigest() != want:
@@ -57,7 +59,10 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
         data if isinstance(data, Corpus) else load_corpus(data))
     # the embedded corpus' fingerprint is in its manifest: no need to decompress 25 MB to find the shards
     fingerprint = embedded_fingerprint() if corpus is None else corpus.fingerprint
-    out = cache_dir / "shards" / f"{fingerprint}-{tokenizer}"
+    # a tokenizer file by its content (its spec is path#sha256:HEX12), the others by name
+    tok_key = tokenizer if "#sha256:" not in tokenizer and not tokenizer.endswith(".json") else \
+        get_tokenizer(tokenizer, None, cache_dir).name
+    out = cache_dir / "shards" / f"{fingerprint}-{tok_key}"
     meta_path = out / "meta.json"
     if meta_path.exists() and not _intact(out, meta_path):
         import sys
@@ -68,14 +73,16 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
         corpus = corpus or load_corpus(None)
         tok = get_tokenizer(tokenizer, corpus, cache_dir)
         out.mkdir(parents=True, exist_ok=True)
-        meta = {"fingerprint": corpus.fingerprint, "tokenizer": tok.name, "vocab_size": tok.vocab_size}
+        dtype = token_dtype(tok.vocab_size)
+        meta = {"fingerprint": corpus.fingerprint, "tokenizer": tok.name, "vocab_size": tok.vocab_size,
+                "dtype": np.dtype(dtype).name}
         for split in ("train", "validation"):
             docs = corpus.split(split)
             parts = []
             for d in docs:
-                parts.append(tok.encode(d.text))
-                parts.append(np.array([tok.eot], dtype=np.uint16))
-            tokens = np.concatenate(parts) if parts else np.zeros(0, np.uint16)
+                parts.append(tok.encode(d.text).astype(dtype))
+                parts.append(np.array([tok.eot], dtype=dtype))
+            tokens = np.concatenate(parts) if parts else np.zeros(0, dtype)
             with writing(out / f"{split}.bin") as tmp:  # unique per writer: two builders never share it
                 tokens.tofile(tmp)
             meta[f"{split}_tokens"] = int(tokens.size)
@@ -85,7 +92,8 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
                                          # written last: its presence means the shards are complete
                                          indent=1))
     meta = json.loads(meta_path.read_text())
-    load = lambda split: np.memmap(out / f"{split}.bin", dtype=np.uint16, mode="r")
+    dtype = np.dtype(meta.get("dtype", "uint16"))
+    load = lambda split: np.memmap(out / f"{split}.bin", dtype=dtype, mode="r")
     return Shards(train=load("train"), validation=load("validation"), vocab_size=meta["vocab_size"],
                   tokenizer=meta["tokenizer"], fingerprint=meta["fingerprint"],
                   bytes_per_token=meta["validation_bytes"] / meta["validation_tokens"])

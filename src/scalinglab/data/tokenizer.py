@@ -48,8 +48,8 @@ class BPETokenizer:
     def train(cls, texts, vocab_size: int, path: Path) -> "BPETokenizer":
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
-        if not 257 <= vocab_size <= 65535:
-            raise ScalingLabError(f"BPE vocab size must be in 257..65535 (uint16 shards), got {vocab_size}")
+        if not 257 <= vocab_size <= 1_000_000:
+            raise ScalingLabError(f"BPE vocab size must be in 257..1,000,000, got {vocab_size}")
         tok = HFTokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
@@ -68,10 +68,57 @@ class BPETokenizer:
         return cls(HFTokenizer.from_file(str(path)))
 
     def encode(self, text: str) -> np.ndarray:
-        return np.asarray(self._tok.encode(text).ids, dtype=np.uint16)
+        return np.asarray(self._tok.encode(text).ids, dtype=token_dtype(self.vocab_size))
 
     def decode(self, ids) -> str:
         return self._tok.decode([int(i) for i in ids])
+
+
+END_TOKENS = ("<|endoftext|>", "</s>", "<|end_of_text|>", "<eos>", "<|eot_id|>", "[SEP]")
+
+
+def token_dtype(vocab_size: int):
+    """uint16 shards up to 65,536 tokens, uint32 above."""
+    return np.uint16 if vocab_size <= 65536 else np.uint32
+
+
+def file_tokenizer(spec: str) -> BPETokenizer:
+    """A user's Hugging Face `tokenizers` file: ``path/to/tokenizer.json`` or, as a run's spec records it,
+    ``path#sha256:HEX12`` (then the file must still be the one the run was planned with). Its end-of-text
+    token (one of END_TOKENS) separates documents; its name is ``hf<VOCAB>-<HEX12>`` (content, not path)."""
+    import hashlib
+    path, _, want = spec.partition("#sha256:")
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ScalingLabError(f"tokenizer file {path}: {exc.strerror or exc}") from None
+    digest = hashlib.sha256(raw).hexdigest()[:12]
+    if want and want != digest:
+        raise ScalingLabError(f"tokenizer file {path} changed since the run was planned (sha256 {digest}, "
+                              f"planned {want}): restore it or start a new run")
+    try:
+        from tokenizers import Tokenizer as HFTokenizer
+        tok = HFTokenizer.from_str(raw.decode("utf-8"))
+    except ImportError:
+        raise ScalingLabError("a tokenizer.json needs the `tokenizers` library: pip install "
+                              "'scalinglab[train]'") from None
+    except Exception as exc:  # noqa: BLE001 - the library's own parse errors, as one line
+        raise ScalingLabError(f"{path} is not a Hugging Face tokenizers file ({str(exc)[:120]})") from None
+    ends = [t for t in END_TOKENS if tok.token_to_id(t) is not None]
+    if not ends:
+        raise ScalingLabError(f"{path} has no end-of-text token to separate documents (one of "
+                              f"{', '.join(END_TOKENS)})")
+    out = BPETokenizer(tok)
+    out.eot = tok.token_to_id(ends[0])
+    out.name = f"hf{out.vocab_size}-{digest}"
+    return out
+
+
+def pin_tokenizer(name: str) -> str:
+    """A tokenizer as a run's spec records it: a file is pinned by its content (``path#sha256:HEX12``)."""
+    if name == "bytes" or (name.startswith("bpe") and name[3:].isdigit()) or "#sha256:" in name:
+        return name
+    return f"{Path(name).resolve()}#sha256:{file_tokenizer(name).name.split('-')[-1]}"
 
 
 def get_tokenizer(name: str, corpus, cache_dir: Path) -> Tokenizer:
@@ -83,4 +130,7 @@ def get_tokenizer(name: str, corpus, cache_dir: Path) -> Tokenizer:
         if path.exists():
             return BPETokenizer.load(path)
         return BPETokenizer.train((d.text for d in corpus.split("train")), int(name[3:]), path)
-    raise ScalingLabError(f"unknown tokenizer {name!r}: use 'bytes' or 'bpe<vocab size>', e.g. bpe4096")
+    if name.endswith(".json") or "#sha256:" in name:
+        return file_tokenizer(name)
+    raise ScalingLabError(f"unknown tokenizer {name!r}: use 'bytes', 'bpe<vocab size>' (e.g. bpe4096) or a "
+                          "Hugging Face tokenizer.json")
