@@ -176,7 +176,12 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tra
     from .report.html import fit_all
     fit_all(out, store.curve_table(), fit)  # every other law, fitted once: the report draws from it
     if cfg.curve_laws:
-        summary["curve_laws"] = curve_laws(out, store, log)
+        try:
+            summary["curve_laws"] = curve_laws(out, store, log)
+        except (ScalingLabError, ValueError, FloatingPointError, np.linalg.LinAlgError) as exc:
+            # an optional analysis of finished runs: it never costs the study its result
+            log(f"warning: the whole-curve law could not be fitted ({exc}); the study's result stands")
+            summary["curve_laws"] = {"error": str(exc)}
     _write_summary(out, summary)
     return summary
 
