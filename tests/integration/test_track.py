@@ -60,32 +60,46 @@ def test_wandb_offline_run_holds_config_history_and_summary(tmp_path, finished, 
     res, spec = finished
     make_tracker("wandb", tmp_path, "debug-abc").log_run("grid", res, spec)
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
-    summary = json.loads((run_dir / "files" / "wandb-summary.json").read_text())
+    records = _records(next(run_dir.glob("*.wandb")))
+    (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+    config = {i.key: json.loads(i.value_json) for i in run.config.update}
+    assert run.run_group == "debug-abc" and run.job_type == "grid" and run.display_name == res.run_id
+    assert config["run_id"] == res.run_id and config["spec"] == json.loads(json.dumps(spec))
+    summary = {}
+    for r in records:
+        if r.WhichOneof("record_type") == "summary":
+            summary |= {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.summary.update}
     assert summary["final/val_loss"] == pytest.approx(res.val_loss, rel=1e-6)
-    config = (run_dir / "files" / "config.yaml").read_text()
-    assert res.run_id in config and "debug" in config
-    history = _history(next(run_dir.glob("*.wandb")))
+    history = [{i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+               for r in records if r.WhichOneof("record_type") == "history"]
     evals = {h["_step"]: h["eval/val_loss"] for h in history if "eval/val_loss" in h}
     assert evals == pytest.approx({e["step"]: e["val_loss"] for e in res.evals}, rel=1e-6)
+    probes = {h["_step"]: h["curve/probe"] for h in history if "curve/probe" in h}
+    assert probes == pytest.approx({p["step"]: p["probe"] for p in res.curve}, rel=1e-6)
 
 
-def _history(path) -> list[dict]:
-    """History rows of a W&B offline record file (what `wandb sync` reads)."""
+def _records(path) -> list:
+    """The records of a W&B offline run file (what `wandb sync` uploads): a 7-byte header, then LevelDB's
+    log format: 32 KiB blocks of chunks (crc32c, length, type: 1 full, 2 first, 3 middle, 4 last), each
+    record a wandb_internal Record protobuf (wandb >= 0.20 no longer ships a Python reader)."""
+    import struct
+
     from wandb.proto import wandb_internal_pb2
-    from wandb.sdk.internal import datastore
-    ds = datastore.DataStore()
-    ds.open_for_scan(str(path))
-    rows = []
-    while True:
-        data = ds.scan_data()
-        if data is None:
-            break
-        rec = wandb_internal_pb2.Record()
-        rec.ParseFromString(data)
-        if rec.WhichOneof("record_type") == "history":
-            rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                         for item in rec.history.item})
-    return rows
+    raw = path.read_bytes()
+    assert raw[:4] == b":W&B"
+    block, pos, chunks, out = 32768, 7, b"", []
+    while pos + 7 <= len(raw):
+        if block - pos % block < 7:  # a block's tail too short for a chunk header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", raw[pos:pos + 7])
+        data, pos = raw[pos + 7:pos + 7 + length], pos + 7 + length
+        chunks = data if kind in (1, 2) else chunks + data
+        if kind in (1, 4):
+            rec = wandb_internal_pb2.Record()
+            rec.ParseFromString(chunks)
+            out.append(rec)
+    return out
 
 
 def test_a_tracker_that_fails_is_one_warning_and_the_run_goes_on(tmp_path):
