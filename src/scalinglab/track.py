@@ -33,7 +33,7 @@ def make_tracker(kind: str | None, out_dir: str | Path, group: str) -> "Tracker 
         else:
             from torch.utils.tensorboard import SummaryWriter  # noqa: F401
     except ImportError:
-        raise ScalingLabError(f"--log {kind} needs its library: {INSTALL[kind]}") from None
+        raise ScalingLabError(f"the {kind} tracker needs its library: {INSTALL[kind]}") from None
     return (WandbTracker if kind == "wandb" else TensorBoardTracker)(Path(out_dir), group)
 
 

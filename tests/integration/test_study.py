@@ -288,7 +288,6 @@ def test_a_study_s_training_curves_fit_a_whole_curve_law_per_size(uninterrupted,
     study's other runs; on the debug study's short curves flagged fits are never called converged. Then
     what the study does with curve_laws on: curvefits.json, the estimate rows, the report's three
     figures, and `plan --law curvefits.json --schedule` for the largest size."""
-    from scalinglab.report.html import build, study_inputs
     from scalinglab.store import SQLiteStore
     from scalinglab.study import CURVE_FITS_FILE, ESTIMATE_SOURCE, curve_laws
     out, summary = uninterrupted
@@ -325,10 +324,22 @@ def test_a_study_s_training_curves_fit_a_whole_curve_law_per_size(uninterrupted,
         store.close()
     assert section["estimates"] == got["estimate_summary"]  # the same fits as the command's
     assert (stored["source"] == ESTIMATE_SOURCE).all() and len(stored) == len(rows)
-    page = build(study_inputs(study), study / "report").read_text()
-    for key in ("curve_laws", "curve_estimates", "schedules"):
-        assert (study / "report" / f"{key}.png").stat().st_size > 10_000, key
-    assert "Final loss estimated from the first 30% / 50% of each run" in page
+    from scalinglab.report import plots
+    from scalinglab.report.html import FIGURES, curve_section
+    store = SQLiteStore.open(study / "study.sqlite", readonly=True)
+    try:
+        drawn = curve_section(study, store)  # what the report draws the three figures from
+    finally:
+        store.close()
+    assert len(drawn["estimates"]) == len(rows)
+    assert set(drawn["alternatives"]) >= {"constant", "cosine:min=0.1"}
+    fits_fig = plots.curve_law_fits(drawn)  # a fitted line per run, through its points
+    assert len(fits_fig.axes[0].lines) >= len(drawn["runs"]) and fits_fig.axes[0].collections
+    est_fig = plots.curve_estimates(drawn["estimates"])  # a point per estimate
+    assert sum(len(c.get_offsets()) for c in est_fig.axes[0].collections[:4]) == len(rows)
+    sched_fig = plots.alternative_schedules(drawn["largest"], drawn["alternatives"])  # a curve per schedule
+    assert len(sched_fig.axes[0].lines) == len(drawn["alternatives"]) == 4
+    assert {"curve_laws", "curve_estimates", "schedules"} <= {key for key, _ in FIGURES}
     largest = max(fits, key=lambda f: float(f["approach"].split("=")[1]))["approach"]
     r = call("plan", "--law", study / CURVE_FITS_FILE, "--size", largest, "--schedule", "wsd", "--steps",
              1000, "--peak-lr", 0.01, "--allow-unconverged", "--json")

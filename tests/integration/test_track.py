@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow
 
 from .helpers import cli  # noqa: E402
 
-TRAIN = ["train", "--size", "debug", "--n-ctx", "64", "--batch-size", "16", "--tokens", "40000",
+TRAIN = ["train", "--size", "debug", "--n-ctx", "64", "--batch-size", "16", "--tokens", "16000",
          "--threads", "1", "--eval-tokens", "4096", "--json"]
 
 

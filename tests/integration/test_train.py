@@ -91,9 +91,10 @@ def test_a_piecewise_schedule_trains_with_a_probe_and_estimates_of_its_end(shard
     from scalinglab.train import loop
     monkeypatch.setattr(loop, "ESTIMATE_AFTER_S", 0.0)
     monkeypatch.setattr(loop, "CURVE_TOKENS", 2048)  # a point every 2 steps
+    monkeypatch.setattr(loop, "CURVE_PROBE_TOKENS", 1024)  # (the probe's forward passes ruled the time)
     points = ((0, 0.1), (10, 1.0), (60, 1.0), (120, 0.0))
     spec = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=120 * 1024, batch_size=16,
-                   n_eval_tokens=4096, schedule="piecewise", lr_points=points, lr=0.01)
+                   n_eval_tokens=1024, schedule="piecewise", lr_points=points, lr=0.01)
     assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     assert "lr_points" not in RunSpec(shape=spec.shape, n_tokens=1000).to_dict()  # old run ids unchanged
     seen = []

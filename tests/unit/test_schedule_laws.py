@@ -114,8 +114,8 @@ def test_bootstrap_intervals_cover_the_true_parameters_and_round_trip_through_th
     interval for a schedule it never saw (the constant one: inside the interval)."""
     truth = dict(zip(MULTI_POWER, (2.5, 0.6, 0.45, 400.0, 2.0, 0.6, 0.6)))
     curves = _synthetic(multi_power, truth, noise=0.001, seed=7)
-    fit = fit_curves(curves[:2], "multi-power", name="N=1e8", bootstrap=40, seed=1)
-    assert fit.converged and fit.key == "multi-power:N=1e8" and fit.diagnostics["bootstrap_refits"] == 40
+    fit = fit_curves(curves[:2], "multi-power", name="N=1e8", bootstrap=25, seed=1)
+    assert fit.converged and fit.key == "multi-power:N=1e8" and fit.diagnostics["bootstrap_refits"] == 25
     for name in ("L0", "A", "alpha", "B"):
         lo, hi = fit.ci[name]
         assert lo <= truth[name] <= hi, (name, lo, hi)
