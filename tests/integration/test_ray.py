@@ -148,9 +148,9 @@ def test_ray_train_runs_one_run_over_two_workers_stops_and_resumes(tmp_path):
     from scalinglab.run.executor import Job
     from scalinglab.run.ray import RayExecutor
     from scalinglab.train.loop import train
-    # 157 steps, the first checkpoint at 10: the stop (asked at most once a second) lands with ~147 steps
-    # to go; with 88 to go (118 steps, first checkpoint at 30) the run once finished first (CI, session 24)
-    spec = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=80_000, batch_size=8, n_eval_tokens=4096,
+    # 235 steps, the first checkpoint at 10: the stop lands with ~200 steps to go. With 88 to go (118 steps,
+    # the first checkpoint at 30, the trainer asking once a second) the run finished first on CI twice
+    spec = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=120_000, batch_size=8, n_eval_tokens=4096,
                    checkpoint_every=10)
     alone = train(spec, tmp_path / "alone", threads=1)
     job = Job(spec, str(tmp_path / "runs" / spec.run_id))
