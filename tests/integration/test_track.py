@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("torch")
 pytestmark = pytest.mark.slow
 
-from .helpers import cli  # noqa: E402
+from .helpers import call  # noqa: E402
 
 TRAIN = ["train", "--size", "debug", "--n-ctx", "64", "--batch-size", "16", "--tokens", "16000",
          "--threads", "1", "--eval-tokens", "4096", "--json"]
@@ -106,13 +106,13 @@ def test_a_tracker_that_fails_is_one_warning_and_the_run_goes_on(tmp_path):
     pytest.importorskip("tensorboard")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "tensorboard").write_text("not a directory")  # where the event files would go
-    r = cli(*TRAIN, "--out", tmp_path / "run", "--log", "tensorboard")
+    r = call(*TRAIN, "--out", tmp_path / "run", "--log", "tensorboard")  # in-process: no second torch import
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["status"] == "done"
     warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "TensorBoardTracker failed" in warnings[0]
     assert "training goes on" in warnings[0]
-    r = cli(*TRAIN, "--out", tmp_path / "other", "--log", "mlflow")
+    r = call(*TRAIN, "--out", tmp_path / "other", "--log", "mlflow")
     assert r.returncode == 2
     assert r.stderr.strip() == "error: unknown tracker 'mlflow': choose wandb or tensorboard"
     assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())
