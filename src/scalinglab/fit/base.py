@@ -186,10 +186,35 @@ class FitBase:
                 + (f"<ul>{warn}</ul>" if warn else ""))
 
     # -- files ------------------------------------------------------------------------------------------
+    def _common_tail(self, out: dict, draws: bool, **bootstrap) -> dict:
+        """The to_dict keys every LawFit-like result shares after its own: ci, warnings, diagnostics,
+        settings and the bootstrap draws (``bootstrap``: extra keys of that entry)."""
+        if self.ci:
+            out["ci"] = {k: list(v) for k, v in self.ci.items()}
+        out["warnings"] = list(self.warnings)
+        out["diagnostics"] = {k: v for k, v in self.diagnostics.items() if k != "warnings"}
+        out["settings"] = dict(self.settings)
+        if self.draws is not None:
+            out["bootstrap"] = {"n": int(len(self.draws)), "level": self.level, "columns": list(self.params),
+                                "seed": self.settings.get("seed")} | bootstrap
+            if draws:
+                out["bootstrap"]["draws"] = self.draws.tolist()
+        return out
+
     def save(self, path: str | Path) -> Path:
         """The versioned JSON file (strict JSON; written atomically, never half a file)."""
         doc = {"format": FORMAT, "version": VERSION, **self.to_dict()}
         return write_text(Path(path), dumps(doc, indent=1))
+
+
+def draws_of(d: Mapping) -> np.ndarray | None:
+    """A saved fit's bootstrap draws, columns in its params' order (None without them)."""
+    bs = d.get("bootstrap") or {}
+    if bs.get("draws") is None:
+        return None
+    order = bs.get("columns", list(d["params"]))
+    cols = np.asarray(bs["draws"], dtype=float).reshape(-1, len(order))
+    return np.stack([cols[:, order.index(k)] for k in d["params"]], axis=1)
 
 
 def data_range(**columns) -> dict[str, list[float]]:

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from ..errors import NotFittable, ScalingLabError
-from .base import FitBase, data_range
+from .base import FitBase, data_range, draws_of
 from .verdict import judge
 
 
@@ -112,16 +112,7 @@ class LawFit(FitBase):
                 out[k] = self.params[k]
         out |= {"objective": self.objective, "n_runs": self.n_runs, "n_points": self.n_points,
                 "converged": self.converged}
-        if self.ci:
-            out["ci"] = {k: list(v) for k, v in self.ci.items()}
-        out["warnings"] = list(self.warnings)
-        out["diagnostics"] = {k: v for k, v in self.diagnostics.items() if k != "warnings"}
-        out["settings"] = dict(self.settings)
-        if self.draws is not None:
-            out["bootstrap"] = {"n": int(len(self.draws)), "level": self.level, "columns": list(self.params),
-                                "seed": self.settings.get("seed")}
-            if draws:
-                out["bootstrap"]["draws"] = self.draws.tolist()
+        self._common_tail(out, draws)
         if draws and self.points is not None:  # what the figures draw from: saved with the fit
             out["points"] = {c: self.points[c].tolist() for c in self.points.columns}
         return out
@@ -129,17 +120,12 @@ class LawFit(FitBase):
     @classmethod
     def from_dict(cls, d: Mapping) -> "LawFit":
         bs = d.get("bootstrap") or {}
-        draws = None
-        if bs.get("draws") is not None:
-            order = bs.get("columns", list(d["params"]))
-            cols = np.asarray(bs["draws"], dtype=float).reshape(-1, len(order))
-            draws = np.stack([cols[:, order.index(k)] for k in d["params"]], axis=1)
         return cls(law=d["law"], approach=str(d["approach"]), form=d["form"], params=d["params"],
                    objective=float(d["objective"]), n_runs=int(d["n_runs"]), n_points=int(d["n_points"]),
                    converged=bool(d["converged"]), inputs=tuple(d.get("inputs", ())),
                    target=d.get("target", "loss"), ci=d.get("ci", {}),
                    diagnostics=dict(d.get("diagnostics", {})) | {"warnings": list(d.get("warnings", ()))},
-                   settings=d.get("settings", {}), draws=draws, level=float(bs.get("level", 0.95)),
+                   settings=d.get("settings", {}), draws=draws_of(d), level=float(bs.get("level", 0.95)),
                    points=pd.DataFrame(d["points"]) if isinstance(d.get("points"), dict) else None)
 
     def summary(self) -> str:

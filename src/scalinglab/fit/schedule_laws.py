@@ -36,7 +36,7 @@ from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from ..errors import ScalingLabError
-from .base import FitBase, _z
+from .base import FitBase, _z, draws_of
 
 BLOCK = 128  # steps merged into one decrement term (see the module docstring)
 HUBER_DELTA = 1e-3  # on log-loss residuals, as in both papers
@@ -293,33 +293,18 @@ class CurveFit(FitBase):
                "target": "loss", "inputs": list(self.inputs), "params": dict(self.params),
                "objective": self.objective, "n_runs": self.n_runs, "n_points": self.n_points,
                "converged": self.converged}
-        if self.ci:
-            out["ci"] = {k: list(v) for k, v in self.ci.items()}
-        out["warnings"] = list(self.warnings)
-        out["diagnostics"] = {k: v for k, v in self.diagnostics.items() if k != "warnings"}
-        out["settings"] = dict(self.settings)
-        if self.draws is not None:
-            out["bootstrap"] = {"n": int(len(self.draws)), "level": self.level, "columns": list(self.params),
-                                "seed": self.settings.get("seed"), "resampled": "segments"}
-            if draws:
-                out["bootstrap"]["draws"] = self.draws.tolist()
-        return out
+        return self._common_tail(out, draws, resampled="segments")
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "CurveFit":
         if d.get("law") not in LAWS:
             raise ScalingLabError(f"unknown whole-curve law {d.get('law')!r}")
         bs = d.get("bootstrap") or {}
-        draws = None
-        if bs.get("draws") is not None:
-            order = bs.get("columns", list(d["params"]))
-            cols = np.asarray(bs["draws"], dtype=float).reshape(-1, len(order))
-            draws = np.stack([cols[:, order.index(k)] for k in d["params"]], axis=1)
         return cls(law=d["law"], approach=str(d["approach"]), params=d["params"],
                    objective=float(d["objective"]), n_runs=int(d["n_runs"]), n_points=int(d["n_points"]),
                    converged=bool(d["converged"]), ci=d.get("ci", {}),
                    diagnostics=dict(d.get("diagnostics", {})) | {"warnings": list(d.get("warnings", ()))},
-                   settings=d.get("settings", {}), draws=draws, level=float(bs.get("level", 0.95)))
+                   settings=d.get("settings", {}), draws=draws_of(d), level=float(bs.get("level", 0.95)))
 
     def summary(self) -> str:
         lines = [f"{self.label}: {self.form}",
