@@ -136,3 +136,18 @@ def test_runs_are_packed_onto_gpus_by_their_memory():
     assert runs_per_gpu(jobs, free_bytes=need // 2) == 1  # never zero: the run may still fit alone
     assert runs_per_gpu(jobs[:1], free_bytes=80 * 2**30) == MAX_RUNS_PER_GPU
     assert gpu_slots(2, 3) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+
+
+# Peak GPU memory measured on an H200 (torch.cuda.max_memory_allocated, benchmarks/gpu.py, docs/gpu.md):
+# the gpu-small preset's shapes at context 512 x batch 64.
+H200_PEAK_GIB = [((9, 448), "bf16", 5.76), ((9, 448), "fp32", 9.47),
+                 ((19, 928), "bf16", 25.75), ((19, 928), "fp32", 41.70)]
+
+
+@pytest.mark.parametrize("layers_width, precision, peak_gib", H200_PEAK_GIB)
+def test_training_memory_estimate_is_just_above_the_measured_peak(layers_width, precision, peak_gib):
+    from scalinglab.model.accounting import ModelShape, memory_needed
+    L, d = layers_width
+    shape = ModelShape(n_layer=L, d_model=d, n_head=d // 32, d_head=32, d_ff=4 * d, vocab_size=256, n_ctx=512)
+    estimate = memory_needed(shape, 64, precision) / 2**30
+    assert peak_gib < estimate < 1.10 * peak_gib  # above (packing divides memory by it), but not far

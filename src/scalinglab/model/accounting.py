@@ -107,12 +107,21 @@ def flops_per_token(shape: ModelShape, method: str = "chinchilla") -> float:
     raise ScalingLabError(f"unknown FLOP convention {method!r}: choose one of {', '.join(FLOP_METHODS)}")
 
 
-def memory_needed(shape, batch_size: int) -> int:
+ACTIVATION_BYTES = {"bf16": 46, "fp32": 76}  # per sequence position x d_model x layer (memory_needed)
+
+
+def memory_needed(shape, batch_size: int, precision: str = "fp32") -> int:
     """Bytes to train ``shape`` at ``batch_size`` sequences: weights, grads and AdamW's two moments (16
     bytes per parameter in fp32) plus the activations of one step."""
     n = param_breakdown(shape)["total"]
     B, T, d, L = batch_size, shape.n_ctx, shape.d_model, shape.n_layer
     # activations kept for the backward pass: Korthikanti et al. 2022 (arXiv 2205.05198) eq. 1 gives
-    # s b h (34 + 5 a s / h) bytes per layer in 16-bit; fp32 doubles it; plus logits and their gradient
-    act = 2 * B * T * L * (34 * d + 5 * shape.n_head * T) + 12 * B * T * shape.vocab_size
+    # s b h (34 + 5 a s / h) bytes per layer in 16-bit. The 5 a s / h term is the stored attention matrix,
+    # which scaled_dot_product_attention's fused kernels never keep (model/gpt.py): left out (with it the
+    # gpu-small preset's largest run "needed" 126 GiB, and was refused on an H200; it took 25.8). The rest,
+    # measured on an H200 at context 512 x batch 64 (docs/gpu.md): 42-43 bytes per s b h per layer in bf16
+    # autocast (the residual stream and LayerNorm inputs stay fp32), 72-74 in fp32; taken as 46 and 76,
+    # so that the estimate stays above the peak (by 3-8% there), since packing divides memory by it
+    per_sbh = ACTIVATION_BYTES["bf16" if precision == "bf16" else "fp32"]
+    act = per_sbh * B * T * L * d + 12 * B * T * shape.vocab_size  # + the fp32 logits and their gradient
     return int(16 * n + act)

@@ -2,9 +2,10 @@
 
 Never oversubscribe: two 2-thread torch processes on 2 cores ran 4-6x slower than two 1-thread ones.
 On a machine with GPUs (device auto or cuda) the workers are packed onto the GPUs instead, ``runs_per_gpu``
-per GPU, each worker bound to one (cuda:i): tiny runs leave a GPU mostly idle, and on an H100 four sharing
-one gave 2.8x the throughput of one, eight saturated it. The default K comes from the largest job's
-training memory and the GPU's free memory (at most 8).
+per GPU, each worker bound to one (cuda:i): tiny runs leave a GPU mostly idle (on an H100 four sharing one
+gave 2.8x the throughput of one; the gpu-small preset's first budget on an H200, 1.29x at eight:
+docs/gpu.md). The default K comes from the largest job's training memory and the GPU's free memory (at
+most 8).
 Jobs go largest first so the pool finishes together. Ctrl-C sends SIGTERM to the workers, which write a
 checkpoint at the end of their current step and report the run as interrupted.
 """
@@ -59,7 +60,7 @@ GPU_MEMORY_SHARE = 0.8  # of the free memory, for the packed runs together
 
 def runs_per_gpu(jobs: list[Job], free_bytes: int) -> int:
     """How many of these runs fit one GPU at once: its free memory over the largest run's need."""
-    need = max(memory_needed(j.spec.shape, j.spec.batch_size) for j in jobs)
+    need = max(memory_needed(j.spec.shape, j.spec.batch_size, j.spec.precision) for j in jobs)
     return max(1, min(MAX_RUNS_PER_GPU, int(GPU_MEMORY_SHARE * free_bytes // need)))
 
 

@@ -77,10 +77,10 @@ class NoiseSums:
                 "noise_scale": self.trace_cov / self.grad_sq if self.grad_sq > 0 else math.nan}
 
 
-def check_memory(shape, batch_size: int, device: str) -> None:
+def check_memory(shape, batch_size: int, device: str, precision: str = "fp32") -> None:
     """Refuse, with the estimate, a model that cannot be trained in this machine's memory."""
     n, B, T, d, L = param_breakdown(shape)["total"], batch_size, shape.n_ctx, shape.d_model, shape.n_layer
-    need = memory_needed(shape, batch_size)
+    need = memory_needed(shape, batch_size, precision)
     if device.startswith("cuda"):
         have = torch.cuda.mem_get_info(torch.device(device))[0]
         where = "free GPU memory"
@@ -254,7 +254,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
         raise ScalingLabError(f"training split has {shards.train.size} tokens, fewer than one context of "
                               f"{shape.n_ctx} (+1): give more data (at least {20 * (shape.n_ctx + 2)} "
                               "tokens, as bytes or text, for the two splits)")
-    check_memory(shape, spec.batch_size // world, device)
+    check_memory(shape, spec.batch_size // world, device, spec.precision)
     if shards.validation.size < shape.n_ctx + 2:
         raise ScalingLabError(f"validation split has {shards.validation.size} tokens, fewer than one context "
                               f"of {shape.n_ctx}: give more data")
