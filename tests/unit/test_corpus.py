@@ -61,3 +61,30 @@ def test_byte_tokenizer_round_trip_and_seeded_windows():
     assert w.shape == (8, 65) and np.array_equal(w[:, 1:] - w[:, :-1], np.ones((8, 64)))
     e = eval_offsets(tokens.size, 64, 1024)
     assert len(e) == 16 and e[-1] + 65 <= tokens.size
+
+
+def test_noisy_variant_degrades_a_quarter_of_the_training_bytes_and_leaves_validation_alone(corpus):
+    from scalinglab.data.corpus import NOISE_CHAR_RATE, embedded_fingerprint
+    noisy = load_corpus("embedded:noisy25")
+    assert noisy.fingerprint == embedded_fingerprint("embedded:noisy25") != corpus.fingerprint
+    pairs = list(zip(corpus.documents, noisy.documents))
+    assert all(a.id == b.id and a.split == b.split for a, b in pairs)
+    assert all(a.text == b.text for a, b in pairs if a.split == "validation")
+    train = [(a, b) for a, b in pairs if a.split == "train"]
+    hit = [(a, b) for a, b in train if a.text != b.text]
+    share = sum(len(a.text) for a, _ in hit) / sum(len(a.text) for a, _ in train)
+    assert 0.25 <= share < 0.27  # whole documents until 25% of the training characters
+    changed = sum(x != y for a, b in hit for x, y in zip(a.text, b.text))
+    # a replacement can draw the same character: slightly under the rate
+    assert 0.97 * NOISE_CHAR_RATE < changed / sum(len(a.text) for a, _ in hit) <= NOISE_CHAR_RATE * 1.01
+    assert all(len(a.text) == len(b.text) for a, b in hit)
+    again = load_corpus("embedded:noisy25")  # deterministic
+    assert [d.text for d in again.documents[:50]] == [d.text for d in noisy.documents[:50]]
+
+
+@pytest.mark.parametrize("bad", ["embedded:noisy", "embedded:noisy0", "embedded:noisy101", "embedded:clean"])
+def test_an_unknown_embedded_variant_is_one_error_naming_the_form(bad):
+    from scalinglab.errors import ScalingLabError
+    from scalinglab.plan.config import StudyConfig
+    with pytest.raises(ScalingLabError, match="embedded:noisyP"):
+        StudyConfig(data=bad)

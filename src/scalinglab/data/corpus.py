@@ -8,8 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+import re
+import string
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import ScalingLabError
 
@@ -18,6 +22,13 @@ EMBEDDED = ASSETS / "corpus.jsonl.xz"
 MANIFEST = ASSETS / "corpus_manifest.json"
 VALID_FRACTION = 0.05
 MIN_BYTES = 20_000  # below this a held-out split cannot give a stable loss
+# `embedded:noisyP`: the embedded corpus with P% of its training bytes in degraded documents (whole
+# documents, chosen in a fixed hash order), each character of those replaced with probability
+# NOISE_CHAR_RATE by a random printable character (seeded by the document's id); validation untouched
+NOISY = re.compile(r"embedded:noisy(\d{1,3})")
+NOISE_CHAR_RATE = 0.2
+NOISE_ALPHABET = np.array([ord(c) for c in string.ascii_letters + string.digits + string.punctuation + " "],
+                          dtype=np.uint32)
 
 
 @dataclass(frozen=True)
@@ -56,12 +67,59 @@ def load_corpus(data: str | Path | None = None) -> Corpus:
         with lzma.open(EMBEDDED, "rt", encoding="utf-8") as fh:
             docs = tuple(Document(d["id"], d["split"], d["text"]) for d in map(json.loads, fh))
         return Corpus("embedded", docs, embedded_fingerprint())
+    percent = noisy_percent(data)
+    if percent is not None:
+        clean = load_corpus(None)
+        return Corpus(str(data), degraded(clean.documents, percent), embedded_fingerprint(str(data)))
     return Corpus(str(data), tuple(assign_splits(read_user_documents(Path(data)))))
 
 
-def embedded_fingerprint() -> str:
-    """The embedded corpus' fingerprint, recorded by scripts/build_corpus.py (sha256 of its JSONL)."""
-    return "embedded-" + json.loads(MANIFEST.read_text())["fingerprint"][:16]
+def embedded_fingerprint(data: str = "embedded") -> str:
+    """The embedded corpus' fingerprint, recorded by scripts/build_corpus.py (sha256 of its JSONL); a noisy
+    variant's adds its percentage and character rate."""
+    base = "embedded-" + json.loads(MANIFEST.read_text())["fingerprint"][:16]
+    percent = noisy_percent(data)
+    return base if percent is None else f"{base}-noisy{percent}r{round(NOISE_CHAR_RATE * 100)}"
+
+
+def is_embedded(data) -> bool:
+    return data is None or str(data) == "embedded" or noisy_percent(data) is not None
+
+
+def noisy_percent(data) -> int | None:
+    """P of `embedded:noisyP`; None for anything else (a path); an error for another `embedded:` name."""
+    text = str(data)
+    if not text.startswith("embedded:"):
+        return None
+    match = NOISY.fullmatch(text)
+    if not match or not 0 < int(match.group(1)) <= 100:
+        raise ScalingLabError(f"`data` {text!r}: the embedded corpus' variants are embedded:noisyP, P a "
+                              "whole percentage 1-100 (e.g. embedded:noisy25)", params=("data",))
+    return int(match.group(1))
+
+
+def degraded(documents, percent: int) -> tuple[Document, ...]:
+    """Whole training documents, in a fixed hash order of their ids, until ``percent`` of the training
+    bytes: each of their characters replaced with probability NOISE_CHAR_RATE by a random printable one."""
+    train = [d for d in documents if d.split == "train"]
+    total = sum(len(d.text) for d in train)
+    order = sorted(train, key=lambda d: hashlib.sha256(f"noisy:{d.id}".encode()).hexdigest())
+    chosen, taken = set(), 0
+    for d in order:
+        if taken >= percent / 100 * total:
+            break
+        chosen.add(d.id)
+        taken += len(d.text)
+    return tuple(Document(d.id, d.split, _corrupt(d.text, d.id)) if d.id in chosen else d
+                 for d in documents)
+
+
+def _corrupt(text: str, doc_id: str) -> str:
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(doc_id.encode()).digest()[:8], "little"))
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).copy()
+    hit = rng.random(codes.size) < NOISE_CHAR_RATE
+    codes[hit] = rng.choice(NOISE_ALPHABET, size=int(hit.sum()))
+    return codes.tobytes().decode("utf-32-le")
 
 
 def read_user_documents(path: Path) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_text, writing
-from .corpus import Corpus, embedded_fingerprint, load_corpus
+from .corpus import Corpus, embedded_fingerprint, is_embedded, load_corpus
 from .tokenizer import get_tokenizer, token_dtype
 
 
@@ -55,10 +55,10 @@ def _intact(out: Path, meta_path: Path) -> bool:
 def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = None) -> Shards:
     """Tokenize the corpus (once; later calls open the memmaps) and return its shards."""
     cache_dir = Path(cache_dir or default_cache_dir())
-    corpus = None if data is None or str(data) == "embedded" else (
-        data if isinstance(data, Corpus) else load_corpus(data))
-    # the embedded corpus' fingerprint is in its manifest: no need to decompress 25 MB to find the shards
-    fingerprint = embedded_fingerprint() if corpus is None else corpus.fingerprint
+    corpus = None if is_embedded(data) else (data if isinstance(data, Corpus) else load_corpus(data))
+    # the embedded corpus' fingerprint (and its variants') is in its manifest: no need to decompress 25 MB
+    # to find the shards
+    fingerprint = embedded_fingerprint(str(data or "embedded")) if corpus is None else corpus.fingerprint
     # a tokenizer file by its content (its spec is path#sha256:HEX12), the others by name
     tok_key = tokenizer if "#sha256:" not in tokenizer and not tokenizer.endswith(".json") else \
         get_tokenizer(tokenizer, None, cache_dir).name
@@ -70,7 +70,7 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
               f"rebuilding it", file=sys.stderr)
         meta_path.unlink()
     if not meta_path.exists():
-        corpus = corpus or load_corpus(None)
+        corpus = corpus or load_corpus(data)
         tok = get_tokenizer(tokenizer, corpus, cache_dir)
         out.mkdir(parents=True, exist_ok=True)
         dtype = token_dtype(tok.vocab_size)

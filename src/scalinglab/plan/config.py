@@ -13,6 +13,7 @@ from pathlib import Path
 
 import tomllib
 
+from ..data.corpus import noisy_percent
 from ..errors import ScalingLabError, plain
 
 
@@ -75,6 +76,7 @@ class StudyConfig:
             "beta2": not 0 <= self.beta2 < 1, "noise_seeds": self.noise_seeds < 0,
             "warmup_steps": self.warmup_steps < 0, "precision": self.precision not in ("fp32", "bf16"),
         }
+        noisy_percent(self.data)  # an unknown `embedded:` variant: one error line naming it
         for key, is_bad in bad.items():
             if is_bad:
                 value = plain(getattr(self, key))
@@ -123,7 +125,7 @@ NEWER_FIELDS = {"unique_tokens": 0, "kind": "isoflop", "batch_sizes": [], "sweep
                 "sweep_tokens": 0.0, "schedule": "cosine", "cooldown_frac": 0.2, "beta2": 0.95,
                 "noise_seeds": 0, "warmup_steps": 0, "precision": "fp32", "curve_laws": True}
 
-PRESETS = {
+PRESETS: dict[str, dict] = {
     # CI-sized (the study, resume and Ray tests share it): two tiny budgets near the family's smallest
     # model, 7 WSD runs of 5-18 s, one seed repeat, the held-out run at 1.5x: ~70 s on 2 cores.
     "debug": dict(name="debug", budgets=(1.2e11, 3e11), sizes_per_budget=4, size_span=6.0,
@@ -145,9 +147,19 @@ PRESETS = {
     "batch-sweep": dict(name="batch-sweep", kind="batch-sweep", batch_sizes=(4, 8, 16, 32, 64),
                         sweep_params=74e3, sweep_tokens=3e6, n_ctx=128, n_eval_tokens=16384, bootstrap=200),
     # For a GPU: larger context, batch and budgets.
+    # The data-quality question (docs/study.md): the same grid on the embedded corpus and on its noisy
+    # variant (25% of the training bytes in documents with 20% of their characters corrupted; validation
+    # clean), then `scalinglab compare CLEAN NOISY` for the compute multiplier. ~N min each on 2 cores.
+    "data-quality": dict(name="data-quality", budgets=(5e11, 1e12, 2e12), sizes_per_budget=6, size_span=12.0,
+                         tokens_per_param=40.0, min_steps=300, n_ctx=128, batch_size=16, n_eval_tokens=16384,
+                         bootstrap=1000, schedule="wsd", beta2=0.99, holdout_factor=1.5, curve_laws=False),
     "gpu-small": dict(name="gpu-small", budgets=(1e16, 3e16, 1e17, 3e17), sizes_per_budget=7, n_ctx=512,
                       batch_size=64, n_eval_tokens=262144, bootstrap=2000, precision="bf16"),
 }
+
+
+PRESETS["data-quality-noisy"] = PRESETS["data-quality"] | {"name": "data-quality-noisy",
+                                                          "data": "embedded:noisy25"}
 
 
 def load_study(source: str | None = None, preset: str | None = None) -> StudyConfig:
