@@ -5,11 +5,11 @@ import argparse
 import sys
 
 from ..errors import ScalingLabError
-from . import demo, export, fit, plan, report, run, train
+from . import compare, demo, export, fit, plan, report, run, train
 from .common import in_cli_terms
 
 COMMANDS = {"run": run, "train": train, "fit": fit, "plan": plan, "report": report, "export": export,
-            "demo": demo}
+            "compare": compare, "demo": demo}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,72 @@
+"""compare: the compute multiplier recovered from two laws whose data differ by a known factor."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from scalinglab.compare import compare, compute_to_reach, frontier, load_side
+from scalinglab.errors import ScalingLabError
+from scalinglab.fit.estimators import ChinchillaFit
+from scalinglab.simulate import isoflop_runs
+
+CLEAN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+# each token of the worse data is worth K of a clean one: L_worse(N, D) = L(N, K D), i.e. B / K^beta, so the
+# worse data's frontier at C is the clean one's at K C: it needs exactly 1/K x the compute for any loss
+K = 0.5
+WORSE = CLEAN | {"B": CLEAN["B"] * K ** -CLEAN["beta"]}
+BUDGETS = np.geomspace(1e18, 1e21, 8)
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fits")
+    paths = []
+    for name, params in (("clean", CLEAN), ("worse", WORSE)):
+        runs = isoflop_runs(params, budgets=BUDGETS, sizes_per_budget=9, noise=0.005, seed=3)
+        res = ChinchillaFit(bootstrap=200).fit(runs).result_
+        assert res.converged
+        paths.append(res.save(out / f"{name}.json"))
+    return paths
+
+
+def test_the_true_laws_give_the_multiplier_exactly(fitted):
+    clean, worse = (load_side(p) for p in fitted)
+    clean.fit, worse.fit = (dataclasses.replace(s.fit, params=p) for s, p in ((clean, CLEAN), (worse, WORSE)))
+    for C in (1e19, 1e20, 1e21):
+        loss = frontier(clean.fit, C)
+        assert compute_to_reach(worse.fit, loss, C)[0] / C == pytest.approx(1 / K, rel=2e-3)
+        assert compute_to_reach(clean.fit, loss, C)[0] / C == pytest.approx(1.0, rel=2e-3)
+
+
+def test_fitted_laws_recover_the_multiplier_inside_its_interval(fitted):
+    result, _ = compare(fitted, budgets=[1e19, 1e20, 1e21])
+    assert result["reference"] == "clean"
+    rows = result["multipliers"][0]["at"]
+    for row in rows:
+        lo, hi = row["ci"]
+        assert lo < 1 / K < hi and lo > 1.0  # worse data: > 1, and the truth inside the 95% interval
+        assert row["multiplier"] == pytest.approx(1 / K, rel=0.15)
+        assert row["draws"] == 200
+    # fit files carry their runs' compute range: the budgets inside it are not marked, one beyond it is
+    far, _ = compare(fitted, budgets=[1e23])
+    assert any("outside clean's runs" in m for m in far["multipliers"][0]["at"][0]["extrapolated"])
+    json.dumps(result, allow_nan=False)  # strict JSON
+
+
+def test_a_floor_the_other_law_never_reaches_is_unreachable_not_a_number(fitted, tmp_path):
+    clean, _ = (load_side(p) for p in fitted)
+    doc = json.loads(fitted[1].read_text())
+    doc["params"]["E"] = 2.5  # far above the clean frontier at these budgets
+    high = tmp_path / "high.json"
+    high.write_text(json.dumps(doc))
+    result, _ = compare([fitted[0], high], budgets=[1e20])
+    row = result["multipliers"][0]["at"][0]
+    assert row["multiplier"] is None and "does not reach" in row["unreachable"]
+
+
+def test_compare_refuses_one_input_and_a_missing_one(fitted, tmp_path):
+    with pytest.raises(ScalingLabError, match="at least two"):
+        compare(fitted[:1])
+    with pytest.raises(ScalingLabError, match="no such study directory or fit file"):
+        compare([fitted[0], tmp_path / "nope"])
