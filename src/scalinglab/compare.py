@@ -117,7 +117,7 @@ def multiplier(ref: Side, other: Side, C: float) -> dict:
                      f"({other.c_range[0]:.3g}-{other.c_range[1]:.3g})")
     row["extrapolated"] = marks
     if ref.c_range is None or other.c_range is None:
-        row["range_unknown"] = "a fit file without its runs' compute range: whether this extrapolates is unknown"
+        row["range_unknown"] = "a fit file without its runs' compute range: extrapolation unknown"
     k = min(_n_draws(ref.fit), _n_draws(other.fit))
     if k >= 20:
         losses = frontier(ref.fit, np.full((k, 1), C), _params(ref.fit, k))[:, 0]
