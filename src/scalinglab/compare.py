@@ -49,7 +49,7 @@ def load_side(path: str | Path, law: str = LAW) -> Side:
         study = open_study(path)
         if law not in study.fits:
             raise ScalingLabError(f"{path}: no {law} fit saved (it has: {', '.join(study.fits) or 'none'}); "
-                                  "choose another with --law")
+                                  "choose another `law`", params=("law",))
         cfg = study.meta.get("study_config") or {}
         runs = study.finals.copy()
         runs["C6"] = 6.0 * runs["N"] * runs["D"]
@@ -139,7 +139,8 @@ def reference_budgets(ref: Side) -> list[float]:
         return sorted(float(np.exp(np.log(g["C6"]).mean())) for _, g in ref.runs.groupby("budget"))
     if ref.c_range:
         return [ref.c_range[1]]
-    raise ScalingLabError(f"{ref.source}: no budgets known (a fit file without its runs' range); give --at C")
+    raise ScalingLabError(f"{ref.source}: no budgets known (a fit file without its runs' range); name the "
+                          "budgets to compare at")
 
 
 def _n_draws(fit) -> int:

@@ -136,7 +136,7 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
 
 
 def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tracker=None) -> dict | None:
-    shards = build_shards(cfg.data, cfg.tokenizer)
+    shards = build_shards(cfg.data, cfg.tokenizer, val_data=cfg.val_data or None)
     sweep = cfg.kind == "batch-sweep"
     # planned before the store exists: a config the planner refuses leaves no half-created study behind
     grid = sweep_grid(cfg, shards.vocab_size) if sweep else isoflop_grid(cfg, shards.vocab_size)

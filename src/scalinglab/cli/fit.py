@@ -44,7 +44,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     for name, flag in (("N", "n"), ("D", "d"), ("loss", "loss"), ("run_id", "run"), ("step", "step")):
         p.add_argument(f"--{flag}-col", dest=f"col_{name}", metavar="COLUMN",
-                       help=f"the column holding {name} (default: first alias found)")
+                       help=f"the column holding {name} (default: first alias found)" + (
+                           "; for a study directory, a validation source (e.g. sotu): the law of that "
+                           "source's loss" if name == "loss" else ""))
     p.add_argument("--n-units", metavar="U",
                    help="N column in 1 | K | M | B | T parameters (default: from the "
                                                   "column's name, e.g. params_M, else 1)")
@@ -80,7 +82,7 @@ INPUT_FLAGS = (("col_N", "--n-col"), ("col_D", "--d-col"), ("col_loss", "--loss-
 def _load(args):
     """A study's learning curves (their last rows are the finals) or the user's table, with what it means."""
     if Path(args.source).is_dir():
-        given = [flag for dest, flag in INPUT_FLAGS if getattr(args, dest, None)]
+        given = [flag for dest, flag in INPUT_FLAGS if getattr(args, dest, None) and dest != "col_loss"]
         if given:
             raise ScalingLabError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a CSV or "
                                   "Parquet table, not a study directory (a study's columns and units are "
@@ -98,6 +100,8 @@ def _load(args):
         if len(runs) == 0:
             raise ScalingLabError(f"{args.source}: the study has no finished runs yet")
         runs.attrs["study_context"] = store.model_context()
+        if args.col_loss:
+            runs = _source_loss(runs, args.col_loss, args.source)
         return runs
     columns = {"N": args.col_N, "D": args.col_D, "loss": args.col_loss, "run_id": args.col_run_id,
                "step": args.col_step}
@@ -106,6 +110,20 @@ def _load(args):
     for note in runs.attrs["input"]["notes"]:
         print(f"warning: {in_cli_terms(note, ('n_units', 'd_units'))}", file=sys.stderr)
     return runs
+
+
+def _source_loss(runs, name: str, source: str):
+    """A study's table with one validation source's loss as `loss` (--loss-col SOURCE or loss:SOURCE)."""
+    have = [c.split(":", 1)[1] for c in runs.columns if c.startswith("loss:")]
+    column = name if name.startswith("loss:") else f"loss:{name}"
+    if column not in runs:
+        why = f"per-source losses for {', '.join(have)}" if have else \
+            "no per-source losses (its corpus has one source, or the study was run before they were kept)"
+        raise ScalingLabError(f"--loss-col {name}: {source} has {why}")
+    out = runs.assign(loss=runs[column]).dropna(subset=["loss"])
+    out.attrs = dict(runs.attrs)
+    print(f"fitting the validation loss on {column[5:]} alone", file=sys.stderr)
+    return out
 
 
 CURVE_LAWS = ("multi-power", "lr-annealing")

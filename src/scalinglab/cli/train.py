@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
     budget.add_argument("--tokens", type=positive_float, metavar="D", help="training tokens (default 20 N)")
     budget.add_argument("--flops", type=positive_float, metavar="C", help="training FLOPs (Appendix F count)")
     p.add_argument("--data", default="embedded", help="text/JSONL file or folder (default: embedded corpus)")
+    p.add_argument("--val-data", metavar="PATH", default=None,
+                   help="your own validation text/JSONL file or folder: every document of --data then "
+                        "trains (recorded in the spec and the corpus fingerprint)")
     p.add_argument("--tokenizer", default="bytes",
                    help="bytes | bpe<VOCAB> (trained on the train split, e.g. bpe4096) | "
                         "path/to/tokenizer.json (a Hugging Face tokenizers file: its vocabulary sets the "
@@ -93,7 +96,7 @@ def build_spec(args):
     device = resolve_device(args.device)  # --device cuda without a GPU: one line now, not a failed run later
     from ..data.tokenizer import pin_tokenizer
     args.tokenizer = pin_tokenizer(args.tokenizer)  # a tokenizer.json: pinned by its content in the spec
-    shards = build_shards(args.data, args.tokenizer)
+    shards = build_shards(args.data, args.tokenizer, val_data=args.val_data)
     vocab = shards.vocab_size
     if args.params is not None:
         shape = shape_for_params(args.params, kind="total", vocab_size=vocab, n_ctx=args.n_ctx)
@@ -109,6 +112,7 @@ def build_spec(args):
         tokens = args.tokens or 20 * param_breakdown(shape)["total"]
     spec = RunSpec(shape=shape, n_tokens=int(round(tokens)), batch_size=args.batch_size, lr=args.lr,
                    seed=args.seed, data=str(args.data), tokenizer=args.tokenizer,
+                   val_data=args.val_data or "",
                    checkpoint_every=args.checkpoint_every, n_eval_tokens=args.eval_tokens,
                    precision=resolve_precision(args.precision, shape.d_model, device),
                    **schedule_fields(args.schedule, args.min_lr_frac, args.cooldown_frac))

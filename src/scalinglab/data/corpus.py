@@ -36,6 +36,23 @@ class Document:
     id: str
     split: str  # "train" | "validation"
     text: str
+    source: str = ""  # a JSONL record's `source` field; else source_of derives it from the id
+
+
+MAX_SOURCES = 16  # per-source validation losses when a corpus has 2..16 sources (more: too thin to read)
+
+
+def source_of(doc: Document) -> str:
+    """What a document's per-source loss is filed under: its `source` field, else the first component of
+    its id: the embedded corpus' collection (sotu/..., austen/...), a user folder's top-level file or
+    subfolder, a JSONL file's name (ids file.jsonl:LINE)."""
+    if doc.source:
+        return doc.source
+    base = doc.id.split("#", 1)[0].removeprefix("val:")
+    head, _, line = base.rpartition(":")
+    if head and line.isdigit():
+        base = head
+    return base.split("/", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -54,15 +71,27 @@ class Corpus:
             return self.known_fingerprint
         h = hashlib.sha256()
         for d in self.documents:
-            h.update(f"{d.id}\x00{d.split}\x00".encode())
+            h.update(f"{d.id}\x00{d.split}\x00".encode() + (f"{d.source}\x00".encode() if d.source else b""))
             h.update(d.text.encode())
             h.update(b"\x00")
         return h.hexdigest()[:16]
 
 
-def load_corpus(data: str | Path | None = None) -> Corpus:
+def load_corpus(data: str | Path | None = None, val_data: str | Path | None = None) -> Corpus:
     """The embedded corpus (``data`` None or "embedded"), or the user's files (see
-    ``read_user_documents``)."""
+    ``read_user_documents``). ``val_data``: the user's own validation files; then every document of
+    ``data`` trains and every one of ``val_data`` validates."""
+    if val_data:
+        train = load_corpus(data)
+        try:
+            held = read_user_documents(Path(val_data))
+        except ScalingLabError as exc:
+            raise ScalingLabError(str(exc).replace("`data`", "`val_data`", 1), params=("val_data",)) from None
+        docs = tuple(Document(d.id, "train", d.text, d.source) for d in train.documents) + tuple(
+            Document(f"val:{doc_id}", "validation", text, src) for doc_id, text, src in held)
+        probe = Corpus("", docs)
+        return Corpus(f"{data}|val={val_data}", docs,
+                      hashlib.sha256(f"{train.fingerprint}|{probe.fingerprint}".encode()).hexdigest()[:16])
     if data is None or str(data) == "embedded":
         with lzma.open(EMBEDDED, "rt", encoding="utf-8") as fh:
             docs = tuple(Document(d["id"], d["split"], d["text"]) for d in map(json.loads, fh))
@@ -71,7 +100,11 @@ def load_corpus(data: str | Path | None = None) -> Corpus:
     if percent is not None:
         clean = load_corpus(None)
         return Corpus(str(data), degraded(clean.documents, percent), embedded_fingerprint(str(data)))
-    return Corpus(str(data), tuple(assign_splits(read_user_documents(Path(data)))))
+    docs = read_user_documents(Path(data))
+    sources = {doc_id: src for doc_id, _, src in docs if src}
+    split = assign_splits([(doc_id, text) for doc_id, text, _ in docs])
+    return Corpus(str(data), tuple(Document(d.id, d.split, d.text, sources.get(d.id.split("#", 1)[0], ""))
+                                   for d in split))
 
 
 def embedded_fingerprint(data: str = "embedded") -> str:
@@ -83,7 +116,10 @@ def embedded_fingerprint(data: str = "embedded") -> str:
 
 
 def is_embedded(data) -> bool:
-    return data is None or str(data) == "embedded" or noisy_percent(data) is not None
+    """The embedded corpus or one of its variants (a Corpus object or a path is not)."""
+    if data is not None and not isinstance(data, str):
+        return False
+    return data is None or data == "embedded" or noisy_percent(data) is not None
 
 
 def noisy_percent(data) -> int | None:
@@ -122,8 +158,9 @@ def _corrupt(text: str, doc_id: str) -> str:
     return codes.tobytes().decode("utf-32-le")
 
 
-def read_user_documents(path: Path) -> list[tuple[str, str]]:
-    """(id, text) per document: a .txt file is one document, a .jsonl file one per line (`text` field)."""
+def read_user_documents(path: Path) -> list[tuple[str, str, str]]:
+    """(id, text, source) per document: a .txt file is one document, a .jsonl file one per line (`text`
+    field; an optional string `source` field names its per-source loss, else the file does)."""
     if not path.exists():
         raise ScalingLabError(f"`data` {path}: no such file or directory", params=("data",))
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -142,8 +179,8 @@ def read_user_documents(path: Path) -> list[tuple[str, str]]:
         if file.suffix.lower() in (".jsonl", ".json"):
             docs.extend(_jsonl_documents(file, text))
         elif text.strip():
-            docs.append((str(file.relative_to(path) if path.is_dir() else file.name), text))
-    total = sum(len(t.encode()) for _, t in docs)
+            docs.append((str(file.relative_to(path) if path.is_dir() else file.name), text, ""))
+    total = sum(len(t.encode()) for _, t, _ in docs)
     if not docs or total == 0:
         raise ScalingLabError(f"`data` {path}: no text found", params=("data",))
     if total < MIN_BYTES:
@@ -163,7 +200,8 @@ def _jsonl_documents(file: Path, text: str):
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise ScalingLabError(f"`data` {file}, line {i}: no string `text` field", params=("data",))
         if record["text"].strip():
-            yield f"{file.name}:{i}", record["text"]
+            source = record.get("source")
+            yield f"{file.name}:{i}", record["text"], source if isinstance(source, str) else ""
 
 
 def assign_splits(docs: list[tuple[str, str]]) -> list[Document]:

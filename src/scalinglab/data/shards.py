@@ -11,7 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_text, writing
-from .corpus import Corpus, embedded_fingerprint, is_embedded, load_corpus
+from .corpus import (
+    MAX_SOURCES,
+    Corpus,
+    embedded_fingerprint,
+    is_embedded,
+    load_corpus,
+    noisy_percent,
+    source_of,
+)
 from .tokenizer import get_tokenizer, token_dtype
 
 
@@ -29,6 +37,10 @@ class Shards:
     tokenizer: str
     fingerprint: str
     bytes_per_token: float  # validation bytes / validation tokens
+    # per-source validation losses: each validation token's source (an index into ``sources``), when the
+    # corpus has 2..MAX_SOURCES sources (corpus.source_of); else None and ()
+    validation_source: np.ndarray | None = None
+    sources: tuple[str, ...] = ()
 
     def bits_per_byte(self, loss_nats: float) -> float:
         return float(loss_nats / np.log(2) / self.bytes_per_token)
@@ -44,6 +56,10 @@ def _intact(out: Path, meta_path: Path) -> bool:
             path = out / f"{split}.bin"
             if path.stat().st_size != itemsize * int(meta[f"{split}_tokens"]):
                 return False
+            if split == "validation" and meta.get("sources"):
+                owner = out / "validation_source.bin"
+                if owner.stat().st_size != int(meta["validation_tokens"]):
+                    return False
             want = meta.get(f"{split}_sha256")
             if want is not None and hashlib.sha256(path.read_bytes()).hexdigest() != want:
                 return False
@@ -52,9 +68,18 @@ def _intact(out: Path, meta_path: Path) -> bool:
         return False
 
 
-def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = None) -> Shards:
-    """Tokenize the corpus (once; later calls open the memmaps) and return its shards."""
+def spec_shards(spec) -> "Shards":
+    """The shards a run spec trains and validates on."""
+    return build_shards(spec.data, spec.tokenizer, val_data=getattr(spec, "val_data", "") or None)
+
+
+def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = None,
+                 val_data: str | None = None) -> Shards:
+    """Tokenize the corpus (once; later calls open the memmaps) and return its shards; ``val_data``: the
+    user's validation files instead of the corpus' own held-out documents."""
     cache_dir = Path(cache_dir or default_cache_dir())
+    if val_data:
+        data = load_corpus(None if is_embedded(data) and noisy_percent(data) is None else data, val_data)
     corpus = None if is_embedded(data) else (data if isinstance(data, Corpus) else load_corpus(data))
     # the embedded corpus' fingerprint (and its variants') is in its manifest: no need to decompress 25 MB
     # to find the shards
@@ -64,6 +89,8 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
         get_tokenizer(tokenizer, None, cache_dir).name
     out = cache_dir / "shards" / f"{fingerprint}-{tok_key}"
     meta_path = out / "meta.json"
+    if meta_path.exists() and "sources" not in json.loads(meta_path.read_text()):
+        meta_path.unlink()  # written before per-source losses: built again with the validation source map
     if meta_path.exists() and not _intact(out, meta_path):
         import sys
         print(f"warning: token cache {out} is damaged (a shard's size or checksum differs from meta.json): "
@@ -74,15 +101,22 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
         tok = get_tokenizer(tokenizer, corpus, cache_dir)
         out.mkdir(parents=True, exist_ok=True)
         dtype = token_dtype(tok.vocab_size)
+        names = sorted({source_of(d) for d in corpus.documents})
+        names = names if 2 <= len(names) <= MAX_SOURCES else []
         meta = {"fingerprint": corpus.fingerprint, "tokenizer": tok.name, "vocab_size": tok.vocab_size,
-                "dtype": np.dtype(dtype).name}
+                "dtype": np.dtype(dtype).name, "sources": names}
         for split in ("train", "validation"):
             docs = corpus.split(split)
-            parts = []
+            parts, owner = [], []
             for d in docs:
                 parts.append(tok.encode(d.text).astype(dtype))
                 parts.append(np.array([tok.eot], dtype=dtype))
+                if names:  # the document's tokens and its end-of-text token are its source's
+                    owner.append(np.full(parts[-2].size + 1, names.index(source_of(d)), np.uint8))
             tokens = np.concatenate(parts) if parts else np.zeros(0, dtype)
+            if names and split == "validation":
+                with writing(out / "validation_source.bin") as tmp:
+                    np.concatenate(owner).tofile(tmp)
             with writing(out / f"{split}.bin") as tmp:  # unique per writer: two builders never share it
                 tokens.tofile(tmp)
             meta[f"{split}_tokens"] = int(tokens.size)
@@ -94,6 +128,9 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
     meta = json.loads(meta_path.read_text())
     dtype = np.dtype(meta.get("dtype", "uint16"))
     load = lambda split: np.memmap(out / f"{split}.bin", dtype=dtype, mode="r")
+    sources = tuple(meta["sources"])
+    owner = np.memmap(out / "validation_source.bin", dtype=np.uint8, mode="r") if sources else None
     return Shards(train=load("train"), validation=load("validation"), vocab_size=meta["vocab_size"],
                   tokenizer=meta["tokenizer"], fingerprint=meta["fingerprint"],
-                  bytes_per_token=meta["validation_bytes"] / meta["validation_tokens"])
+                  bytes_per_token=meta["validation_bytes"] / meta["validation_tokens"],
+                  validation_source=owner, sources=sources)

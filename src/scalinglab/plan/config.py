@@ -32,6 +32,7 @@ class StudyConfig:
     batch_size: int = 16
     tokenizer: str = "bytes"
     data: str = "embedded"
+    val_data: str = ""  # the user's own validation files ("": data's own held-out documents)
     seed: int = 0
     n_eval_tokens: int = 16384
     min_steps: int = 40
@@ -77,6 +78,10 @@ class StudyConfig:
             "warmup_steps": self.warmup_steps < 0, "precision": self.precision not in ("fp32", "bf16"),
         }
         noisy_percent(self.data)  # an unknown `embedded:` variant: one error line naming it
+        if self.tokenizer.endswith(".json") and "#sha256:" not in self.tokenizer:
+            from ..data.tokenizer import pin_tokenizer  # a tokenizer file: pinned by its content, so that
+            # the study id and every run's spec name the file's version (a changed file is a new study)
+            object.__setattr__(self, "tokenizer", pin_tokenizer(self.tokenizer))
         for key, is_bad in bad.items():
             if is_bad:
                 value = plain(getattr(self, key))
@@ -123,7 +128,8 @@ class StudyConfig:
 
 NEWER_FIELDS = {"unique_tokens": 0, "kind": "isoflop", "batch_sizes": [], "sweep_params": 0.0,
                 "sweep_tokens": 0.0, "schedule": "cosine", "cooldown_frac": 0.2, "beta2": 0.95,
-                "noise_seeds": 0, "warmup_steps": 0, "precision": "fp32", "curve_laws": True}
+                "noise_seeds": 0, "warmup_steps": 0, "precision": "fp32", "curve_laws": True,
+                "val_data": ""}
 
 PRESETS: dict[str, dict] = {
     # CI-sized (the study, resume and Ray tests share it): two tiny budgets near the family's smallest

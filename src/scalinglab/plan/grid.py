@@ -22,7 +22,7 @@ def spec_for_budget(shape: ModelShape, flops: float, cfg: StudyConfig) -> RunSpe
     schedule = {"schedule": "wsd", "cooldown_frac": cfg.cooldown_frac, "min_lr_frac": 0.0} \
         if cfg.schedule == "wsd" else {}
     return RunSpec(shape=shape, n_tokens=steps * tokens_per_step, batch_size=cfg.batch_size,
-                   seed=cfg.seed, data=cfg.data, tokenizer=cfg.tokenizer,
+                   seed=cfg.seed, data=cfg.data, tokenizer=cfg.tokenizer, val_data=cfg.val_data,
                    n_eval_tokens=cfg.n_eval_tokens, unique_tokens=cfg.unique_tokens or None, beta2=cfg.beta2,
                    warmup_steps=cfg.warmup_steps or None, precision=cfg.precision, **schedule)
 
@@ -124,7 +124,8 @@ def sweep_grid(cfg: StudyConfig, vocab_size: int) -> list[tuple[float, RunSpec]]
         tokens_per_step = batch * cfg.n_ctx
         steps = max(cfg.min_steps, round(cfg.sweep_tokens / tokens_per_step))
         spec = RunSpec(shape=shape, n_tokens=steps * tokens_per_step, batch_size=batch, seed=cfg.seed,
-                       data=cfg.data, tokenizer=cfg.tokenizer, n_eval_tokens=cfg.n_eval_tokens, n_evals=40,
+                       data=cfg.data, tokenizer=cfg.tokenizer, val_data=cfg.val_data,
+                       n_eval_tokens=cfg.n_eval_tokens, n_evals=40,
                        min_lr_frac=1.0, noise_every=5, unique_tokens=cfg.unique_tokens or None,
                        precision=cfg.precision)
         out.append((spec.n_tokens * flops_per_token(shape, "chinchilla"), spec))

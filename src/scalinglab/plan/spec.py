@@ -44,6 +44,7 @@ class RunSpec:
     lr_points: tuple = ()
     precision: str = "fp32"  # or "bf16": bf16 autocast (train/precision.py; it changes the loss)
     extra: dict = field(default_factory=dict)
+    val_data: str = ""  # the user's own validation files (data/corpus.py load_corpus); "": data's held-out
 
     def __post_init__(self):
         checks = {"n_tokens": self.n_tokens > 0, "batch_size": self.batch_size >= 1,
@@ -88,6 +89,8 @@ class RunSpec:
             del d["lr_points"]  # likewise
         if d["precision"] == "fp32":
             del d["precision"]  # likewise
+        if not d["val_data"]:
+            del d["val_data"]  # likewise
         return d
 
     @property

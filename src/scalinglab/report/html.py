@@ -135,6 +135,7 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> 
         "curve_estimates": lambda: plots.curve_estimates(curve_laws.get("estimates")),
         "schedules": lambda: plots.alternative_schedules(curve_laws.get("largest"),
                                                          curve_laws.get("alternatives")),
+        "sources": lambda: plots.source_losses(inputs.get("curves")),
     }
     with _FiguresInChild(static) as aside:
         if inputs.get("fits") is not None:  # fitted once, when the study ran: drawn, not refitted
@@ -186,7 +187,8 @@ FIGURES = (  # (file, title) in page order
     ("fan", "Tokens per parameter at the optimum"),
     ("curve_laws", "Whole-curve law (Multi-Power Law) over the measured curves"),
     ("curve_estimates", "Final loss estimated from the first 30% / 50% of each run"),
-    ("schedules", "The largest model under other LR schedules (predicted)"))
+    ("schedules", "The largest model under other LR schedules (predicted)"),
+    ("sources", "Validation loss per source (fit one with `scalinglab fit STUDY --loss-col SOURCE`)"))
 
 
 def fit_all(study_dir: Path, table, fit3, *, bootstrap: int = REPORT_BOOTSTRAP) -> Path:

@@ -446,3 +446,32 @@ def alternative_schedules(fit, schedules: dict[str, np.ndarray] | None) -> plt.F
     axl.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return fig
+
+
+def source_losses(table: pd.DataFrame | None) -> plt.Figure:
+    """Per validation source: the best final loss at each budget, and the largest run's curves."""
+    cols = [] if table is None else sorted(c for c in table.columns if str(c).startswith("loss:"))
+    if not cols:
+        raise MissingData("no per-source losses (a corpus of one source, or a study from before them)")
+    fig, axes = _subplots(1, 2, figsize=(11, 4.2))
+    finals = table.sort_values("step").groupby("run_id").tail(1)
+    best = finals.groupby("budget")[["loss", *cols]].min().sort_index()
+    for i, col in enumerate(cols):
+        axes[0].plot(best.index, best[col], marker="o", ms=3, color=f"C{i}", label=col[5:])
+    axes[0].plot(best.index, best["loss"], color="black", ls="--", lw=1.5,
+                 label="all sources (token-weighted)")
+    big = finals.sort_values(["N", "D"]).iloc[-1]
+    run = table[table["run_id"] == big["run_id"]].sort_values("step")
+    run = run[run["step"] > 0]
+    for i, col in enumerate(cols):
+        axes[1].plot(run["D"], run[col], color=f"C{i}", label=col[5:])
+    axes[1].plot(run["D"], run["loss"], color="black", ls="--", lw=1.5, label="all sources")
+    axes[0].set(xscale="log", yscale="log", xlabel="budget C (FLOPs)", ylabel="validation loss (nats/token)",
+                title="lowest final loss at each budget, per source")
+    axes[1].set(xscale="log", yscale="log", xlabel="tokens D",
+                title=f"the largest run (N = {big['N']:,.0f}) per source")
+    for ax in axes:
+        _plain_minor(ax)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    return fig

@@ -147,14 +147,16 @@ class RayExecutor:
         if not jobs:
             return True
         ray = self.connect()
-        from ..data.shards import build_shards
+        from ..data.shards import spec_shards
         jobs = sorted(jobs, key=lambda j: -j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla"))
         stop_files = {Path(j.run_dir).parent / STOP_FILE for j in jobs}
         for f in stop_files:  # a stop left by a driver that died must not stop this one
             f.unlink(missing_ok=True)
         shard_refs = {}
-        for key in {(j.spec.data, j.spec.tokenizer) for j in jobs}:  # into the object store once
-            shard_refs[key] = ray.put(_in_memory(build_shards(*key)))
+        for job in jobs:  # into the object store once per corpus
+            key = _shard_key(job.spec)
+            if key not in shard_refs:
+                shard_refs[key] = ray.put(_in_memory(spec_shards(job.spec)))
         node_cpus, on_gpu = self._cluster(ray)
         if self.nproc > 1:
             return self._run_data_parallel(jobs, shard_refs, node_cpus, on_gpu, stop_files, on_result)
@@ -166,7 +168,7 @@ class RayExecutor:
             gpus = gpu_fraction(job.spec, self.gpu_memory_gb) if on_gpu else 0.0
             ref = task.options(num_cpus=cpus, num_gpus=gpus, max_retries=self.max_retries,
                                retry_exceptions=False, name=f"scalinglab-run-{job.spec.run_id}").remote(
-                job.spec, job.run_dir, shard_refs[(job.spec.data, job.spec.tokenizer)], cpus, device,
+                job.spec, job.run_dir, shard_refs[_shard_key(job.spec)], cpus, device,
                 {**job.train_kwargs(), "compile_model": self.compile_model})
             refs[ref] = job
         pending, stopped = list(refs), False
@@ -214,7 +216,7 @@ class RayExecutor:
                     _ray_train_worker,
                     train_loop_config={"job": job, "threads": threads, "device": "cuda" if on_gpu else "cpu",
                                        "fsdp": self.fsdp, "compile_model": self.compile_model,
-                                       "shards": shard_refs[(job.spec.data, job.spec.tokenizer)]},
+                                       "shards": shard_refs[_shard_key(job.spec)]},
                     scaling_config=ScalingConfig(num_workers=self.nproc, use_gpu=on_gpu,
                                                  resources_per_worker={"CPU": 0 if on_gpu else threads}),
                     run_config=RunConfig(name=f"scalinglab-run-{job.spec.run_id}",
@@ -274,13 +276,19 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
         raise ScalingLabError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
+def _shard_key(spec) -> tuple:
+    return spec.data, spec.tokenizer, spec.val_data
+
+
 def _in_memory(shards):
     """The shards with their token memmaps read into memory: what goes into the object store."""
     import dataclasses
 
     import numpy as np
+    owner = shards.validation_source
     return dataclasses.replace(shards, train=np.ascontiguousarray(shards.train),
-                               validation=np.ascontiguousarray(shards.validation))
+                               validation=np.ascontiguousarray(shards.validation),
+                               validation_source=None if owner is None else np.ascontiguousarray(owner))
 
 
 def _collect(ray, ref, job: Job) -> RunResult:

@@ -45,12 +45,17 @@ CURVE_TABLE = ("CREATE TABLE IF NOT EXISTS curve (run_id, step, lr, loss, probe,
 # fit/schedule_laws.py estimate_final); added after schema 1 shipped, like the curve table
 ESTIMATE_TABLE = ("CREATE TABLE IF NOT EXISTS estimate (run_id, step, fraction, final, lo, hi, converged, "
                   "source, PRIMARY KEY (run_id, step, source));")
+# each eval's loss per validation source (the embedded corpus' five collections, a user's files or JSONL
+# `source` field: data/corpus.py source_of); added after schema 1 shipped, like the curve table
+SOURCE_TABLE = ("CREATE TABLE IF NOT EXISTS source_loss (run_id, step, source, loss, tokens, "
+                "PRIMARY KEY (run_id, step, source));")
 _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE runs ({", ".join(c + (" TEXT PRIMARY KEY" if c == "run_id" else "") for c in RUN_COLUMNS)});
 CREATE TABLE evals ({", ".join(EVAL_COLUMNS)}, PRIMARY KEY (run_id, step));
 {CURVE_TABLE}
 {ESTIMATE_TABLE}
+{SOURCE_TABLE}
 """
 
 
@@ -105,6 +110,7 @@ class SQLiteStore:
                 if "probe" not in {row[1] for row in conn.execute("PRAGMA table_info(curve)")}:
                     conn.execute("ALTER TABLE curve ADD COLUMN probe")  # a store from before the probe
                 conn.execute(ESTIMATE_TABLE)
+                conn.execute(SOURCE_TABLE)
         return cls(path, conn)
 
     def close(self) -> None:
@@ -152,6 +158,9 @@ class SQLiteStore:
             self._conn.executemany("INSERT OR REPLACE INTO estimate VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                    [_estimate_row(r["run_id"], e, "in training")
                                     for e in r.get("estimates", ())])
+            self._conn.executemany("INSERT OR REPLACE INTO source_loss VALUES (?, ?, ?, ?, ?)",
+                                   [(r["run_id"], e["step"], name, loss, e["source_tokens"][name])
+                                    for e in r["evals"] for name, loss in e.get("source_loss", {}).items()])
             self._conn.execute(
                 "UPDATE runs SET status=?, reason=?, n_params_nonembed=?, n_params_total=?, n_tokens=?, "
                 "flops=?, flops_6nd=?, val_loss=?, bits_per_byte=?, lr=?, steps=?, wall_time_s=?, "
@@ -210,6 +219,7 @@ class SQLiteStore:
                               "C": runs["flops"].astype(float), "budget": runs["budget"].astype(float),
                               "n_params_nonembed": runs["n_params_nonembed"].astype(float)})
         _unique_tokens(table, runs)
+        table = self._with_sources(table, runs["steps"].astype(float))
         table.attrs["source_columns"] = {"N": "n_params_total"}
         return table
 
@@ -229,8 +239,31 @@ class SQLiteStore:
                               "noise_scale": table["noise_scale"].astype(float)})
         _unique_tokens(table, runs)
         table = _wsd_ends(table, runs)
+        table = self._with_sources(table, table["step"])
         table.attrs["source_columns"] = {"N": "n_params_total"}
         return table
+
+    def source_losses(self) -> pd.DataFrame:
+        """Every eval's loss per validation source: run_id, step, source, loss, tokens (empty for a store
+        from before per-source losses, or a corpus of one source)."""
+        columns = ["run_id", "step", "source", "loss", "tokens"]
+        if "source_loss" not in self._tables():
+            return pd.DataFrame(columns=columns)
+        return pd.read_sql_query("SELECT * FROM source_loss ORDER BY run_id, step, source",
+                                 self._conn)[columns]
+
+    def _with_sources(self, table: pd.DataFrame, steps: pd.Series) -> pd.DataFrame:
+        """``table`` with a ``loss:SOURCE`` column per validation source, at each row's run and step."""
+        per = self.source_losses()
+        if not len(per):
+            return table
+        wide = per.pivot_table(index=["run_id", "step"], columns="source", values="loss").reset_index()
+        wide.columns = ["run_id", "_step"] + [f"loss:{c}" for c in wide.columns[2:]]
+        wide["_step"] = wide["_step"].astype(float)
+        keyed = table.assign(_step=steps.to_numpy(dtype=float))
+        out = keyed.merge(wide, on=["run_id", "_step"], how="left").drop(columns="_step")
+        out.attrs = dict(table.attrs)
+        return out
 
     def _tables(self) -> set[str]:
         return {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}

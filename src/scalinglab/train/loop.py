@@ -18,10 +18,11 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import __version__, atomic
 from ..data.loader import batch_offsets, eval_offsets, windows
-from ..data.shards import Shards, build_shards
+from ..data.shards import Shards, spec_shards
 from ..errors import ScalingLabError
 from ..model.accounting import flops_per_token, memory_needed, param_breakdown
 from ..model.gpt import GPT
@@ -134,29 +135,45 @@ class _StopFlag:
 
 @torch.no_grad()
 def evaluate(model: GPT, val: np.ndarray, offsets: np.ndarray, n_ctx: int, device: str, autocast,
-             batch: int = 32, group: distributed.Group | None = None, lockstep: bool = False) -> float:
+             batch: int = 32, group: distributed.Group | None = None, lockstep: bool = False,
+             owner: np.ndarray | None = None, n_sources: int = 0):
     """Mean cross-entropy (nats/token) over the fixed validation windows (in a data-parallel run each
     rank takes every world-th batch of windows and the sums are added up). ``lockstep`` (a sharded model,
-    whose forward is a collective): every rank runs as many forwards, one past its share counting nothing."""
+    whose forward is a collective): every rank runs as many forwards, one past its share counting nothing.
+    ``owner`` (each validation token's source index, Shards.validation_source): also the loss summed and
+    the tokens counted per source, returned as (mean, sums, counts); their token-weighted mean is the mean.
+    """
     model.eval()
     total, count = 0.0, 0
+    sums, counts = np.zeros(n_sources), np.zeros(n_sources)
     starts = range(0, len(offsets), batch)
     mine = list(starts[group.rank::group.world]) if group else list(starts)
     if lockstep and group:
         mine += [None] * (-(-len(starts) // group.world) - len(mine))
     for i in mine:
-        xy = torch.from_numpy(windows(val, offsets[(i or 0):(i or 0) + batch], n_ctx)).to(device)
+        at = offsets[(i or 0):(i or 0) + batch]
+        xy = torch.from_numpy(windows(val, at, n_ctx)).to(device)
         with autocast:
-            loss = model(xy[:, :-1], xy[:, 1:])
+            logits = model(xy[:, :-1])
+        flat = logits.float().view(-1, logits.size(-1))
+        loss = F.cross_entropy(flat, xy[:, 1:].reshape(-1))  # exactly what model(x, y) returns
         if i is None:
             continue
         n = xy.shape[0] * n_ctx
         total += float(loss) * n
         count += n
+        if owner is not None:
+            per_token = F.cross_entropy(flat, xy[:, 1:].reshape(-1), reduction="none").double().cpu()
+            src = torch.from_numpy(windows(owner, at, n_ctx)[:, 1:].reshape(-1))  # the targets' sources
+            sums += torch.bincount(src, weights=per_token, minlength=n_sources).numpy()
+            counts += torch.bincount(src, minlength=n_sources).numpy()
     model.train()
     if group:
-        total, count = group.sum([total, count])
-    return total / count
+        total, count, *rest = group.sum([total, count, *sums, *counts])
+        sums, counts = np.array(rest[:n_sources]), np.array(rest[n_sources:])
+    if owner is None:
+        return total / count
+    return total / count, sums, counts
 
 
 def _grad_sq(model: GPT, sharded_over: distributed.Group | None = None) -> float:
@@ -245,7 +262,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
     if spec.batch_size % world:
         raise ScalingLabError(f"batch size {spec.batch_size} does not split over {world} processes: give a "
                               "multiple of the process count")
-    shards = shards or build_shards(spec.data, spec.tokenizer)
+    shards = shards or spec_shards(spec)
     shape = spec.shape
     if shards.vocab_size != shape.vocab_size:
         raise ScalingLabError(f"model vocab {shape.vocab_size} does not match tokenizer {shards.tokenizer} "
@@ -300,6 +317,8 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
                           "data_parallel": "fsdp" if sharded else "ddp" if group else "none",
                           "compiled": compile_model,
                           "flops_per_token": flops_per_tok, "branched_from": branched,
+                          "corpus_fingerprint": shards.fingerprint,
+                          "validation_sources": list(shards.sources),
                           **counts},
              "version": __version__}, indent=1))
     step, evals, noise, elapsed, train_loss, eval_time = 0, [], NoiseSums(), 0.0, math.nan, 0.0
@@ -409,11 +428,19 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
             if step in evals_at:
                 t_eval = time.perf_counter()
                 val = evaluate(model, shards.validation, val_offsets, T, device, autocast, group=group,
-                               lockstep=sharded)
+                               lockstep=sharded, owner=shards.validation_source,
+                               n_sources=len(shards.sources))
+                per_source = {}
+                if shards.sources:
+                    val, sums, seen = val
+                    named = [(i, n) for i, n in enumerate(shards.sources) if seen[i]]
+                    per_source = {"source_loss": {n: float(sums[i] / seen[i]) for i, n in named},
+                                  "source_tokens": {n: int(seen[i]) for i, n in named}}
                 eval_time += time.perf_counter() - t_eval
                 evals.append({"step": step, "tokens": step * B * T, "flops": flops_per_tok * step * B * T,
                               "train_loss": train_loss, "val_loss": val,
-                              "bits_per_byte": shards.bits_per_byte(val), "lr": lr, **noise.estimates()})
+                              "bits_per_byte": shards.bits_per_byte(val), "lr": lr, **noise.estimates(),
+                              **per_source})
                 noise = NoiseSums()
                 if not math.isfinite(val):
                     elapsed = time.perf_counter() - t_start
