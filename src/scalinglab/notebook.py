@@ -17,7 +17,8 @@ from .errors import ScalingLabError
 
 
 class Study:
-    """One study directory, read: ``runs``, ``curves``, ``training_curves``, ``estimates`` (DataFrames),
+    """One study directory, read: ``runs``, ``curves``, ``training_curves``, ``estimates``,
+    ``source_losses`` (DataFrames),
     ``fits`` (key -> fit), ``fit`` (Approach 3), ``holdout`` (dict or None), ``summary``."""
 
     def __init__(self, path: str | Path):
@@ -34,6 +35,7 @@ class Study:
             self.curves = store.curve_table()
             self.training_curves = store.training_curves()
             self.estimates = store.estimates()
+            self.source_losses = store.source_losses()  # each eval's loss per validation source
             from .fit.schedule_laws import curves_of_runs
             self._curve_runs = curves_of_runs(self.training_curves) if len(self.training_curves) else {}
         finally:

@@ -72,7 +72,7 @@ def _steps(result: dict) -> list[tuple[int, dict]]:
     for e in result.get("evals", ()):
         rows.setdefault(int(e["step"]), {}).update(
             {f"eval/{k}": e[k] for k in ("val_loss", "train_loss", "bits_per_byte", "lr", "noise_scale")
-             if k in e})
+             if k in e} | {f"eval/val_loss/{src}": v for src, v in e.get("source_loss", {}).items()})
     for p in result.get("curve", ()):
         rows.setdefault(int(p["step"]), {}).update(
             {f"curve/{k}": p[k] for k in ("loss", "probe", "lr") if k in p})

@@ -37,6 +37,8 @@ def test_tensorboard_event_files_hold_the_run_and_the_study(tmp_path, finished, 
     got = {e.step: e.value for e in ea.Scalars("eval/val_loss")}
     assert got == pytest.approx({e["step"]: e["val_loss"] for e in res.evals}, rel=1e-6)
     assert [e.step for e in ea.Scalars("curve/probe")] == [p["step"] for p in res.curve]
+    sotu = {e.step: e.value for e in ea.Scalars("eval/val_loss/sotu")}  # per-source losses too
+    assert sotu == pytest.approx({e["step"]: e["source_loss"]["sotu"] for e in res.evals}, rel=1e-6)
     assert ea.Scalars("final/val_loss")[0].value == pytest.approx(res.val_loss, rel=1e-6)
     assert res.run_id in ea.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
 

@@ -13,7 +13,8 @@ def add_parser(sub) -> None:
                        description="Without arguments: the default study on the embedded corpus into "
                                    "./scalinglab-study/. Re-running the same command resumes.")
     p.add_argument("study", nargs="?", metavar="STUDY.toml", help="a study file ([study] table)")
-    p.add_argument("--preset", help="debug | default | batch-sweep | data-constrained | gpu-small")
+    p.add_argument("--preset", help="debug | default | batch-sweep | data-constrained | data-quality | "
+                                    "data-quality-noisy | gpu-small")
     p.add_argument("--out", default="scalinglab-study", help="study directory (default ./scalinglab-study)")
     p.add_argument("--executor", default="local", help="local (default) | ray")
     p.add_argument("--address", default=None,
