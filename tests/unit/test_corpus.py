@@ -88,3 +88,51 @@ def test_an_unknown_embedded_variant_is_one_error_naming_the_form(bad):
     from scalinglab.plan.config import StudyConfig
     with pytest.raises(ScalingLabError, match="embedded:noisyP"):
         StudyConfig(data=bad)
+
+
+def test_each_document_s_source_and_the_validation_source_map(tmp_path):
+    from scalinglab.data.corpus import Document, source_of
+    from scalinglab.data.shards import build_shards
+    assert source_of(Document("sotu/1791_washington", "train", "x")) == "sotu"
+    assert source_of(Document("web.jsonl:12", "train", "x")) == "web.jsonl"
+    assert source_of(Document("books/a.txt#val", "validation", "x")) == "books"
+    assert source_of(Document("web.jsonl:3", "train", "x", source="forum")) == "forum"
+    lines = [json.dumps({"text": f"document {i} " + "words and more words " * 60,
+                         "source": ["news", "code", "chat"][i % 3]}) for i in range(60)]
+    (tmp_path / "d.jsonl").write_text("\n".join(lines))
+    sh = build_shards(str(tmp_path / "d.jsonl"), cache_dir=tmp_path / "cache")
+    assert sh.sources == ("chat", "code", "news")
+    assert sh.validation_source.shape == sh.validation.shape
+    assert set(np.unique(sh.validation_source)) <= {0, 1, 2}
+
+
+def test_own_validation_files_validate_and_every_data_document_trains(tmp_path):
+    from scalinglab.data.shards import build_shards
+    data, val = tmp_path / "data", tmp_path / "val.txt"
+    data.mkdir()
+    for i in range(4):
+        (data / f"{i}.txt").write_text(f"training text number {i}. " * 400)
+    val.write_text("held-out text of another kind, " * 800)
+    both = load_corpus(str(data), str(val))
+    assert [d.split for d in both.documents].count("validation") == 1
+    assert all(d.split == "train" for d in both.documents if not d.id.startswith("val:"))
+    assert both.fingerprint not in (load_corpus(str(data)).fingerprint,)
+    sh = build_shards(str(data), val_data=str(val), cache_dir=tmp_path / "cache")
+    assert bytes(sh.validation[:15].astype(np.uint8)) == b"held-out text o"
+    from scalinglab.errors import ScalingLabError
+    with pytest.raises(ScalingLabError, match="`val_data` .*no such file"):
+        load_corpus(str(data), str(tmp_path / "nope"))
+
+
+def test_a_study_s_tokenizer_file_is_pinned_so_a_changed_file_is_another_study(tmp_path):
+    tokenizers = pytest.importorskip("tokenizers")
+    from scalinglab.plan.config import StudyConfig
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab={"</s>": 0, "[UNK]": 1, "a": 2},
+                                                           unk_token="[UNK]"))
+    tok.save(str(tmp_path / "tok.json"))
+    one = StudyConfig(tokenizer=str(tmp_path / "tok.json"))
+    assert one.tokenizer.startswith(str((tmp_path / "tok.json").resolve()) + "#sha256:")
+    assert StudyConfig(tokenizer=str(tmp_path / "tok.json")).study_id == one.study_id
+    tok.add_special_tokens(["<extra>"])
+    tok.save(str(tmp_path / "tok.json"))
+    assert StudyConfig(tokenizer=str(tmp_path / "tok.json")).study_id != one.study_id
