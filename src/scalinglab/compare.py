@@ -116,6 +116,7 @@ def multiplier(ref: Side, other: Side, C: float) -> dict:
         marks.append(f"{other.name} reaches that loss at {need:.3g}, outside its runs "
                      f"({other.c_range[0]:.3g}-{other.c_range[1]:.3g})")
     row["extrapolated"] = marks
+    row |= measured_multiplier(ref, other, C)
     if ref.c_range is None or other.c_range is None:
         row["range_unknown"] = "a fit file without its runs' compute range: extrapolation unknown"
     k = min(_n_draws(ref.fit), _n_draws(other.fit))
@@ -141,6 +142,35 @@ def reference_budgets(ref: Side) -> list[float]:
         return [ref.c_range[1]]
     raise ScalingLabError(f"{ref.source}: no budgets known (a fit file without its runs' range); name the "
                           "budgets to compare at")
+
+
+def measured_minima(side: Side) -> pd.DataFrame | None:
+    """The lowest measured final loss at each budget of a study (C as reference_budgets puts it)."""
+    if side.runs is None or "budget" not in side.runs or not len(side.runs):
+        return None
+    rows = [(float(np.exp(np.log(g["C6"]).mean())), float(g["loss"].min()))
+            for _, g in side.runs.groupby("budget")]
+    return pd.DataFrame(rows, columns=["C", "loss"]).sort_values("C").reset_index(drop=True)
+
+
+def measured_multiplier(ref: Side, other: Side, C: float) -> dict:
+    """The multiplier without any law: the reference's lowest measured loss at its budget nearest C, and
+    the compute at which the other study's lowest measured losses (per budget, log C interpolated) reach
+    it; None outside the other's measured budgets. Coarse: the grids' sizes are ~1.6x apart."""
+    a, b = measured_minima(ref), measured_minima(other)
+    if a is None or b is None or len(b) < 2:
+        return {"measured": None, "measured_note": "needs two studies' runs"}
+    at = a.iloc[int(np.argmin(np.abs(np.log(a["C"] / C))))]
+    if abs(math.log(at["C"] / C)) > 0.05:
+        return {"measured": None, "measured_note": "no reference budget here"}
+    losses, logc = b["loss"].to_numpy(), np.log(b["C"].to_numpy())
+    if not np.all(np.diff(losses) < 0):
+        return {"measured": None, "measured_note": f"{other.name}'s lowest losses do not fall with compute"}
+    if not losses[-1] <= at["loss"] <= losses[0]:
+        return {"measured": None,
+                "measured_note": f"{at['loss']:.4f} is outside the losses {other.name} measured"}
+    need = float(np.exp(np.interp(at["loss"], losses[::-1], logc[::-1])))
+    return {"measured": need / at["C"], "measured_note": "lowest measured loss per budget, no law"}
 
 
 def _n_draws(fit) -> int:
@@ -251,6 +281,8 @@ def _mult_text(row: dict) -> str:
         never = f", {100 * row['unreachable_share']:.0f}% never reach it" if row["unreachable_share"] else ""
         v += f"  [{'-' if lo is None else f'{lo:.3f}'}, {'inf' if hi is None else f'{hi:.3f}'}] " \
              f"({100 * row['level']:g}%, {row['draws']} paired draws{never})"
+    if row.get("measured") is not None:
+        v += f"  measured {row['measured']:.2f} (no law)"
     if row.get("unreachable"):
         v += f"  ({row['unreachable']})"
     if row["extrapolated"]:
@@ -282,6 +314,9 @@ def figure(result: dict, sides: list[Side]):
             ax.fill_between(C, *np.nanpercentile(band, [2.5, 97.5], axis=0), color=colour, alpha=0.12, lw=0)
     ax.set(xscale="log", xlabel="training FLOPs C = 6ND", ylabel="validation loss (nats/token)",
            title="loss-vs-compute frontiers (dashed: beyond the runs)")
+    from matplotlib.ticker import NullFormatter
+    for a in (ax, bx):
+        a.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=8)
     for i, m in enumerate(result["multipliers"], start=1):
         xs = [r["C"] for r in m["at"]]
@@ -290,7 +325,14 @@ def figure(result: dict, sides: list[Side]):
         pairs = list(zip(ys, m["at"]))
         err = [[y - bound(r, 0, y) for y, r in pairs], [bound(r, 1, y) - y for y, r in pairs]]
         bx.errorbar(xs, ys, yerr=err, color=f"C{i}", marker="o", capsize=3,
-                    label=f"{m['of']} vs {m['against']}")
+                    label=f"{m['of']} vs {m['against']} (law; open: extrapolated)")
+        far = [(x, y) for x, y, r in zip(xs, ys, m["at"]) if r["extrapolated"]]
+        if far:
+            bx.scatter(*zip(*far), s=60, facecolor="white", edgecolor=f"C{i}", zorder=3)
+        seen = [(x, r["measured"]) for x, r in zip(xs, m["at"]) if r.get("measured") is not None]
+        if seen:
+            bx.scatter(*zip(*seen), marker="x", s=50, color="black", zorder=4,
+                       label="measured (lowest loss per budget, no law)" if i == 1 else None)
     bx.axhline(1.0, color="grey", lw=0.8)
     bx.set(xscale="log", xlabel="reference budget C = 6ND", ylabel="compute multiplier",
            title="compute to reach the reference's loss, x C")

@@ -154,18 +154,22 @@ def evaluate(model: GPT, val: np.ndarray, offsets: np.ndarray, n_ctx: int, devic
         at = offsets[(i or 0):(i or 0) + batch]
         xy = torch.from_numpy(windows(val, at, n_ctx)).to(device)
         with autocast:
-            logits = model(xy[:, :-1])
-        flat = logits.float().view(-1, logits.size(-1))
-        loss = F.cross_entropy(flat, xy[:, 1:].reshape(-1))  # exactly what model(x, y) returns
+            if owner is None:
+                loss = model(xy[:, :-1], xy[:, 1:])
+            else:  # the loss of each token once (the logits of a large vocabulary are big), then its mean
+                logits = model(xy[:, :-1])
+                per_token = F.cross_entropy(logits.float().view(-1, logits.size(-1)), xy[:, 1:].reshape(-1),
+                                            reduction="none")
+                del logits
+                loss = per_token.mean()
         if i is None:
             continue
         n = xy.shape[0] * n_ctx
         total += float(loss) * n
         count += n
         if owner is not None:
-            per_token = F.cross_entropy(flat, xy[:, 1:].reshape(-1), reduction="none").double().cpu()
             src = torch.from_numpy(windows(owner, at, n_ctx)[:, 1:].reshape(-1))  # the targets' sources
-            sums += torch.bincount(src, weights=per_token, minlength=n_sources).numpy()
+            sums += torch.bincount(src, weights=per_token.double().cpu(), minlength=n_sources).numpy()
             counts += torch.bincount(src, minlength=n_sources).numpy()
     model.train()
     if group:
