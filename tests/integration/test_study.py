@@ -152,7 +152,8 @@ def test_report_page_is_self_contained_and_every_image_decodes(uninterrupted, tm
     for title, body in sections:
         assert "<img" in body or "<table" in body or "Not drawn:" in body, title
     assert {p.name for p in (tmp_path / "rep").glob("*.png")} >= {"curves.png", "isoflop.png", "holdout.png",
-                                                                 "kaplan_ns.png", "residuals.png"}
+                                                                 "kaplan_ns.png", "residuals.png",
+                                                                 "sources.png"}  # per-source losses
     laws = dict(sections)[next(t for t, _ in sections if t.startswith("Fitted laws"))]
     for name in ("Chinchilla Approach 3", "Chinchilla Approach 1", "Kaplan L(N)", "Kaplan L(D)",
                  "Kaplan L(C)", "Kaplan L(N,D)", "Kaplan L(N,S)", "B_crit (noise scale)"):

@@ -238,8 +238,8 @@ class SQLiteStore:
                               "C": table["flops"].astype(float), "budget": table["budget"].astype(float),
                               "noise_scale": table["noise_scale"].astype(float)})
         _unique_tokens(table, runs)
+        table = self._with_sources(table, table["step"])  # before: a WSD curve's rows are other runs' ends
         table = _wsd_ends(table, runs)
-        table = self._with_sources(table, table["step"])
         table.attrs["source_columns"] = {"N": "n_params_total"}
         return table
 
