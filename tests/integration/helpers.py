@@ -110,6 +110,8 @@ def partly_done(study, dest, grid=("smallest", "largest"), roles=("holdout",)) -
             conn.execute(f"UPDATE runs SET status = 'planned', {unset} WHERE run_id = ?", (rid,))
             conn.execute("DELETE FROM evals WHERE run_id = ?", (rid,))
             conn.execute("DELETE FROM curve WHERE run_id = ?", (rid,))
+            conn.execute("DELETE FROM source_loss WHERE run_id = ?", (rid,))
+            conn.execute("DELETE FROM estimate WHERE run_id = ?", (rid,))
             shutil.rmtree(dest / "runs" / rid)
         conn.execute("DELETE FROM meta WHERE key = 'holdout_prediction'")
     src.close()

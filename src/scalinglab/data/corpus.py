@@ -22,7 +22,7 @@ EMBEDDED = ASSETS / "corpus.jsonl.xz"
 MANIFEST = ASSETS / "corpus_manifest.json"
 VALID_FRACTION = 0.05
 MIN_BYTES = 20_000  # below this a held-out split cannot give a stable loss
-# `embedded:noisyP`: the embedded corpus with P% of its training bytes in degraded documents (whole
+# `embedded:noisyP`: the embedded corpus with P% of its training characters in degraded documents (whole
 # documents, chosen in a fixed hash order), each character of those replaced with probability
 # NOISE_CHAR_RATE by a random printable character (seeded by the document's id); validation untouched
 NOISY = re.compile(r"embedded:noisy(\d{1,3})")
@@ -136,7 +136,7 @@ def noisy_percent(data) -> int | None:
 
 def degraded(documents, percent: int) -> tuple[Document, ...]:
     """Whole training documents, in a fixed hash order of their ids, until ``percent`` of the training
-    bytes: each of their characters replaced with probability NOISE_CHAR_RATE by a random printable one."""
+    characters: each of their characters replaced with probability NOISE_CHAR_RATE by a random printable one."""
     train = [d for d in documents if d.split == "train"]
     total = sum(len(d.text) for d in train)
     order = sorted(train, key=lambda d: hashlib.sha256(f"noisy:{d.id}".encode()).hexdigest())
