@@ -136,7 +136,8 @@ def noisy_percent(data) -> int | None:
 
 def degraded(documents, percent: int) -> tuple[Document, ...]:
     """Whole training documents, in a fixed hash order of their ids, until ``percent`` of the training
-    characters: each of their characters replaced with probability NOISE_CHAR_RATE by a random printable one."""
+    characters: each of their characters replaced with probability NOISE_CHAR_RATE by a random printable
+    one."""
     train = [d for d in documents if d.split == "train"]
     total = sum(len(d.text) for d in train)
     order = sorted(train, key=lambda d: hashlib.sha256(f"noisy:{d.id}".encode()).hexdigest())

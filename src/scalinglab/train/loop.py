@@ -156,12 +156,12 @@ def evaluate(model: GPT, val: np.ndarray, offsets: np.ndarray, n_ctx: int, devic
         with autocast:
             if owner is None:
                 loss = model(xy[:, :-1], xy[:, 1:])
-            else:  # the loss of each token once (the logits of a large vocabulary are big), then its mean
+            else:  # the mean exactly as model(x, y) computes it (its float rounding), and each token's
                 logits = model(xy[:, :-1])
-                per_token = F.cross_entropy(logits.float().view(-1, logits.size(-1)), xy[:, 1:].reshape(-1),
-                                            reduction="none")
-                del logits
-                loss = per_token.mean()
+                flat, targets = logits.float().view(-1, logits.size(-1)), xy[:, 1:].reshape(-1)
+                loss = F.cross_entropy(flat, targets)
+                per_token = F.cross_entropy(flat, targets, reduction="none")
+                del logits, flat
         if i is None:
             continue
         n = xy.shape[0] * n_ctx
