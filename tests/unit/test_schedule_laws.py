@@ -253,3 +253,12 @@ def test_fewer_points_than_parameters_is_never_a_converged_fit():
     assert len(few.steps) == 4
     fit = fit_curves([few], "multi-power")
     assert not fit.converged and any("4 point(s) for 7 free parameters" in w for w in fit.warnings)
+
+
+def test_an_estimate_is_due_once_per_mark_and_a_late_one_counts_for_the_next_mark():
+    from scalinglab.train.loop import estimate_due
+    assert not estimate_due([], 0.29) and estimate_due([], 0.3)
+    assert not estimate_due([{"fraction": 0.3}], 0.49) and estimate_due([{"fraction": 0.3}], 0.5)
+    # the first estimate came late (past 120 s of training) at 74.97%: none again a step later at 75%
+    assert estimate_due([], 0.7497) and not estimate_due([{"fraction": 0.7497}], 0.7538)
+    assert not estimate_due([{"fraction": 0.3}, {"fraction": 0.5}, {"fraction": 0.75}], 0.99)

@@ -187,6 +187,14 @@ def _grad_sq(model: GPT, sharded_over: distributed.Group | None = None) -> float
     return sharded_over.sum([total])[0] if sharded_over else total
 
 
+def estimate_due(estimates: list, fraction: float) -> bool:
+    """Whether a run ``fraction`` through, with these estimates made, passed a mark (ESTIMATE_AT) it has no
+    estimate for. An estimate counts for the marks up to 5% of the run past it: a run that passes
+    ESTIMATE_AFTER_S at 74.97% estimates once there, not again a step later at 75%."""
+    mark = lambda frac: max((f for f in ESTIMATE_AT if f <= frac), default=0.0)
+    return mark(fraction) > max((mark(e["fraction"] + 0.05) for e in estimates), default=0.0)
+
+
 def _estimate(spec: RunSpec, peak_lr: float, curve: list, reference: dict | None = None) -> dict:
     """The run's final loss estimated from its probe curve so far (fit/schedule_laws.py)."""
     from ..fit.schedule_laws import Curve, CurveFit, estimate_final
@@ -423,8 +431,7 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
                 eval_time += time.perf_counter() - t_eval
                 curve.append({"step": step, "lr": lr, "loss": window[0] / window[1], "probe": probe})
                 window = [0.0, 0]
-                done_at = max((e["fraction"] for e in estimates), default=0.0)
-                due = any(done_at < f <= step / steps for f in ESTIMATE_AT)
+                due = estimate_due(estimates, step / steps)
                 if main and due and step < steps and time.perf_counter() - t_start >= ESTIMATE_AFTER_S:
                     t_est = time.perf_counter()
                     estimates.append(_estimate(spec, peak_lr, curve, curve_reference))
