@@ -295,6 +295,11 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
         plan = plan_in_family(fit, C, cfg, vocab_size, cfg.min_steps)
         spec = RunSpec.from_dict(plan["spec"])
         N, D, predicted = int(plan["n_params"]), spec.n_tokens, plan["loss"]
+        if spec.run_id in set(store.runs(role="grid")["run_id"]):
+            raise ScalingLabError(
+                f"the held-out run at {cfg.holdout_factor:g}x the largest budget (N {N:,}, D {D:,}) is one "
+                "of the grid's own runs: the law was fitted on it, so it would predict nothing held out; "
+                "raise holdout_factor in the study file (the presets use 1.5-4)")
         # the plan computed both intervals from the fit's draws (the prediction one with the seed noise)
         fit_iv = (plan.get("interval") or {}).get("loss")
         pred_iv = (plan.get("prediction_interval") or {}).get("loss") if run_noise else fit_iv

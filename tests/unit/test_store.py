@@ -108,3 +108,19 @@ def test_corrupt_and_foreign_files_are_refused_and_left_alone(tmp_path):
         SQLiteStore.open(other)
     with pytest.raises(ScalingLabError, match="no study store"):
         SQLiteStore.open(tmp_path / "missing.sqlite")
+
+
+def test_a_run_already_planned_in_another_role_is_refused(tmp_path):
+    """A held-out run that is one of the grid's runs would be predicted by a law fitted on it."""
+    from scalinglab.errors import ScalingLabError
+    from scalinglab.model.family import named_shape
+    from scalinglab.plan.spec import RunSpec
+    from scalinglab.store import SQLiteStore
+    store = SQLiteStore.create(tmp_path / "study.sqlite", {"study_id": "x"})
+    spec = RunSpec(shape=named_shape("debug", n_ctx=64), n_tokens=10_000, batch_size=8)
+    store.plan([spec], "grid", [1e11])
+    store.plan([spec], "grid", [1e11])  # the same role again: a resumed study, fine
+    with pytest.raises(ScalingLabError, match=f"run {spec.run_id} is already this study's grid run"):
+        store.plan([spec], "holdout", [1e11])
+    assert list(store.runs()["role"]) == ["grid"]
+    store.close()

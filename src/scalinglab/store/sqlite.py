@@ -127,8 +127,15 @@ class SQLiteStore:
 
     # -- runs --------------------------------------------------------------------------------------------
     def plan(self, specs: list, role: str, budgets: list[float] | None = None) -> None:
-        """Insert planned runs (RunSpec) not yet in the store; existing rows are left as they are."""
+        """Insert planned runs (RunSpec) not yet in the store; existing rows are left as they are. A run
+        already in the store in another role is refused: one run cannot be both (a held-out run that is
+        a grid run would be predicted by a law fitted on it)."""
         budgets = budgets or [None] * len(specs)
+        roles = dict(self._conn.execute("SELECT run_id, role FROM runs").fetchall())
+        clash = [s.run_id for s in specs if roles.get(s.run_id, role) != role]
+        if clash:
+            raise ScalingLabError(f"run {clash[0]} is already this study's {roles[clash[0]]} run; it cannot "
+                                  f"also be its {role} run")
         with self._conn:
             for spec, budget in zip(specs, budgets):
                 shape = spec.shape.to_dict()
