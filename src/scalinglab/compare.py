@@ -58,7 +58,10 @@ def load_side(path: str | Path, law: str = LAW) -> Side:
                     cfg.get("data"), cfg.get("tokenizer"), (float(runs["C6"].min()), float(runs["C6"].max())))
     if not path.is_file():
         raise ScalingLabError(f"{path}: no such study directory or fit file")
-    fit = load_fit(path, select=law if law != LAW else None)
+    try:
+        fit = load_fit(path, select=law if law != LAW else None)
+    except ScalingLabError as exc:  # load_fit names its own `select`; here it is `law`
+        raise ScalingLabError(str(exc).replace("`select`", "`law`"), params=("law",)) from None
     rng = (fit.diagnostics.get("data_range") or fit.settings.get("data_range") or {}).get("C")
     return Side(path.stem, str(path), fit, None, None, None, tuple(rng) if rng else None)
 
