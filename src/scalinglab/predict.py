@@ -43,7 +43,12 @@ def _positive(param: str, value: float, what: str = "") -> float:
 
 
 def law_name(law) -> str:
-    return getattr(law, "name", None) or f"fit:{law.key}"
+    """A published law's name, or ``fit:KEY`` (with the form `--law auto` chose and why)."""
+    name = getattr(law, "name", None) or f"fit:{law.key}"
+    chosen = (getattr(law, "settings", None) or {}).get("selection") or {}
+    if chosen.get("chosen"):
+        name += f" (law auto: the {chosen['chosen']} form, {chosen.get('why', 'chosen by backtest')})"
+    return name
 
 
 def usable(law, query: str, allow_unconverged: bool = False) -> list[str]:
@@ -216,7 +221,10 @@ def plan_point(law, n_params: float, n_tokens: float, *, allow_unconverged: bool
             out["interval_kinds"] = {
                 "interval": f"{100 * law.level:g}% bootstrap confidence interval of the law",
                 "prediction_interval": f"one new run: the law's interval with run-to-run noise sd {sd:.3g} "
-                                       f"(log loss, from {source})"}
+                                       f"(log loss, from {source})"
+                                       + (f" and the form's backtest error at this extrapolation, sd "
+                                          f"{float(law.extrapolation_sd({'N': N, 'D': D})):.3g}"
+                                          if law.extrapolation_sd({"N": N, "D": D}) else "")}
     factors, extra = _extrapolation(law, N=N, D=D)
     if factors:
         out["extrapolation"] = factors

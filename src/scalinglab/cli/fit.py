@@ -11,6 +11,7 @@ from ..fit import table as runs_table
 from ..fit.all_laws import fit_every, plan_fits
 from ..fit.estimators import ChinchillaFit
 from .common import emit_json, in_cli_terms, positive_float
+from .fit_auto import FORM_LAWS
 
 APPROACHES = ("1", "2", "3", "all")
 
@@ -23,6 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("source", metavar="SOURCE", help="CSV or Parquet file of runs, or a study directory")
     p.add_argument("--law", default="chinchilla",
                    help="chinchilla | kaplan (with B_crit) | data-constrained | all (default chinchilla); "
+                        "auto: the form of L(N, D) with the lowest backtest error (chinchilla, kaplan, "
+                        "interaction, farseer), or interaction | farseer pinned; "
                         "multi-power | lr-annealing: a whole-curve law fitted to loss curves and their LR "
                         "schedules (a CSV with columns run, step, lr, loss; docs/fitting.md)")
     p.add_argument("--size-col", metavar="COLUMN",
@@ -32,6 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--transient", type=float, default=0.1,
                    help="curve-based fits skip each run's evals before this fraction of its steps "
                         "(default 0.1)")
+    p.add_argument("--backtest", action="store_true",
+                   help="rolling-origin backtest of every candidate form of L(N, D): fit below a compute "
+                        "cut, predict the runs above, for several cuts; a table (--json: the same)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="K", help="bootstrap resamples for CIs")
     p.add_argument("--out", metavar="FIT.json", help="write the fit here (read back by `plan --law`)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -140,6 +146,11 @@ def run(args) -> int:
         raise ScalingLabError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}")
     if not 0 <= args.transient < 1:
         raise ScalingLabError(f"--transient must be in [0, 1), got {args.transient}")
+    if args.backtest:
+        from .fit_auto import run_backtest
+        return run_backtest(args, _load(args))
+    if args.law in FORM_LAWS:
+        return _form_law(args)
     todo = plan_fits(args.law, args.approach)
     out = _check_out(args.out)
     runs = _load(args)
@@ -172,6 +183,28 @@ def run(args) -> int:
         print("\n\n".join(f.summary() for f in fits))
         for s in skipped:
             print(f"skipped {s['law']} {s['approach']}: {s['reason']}")
+        if out is not None:
+            print(f"wrote {out}")
+    return 0
+
+
+def _form_law(args) -> int:
+    """--law auto | interaction | farseer: one candidate form (the backtest's choice for auto)."""
+    from .fit_auto import fit_auto, print_selection
+    out = _check_out(args.out)
+    runs = _load(args)
+    fit, _ = fit_auto(args, runs)
+    context = (runs.attrs.get("study_context") or {}) | (
+        {"input": runs.attrs["input"]} if "input" in runs.attrs else {})
+    if context:
+        fit = dataclasses.replace(fit, settings=dict(fit.settings) | context)
+    if out is not None:
+        fit.save(out)
+    if args.json:
+        emit_json(fit.to_dict(draws=False))
+    else:
+        print_selection(fit)
+        print(fit.summary())
         if out is not None:
             print(f"wrote {out}")
     return 0

@@ -127,11 +127,23 @@ class FitBase:
         sd = self.diagnostics.get("residual_sd")
         return (float(sd), "fit residuals") if sd is not None else (0.0, "none")
 
+    def extrapolation_sd(self, X: Mapping[str, np.ndarray]) -> np.ndarray | float:
+        """The sd of log loss this law's form missed by in its backtests at the extrapolation factor of X
+        (f = 6ND over the largest 6ND fitted; ``selection.error_model`` of a `--law auto` fit, fit/backtest.py):
+        s (1 + log2 f), f >= 1. 0 for a fit without a backtest."""
+        model = (self.settings.get("selection") or {}).get("error_model") or {}
+        top = ((self.settings.get("data_range") or {}).get("C") or [None, None])[1]
+        if not model.get("s") or not top or not {"N", "D"} <= set(X):
+            return 0.0
+        f = np.maximum(6.0 * X["N"] * X["D"] / top, 1.0)
+        return float(model["s"]) * (1.0 + np.log2(f))
+
     def predict_interval(self, *args, kind: str = "confidence", **inputs):
         """Bootstrap percentile interval of ``predict`` at the inputs (arrays allowed: (lo, hi) arrays).
 
         ``kind="confidence"``: the mean law's uncertainty. ``kind="prediction"``: for one new run, the
-        run-to-run noise (``noise_sd``) added in quadrature in log loss. None without bootstrap draws."""
+        run-to-run noise (``noise_sd``) and the form's backtest error at that extrapolation
+        (``extrapolation_sd``) added in quadrature in log loss. None without bootstrap draws."""
         if kind not in ("confidence", "prediction"):
             raise ScalingLabError(f"interval kind must be confidence or prediction, not {kind!r}")
         mid = self.predict(*args, **inputs)
@@ -146,6 +158,7 @@ class FitBase:
         lo, hi = _percentiles(values, self.level)
         if kind == "prediction":
             sd, _ = self.noise_sd()
+            sd = np.hypot(sd, self.extrapolation_sd(X))
             z = _z(self.level)
             with np.errstate(all="ignore"):
                 down = np.hypot(np.maximum(np.log(mid / lo), 0.0), z * sd)

@@ -34,6 +34,12 @@ class Law:
     fn: Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray]], np.ndarray]
     starts: Mapping[str, Sequence[float]]  # natural-scale starting values per param
     cite: str = ""
+    signed: frozenset = frozenset()  # params free in sign (an interaction exponent); other non-scales >= 0
+
+    def lower_bounds(self) -> np.ndarray:
+        """Exponents are >= 0 (a law's direction is part of its form); scales (in log) and signed params
+        are free."""
+        return np.array([-np.inf if p in self.scales or p in self.signed else 0.0 for p in self.params])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +163,9 @@ def law_function(family: str, approach: str, params: Mapping[str, float]) -> Cal
         return LAW.fn
     if family == "chinchilla" and approach in ("1", "2"):
         return allocation_fn
+    from .forms import FORMS
+    if family in FORMS and FORMS[family].law is not None:
+        return FORMS[family].law.fn
     return None
 
 
@@ -242,8 +251,7 @@ def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: 
         r = _log_pred(law, th, X) - logy
         return np.where(np.isfinite(r), r, 1e3)
 
-    # exponents are positive (a law's direction is part of its form); scales are free in log
-    lower = np.array([-np.inf if p in law.scales else 0.0 for p in law.params])
+    lower = law.lower_bounds()
     try:
         sol = least_squares(resid, np.maximum(theta0, lower + 1e-9), loss="huber", f_scale=delta,
                             method="trf", x_scale="jac", bounds=(lower, np.inf), xtol=1e-12, ftol=1e-12,
@@ -305,7 +313,7 @@ def refit_batched(law: Law, theta0: np.ndarray, samples: Sequence[Points], delta
         logy[i, m:] = logy[i, 0]
         for name, v in s.X.items():
             X[name][i, :m], X[name][i, m:] = v, v[0]  # padding repeats a real point: finite, weight 0
-    lower = np.array([-np.inf if p in law.scales else 0.0 for p in law.params])
+    lower = law.lower_bounds()
 
     def resid(th):  # (S, k) -> (S, n)
         r = _log_pred(law, th[:, None, :], X) - logy
@@ -375,7 +383,8 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
     params = {k: float(v) for k, v in _natural(law, theta).items()}
     irreducible = "E" if "E" in params else None
     # the caller's warnings are notes on the data (no B_crit law, say); the verdict's make a fit degenerate
-    verdict = judge(params, ci, exponents=[p for p in law.params if p not in law.scales], scales=law.scales,
+    verdict = judge(params, ci, exponents=[p for p in law.params if p not in law.scales | law.signed],
+                    scales=law.scales,
                     irreducible=irreducible, target_min=float(pts.y.min()))
     warnings = list(warnings) + verdict
     diag["residual_sd"] = _residual_sd(law, theta, pts)

@@ -117,3 +117,25 @@ def data_constrained_tokens(U: ArrayLike, R: ArrayLike, *, R_star: float) -> np.
     """
     U, R = _arr(U), _arr(R)
     return U + U * R_star * (1.0 - np.exp(-R / R_star))
+
+
+# ---- Forms beyond the papers' additive one (candidates of `fit --law auto`, DESIGN.md §11) ----
+
+def interaction_loss(N: ArrayLike, D: ArrayLike, *, E: float, A: float, alpha: float, B: float, gamma: float,
+                     beta: float) -> np.ndarray:
+    """L(N, D) = E + A/N^alpha + B/(N^gamma D^beta): Chinchilla's eq. (2) with a data term that depends on
+    N (gamma < 0: larger models keep gaining from data longer). gamma = 0 is Chinchilla's form."""
+    N = _arr(N)
+    return E + A / N ** alpha + B / (N ** gamma * _arr(D) ** beta)
+
+
+def farseer_loss(N: ArrayLike, D: ArrayLike, *, E: float, A: float, alpha: float, B: float, gamma: float,
+                 beta: float, kappa: float, N_ref: float = 1e8) -> np.ndarray:
+    """L(N, D) = E + A/N^alpha + B(N) D^(-beta(N)) with B(N) = B N^-gamma and beta(N) = beta (N/N_ref)^kappa.
+
+    After Li et al. 2025 (Farseer, arXiv 2506.10972, eq. 4), whose data term's scale and exponent are smooth
+    functions of N (there exp(a N^alpha + b) each, 9 parameters); here log B and log beta are linear in log
+    N, 7 parameters in all. kappa = 0 is ``interaction_loss``.
+    """
+    N = _arr(N)
+    return E + A / N ** alpha + B * N ** -gamma * _arr(D) ** -(beta * (N / N_ref) ** kappa)
