@@ -63,7 +63,8 @@ def evaluate(name: str, table: pd.DataFrame) -> dict:
     errors = {f: float(np.mean(np.abs(np.log(g.predict(N, D) / y)))) for f, g in fixed.items()}
     lo, hi = fit.predict_interval(N, D, kind="prediction")
     return {"ladder": name, "runs": len(finals), "held_out": int(top.sum()), "chosen": chosen,
-            "chosen_error": errors[chosen], "errors": errors, "covered": float(np.mean((lo <= y) & (y <= hi))),
+            "chosen_error": errors[chosen], "errors": errors,
+            "covered": float(np.mean((lo <= y) & (y <= hi))),
             "n_covered": int(((lo <= y) & (y <= hi)).sum()),
             "seconds": seconds, "cuts": len(bt.cuts)}
 
@@ -75,8 +76,9 @@ def main(argv):
             r = evaluate(name, table)
             rows.append(r)
             errs = "  ".join(f"{f} {100 * r['errors'].get(f, np.nan):5.2f}%" for f in FORM_NAMES)
-            print(f"{name:45s} {r['runs']:4d} runs, top level {r['held_out']:3d}: {errs}  -> {r['chosen']:11s} "
-                  f"{100 * r['chosen_error']:5.2f}%  covered {100 * r['covered']:3.0f}%  {r['seconds']:.1f} s",
+            print(f"{name:45s} {r['runs']:4d} runs, top level {r['held_out']:3d}: {errs}  -> "
+                  f"{r['chosen']:11s} {100 * r['chosen_error']:5.2f}%  covered {100 * r['covered']:3.0f}%  "
+                  f"{r['seconds']:.1f} s",
                   flush=True)
     chin = np.array([r["errors"]["chinchilla"] for r in rows])
     auto = np.array([r["chosen_error"] for r in rows])

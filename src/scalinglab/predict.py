@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from .errors import ScalingLabError
-from .fit.base import FitBase, load_fit
+from .fit.base import FitBase, load_fit, load_fits
 from .model.accounting import param_breakdown
 from .model.family import family_shapes, shape_for_params
 from .published import LAWS, published_law
@@ -30,10 +30,19 @@ def resolve_law(spec: str, select: str | None = None):
         if not (path / "fit.json").exists():
             raise ScalingLabError(f"{path} is not a finished study directory (no fit.json); give a FIT.json "
                                   f"or one of {', '.join(LAWS)}")
-        return load_fit(path / "fit.json", select)
+        if select is None:  # the study's law (the form its backtest chose), else Approach 3 of older studies
+            return load_fit(path / ("law.json" if (path / "law.json").exists() else "fit.json"))
+        for name in ("law.json", "fit.json", "fits.json"):  # a key: the study file that has it
+            if (path / name).exists() and any(_matches(f.key, select) for f in load_fits(path / name)):
+                return load_fit(path / name, select)
+        return load_fit(path / ("fits.json" if (path / "fits.json").exists() else "fit.json"), select)
     if path.suffix.lower() == ".json" or path.exists():
         return load_fit(path, select)
     return published_law(spec)  # raises the unknown-law error
+
+
+def _matches(key: str, select: str) -> bool:
+    return key == select or key.split(":", 1)[1] == select
 
 
 def _positive(param: str, value: float, what: str = "") -> float:

@@ -18,6 +18,7 @@ import pandas as pd
 from . import atomic, jsonsafe
 from .data.shards import build_shards
 from .errors import ScalingLabError
+from .fit.backtest import candidate_predictions, render_table, select
 from .fit.estimators import ChinchillaFit
 from .lock import DirLock
 from .model.accounting import flops_per_token, param_breakdown
@@ -155,18 +156,27 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tra
     failed = store.runs(role="grid", status="failed")
     if len(failed):
         log(f"warning: {len(failed)} grid run(s) failed: " + "; ".join(failed["reason"].astype(str)))
+    table = store.fit_table()
     fit = ChinchillaFit(bootstrap=cfg.bootstrap, seed=cfg.seed,
-                        ci_flops=cfg.holdout_factor * max(cfg.budgets)).fit(store.fit_table()).result_
+                        ci_flops=cfg.holdout_factor * max(cfg.budgets)).fit(table).result_
     run_noise = measure_run_noise(store, noise, cfg.seed)
     fit = with_study_context(fit, cfg, shards.vocab_size, run_noise)
     fit.save(out / "fit.json")
-    holdout = _holdout(cfg, store, fit, shards.vocab_size, out, holdout_executor or executor, run_noise, log,
+    law = with_study_context(chosen_law(cfg, table, fit, log), cfg, shards.vocab_size, run_noise)
+    law.save(out / LAW_FILE)
+    holdout = _holdout(cfg, store, law, shards.vocab_size, out, holdout_executor or executor, run_noise, log,
                        tracker)
     if holdout is None:
         return None
+    selection = law.settings["selection"]
+    holdout["candidates"] = candidate_predictions(selection, holdout["n_params"], holdout["n_tokens"])
     summary = {"study": cfg.name, "study_id": cfg.study_id, "flop_convention": FAMILY_FLOP_CONVENTION,
                "schedule": cfg.schedule, "fit": fit.to_dict(draws=False), "run_noise": run_noise,
-               "holdout": holdout, "allocations": allocations(fit, max(cfg.budgets), cfg, shards.vocab_size),
+               "law": {"form": selection["chosen"], "key": law.key, "why": selection["why"],
+                       "converged": bool(law.converged), "warnings": list(law.warnings),
+                       "params": dict(law.params), "cuts": selection["cuts"], "backtest": selection["table"],
+                       "error_model": selection["error_model"]},
+               "holdout": holdout, "allocations": allocations(law, max(cfg.budgets), cfg, shards.vocab_size),
                "n_runs": len(store.runs(role="grid", status="done")),
                # a study with failed grid runs is provisional: its fit and prediction are redone once they
                # are repaired (the held-out prediction is tied to the exact set of runs it was fitted on)
@@ -184,6 +194,20 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tra
             summary["curve_laws"] = {"error": str(exc)}
     _write_summary(out, summary)
     return summary
+
+
+LAW_FILE = "law.json"  # the form that predicts: `plan --law STUDY_DIR` reads it
+
+
+def chosen_law(cfg: StudyConfig, table, fit3, log=print):
+    """The study's law: the form of L(N, D) with the lowest backtest error on the grid (or the one the
+    study file pins), fitted on every grid run with the study's bootstrap; Approach 3 is ``fit3``."""
+    fit, bt = select(table, pin=None if cfg.law == "auto" else cfg.law, bootstrap=cfg.bootstrap,
+                     seed=cfg.seed, chinchilla=fit3)
+    sel = fit.settings["selection"]
+    log(f"law: the {sel['chosen']} form ({sel['why']}); backtest over {len(bt.cuts)} compute cuts:")
+    log(render_table(sel["table"], sel["chosen"]))
+    return fit
 
 
 CURVE_FITS_FILE = "curvefits.json"
@@ -291,6 +315,10 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
     if "holdout_prediction" in meta and meta["holdout_prediction"].get("fit_runs") != fit_runs:
         log("the grid's finished runs changed since the held-out prediction was made: predicting it again")
         del meta["holdout_prediction"]
+    elif "holdout_prediction" in meta and meta["holdout_prediction"].get("law") != fit.key:
+        was = meta["holdout_prediction"].get("law", "chinchilla:3")
+        log(f"the study's law is now {fit.key} (was {was}): predicting the held-out run again")
+        del meta["holdout_prediction"]
     if "holdout_prediction" not in meta:
         plan = plan_in_family(fit, C, cfg, vocab_size, cfg.min_steps)
         spec = RunSpec.from_dict(plan["spec"])
@@ -308,7 +336,7 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
             "flops": D * flops_per_token(spec.shape, "chinchilla"), "predicted": predicted,
             "fit_interval": list(fit_iv) if fit_iv else None,
             "interval": list(pred_iv) if pred_iv else None,
-            "fit_converged": bool(fit.converged), "fit_runs": fit_runs})
+            "fit_converged": bool(fit.converged), "fit_runs": fit_runs, "law": fit.key})
         store.plan([spec], "holdout", [C])
         meta = store.meta()
     pred = meta["holdout_prediction"]
@@ -329,4 +357,5 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
             "fit_interval": pred.get("fit_interval"),
             "inside_interval": bool(interval and interval[0] <= measured <= interval[1]),
             "n_params": pred["n_params"], "n_tokens": pred["n_tokens"], "flops_budget": pred["flops_budget"],
-            "flops": pred.get("flops"), "run_id": pred["run_id"], "fit_converged": pred.get("fit_converged")}
+            "flops": pred.get("flops"), "run_id": pred["run_id"], "fit_converged": pred.get("fit_converged"),
+            "law": pred.get("law", "chinchilla:3")}

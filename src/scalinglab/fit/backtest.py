@@ -93,7 +93,8 @@ class Backtest:
                 if m.any():
                     eb = np.abs(p.loc[m, "error"].to_numpy())
                     row["by_factor"].append({"factor": [lo, _finite(hi)], "n": int(m.sum()),
-                                             "mean_abs_error": float(eb.mean()), "max_abs_error": float(eb.max())})
+                                             "mean_abs_error": float(eb.mean()),
+                                             "max_abs_error": float(eb.max())})
             rows.append(row)
         return rows
 
@@ -135,8 +136,8 @@ def backtest(table: pd.DataFrame, forms=FORM_NAMES, *, max_cuts: int = MAX_CUTS,
     cuts = cut_levels(finals, need, max_cuts)
     if not cuts:
         raise NotFittable(f"a backtest needs at least {need} runs below a compute level and one above it "
-                          f"(the largest form has {need - 2} parameters); these {len(finals)} runs spread over "
-                          f"{len(np.unique(compute_levels(finals)))} compute level(s)")
+                          f"(the largest form has {need - 2} parameters); these {len(finals)} runs spread "
+                          f"over {len(np.unique(compute_levels(finals)))} compute level(s)")
     levels = compute_levels(finals)
     rows, fit_rows = [], []
     for cut in cuts:
@@ -152,7 +153,8 @@ def backtest(table: pd.DataFrame, forms=FORM_NAMES, *, max_cuts: int = MAX_CUTS,
             rows.append(pd.DataFrame({"form": form, "cut": cut, "run_id": test["run_id"].to_numpy(),
                                       "N": test["N"].to_numpy(float), "D": test["D"].to_numpy(float),
                                       "C": test["C"].to_numpy(float),
-                                      "factor": 6 * test["N"].to_numpy(float) * test["D"].to_numpy(float) / c_fit,
+                                      "factor": 6 * test["N"].to_numpy(float) * test["D"].to_numpy(float)
+                                      / c_fit,
                                       "predicted": pred, "measured": test["loss"].to_numpy(float),
                                       "error": err}))
     points = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
@@ -168,11 +170,12 @@ def backtest(table: pd.DataFrame, forms=FORM_NAMES, *, max_cuts: int = MAX_CUTS,
                     cuts=cuts, forms=forms, insample=insample)
 
 
-def select(table: pd.DataFrame, *, forms=FORM_NAMES, pin: str | None = None, bootstrap: int = 0, seed: int = 0,
-           level: float = 0.95):
+def select(table: pd.DataFrame, *, forms=FORM_NAMES, pin: str | None = None, bootstrap: int = 0,
+           seed: int = 0, level: float = 0.95, chinchilla=None):
     """(fit, backtest): the form with the lowest backtest error (or ``pin``) fitted on every run, with the
     bootstrap asked for; its settings carry ``selection`` (the choice, why, the table, every candidate's
-    parameters and the error model that widens its prediction interval)."""
+    parameters and the error model that widens its prediction interval). ``chinchilla``: an Approach 3
+    fit of the same runs already made (with its bootstrap), used as it is when Chinchilla is chosen."""
     forms = tuple(forms)
     if pin is not None and pin not in FORMS:
         raise ScalingLabError(f"unknown law form {pin!r}: choose one of {', '.join(FORMS)}", params=("law",))
@@ -188,7 +191,10 @@ def select(table: pd.DataFrame, *, forms=FORM_NAMES, pin: str | None = None, boo
             raise NotFittable(f"the pinned form {pin} cannot be fitted to these {len(finals)} runs")
     nested = full.get(FORMS[chosen].nests) if FORMS[chosen].nests else None
     from .forms import fit_form
-    fit = fit_form(chosen, finals, bootstrap=bootstrap, seed=seed, level=level, nested=nested)
+    if chosen == "chinchilla" and chinchilla is not None:
+        fit = chinchilla
+    else:
+        fit = fit_form(chosen, finals, bootstrap=bootstrap, seed=seed, level=level, nested=nested)
     scale = bt.error_scale(chosen)
     selection = {
         "chosen": chosen, "why": why, "rule": f"lowest mean over {len(bt.cuts)} cuts of the mean |log error| "
@@ -219,3 +225,24 @@ def candidate_predictions(selection: dict, N: float, D: float) -> dict[str, floa
             v = form.law.fn({"N": np.asarray(N, float), "D": np.asarray(D, float)}, p)
         out[name] = float(v)
     return out
+
+
+def render_table(rows: list[dict], chosen: str | None = None) -> str:
+    """The backtest table as text: one row per form."""
+    head = (f"  {'form':<12}{'params':>6}{'in-sample':>11}{'backtest':>10}{'max':>8}"
+            f"{'<2x':>8}{'2-4x':>8}{'>4x':>8}  cuts converged")
+    lines = [head]
+    for r in rows:
+        bins = {tuple(b["factor"]): b["mean_abs_error"] for b in r["by_factor"]}
+        cells = [_pct(bins.get(k)) for k in ((1.0, 2.0), (2.0, 4.0), (4.0, None))]
+        mark = " <- chosen" if r["form"] == chosen else ""
+        lines.append(f"  {r['form']:<12}{r['n_params']:>6}{_pct(r['insample_rms']):>11}{_pct(r['score']):>10}"
+                     f"{_pct(r['max_abs_error']):>8}{cells[0]:>8}{cells[1]:>8}{cells[2]:>8}  "
+                     f"{r['cuts_converged']}/{r['cuts_fitted']}{mark}")
+    lines.append("  (|log error| in %: in-sample rms on every run; backtest = mean over cuts of the mean "
+                 "|error| above the cut; by extrapolation factor 6ND / largest 6ND fitted)")
+    return "\n".join(lines)
+
+
+def _pct(v) -> str:
+    return "-" if v is None or not math.isfinite(v) else f"{100 * v:.2f}%"

@@ -129,8 +129,8 @@ class FitBase:
 
     def extrapolation_sd(self, X: Mapping[str, np.ndarray]) -> np.ndarray | float:
         """The sd of log loss this law's form missed by in its backtests at the extrapolation factor of X
-        (f = 6ND over the largest 6ND fitted; ``selection.error_model`` of a `--law auto` fit, fit/backtest.py):
-        s (1 + log2 f), f >= 1. 0 for a fit without a backtest."""
+        (f = 6ND over the largest 6ND fitted; ``selection.error_model`` of a `--law auto` fit,
+        fit/backtest.py): s (1 + log2 f), f >= 1. 0 for a fit without a backtest."""
         model = (self.settings.get("selection") or {}).get("error_model") or {}
         top = ((self.settings.get("data_range") or {}).get("C") or [None, None])[1]
         if not model.get("s") or not top or not {"N", "D"} <= set(X):

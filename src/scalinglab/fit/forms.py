@@ -44,7 +44,8 @@ class Form:
 
     def fit_key(self) -> str:
         """The key its fit result carries (`plan --fit KEY`)."""
-        return {"chinchilla": "chinchilla:3", "kaplan": "kaplan:L(N,D)+E"}.get(self.name, f"{self.name}:L(N,D)")
+        keys = {"chinchilla": "chinchilla:3", "kaplan": "kaplan:L(N,D)+E"}
+        return keys.get(self.name, f"{self.name}:L(N,D)")
 
 
 def _interaction(X, p):

@@ -52,6 +52,9 @@ class StudyConfig:
     # fit the whole-curve law per size at the end and estimate each run's end from its first 30% / 50%
     # (fit/schedule_laws.py; ~1 min for the default study); changes no run, so not part of the study id
     curve_laws: bool = True
+    # the form of L(N, D) that predicts the held-out run and plans the allocations: "auto" (the lowest
+    # backtest error on the grid, fit/backtest.py) or a form pinned; re-predicts, changes no grid run
+    law: str = "auto"
 
     def __post_init__(self):
         self._check_types()
@@ -76,6 +79,7 @@ class StudyConfig:
             "cooldown_frac": not 0 < self.cooldown_frac <= 0.5,
             "beta2": not 0 <= self.beta2 < 1, "noise_seeds": self.noise_seeds < 0,
             "warmup_steps": self.warmup_steps < 0, "precision": self.precision not in ("fp32", "bf16"),
+            "law": self.law not in LAW_CHOICES,
         }
         noisy_percent(self.data)  # an unknown `embedded:` variant: one error line naming it
         if self.tokenizer.endswith(".json") and "#sha256:" not in self.tokenizer:
@@ -123,13 +127,15 @@ class StudyConfig:
         d = self.to_dict()
         d.pop("name")
         d.pop("curve_laws", None)
+        d.pop("law", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 NEWER_FIELDS = {"unique_tokens": 0, "kind": "isoflop", "batch_sizes": [], "sweep_params": 0.0,
                 "sweep_tokens": 0.0, "schedule": "cosine", "cooldown_frac": 0.2, "beta2": 0.95,
                 "noise_seeds": 0, "warmup_steps": 0, "precision": "fp32", "curve_laws": True,
-                "val_data": ""}
+                "val_data": "", "law": "auto"}
+LAW_CHOICES = ("auto", "chinchilla", "kaplan", "interaction", "farseer")  # fit/forms.py FORMS, and auto
 
 PRESETS: dict[str, dict] = {
     # CI-sized (the study, resume and Ray tests share it): two tiny budgets near the family's smallest
