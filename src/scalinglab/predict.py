@@ -77,7 +77,7 @@ def usable(law, query: str, allow_unconverged: bool = False) -> list[str]:
             raise ScalingLabError(f"{law_name(law)} did not converge ({why}): refit, or pass "
                                   "`allow_unconverged` to plan with it anyway", params=("allow_unconverged",))
         return [f"the fit did not converge: {why}"]
-    return []
+    return [f"not identified (the prediction holds): {n}" for n in getattr(law, "not_identified", ())]
 
 
 def _extrapolation(law, **values) -> tuple[dict, list[str]]:

@@ -109,7 +109,7 @@ def _schedule(args) -> int:
         raise ScalingLabError(f"{args.law} is not a whole-curve fit (from `fit --law multi-power|"
                               "lr-annealing --out FILE`)")
     if args.size is not None:  # the size as fitted (N=1.2e+06, model=large) or just its value
-        fits = [f for f in fits if args.size in (f.approach, f.approach.split("=", 1)[-1])] or \
+        fits = [f for f in fits if args.size in (f.key, f.approach, f.approach.split("=", 1)[-1])] or \
             _no_size(args, fits)
     elif len(fits) > 1:
         _no_size(args, fits)
@@ -123,7 +123,8 @@ def _schedule(args) -> int:
     at = np.unique(np.linspace(1, args.steps - 1, min(args.steps - 1, 200)).astype(int))
     loss = fit.predict(lr, at)
     band = fit.predict_interval(lr, at)
-    warnings = list(fit.warnings)
+    warnings = list(fit.warnings) + [f"not identified (the prediction holds): {n}"
+                                     for n in fit.not_identified]
     area = float(np.sum(lr))
     seen = fit.settings.get("area")
     if seen and not seen[0] <= area <= 1.0001 * seen[1]:  # S1 past what the fit saw: say so

@@ -157,14 +157,8 @@ def backtest(table: pd.DataFrame, forms=FORM_NAMES, *, max_cuts: int = MAX_CUTS,
                                       / c_fit,
                                       "predicted": pred, "measured": test["loss"].to_numpy(float),
                                       "error": err}))
-    points = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-        columns=["form", "cut", "run_id", "N", "D", "C", "factor", "predicted", "measured", "error"])
-    insample = {}
-    for form, fit in (full_fits or {}).items():
-        with np.errstate(all="ignore"):
-            r = np.log(np.asarray(fit.predict(finals["N"].to_numpy(float), finals["D"].to_numpy(float)))
-                       / finals["loss"].to_numpy(float))
-        insample[form] = float(np.sqrt(np.mean(r ** 2)))
+    points = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=list(_POINT_COLUMNS))
+    insample = _insample(finals, full_fits or {})
     return Backtest(points=points, fits=pd.DataFrame(fit_rows, columns=["form", "cut", "n_train", "converged",
                                                                          "objective"]),
                     cuts=cuts, forms=forms, insample=insample)
@@ -183,10 +177,20 @@ def select(table: pd.DataFrame, *, forms=FORM_NAMES, pin: str | None = None, boo
     full = fit_forms(finals, forms)
     if not full:
         raise NotFittable(f"no candidate form can be fitted to {len(finals)} runs")
-    bt = backtest(finals, tuple(f for f in forms if f in full), full_fits=full)
-    chosen, why = bt.choose()
+    bt, dropped = _feasible_backtest(finals, tuple(f for f in forms if f in full), full)
+    if bt is None:  # too few runs or compute levels to test any form out of sample
+        chosen = "chinchilla" if "chinchilla" in full else next(iter(full))
+        why = (f"no backtest possible ({dropped}): {chosen} by default, its extrapolation error unmeasured")
+        bt = Backtest(points=pd.DataFrame(columns=list(_POINT_COLUMNS)), fits=pd.DataFrame(
+            columns=["form", "cut", "n_train", "converged", "objective"]), cuts=[], forms=tuple(full),
+            insample=_insample(finals, full))
+    else:
+        chosen, why = bt.choose()
+        if dropped:
+            why += f"; not backtested: {dropped}"
     if pin is not None:
-        chosen, why = pin, f"pinned by the user (the backtest's choice: {bt.choose()[0]})"
+        why = f"pinned by the study or user (the backtest's choice: {chosen})"
+        chosen = pin
         if pin not in full:
             raise NotFittable(f"the pinned form {pin} cannot be fitted to these {len(finals)} runs")
     nested = full.get(FORMS[chosen].nests) if FORMS[chosen].nests else None
@@ -207,6 +211,33 @@ def select(table: pd.DataFrame, *, forms=FORM_NAMES, pin: str | None = None, boo
     import dataclasses
     fit = dataclasses.replace(fit, settings=dict(fit.settings) | {"selection": selection})
     return fit, bt
+
+
+_POINT_COLUMNS = ("form", "cut", "run_id", "N", "D", "C", "factor", "predicted", "measured", "error")
+
+
+def _feasible_backtest(finals, forms: tuple[str, ...], full) -> tuple[Backtest | None, str]:
+    """The backtest of as many forms as the runs allow: the form with most parameters is dropped until the
+    rest can be fitted below some cut. (backtest or None, what was left out and why)."""
+    left_out = []
+    while forms:
+        try:
+            return backtest(finals, forms, full_fits=full), "; ".join(left_out)
+        except NotFittable as exc:
+            big = max(forms, key=lambda f: (FORMS[f].n_params, forms.index(f)))
+            left_out.append(f"{big} ({exc})" if len(forms) == 1 else big)
+            forms = tuple(f for f in forms if f != big)
+    return None, "; ".join(left_out)
+
+
+def _insample(finals, full) -> dict[str, float]:
+    out = {}
+    for form, fit in full.items():
+        with np.errstate(all="ignore"):
+            r = np.log(np.asarray(fit.predict(finals["N"].to_numpy(float), finals["D"].to_numpy(float)))
+                       / finals["loss"].to_numpy(float))
+        out[form] = float(np.sqrt(np.mean(r ** 2)))
+    return out
 
 
 def candidate_predictions(selection: dict, N: float, D: float) -> dict[str, float]:

@@ -58,6 +58,12 @@ class FitBase:
         return tuple(self.diagnostics.get("warnings", ()))
 
     @property
+    def not_identified(self) -> tuple[str, ...]:
+        """Notes on parameters these data do not pin down although the fit is right (a flat direction, a
+        limit of the form): its predictions hold, those values mean nothing. Not a reason to refuse."""
+        return tuple(self.diagnostics.get("not_identified", ()))
+
+    @property
     def answers(self) -> tuple[str, ...]:
         """The queries this fit can answer: "loss" (of given inputs), "optimal" (N, D for a budget),
         "B_crit"."""
@@ -205,6 +211,7 @@ class FitBase:
         if self.ci:
             out["ci"] = {k: list(v) for k, v in self.ci.items()}
         out["warnings"] = list(self.warnings)
+        out["not_identified"] = list(self.not_identified)
         out["diagnostics"] = {k: v for k, v in self.diagnostics.items() if k != "warnings"}
         out["settings"] = dict(self.settings)
         if self.draws is not None:

@@ -214,7 +214,7 @@ class ChinchillaFit:
         converged = not warnings
         diag = {"converged": converged, "status": str(res.message), "grad_norm": grad_norm,
                 "grad_tol": grad_tol, "n_agree": agree, "n_polished": len(results),
-                "n_basins": len(heads), "warnings": warnings, "notes": notes}
+                "n_basins": len(heads), "warnings": warnings, "not_identified": notes}
         return theta, diag
 
     def _bootstrap(self, theta, data, loss, free, runs):

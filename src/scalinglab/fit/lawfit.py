@@ -144,6 +144,7 @@ class LawFit(FitBase):
             span = f"  [{ci[0]:.4g}, {ci[1]:.4g}] {100 * self.level:g}% CI" if ci else ""
             lines.append(f"  {name:<8}{value:>14.6g}{span}")
         lines += [f"  warning: {w}" for w in self.warnings]
+        lines += [f"  not identified: {w}" for w in self.not_identified]
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -127,6 +127,8 @@ class FitResult(FitBase):
                      f"{d.get('n_polished', '?')} best starts agree; {d.get('n_starts', '?')} starts")
         for warning in d.get("warnings", ()):
             lines.append(f"  warning: {warning}")
+        for note in self.not_identified:
+            lines.append(f"  not identified: {note}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -141,6 +143,7 @@ class FitResult(FitBase):
         if self.ci:
             out["ci"] = {k: list(v) for k, v in self.ci.items()}
         out["warnings"] = list(self.warnings)
+        out["not_identified"] = list(self.not_identified)
         out["diagnostics"] = _jsonable(dict(self.diagnostics))
         out["settings"] = _jsonable(dict(self.settings))
         if self.bootstrap is not None:

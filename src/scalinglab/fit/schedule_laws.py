@@ -317,6 +317,7 @@ class CurveFit(FitBase):
         for name, err in self.diagnostics.get("mean_abs_error", {}).items():
             lines.append(f"  curve {name}: mean |error| {100 * err:.3f}%")
         lines += [f"  warning: {w}" for w in self.warnings]
+        lines += [f"  not identified: {w}" for w in self.not_identified]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -378,6 +379,32 @@ def _minimise(law: str, curves: list[Curve], z0: np.ndarray, weights=None, maxit
     return res
 
 
+FLAT_RTOL = 0.01  # a parameter at its edge whose profile a decade inside costs < 1% of the objective is flat
+
+
+def _flat_at_edge(law: str, curves, best, i: int, free: np.ndarray, bounds) -> float | None:
+    """The relative rise of the objective when parameter ``i`` (at an edge of its range, fitted in log) is
+    held a decade inside and the others refitted; None where that rise is not small (the data pull it to
+    the edge) or the parameter is L0 (its edge, 0, changes every extrapolation)."""
+    if i == 0:
+        return None
+    lo, hi = bounds[i]
+    z = best.x.copy()
+    z[i] = (lo + math.log(10.0)) if lo is not None and z[i] - lo < 1e-3 else hi - math.log(10.0)
+    held = free.copy()
+    held[i] = False
+    r = _minimise(law, curves, z, maxiter=2000, free=held)
+    rise = (r.fun - best.fun) / max(abs(best.fun), 1e-300)
+    return float(max(rise, 0.0)) if rise <= FLAT_RTOL else None
+
+
+def _at_minimum(law: str, curves, best, free: np.ndarray) -> bool:
+    """L-BFGS-B ends 'abnormally' in its line search at a minimum it cannot improve (an exact fit, a
+    flat valley): restarted from there, a minimum gains nothing (1e-9 relative)."""
+    again = _minimise(law, curves, best.x, maxiter=2000, free=free)
+    return bool(again.fun >= best.fun - 1e-9 * max(abs(best.fun), 1e-300))
+
+
 def _to_z(theta: np.ndarray) -> np.ndarray:
     return np.concatenate([theta[:1], np.log(theta[1:])])
 
@@ -437,9 +464,21 @@ def _fit_curves(curves, law, *, name, bootstrap, seed, level, fixed, start) -> C
     if n_points < n_free + 2:  # an exact fit through the points: nothing checks it
         flags.append(f"{n_points} point(s) for {n_free} free parameters: at least {n_free + 2} are needed "
                      "for the fit to be tested by its own data; its values mean nothing")
+    notes = []
     for p in edges:
-        flags.append(f"{p} ran to the edge of its range ({theta[names.index(p)]:.3g}): the fit is "
-                        "degenerate (one term stands in for another); do not extrapolate with it")
+        flat = _flat_at_edge(law, curves, best, names.index(p), free, bounds)
+        if flat is not None:  # the data do not pin it; the law they describe is the same
+            notes.append(f"{p} ran to the edge of its range ({theta[names.index(p)]:.3g}) where the fit "
+                         f"does not depend on it (a decade inside, the objective rises {100 * flat:.2g}%): "
+                         f"{p} is not identified by these data (a limit of the law's form fits them); "
+                         f"predictions hold, the value of {p} means nothing")
+        else:
+            flags.append(f"{p} ran to the edge of its range ({theta[names.index(p)]:.3g}) and the data pull "
+                         "it there: the fit is degenerate (one term stands in for another); do not "
+                         "extrapolate with it")
+    if not best.success and not flags and not _at_minimum(law, curves, best, free):
+        flags.append(f"the optimiser stopped before a minimum ({best.message}): restarted from there, "
+                     "it still lowers the objective")
     params = dict(zip(names, map(float, theta)))
     fitted = time.perf_counter() - t0
     draws, ci, diag = None, {}, {}
@@ -457,7 +496,8 @@ def _fit_curves(curves, law, *, name, bootstrap, seed, level, fixed, start) -> C
               if free[i]}
         diag["bootstrap_refits"] = len(rows)
     residuals = np.concatenate([np.log(LAWS[law][0](params, c) / c.loss) for c in curves])
-    diag |= {"warnings": flags, "fit_seconds": fitted, "seconds": time.perf_counter() - t0,
+    diag |= {"warnings": flags, "not_identified": notes, "fit_seconds": fitted,
+             "seconds": time.perf_counter() - t0,
              "residual_sd": float(1.4826 * np.median(np.abs(residuals - np.median(residuals)))),
              "mean_abs_error": {c.name: float(np.abs(LAWS[law][0](params, c) / c.loss - 1).mean())
                                 for c in curves}}
@@ -467,7 +507,7 @@ def _fit_curves(curves, law, *, name, bootstrap, seed, level, fixed, start) -> C
                 "huber_delta": HUBER_DELTA, "segments": N_BLOCKS}
     return CurveFit(law=law, approach=name, params=params, objective=float(best.fun), n_runs=len(curves),
                     n_points=int(sum(len(c.steps) for c in curves)),
-                    converged=bool(best.success) and not flags, ci=ci, diagnostics=diag,
+                    converged=not flags, ci=ci, diagnostics=diag,
                     settings=settings, draws=draws, level=level)
 
 
