@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..errors import NotFittable, ScalingLabError
 from .forms import FORM_NAMES, FORMS, finals_nd, fit_forms
+from .threads import one_blas_thread
 
 MAX_CUTS = 4  # the largest compute levels used as cuts: later cuts test what a user asks (the next budget)
 MIN_TEST = 1  # runs above a cut
@@ -128,6 +129,7 @@ def _finite(v: float):
     return v if math.isfinite(v) else None
 
 
+@one_blas_thread
 def backtest(table: pd.DataFrame, forms=FORM_NAMES, *, max_cuts: int = MAX_CUTS, full_fits=None) -> Backtest:
     """Rolling-origin backtest of ``forms`` on a table of runs (the final row of each run counts)."""
     finals = finals_nd(table)
@@ -164,6 +166,7 @@ def backtest(table: pd.DataFrame, forms=FORM_NAMES, *, max_cuts: int = MAX_CUTS,
                     cuts=cuts, forms=forms, insample=insample)
 
 
+@one_blas_thread
 def select(table: pd.DataFrame, *, forms=FORM_NAMES, pin: str | None = None, bootstrap: int = 0,
            seed: int = 0, level: float = 0.95, chinchilla=None):
     """(fit, backtest): the form with the lowest backtest error (or ``pin``) fitted on every run, with the

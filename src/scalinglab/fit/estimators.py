@@ -20,6 +20,7 @@ from .bootstrap import gradient_tolerance, refit_resamples
 from .objectives import THETA, FreeMask, RobustLoss, objective_and_grad_single
 from .result import Bootstrap, FitResult, derived_intervals
 from .solver import RunData, default_grid, multistart, newton_polish, polish, value
+from .threads import one_blas_thread
 from .verdict import judge
 
 
@@ -75,6 +76,7 @@ class ChinchillaFit:
         return f"ChinchillaFit({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
 
     # -- the fit -----------------------------------------------------------------------------------
+    @one_blas_thread
     def fit(self, runs: pd.DataFrame, sample_weight: Sequence[float] | None = None) -> "ChinchillaFit":
         """Validate the runs, fit from every start, polish the best, bootstrap if asked; returns self.
 

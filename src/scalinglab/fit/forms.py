@@ -133,7 +133,8 @@ def _points(finals: pd.DataFrame) -> Points:
 
 def fit_form(name: str, finals: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: float = 0.95,
              nested=None):
-    """Fit one form to final runs (``finals_nd``); ``nested``: the fit of the form it extends, a start."""
+    """Fit one form to final runs (``finals_nd``); ``nested``: the fit of the form it extends (its start;
+    fitted here when not given)."""
     form = form_of(name)
     if len(finals) <= form.n_params + 1:
         raise NotFittable(f"the {name} form has {form.n_params} parameters: it needs at least "
@@ -141,6 +142,8 @@ def fit_form(name: str, finals: pd.DataFrame, *, bootstrap: int = 0, seed: int =
     if form.law is None:
         from .estimators import ChinchillaFit
         return ChinchillaFit(bootstrap=bootstrap, seed=seed, ci_level=level).fit(finals).result_
+    if nested is None and form.nests is not None:  # a richer form always starts from the one it extends
+        nested = fit_form(form.nests, finals)
     starts = []
     if nested is not None and form.nest_values is not None:
         starts.append(dict(nested.params) | dict(form.nest_values))
@@ -155,14 +158,8 @@ def fit_forms(finals: pd.DataFrame, names=FORM_NAMES, **kw) -> dict[str, object]
     out: dict[str, object] = {}
     for name in names:
         nest = FORMS[name].nests
-        nested = out.get(nest) if nest else None
-        if nest and nested is None and nest not in names:
-            try:
-                nested = fit_form(nest, finals)
-            except NotFittable:
-                nested = None
         try:
-            out[name] = fit_form(name, finals, nested=nested, **kw)
+            out[name] = fit_form(name, finals, nested=out.get(nest) if nest else None, **kw)
         except NotFittable:
             continue
     return out

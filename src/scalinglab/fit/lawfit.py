@@ -19,6 +19,7 @@ from scipy.optimize import least_squares
 
 from ..errors import NotFittable, ScalingLabError
 from .base import FitBase, data_range, draws_of
+from .threads import one_blas_thread
 from .verdict import judge
 
 
@@ -367,6 +368,7 @@ def percentile_intervals(draws: list[dict], level: float) -> dict[str, tuple[flo
             for k in draws[0]}
 
 
+@one_blas_thread
 def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: float = 1e-3, bootstrap: int = 0,
                 seed: int = 0, level: float = 0.95, warnings: Sequence[str] = (),
                 settings: Mapping | None = None, extra_starts: Sequence[Mapping[str, float]] = (),
