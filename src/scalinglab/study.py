@@ -352,8 +352,10 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
     interval = pred["interval"]
     return {"predicted": pred["predicted"], "measured": measured,
             "rel_error": (pred["predicted"] - measured) / measured, "interval": interval,
-            "interval_kind": "95%: bootstrap of the law, widened by run-to-run noise" if run_noise
-            else "95% bootstrap of the law (no seed repeats: run-to-run noise not included)",
+            "interval_kind": ("95%: bootstrap of the law, widened by run-to-run noise" if run_noise else
+                              "95% bootstrap of the law (no seed repeats: run-to-run noise not included)")
+            + (" and by the form's backtest error at this extrapolation"
+               if fit.extrapolation_sd({"N": pred["n_params"], "D": pred["n_tokens"]}) else ""),
             "fit_interval": pred.get("fit_interval"),
             "inside_interval": bool(interval and interval[0] <= measured <= interval[1]),
             "n_params": pred["n_params"], "n_tokens": pred["n_tokens"], "flops_budget": pred["flops_budget"],

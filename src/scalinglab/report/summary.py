@@ -14,9 +14,15 @@ def render(summary: dict) -> str:
         v = p.get(k, fit.get(k))
         lo_hi = ci.get(k)
         lines.append(f"  {k:<6}{v:>12.5g}" + (f"  [{lo_hi[0]:.4g}, {lo_hi[1]:.4g}]" if lo_hi else ""))
+    law = summary.get("law")
+    if law:
+        from ..fit.backtest import render_table
+        lines.append(f"law that predicts: the {law['form']} form ({law['why']}); "
+                     f"converged: {law['converged']}")
+        lines.append(render_table(law["backtest"], law["form"]))
     if summary.get("flop_convention"):
         lines.append(summary["flop_convention"])
-    lines.append("compute-optimal run of the model family at the next budgets (fitted law, extrapolated):")
+    lines.append("compute-optimal run of the model family at the next budgets (the law above, extrapolated):")
     for row in summary.get("allocations", []):
         iv = row.get("interval", {}).get("loss")
         lines.append(f"  C {row['flops']:9.3g} ({row.get('extrapolation', row['flops']):g}x the largest "
@@ -35,6 +41,9 @@ def render(summary: dict) -> str:
                  + (" (inside the interval)" if h["inside_interval"] else " (outside the interval)"))
     if h.get("interval_kind"):
         lines.append(f"  interval: {h['interval_kind']}")
+    for form, v in (h.get("candidates") or {}).items():
+        lines.append(f"  {form:<12} predicts {v:.4f}: error {100 * (v / h['measured'] - 1):+.2f}%"
+                     + ("  <- the law that predicts" if law and form == law["form"] else ""))
     return "\n".join(lines)
 
 
