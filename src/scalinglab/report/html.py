@@ -32,6 +32,31 @@ def _table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, border=0, classes="t", float_format=lambda x: f"{x:.5g}")
 
 
+def _law_section(law: dict, holdout: dict | None) -> str:
+    """The candidate forms' backtest table (mean |log error| in %), each one's held-out prediction."""
+    cands = (holdout or {}).get("candidates") or {}
+    measured = (holdout or {}).get("measured")
+    rows = []
+    for r in law["backtest"]:
+        row = {"form": r["form"] + (" (chosen)" if r["form"] == law["form"] else ""),
+               "parameters": r["n_params"], "in-sample rms %": _pc(r["insample_rms"]),
+               "backtest %": _pc(r["score"]), "max %": _pc(r["max_abs_error"]),
+               "cut fits converged": f"{r['cuts_converged']}/{r['cuts_fitted']}"}
+        if r["form"] in cands and measured:
+            v = cands[r["form"]]
+            row["held-out prediction"] = f"{v:.4f} ({100 * (v / measured - 1):+.2f}%)"
+        rows.append(row)
+    cuts = ", ".join(f"{c:.3g}" for c in law.get("cuts", []))
+    s = (law.get("error_model") or {}).get("s")
+    return (f"<p>The {html.escape(law['form'])} form predicts ({html.escape(law['why'])}). Cuts at {cuts} "
+            "FLOPs; its prediction intervals add its backtest error, sd = s (1 + log2 f) at extrapolation "
+            f"factor f{f', s = {100 * s:.2f}%' if s else ''}.</p>" + _table(pd.DataFrame(rows)))
+
+
+def _pc(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f}"
+
+
 def _fmt_ci(value, ci) -> str:
     return f"{value:.5g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
 
@@ -57,6 +82,7 @@ def study_inputs(study_dir: Path, summary: dict | None = None, *, refit: bool = 
             "title": f"scalinglab study {summary.get('study', '')} ({summary.get('study_id', '')})",
             "curves": store.curve_table(), "runs": store.runs(), "fit3": fit,
             "holdout": summary.get("holdout"), "allocations": summary.get("allocations"),
+            "law": summary.get("law"),
             "flop_convention": summary.get("flop_convention"), "run_noise": summary.get("run_noise"),
             "final": summary.get("final", True), "failed_runs": summary.get("failed_runs", [])}
 
@@ -165,6 +191,10 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> 
         write_bytes(out_dir / f"{key}.png", value)
         sections.append((title, f"<img alt='{html.escape(title)}' src='data:image/png;base64,"
                                 f"{base64.b64encode(value).decode()}'>"))
+    if inputs.get("law"):
+        sections.append(("Which law predicts: every candidate form's rolling-origin backtest (fit below a "
+                         "compute cut, predict the runs above)", _law_section(inputs["law"],
+                                                                               inputs.get("holdout"))))
     sections.append((f"Fitted laws ({bootstrap} bootstrap resamples over runs; 95% intervals)",
                      _params_table(fit3, fits, skipped)))
     if inputs.get("allocations") and all("shape" in a for a in inputs["allocations"]):
