@@ -3,7 +3,7 @@ their rolling-origin backtest and the form chosen by it (fit/backtest.py)."""
 from __future__ import annotations
 
 from ..errors import ScalingLabError
-from ..fit.backtest import backtest, render_table, select
+from ..fit.backtest import backtest, render_table, select, unusable
 from ..fit.forms import FORM_NAMES, finals_nd, fit_forms
 from .common import emit_json
 
@@ -15,7 +15,7 @@ def run_backtest(args, runs) -> int:
     finals = finals_nd(runs)
     full = fit_forms(finals)
     bt = backtest(finals, tuple(f for f in FORM_NAMES if f in full), full_fits=full)
-    chosen, why = bt.choose()
+    chosen, why = bt.choose(unusable(full, finals))
     rows = bt.table()
     if args.json:
         emit_json({"backtest": rows, "cuts": bt.cuts, "chosen": chosen, "why": why, "n_runs": len(finals),

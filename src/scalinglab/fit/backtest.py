@@ -99,21 +99,26 @@ class Backtest:
             rows.append(row)
         return rows
 
-    def choose(self) -> tuple[str, str]:
-        """(form, why): the lowest score; scores tied with it (TIE_RTOL / TIE_ATOL) go to fewer parameters,
-        then to the registry's order (Chinchilla first)."""
-        scores = {f: self.score(f) for f in self.forms}
-        best = min(scores.values())
+    def choose(self, unusable: dict[str, str] | None = None) -> tuple[str, str]:
+        """(form, why): the lowest score among the forms not ``unusable`` (form -> why: its fit on every run
+        is not converged, say); scores tied with it (TIE_RTOL / TIE_ATOL) go to fewer parameters, then to
+        the registry's order (Chinchilla first)."""
+        unusable = dict(unusable or {})
+        scores = {f: self.score(f) for f in self.forms if f not in unusable}
+        best = min(scores.values(), default=math.inf)
         if not math.isfinite(best):
-            raise NotFittable("no candidate form could be fitted at every backtest cut")
+            raise NotFittable("no usable candidate form could be fitted at every backtest cut")
         tol = max(TIE_RTOL * best, TIE_ATOL)
-        tied = [f for f in self.forms if scores[f] <= best + tol]
+        tied = [f for f in scores if scores[f] <= best + tol]
         chosen = min(tied, key=lambda f: (FORMS[f].n_params, self.forms.index(f)))
         low = min(scores, key=scores.get)
-        why = (f"lowest backtest error ({100 * scores[chosen]:.2f}% mean |error| over {len(self.cuts)} cuts)"
-               if chosen == low else
+        why = (f"lowest backtest error ({100 * scores[chosen]:.2f}% mean |error| over {len(self.cuts)} "
+               f"cut{'s' if len(self.cuts) != 1 else ''})" if chosen == low else
                f"within {100 * tol:.2f} points of the lowest backtest error ({low}: {100 * best:.2f}%, "
                f"{chosen}: {100 * scores[chosen]:.2f}%) with fewer parameters")
+        lower = [f for f in unusable if self.score(f) < scores[chosen]]
+        if lower:
+            why += "; not usable although lower: " + "; ".join(f"{f} ({unusable[f]})" for f in lower)
         return chosen, why
 
     def error_scale(self, form: str) -> float | None:
@@ -188,7 +193,7 @@ def select(table: pd.DataFrame, *, forms=FORM_NAMES, pin: str | None = None, boo
             columns=["form", "cut", "n_train", "converged", "objective"]), cuts=[], forms=tuple(full),
             insample=_insample(finals, full))
     else:
-        chosen, why = bt.choose()
+        chosen, why = bt.choose(unusable(full, finals))
         if dropped:
             why += f"; not backtested: {dropped}"
     if pin is not None:
@@ -214,6 +219,30 @@ def select(table: pd.DataFrame, *, forms=FORM_NAMES, pin: str | None = None, boo
     import dataclasses
     fit = dataclasses.replace(fit, settings=dict(fit.settings) | {"selection": selection})
     return fit, bt
+
+
+ALLOCATION_BAND = 10.0  # an optimum's D/N more than 10x outside the runs' D/N is not pinned by them
+
+
+def unusable(full: dict, finals: pd.DataFrame) -> dict[str, str]:
+    """Forms that cannot be the answer whatever their backtest: a fit on every run that did not converge
+    (the fit is wrong), or one whose compute optimum 4x beyond the runs lies more than 10x outside the
+    tokens per parameter the runs cover (the form does not pin the allocation there)."""
+    out = {}
+    tpp = (finals["D"] / finals["N"]).to_numpy(float)
+    C = 4 * float((6 * finals["N"] * finals["D"]).max())
+    for form, fit in full.items():
+        if not fit.converged:
+            out[form] = "not converged: " + "; ".join(fit.warnings)
+            continue
+        with np.errstate(all="ignore"):
+            n, d = (float(v) for v in fit.optimal(C))
+        ratio = d / n if n > 0 else math.inf
+        if not (tpp.min() / ALLOCATION_BAND <= ratio <= tpp.max() * ALLOCATION_BAND):
+            out[form] = (f"its optimum at 4x the largest run ({C:.3g} FLOPs, 6ND) has {ratio:.3g} tokens per "
+                         f"parameter, more than {ALLOCATION_BAND:g}x outside the runs' {tpp.min():.3g}.."
+                         f"{tpp.max():.3g}")
+    return out
 
 
 _POINT_COLUMNS = ("form", "cut", "run_id", "N", "D", "C", "factor", "predicted", "measured", "error")

@@ -20,7 +20,7 @@ from scipy.optimize import least_squares
 from ..errors import NotFittable, ScalingLabError
 from .base import FitBase, data_range, draws_of
 from .threads import one_blas_thread
-from .verdict import judge
+from .verdict import E_FLOOR, judge
 
 
 @dataclass(frozen=True)
@@ -386,12 +386,30 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
     params = {k: float(v) for k, v in _natural(law, theta).items()}
     irreducible = "E" if "E" in params else None
     # the caller's warnings are notes on the data (no B_crit law, say); the verdict's make a fit degenerate
-    verdict = judge(params, ci, exponents=[p for p in law.params if p not in law.scales | law.signed],
-                    scales=law.scales,
-                    irreducible=irreducible, target_min=float(pts.y.min()))
+    exponents = [p for p in law.params if p not in law.scales | law.signed]
+    verdict = judge(params, ci, exponents=exponents, scales=law.scales, irreducible=irreducible,
+                    target_min=float(pts.y.min()))
+    notes = []
+    if irreducible and params["E"] < E_FLOOR * float(pts.y.min()):
+        rise, hold = _irreducible_profile(law, theta, objective, pts, delta)
+        if rise < FLAT_RTOL:  # E is not identified (a flat direction), not wrong: say so, do not refuse
+            others = judge({k: v for k, v in params.items() if k != "E"},
+                           {k: v for k, v in ci.items() if k != "E"}, exponents=exponents,
+                           scales=law.scales - {"E"})
+            notes = [f"the irreducible term E ran to 0 ({params['E']:.3g}) where the fit hardly depends on "
+                     f"it (held at {hold:.3g}, a tenth of the lowest loss, the objective rises "
+                     f"{100 * rise:.2g}%): E is not identified by these runs; predictions near them hold, "
+                     "far extrapolations depend on E (its bootstrap interval)"]
+            verdict = others
+    if diag["n_agree"] < min(2, diag["n_polished"]):
+        verdict.append(f"only {diag['n_agree']} of the {diag['n_polished']} best starts reach the lowest "
+                       "objective: the minimum found is not reproducible")
+    if not np.isfinite(objective):
+        verdict.append("the objective is not finite at the fitted parameters")
     warnings = list(warnings) + verdict
     diag["residual_sd"] = _residual_sd(law, theta, pts)
-    converged = bool(np.isfinite(objective) and diag["n_agree"] >= min(2, diag["n_polished"]) and not verdict)
+    diag["not_identified"] = notes
+    converged = not verdict
     n_runs = int(len(np.unique(pts.run))) if run_ids is None else int(len(run_ids))
     return LawFit(law=family, approach=approach, form=law.formula, params=params, objective=objective,
                   n_runs=n_runs, n_points=int(len(pts.y)), converged=converged, ci=ci, inputs=law.inputs,
@@ -402,6 +420,28 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
                             "inputs": list(law.inputs), "data_range": _range_of(law, pts)}
                   | dict(settings or {}),
                   draws=draws, level=level, fn=law.fn, points=points_frame(pts, context))
+
+
+FLAT_RTOL = 0.01  # a direction along which the objective rises < 1% is not identified by the data
+E_HOLD = 0.1  # E is held at this fraction of the lowest loss to test whether the fit depends on it
+
+
+def _irreducible_profile(law: Law, theta: np.ndarray, objective: float, pts: Points,
+                         delta: float) -> tuple[float, float]:
+    """(relative rise of the objective, E held): the law refitted with E held at E_HOLD x the lowest
+    loss, every other parameter free (started from the fit)."""
+    hold = E_HOLD * float(pts.y.min())
+    rest = tuple(p for p in law.params if p != "E")
+    fn = law.fn
+    held = Law(name=law.name, formula=law.formula, inputs=law.inputs, params=rest,
+               scales=frozenset(law.scales - {"E"}), fn=lambda X, p: fn(X, dict(p) | {"E": hold}),
+               starts={k: v for k, v in law.starts.items() if k != "E"}, signed=law.signed)
+    start = {k: float(v) for k, v in _natural(law, theta).items() if k != "E"}
+    try:
+        _, value, _ = fit_law(held, pts, delta=delta, extra_starts=[start])
+    except NotFittable:
+        return np.inf, hold
+    return float(max(value - objective, 0.0) / max(objective, 1e-300)), hold
 
 
 def _range_of(law: Law, pts: Points) -> dict:
