@@ -47,4 +47,13 @@ def _summary_problem(s) -> str | None:
         return "holdout.interval is not [lo, hi]"
     if not isinstance(s.get("allocations", []), list):
         return "allocations is not a list"
+    law = s.get("law")
+    if law is not None and not (isinstance(law, dict) and isinstance(law.get("form"), str)
+                                and isinstance(law.get("why"), str) and isinstance(law.get("backtest"), list)
+                                and all(isinstance(r, dict) and isinstance(r.get("form"), str)
+                                        for r in law["backtest"])):
+        return "law is not the chosen form with its backtest table"
+    if not isinstance(h.get("candidates", {}), dict) or not all(
+            isinstance(v, (int, float)) for v in h.get("candidates", {}).values()):
+        return "holdout.candidates is not form -> predicted loss"
     return None
