@@ -180,6 +180,11 @@ def test_wsd_design_branches_measures_noise_and_spends_the_holdout_budget_in_exa
     assert lo <= h["fit_interval"][0] and hi >= h["fit_interval"][1]
     assert "run-to-run noise" in h["interval_kind"]
     assert [a["extrapolation"] for a in summary["allocations"]] == [4, 16, 64, 256]
+    # the debug grid (2 budgets, 7 runs) allows no backtest: Chinchilla predicts, and the study says why
+    law = summary["law"]
+    assert law["form"] == "chinchilla" and "no backtest possible" in law["why"]
+    assert h["law"] == "chinchilla:3" and h["candidates"]["chinchilla"] == pytest.approx(h["predicted"])
+    assert (out / "law.json").exists()
     # `plan --law STUDY_DIR` plans as the study did: its family, vocabulary and FLOP count
     args = ("plan", "--law", out, "--flops", h["flops_budget"], "--json")
     if not summary["fit"]["converged"]:  # the debug grid is too small for a usable law: plan says so first
