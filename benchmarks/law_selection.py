@@ -19,7 +19,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from scalinglab.fit.backtest import compute_levels, select
-from scalinglab.fit.forms import FORM_NAMES, finals_nd, fit_forms
+from scalinglab.fit.forms import FORMS, finals_nd, fit_forms
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference-data"
 
@@ -75,7 +75,7 @@ def main(argv):
         for name, table in ladders(argv).items():
             r = evaluate(name, table)
             rows.append(r)
-            errs = "  ".join(f"{f} {100 * r['errors'].get(f, np.nan):5.2f}%" for f in FORM_NAMES)
+            errs = "  ".join(f"{f} {100 * r['errors'].get(f, np.nan):5.2f}%" for f in FORMS)
             print(f"{name:45s} {r['runs']:4d} runs, top level {r['held_out']:3d}: {errs}  -> "
                   f"{r['chosen']:11s} {100 * r['chosen_error']:5.2f}%  covered {100 * r['covered']:3.0f}%  "
                   f"{r['seconds']:.1f} s",

@@ -176,3 +176,31 @@ def test_every_unconverged_fit_names_its_reason(tmp_path):
                 seen += 1
                 assert f["warnings"], (name, f["key"])
     assert seen >= 4  # the tables do produce unconverged fits
+
+
+def test_a_law_declared_in_one_place_is_fitted_saved_loaded_and_planned(tmp_path, monkeypatch):
+    """Adding a form of L(N, D) is one registry entry (fit/forms.py FORMS): `fit --law NAME`, the backtest,
+    the fit file and `plan --law FILE` all read it from there."""
+    from scalinglab.fit import forms
+    from scalinglab.fit.lawfit import Law
+
+    def fn(X, p):
+        return p["E"] + p["A"] / (X["N"] ** p["alpha"] * X["D"] ** p["beta"])
+    toy = Law(name="toy", formula="E + A/(N^alpha D^beta)", inputs=("N", "D"),
+              params=("E", "A", "alpha", "beta"), scales=frozenset({"E", "A"}), fn=fn,
+              starts={"E": (0.5, 1.5), "A": (1e2, 1e4), "alpha": (0.1, 0.3), "beta": (0.1, 0.3)},
+              cite="a toy")
+    monkeypatch.setitem(forms.FORMS, "toy", forms.Form("toy", toy.formula, toy.params, toy.cite, toy))
+    truth = {"E": 1.5, "A": 3e3, "alpha": 0.2, "beta": 0.25}
+    csv = tmp_path / "runs.csv"
+    grid_runs(lambda N, D, **p: toy.fn({"N": N, "D": D}, p), truth, noise=0.002).to_csv(csv, index=False)
+    r = call("fit", csv, "--law", "toy", "--bootstrap", "20", "--json", "--out", tmp_path / "toy.json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["key"] == "toy:L(N,D)" and doc["params"]["E"] == pytest.approx(1.5, rel=0.05)
+    assert "toy" in {row["form"] for row in doc["settings"]["selection"]["table"]}
+    back = load_fit(tmp_path / "toy.json")
+    assert float(back.predict(1e9, 1e10)) == pytest.approx(toy.fn({"N": 1e9, "D": 1e10}, doc["params"]))
+    plan = call("plan", "--law", tmp_path / "toy.json", "--params", 1e9, "--tokens", 1e10, "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert json.loads(plan.stdout)["loss"] == pytest.approx(float(back.predict(1e9, 1e10)))

@@ -10,8 +10,8 @@ from ..errors import ScalingLabError
 from ..fit import table as runs_table
 from ..fit.all_laws import fit_every, plan_fits
 from ..fit.estimators import ChinchillaFit
+from . import fit_auto
 from .common import emit_json, in_cli_terms, positive_float
-from .fit_auto import FORM_LAWS
 
 APPROACHES = ("1", "2", "3", "all")
 
@@ -149,7 +149,7 @@ def run(args) -> int:
     if args.backtest:
         from .fit_auto import run_backtest
         return run_backtest(args, _load(args))
-    if args.law in FORM_LAWS:
+    if fit_auto.answers(args.law):
         return _form_law(args)
     todo = plan_fits(args.law, args.approach)
     out = _check_out(args.out)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from ..errors import ScalingLabError
 from ..fit.backtest import backtest, render_table, select, unusable
-from ..fit.forms import FORM_NAMES, finals_nd, fit_forms
+from ..fit.forms import FORMS, finals_nd, fit_forms
 from .common import emit_json
 
-FORM_LAWS = ("auto", "interaction", "farseer")  # `--law` values this module answers
+OWN_LAWS = ("chinchilla", "kaplan")  # `--law` names that mean their paper's whole family (cli/fit.py)
+
+
+def answers(law: str) -> bool:
+    """Whether `--law NAME` is this module's: auto, or a registered form other than the papers' families."""
+    return law == "auto" or (law in FORMS and law not in OWN_LAWS)
 
 
 def run_backtest(args, runs) -> int:
     """`fit --backtest`: every form's backtest on the runs, and the form `--law auto` would choose."""
     finals = finals_nd(runs)
     full = fit_forms(finals)
-    bt = backtest(finals, tuple(f for f in FORM_NAMES if f in full), full_fits=full)
+    bt = backtest(finals, tuple(f for f in FORMS if f in full), full_fits=full)
     chosen, why = bt.choose(unusable(full, finals))
     rows = bt.table()
     if args.json:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NotFittable, ScalingLabError
-from .forms import FORM_NAMES, FORMS, finals_nd, fit_forms
+from .forms import FORMS, finals_nd, fit_forms
 from .threads import one_blas_thread
 
 MAX_CUTS = 4  # the largest compute levels used as cuts: later cuts test what a user asks (the next budget)
@@ -135,10 +135,10 @@ def _finite(v: float):
 
 
 @one_blas_thread
-def backtest(table: pd.DataFrame, forms=FORM_NAMES, *, max_cuts: int = MAX_CUTS, full_fits=None) -> Backtest:
+def backtest(table: pd.DataFrame, forms=None, *, max_cuts: int = MAX_CUTS, full_fits=None) -> Backtest:
     """Rolling-origin backtest of ``forms`` on a table of runs (the final row of each run counts)."""
     finals = finals_nd(table)
-    forms = tuple(forms)
+    forms = tuple(FORMS) if forms is None else tuple(forms)
     need = max(FORMS[f].n_params for f in forms) + 2
     cuts = cut_levels(finals, need, max_cuts)
     if not cuts:
@@ -172,13 +172,14 @@ def backtest(table: pd.DataFrame, forms=FORM_NAMES, *, max_cuts: int = MAX_CUTS,
 
 
 @one_blas_thread
-def select(table: pd.DataFrame, *, forms=FORM_NAMES, pin: str | None = None, bootstrap: int = 0,
+def select(table: pd.DataFrame, *, forms=None, pin: str | None = None, bootstrap: int = 0,
            seed: int = 0, level: float = 0.95, chinchilla=None):
     """(fit, backtest): the form with the lowest backtest error (or ``pin``) fitted on every run, with the
     bootstrap asked for; its settings carry ``selection`` (the choice, why, the table, every candidate's
     parameters and the error model that widens its prediction interval). ``chinchilla``: an Approach 3
     fit of the same runs already made (with its bootstrap), used as it is when Chinchilla is chosen."""
-    forms = tuple(forms)
+    forms = tuple(FORMS) if forms is None else tuple(forms)
+    forms = forms if pin is None or pin in forms else forms + (pin,)
     if pin is not None and pin not in FORMS:
         raise ScalingLabError(f"unknown law form {pin!r}: choose one of {', '.join(FORMS)}", params=("law",))
     finals = finals_nd(table)

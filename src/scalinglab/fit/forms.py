@@ -96,7 +96,6 @@ FORMS: dict[str, Form] = {f.name: f for f in (
     Form("farseer", FARSEER.formula, FARSEER.params, FARSEER.cite, FARSEER,
          nests="interaction", nest_values={"kappa": 0.0}),
 )}
-FORM_NAMES = tuple(FORMS)
 
 
 def form_of(name: str) -> Form:
@@ -153,10 +152,11 @@ def fit_form(name: str, finals: pd.DataFrame, *, bootstrap: int = 0, seed: int =
     return fit
 
 
-def fit_forms(finals: pd.DataFrame, names=FORM_NAMES, **kw) -> dict[str, object]:
-    """Every form in ``names`` that the runs allow, nested ones started from the form they extend."""
+def fit_forms(finals: pd.DataFrame, names=None, **kw) -> dict[str, object]:
+    """Every form in ``names`` (default: every registered form) that the runs allow, nested ones started
+    from the form they extend."""
     out: dict[str, object] = {}
-    for name in names:
+    for name in (tuple(FORMS) if names is None else names):
         nest = FORMS[name].nests
         try:
             out[name] = fit_form(name, finals, nested=out.get(nest) if nest else None, **kw)
