@@ -58,6 +58,8 @@ def evaluate(name: str, table: pd.DataFrame) -> dict:
     fit, bt = select(train, bootstrap=200)
     seconds = time.perf_counter() - t0
     chosen = fit.settings["selection"]["chosen"]
+    whole, _ = select(finals)  # the backtest on every run: what `fit TABLE --backtest` prints
+    sel = whole.settings["selection"]
     fixed = fit_forms(train)
     N, D, y = (test[c].to_numpy(float) for c in ("N", "D", "loss"))
     errors = {f: float(np.mean(np.abs(np.log(g.predict(N, D) / y)))) for f, g in fixed.items()}
@@ -66,7 +68,9 @@ def evaluate(name: str, table: pd.DataFrame) -> dict:
             "chosen_error": errors[chosen], "errors": errors,
             "covered": float(np.mean((lo <= y) & (y <= hi))),
             "n_covered": int(((lo <= y) & (y <= hi)).sum()),
-            "seconds": seconds, "cuts": len(bt.cuts)}
+            "seconds": seconds, "cuts": len(bt.cuts),
+            "full": {"chosen": sel["chosen"], "cuts": len(sel["cuts"]),
+                     "scores": {r["form"]: r["score"] for r in sel["table"]}}}
 
 
 def main(argv):
@@ -80,6 +84,11 @@ def main(argv):
                   f"{r['chosen']:11s} {100 * r['chosen_error']:5.2f}%  covered {100 * r['covered']:3.0f}%  "
                   f"{r['seconds']:.1f} s",
                   flush=True)
+    print("\nbacktest on every run of each table (score: mean over cuts of the mean |log error| above it):")
+    for r in rows:
+        sc = "  ".join(f"{f} {100 * v:5.2f}%" if v is not None else f"{f}   -   "
+                       for f, v in r["full"]["scores"].items())
+        print(f"{r['ladder']:45s} {r['full']['cuts']} cuts: {sc}  -> {r['full']['chosen']}")
     chin = np.array([r["errors"]["chinchilla"] for r in rows])
     auto = np.array([r["chosen_error"] for r in rows])
     best = np.array([min(r["errors"].values()) for r in rows])
