@@ -24,11 +24,11 @@ from .lock import DirLock
 from .model.accounting import flops_per_token, param_breakdown
 from .plan.config import StudyConfig
 from .plan.grid import isoflop_grid, noise_specs, sweep_grid
+from .plan.schedules import cooldown_start
 from .plan.spec import RunSpec
 from .predict import FAMILY_FLOP_CONVENTION, plan_in_family
 from .run.executor import Job
 from .store import SQLiteStore
-from .train.optim import cooldown_start
 from .train.result import RunResult
 
 STORE_NAME = "study.sqlite"
