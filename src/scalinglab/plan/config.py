@@ -146,7 +146,10 @@ PRESETS: dict[str, dict] = {
                   curve_laws=False),  # ~16 s of fits: `fit STUDY --law multi-power` does them on demand
     # The README's main job, <= 20 minutes on 2 CPU cores including the held-out run (docs/study.md): an
     # N x D grid of WSD runs over an 8x budget range, each size's shorter runs branched off its longest.
-    "default": dict(name="default", budgets=(5e11, 1e12, 2e12, 4e12), sizes_per_budget=7, size_span=12.0,
+    # Six budgets (sqrt(2) apart below 2e12): the backtest that chooses the law gets 3 compute cuts, not
+    # the single one of the four budgets 5e11..4e12 (+25% grid compute, one more cool-down per size).
+    "default": dict(name="default", budgets=(5e11, 7.07e11, 1e12, 1.41e12, 2e12, 4e12), sizes_per_budget=7,
+                    size_span=12.0,
                     tokens_per_param=40.0, min_steps=300, n_ctx=128, batch_size=16, n_eval_tokens=16384,
                     bootstrap=1000, schedule="wsd", beta2=0.99, noise_seeds=2),
     # Repeated data: every run sees only the first 500k training tokens, for 2-23 epochs (Muennighoff et al.
