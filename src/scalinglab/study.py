@@ -174,6 +174,7 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tra
                "schedule": cfg.schedule, "fit": fit.to_dict(draws=False), "run_noise": run_noise,
                "law": {"form": selection["chosen"], "key": law.key, "why": selection["why"],
                        "converged": bool(law.converged), "warnings": list(law.warnings),
+                       "not_identified": list(law.not_identified),
                        "params": dict(law.params), "cuts": selection["cuts"], "backtest": selection["table"],
                        "error_model": selection["error_model"]},
                "holdout": holdout, "allocations": allocations(law, max(cfg.budgets), cfg, shards.vocab_size),

@@ -20,11 +20,13 @@ def render(summary: dict) -> str:
         lines.append(f"law that predicts: the {law['form']} form ({law['why']}); "
                      f"converged: {law['converged']}")
         lines.append(render_table(law["backtest"], law["form"]))
+        lines += [f"  not identified: {note}" for note in law.get("not_identified", [])]
     if summary.get("flop_convention"):
         lines.append(summary["flop_convention"])
-    lines.append("compute-optimal run of the model family at the next budgets (the law above, extrapolated):")
+    lines.append("compute-optimal run of the model family at the next budgets (the law above, extrapolated; "
+                 "loss with the interval for one run: bootstrap, run noise and the form's backtest error):")
     for row in summary.get("allocations", []):
-        iv = row.get("interval", {}).get("loss")
+        iv = (row.get("prediction_interval") or row.get("interval") or {}).get("loss")
         lines.append(f"  C {row['flops']:9.3g} ({row.get('extrapolation', row['flops']):g}x the largest "
                      f"budget)  N_opt {row.get('n_params', row.get('n_opt')):9.3g}  "
                      f"D_opt {row.get('n_tokens', row.get('d_opt')):9.3g}  loss {row['loss']:.4f}"
