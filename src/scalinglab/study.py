@@ -29,6 +29,7 @@ from .plan.spec import RunSpec
 from .predict import FAMILY_FLOP_CONVENTION, plan_in_family
 from .run.executor import Job
 from .store import SQLiteStore
+from .store.sqlite import checkpoint
 from .train.result import RunResult
 
 STORE_NAME = "study.sqlite"
@@ -133,7 +134,10 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
     out = Path(out)
     check_writable(out)
     with DirLock(out, "run"):
-        return _run_study(cfg, out, executor, holdout_executor, log, tracker)
+        try:
+            return _run_study(cfg, out, executor, holdout_executor, log, tracker)
+        finally:  # the log emptied into the file: a copy or a read-only reader sees every run
+            checkpoint(out / "study.sqlite")
 
 
 def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tracker=None) -> dict | None:

@@ -124,3 +124,29 @@ def test_a_run_already_planned_in_another_role_is_refused(tmp_path):
         store.plan([spec], "holdout", [1e11])
     assert list(store.runs()["role"]) == ["grid"]
     store.close()
+
+
+def test_a_reader_that_cannot_see_the_write_ahead_log_refuses_until_the_writer_checkpoints(tmp_path,
+                                                                                          monkeypatch):
+    """Issue 30 R1: a finished study's runs can sit in study.sqlite-wal; a read-only directory opens the store
+    as immutable, which ignores the log. Such a reader must refuse, never answer from part of the data; the
+    writer's checkpoint (run_study does it when it ends) empties the log into the file."""
+    import os
+
+    from scalinglab.store.sqlite import checkpoint
+    path = tmp_path / "study.sqlite"
+    writer = SQLiteStore.create(path, {"study_id": "abc"})
+    specs = [_spec(i) for i in range(3)]
+    writer.plan(specs, "grid", budgets=[1e12] * 3)
+    for i, spec in enumerate(specs):
+        writer.finish(_result(spec, 2.0 + i))
+    assert (tmp_path / "study.sqlite-wal").stat().st_size > 0  # the runs are in the log, not the file
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if mode == os.W_OK else real_access(p, mode))
+    with pytest.raises(ScalingLabError, match="cannot read: the study would be seen in part"):
+        SQLiteStore.open(path, readonly=True)
+    checkpoint(path)
+    assert (tmp_path / "study.sqlite-wal").stat().st_size == 0
+    writer.close()
+    reader = SQLiteStore.open(path, readonly=True)  # immutable now: every run there
+    assert len(reader.runs(status="done")) == 3

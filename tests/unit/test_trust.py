@@ -294,3 +294,21 @@ def test_fit_all_skips_laws_the_data_cannot_support_but_not_a_bad_table():
     with pytest.raises(ScalingLabError, match="column loss, row 4") as err:
         fit_every(bad, plan_fits("all"), approach3=lambda t: ChinchillaFit().fit(t).result_)
     assert not isinstance(err.value, NotFittable)
+
+
+def test_a_fit_with_no_spare_data_is_not_converged_and_says_so():
+    """DESIGN §10 (issue 29): Approach 2 through 2 IsoFLOP minima (a line through 2 points, objective ~0)
+    and Kaplan's 4-parameter L(N, D) on 5 runs test nothing: not converged, the reason named."""
+    from scalinglab.fit.approaches import approach2
+    from scalinglab.fit.kaplan import fit_kaplan
+    from scalinglab.simulate import DEMO_TRUE, isoflop_runs
+    two = approach2(isoflop_runs(DEMO_TRUE, budgets=[1e19, 1e20], sizes_per_budget=5, noise=0.002))
+    assert two.n_points == 2 and not two.converged
+    assert any("no spare data" in w for w in two.warnings)
+    five = isoflop_runs(DEMO_TRUE, budgets=[1e19, 1e20], sizes_per_budget=5, noise=0.002).iloc[::2]
+    kap = fit_kaplan(five, "L(N,D)")
+    assert kap.n_points == 5 and not kap.converged
+    assert any("no spare data" in w for w in kap.warnings)
+    many = approach2(isoflop_runs(DEMO_TRUE, budgets=[1e18, 1e19, 1e20, 1e21], sizes_per_budget=7,
+                                  noise=0.002))
+    assert not any("no spare data" in w for w in many.warnings)

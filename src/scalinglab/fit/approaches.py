@@ -51,6 +51,9 @@ def _result(approach, params, objective, n_runs, n_points, draws, level, bootstr
                     exponent_range=(EXPONENT_MIN, 1.0))
     if "gamma" in params:
         verdict += judge({"gamma": params["gamma"]}, None, exponents=("gamma",))
+    if n_points <= 3:  # DESIGN §10: N_opt = k_N C^a has 2 parameters; 3 points or fewer test nothing
+        verdict.append(f"{n_points} {points_are.split(',')[0].lower()} for a 2-parameter power law: no spare "
+                       "data to test it (at least 4 needed; a line through 2 points always fits)")
     far = [m["outside_by"] for m in extra.get("minima", ()) if m["outside_by"] > FAR_OUTSIDE]
     if far:
         verdict.append(f"{len(far)} budget(s) put the minimum more than {FAR_OUTSIDE:g}x outside their sizes "

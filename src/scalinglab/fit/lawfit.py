@@ -403,6 +403,9 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
                      "these runs; predictions near them hold, "
                      "far extrapolations depend on E (its bootstrap interval)"]
             verdict = others
+    if len(pts.y) <= len(law.params) + 1:  # DESIGN §10: one spare point or none tests nothing
+        verdict.append(f"{len(pts.y)} points for {len(law.params)} parameters: no spare data to test the "
+                       f"law (at least {len(law.params) + 2} needed)")
     if diag["n_agree"] < min(2, diag["n_polished"]):
         verdict.append(f"only {diag['n_agree']} of the {diag['n_polished']} best starts reach the lowest "
                        "objective: the minimum found is not reproducible")

@@ -370,11 +370,31 @@ def _check_header(path: Path) -> None:
                               "it aside to start a new study")
 
 
+def checkpoint(path: str | Path) -> None:
+    """Move everything in the store's write-ahead log into the file and empty the log (a writer does this
+    when it finishes): a copy of the study, or a reader that cannot use the log, then sees every run."""
+    path = Path(path)
+    if not path.exists():
+        return
+    conn = sqlite3.connect(path, timeout=30.0)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         import os
-        # a read-only directory cannot hold WAL's shared-memory file: open the finished study as immutable
+        # a read-only directory cannot hold WAL's shared-memory file: open the finished study as immutable,
+        # which ignores the write-ahead log; so a log with writes in it is refused, never read around
         flags = "mode=ro" if os.access(path.parent, os.W_OK) and os.access(path, os.W_OK) else "immutable=1"
+        wal = path.with_name(path.name + "-wal")
+        if flags == "immutable=1" and wal.exists() and wal.stat().st_size > 0:
+            raise ScalingLabError(
+                f"{path} has writes in {wal.name} ({wal.stat().st_size:,} bytes) that a read-only directory "
+                "cannot read: the study would be seen in part. Copy the study directory somewhere writable "
+                "(or re-run `scalinglab run` on it once where it can write), then read it")
         return sqlite3.connect(f"file:{path}?{flags}", uri=True, timeout=30.0)
     conn = sqlite3.connect(path, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
