@@ -21,6 +21,10 @@ def render(summary: dict) -> str:
                      f"converged: {law['converged']}")
         lines.append(render_table(law["backtest"], law["form"]))
         lines += [f"  not identified: {note}" for note in law.get("not_identified", [])]
+        if not law.get("converged", True):
+            why = "; ".join(law.get("warnings") or ["no reason given"])
+            lines.append(f"  WARNING: the law that predicts did not converge ({why}): its held-out "
+                         "prediction and allocations are not to be trusted")
     if summary.get("flop_convention"):
         lines.append(summary["flop_convention"])
     lines.append("compute-optimal run of the model family at the next budgets (the law above, extrapolated; "
