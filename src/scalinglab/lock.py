@@ -33,8 +33,9 @@ class DirLock:
         if key in _HELD:
             _HELD[key] += 1
             return self
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        refuse_links(self.path.parent)
+        try:  # never through a link: a `.lock` pointing elsewhere would have its target truncated
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as exc:
             raise ScalingLabError(f"cannot lock {self.path.parent}: {exc.strerror}") from None
         try:
@@ -61,6 +62,24 @@ class DirLock:
             os.close(self.fd)  # closing releases the lock; the file stays (an unlocked file is not a lock)
             self.fd = None
         return False
+
+
+# what a study or run directory holds: none of it may be a link (a writer would write through it)
+OWN_FILES = (LOCK_NAME, "study.sqlite", "study.sqlite-wal", "study.sqlite-shm", "report", "runs", "fit.json",
+             "fits.json", "law.json", "summary.json", "config.json", "curvefits.json", "result.json",
+             "checkpoint.pt")
+
+
+def refuse_links(directory: str | Path) -> None:
+    """One error line when one of the directory's own files or folders is a symbolic link (issue 30 R2: a
+    linked `.lock` had its target truncated, a linked `report/` was written into)."""
+    directory = Path(directory)
+    linked = [name for name in OWN_FILES if (directory / name).is_symlink()]
+    if linked:
+        verb = "is a symbolic link" if len(linked) == 1 else "are symbolic links"
+        raise ScalingLabError(f"{directory}: {', '.join(linked)} {verb} to elsewhere; scalinglab writes a "
+                              "study's files only inside its directory: "
+                              "replace the link(s) with the real files, or copy the study")
 
 
 def holder(directory: str | Path) -> dict | None:

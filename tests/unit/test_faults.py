@@ -241,3 +241,29 @@ def test_runs_of_one_budget_do_not_make_a_law():
     from scalinglab.simulate import DEMO_TRUE, isoflop_runs
     res = ChinchillaFit().fit(isoflop_runs(DEMO_TRUE, budgets=[1e20], sizes_per_budget=6, noise=0.01)).result_
     assert not res.converged and any("cannot be told apart" in w for w in res.warnings)
+
+
+def test_links_in_a_study_are_refused_and_never_written_through(tmp_path):
+    """Issue 30 R2: a `.lock` that is a symbolic link had its target truncated and overwritten with the lock's
+    JSON; a linked `report/` was written into. Writers refuse both with one line and touch no target."""
+    from ..cli_helpers import call
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / ".lock").symlink_to(precious)
+    with pytest.raises(ScalingLabError, match=r"\.lock is a symbolic link"):
+        with DirLock(study, "run"):
+            pass
+    assert precious.read_text() == "keep me"
+    (study / ".lock").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (study / "report").symlink_to(elsewhere, target_is_directory=True)
+    (study / "study.sqlite").write_bytes(b"")
+    holdout = {k: 1.0 for k in ("predicted", "measured", "rel_error", "flops_budget", "n_params", "n_tokens")}
+    (study / "summary.json").write_text(json.dumps({"study": "s", "study_id": "i", "fit": {"params": {}},
+                                                    "holdout": holdout}))
+    r = call("report", study)
+    assert r.returncode != 0 and "report is a symbolic link" in r.stderr and r.stderr.startswith("error:")
+    assert list(elsewhere.iterdir()) == []

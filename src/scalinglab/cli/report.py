@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..lock import DirLock, running_note
+    from ..lock import DirLock, refuse_links, running_note
     from ..report import read_summary  # light: the page's modules (matplotlib) only when it is written
     from ..report.summary import render
     path = Path(args.study_dir)
@@ -36,6 +36,7 @@ def run(args) -> int:
         h = summary["holdout"]
         emit_json({"holdout": {k: h[k] for k in ("predicted", "measured", "rel_error", "interval")}})
     else:
+        refuse_links(path)  # a linked report/ would take the page outside the study (issue 30 R2)
         print(render(summary))
         from ..report.html import build, study_inputs
         out = Path(args.out) if args.out else path / "report"
