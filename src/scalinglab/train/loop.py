@@ -372,7 +372,8 @@ def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: S
                          flops_6nd=6.0 * counts["total"] * tokens, lr=peak_lr, steps=step,
                          wall_time_s=elapsed, eval_time_s=eval_time,
                          tokens_per_s=rate, flops_per_s=rate * flops_per_tok,
-                         mfu=rate * flops_per_tok / peak if rate else math.nan, processes=world,
+                         mfu=mfu.utilisation(rate * flops_per_tok, peak, device, spec.precision, world)
+                         if rate else math.nan, processes=world,
                          device=device, evals=list(evals), curve=list(curve), estimates=list(estimates))
 
     ran = 0

@@ -55,8 +55,21 @@ def _probe(device: str, precision: str) -> float:
     return best
 
 
-def peak_flops(device: str, precision: str) -> float:
-    """FLOP/s of a square matmul on ``device`` in ``precision`` with this process's torch threads."""
+def utilisation(achieved: float, peak: float, device: str, precision: str, world: int = 1) -> float:
+    """achieved / peak FLOP/s. Above 1 the cached peak was measured on a busy machine (issue 29: 152-180%
+    printed): the peak is probed again and the higher kept; still above 1, the peak is suspect and the MFU is
+    not reported (NaN) rather than a number above 100%."""
+    if not (achieved > 0 and peak > 0):
+        return float("nan")
+    if achieved <= peak:
+        return achieved / peak
+    fresh = peak_flops(device, precision, reprobe=True) * world
+    return achieved / fresh if achieved <= fresh else float("nan")
+
+
+def peak_flops(device: str, precision: str, reprobe: bool = False) -> float:
+    """FLOP/s of a square matmul on ``device`` in ``precision`` with this process's torch threads (cached;
+    ``reprobe``: measured again, the higher of the two kept)."""
     threads = torch.get_num_threads() if not device.startswith("cuda") else 0
     key = f"{device_name(device)} | {precision} | threads {threads} | torch {torch.__version__}"
     path = default_cache_dir() / "peak_flops.json"
@@ -64,9 +77,10 @@ def peak_flops(device: str, precision: str) -> float:
         known = json.loads(path.read_text())
     except (OSError, ValueError):
         known = {}
-    if not isinstance(known, dict) or not isinstance(known.get(key), (int, float)):
+    if reprobe or not isinstance(known, dict) or not isinstance(known.get(key), (int, float)):
         known = known if isinstance(known, dict) else {}
-        known[key] = _probe(device, precision)
+        old = known.get(key) if isinstance(known.get(key), (int, float)) else 0.0
+        known[key] = max(_probe(device, precision), float(old))  # a busy machine only ever lowers a probe
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text(path, json.dumps(known, indent=1, sort_keys=True))
     return float(known[key])
