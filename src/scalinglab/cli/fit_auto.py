@@ -3,8 +3,8 @@ their rolling-origin backtest and the form chosen by it (fit/backtest.py)."""
 from __future__ import annotations
 
 from ..errors import ScalingLabError
-from ..fit.backtest import backtest, render_table, select, unusable
-from ..fit.forms import FORMS, finals_nd, fit_forms
+from ..fit.backtest import render_table, select
+from ..fit.forms import FORMS
 from .common import emit_json
 
 OWN_LAWS = ("chinchilla", "kaplan")  # `--law` names that mean their paper's whole family (cli/fit.py)
@@ -17,19 +17,16 @@ def answers(law: str) -> bool:
 
 def run_backtest(args, runs) -> int:
     """`fit --backtest`: every form's backtest on the runs, and the form `--law auto` would choose."""
-    finals = finals_nd(runs)
-    full = fit_forms(finals)
-    bt = backtest(finals, tuple(f for f in FORMS if f in full), full_fits=full)
-    chosen, why = bt.choose(unusable(full, finals))
-    rows = bt.table()
+    fit, bt = select(runs)
+    sel = fit.settings["selection"]
     if args.json:
-        emit_json({"backtest": rows, "cuts": bt.cuts, "chosen": chosen, "why": why, "n_runs": len(finals),
-                   "points": bt.points.to_dict(orient="records")})
+        emit_json({"backtest": sel["table"], "cuts": bt.cuts, "chosen": sel["chosen"], "why": sel["why"],
+                   "n_runs": fit.n_runs, "points": bt.points.to_dict(orient="records")})
     else:
-        print(f"backtest of {len(full)} forms on {len(finals)} runs: fit below each of {len(bt.cuts)} "
+        print(f"backtest of {len(bt.forms)} forms on {fit.n_runs} runs: fit below each of {len(bt.cuts)} "
               f"compute cuts ({', '.join(f'{c:.3g}' for c in bt.cuts)}), predict the runs above")
-        print(render_table(rows, chosen))
-        print(f"--law auto chooses {chosen}: {why}")
+        print(render_table(sel["table"], sel["chosen"]))
+        print(f"--law auto chooses {sel['chosen']}: {sel['why']}")
     return 0
 
 

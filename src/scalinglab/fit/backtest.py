@@ -13,6 +13,7 @@ further out, the wider); `FitBase.predict_interval(kind="prediction")` adds it i
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NotFittable, ScalingLabError
-from .forms import FORMS, finals_nd, fit_forms
+from .forms import FORMS, finals_nd, fit_form, fit_forms
 from .threads import one_blas_thread
 
 MAX_CUTS = 4  # the largest compute levels used as cuts: later cuts test what a user asks (the next budget)
@@ -203,9 +204,10 @@ def select(table: pd.DataFrame, *, forms=None, pin: str | None = None, bootstrap
         if pin not in full:
             raise NotFittable(f"the pinned form {pin} cannot be fitted to these {len(finals)} runs")
     nested = full.get(FORMS[chosen].nests) if FORMS[chosen].nests else None
-    from .forms import fit_form
     if chosen == "chinchilla" and chinchilla is not None:
         fit = chinchilla
+    elif not bootstrap:
+        fit = full[chosen]  # already fitted on every run: only a bootstrap needs the fit again
     else:
         fit = fit_form(chosen, finals, bootstrap=bootstrap, seed=seed, level=level, nested=nested)
     scale = bt.error_scale(chosen)
@@ -217,7 +219,6 @@ def select(table: pd.DataFrame, *, forms=None, pin: str | None = None, bootstrap
                            "warnings": list(g.warnings)} for f, g in full.items()},
         "error_model": {"form": "sd(f) = s (1 + log2 f), f = C / largest C fitted", "s": scale,
                         "n_points": int((bt.points["form"] == chosen).sum())}}
-    import dataclasses
     fit = dataclasses.replace(fit, settings=dict(fit.settings) | {"selection": selection})
     return fit, bt
 
@@ -275,20 +276,8 @@ def _insample(finals, full) -> dict[str, float]:
 
 def candidate_predictions(selection: dict, N: float, D: float) -> dict[str, float]:
     """Every candidate's prediction of the loss at (N, D), from the parameters the selection kept."""
-    from .forms import FORMS
-    out = {}
-    for name, cand in selection.get("candidates", {}).items():
-        form = FORMS.get(name)
-        if form is None:
-            continue
-        p = cand["params"]
-        if form.law is None:
-            from .laws import chinchilla_loss
-            v = chinchilla_loss(N, D, **p)
-        else:
-            v = form.law.fn({"N": np.asarray(N, float), "D": np.asarray(D, float)}, p)
-        out[name] = float(v)
-    return out
+    return {name: float(FORMS[name].loss(N, D, cand["params"]))
+            for name, cand in selection.get("candidates", {}).items() if name in FORMS}
 
 
 def render_table(rows: list[dict], chosen: str | None = None) -> str:

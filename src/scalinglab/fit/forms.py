@@ -42,10 +42,12 @@ class Form:
     def n_params(self) -> int:
         return len(self.params)
 
-    def fit_key(self) -> str:
-        """The key its fit result carries (`plan --fit KEY`)."""
-        keys = {"chinchilla": "chinchilla:3", "kaplan": "kaplan:L(N,D)+E"}
-        return keys.get(self.name, f"{self.name}:L(N,D)")
+    def loss(self, N, D, params: Mapping[str, float]) -> np.ndarray:
+        """The form's L(N, D) under ``params`` (a saved candidate's, say)."""
+        X = {"N": np.asarray(N, float), "D": np.asarray(D, float)}
+        if self.law is None:  # Chinchilla: fitted by Approach 3's solver, its law is eq. 2
+            return laws.chinchilla_loss(X["N"], X["D"], **params)
+        return self.law.fn(X, params)
 
 
 def _interaction(X, p):
@@ -103,14 +105,6 @@ def form_of(name: str) -> Form:
         raise ScalingLabError(f"unknown law form {name!r}: choose one of {', '.join(FORMS)} (or auto)",
                               params=("law",))
     return FORMS[name]
-
-
-def form_of_fit(fit) -> str | None:
-    """The registry name of a fitted result's form, or None when it is no candidate form."""
-    for form in FORMS.values():
-        if fit.key == form.fit_key() and (form.name != "kaplan" or fit.settings.get("candidate")):
-            return form.name
-    return None
 
 
 def finals_nd(table: pd.DataFrame) -> pd.DataFrame:
