@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from scalinglab.fit.schedule_laws import Curve, fit_curves, relative_errors
+from scalinglab.fit.curvelaws import Curve, fit_curves, relative_errors
 from scalinglab.model.family import named_shape
 from scalinglab.plan import schedules
 from scalinglab.plan.spec import RunSpec

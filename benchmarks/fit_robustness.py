@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from scalinglab.fit.estimators import ChinchillaFit
+from scalinglab.fit.chinchilla.approach3 import ChinchillaFit
 from scalinglab.simulate import isoflop_runs
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])

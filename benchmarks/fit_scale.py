@@ -14,7 +14,7 @@ import sys
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np, pandas as pd
-from scalinglab.fit.estimators import ChinchillaFit
+from scalinglab.fit.chinchilla.approach3 import ChinchillaFit
 from scalinglab.fit.laws import chinchilla_loss
 n = int(sys.argv[1])
 rng = np.random.default_rng(0)

@@ -12,9 +12,9 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
-from scalinglab.fit.estimators import ChinchillaFit
-from scalinglab.fit.objectives import FreeMask, RobustLoss, objective_and_grad_single
-from scalinglab.fit.solver import default_grid
+from scalinglab.fit.chinchilla.approach3 import ChinchillaFit
+from scalinglab.fit.chinchilla.objectives import FreeMask, RobustLoss, objective_and_grad_single
+from scalinglab.fit.chinchilla.solver import default_grid
 from scalinglab.published import CHINCHILLA
 from scalinglab.simulate import isoflop_runs
 
@@ -64,7 +64,7 @@ def main() -> None:
     boot = ChinchillaFit(bootstrap=4000, seed=0).fit(runs).result_
     t_boot = time.perf_counter() - t0
     print(f"bootstrap: 4000 resamples, fit included: {t_boot:.2f} s; "
-          f"{boot.bootstrap.n_converged}/4000 resamples converged")
+          f"{boot.boot_converged}/4000 resamples converged")
     for k in ("E", "A", "B", "alpha", "beta", "a"):
         lo, hi = boot.ci[k]
         truth = CHINCHILLA.get(k, CHINCHILLA["beta"] / (CHINCHILLA["alpha"] + CHINCHILLA["beta"]))

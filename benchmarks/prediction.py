@@ -42,8 +42,8 @@ def run(name: str, root: Path) -> tuple[StudyConfig, Path, dict]:
 
 
 def row(name: str, out: Path, summary: dict) -> dict:
-    from scalinglab.fit.all_laws import fit_every
-    from scalinglab.fit.estimators import ChinchillaFit
+    from scalinglab.fit.chinchilla.approach3 import ChinchillaFit
+    from scalinglab.fit.every import fit_every
     from scalinglab.store import SQLiteStore
     store = SQLiteStore.open(out / "study.sqlite")
     finals, curves = store.fit_table(), store.curve_table()
@@ -68,7 +68,7 @@ def _train_one(job):
 
 def frontier(cfg: StudyConfig, out: Path) -> list[dict]:
     """Two runs the study never saw, predicted by its fit.json, trained one per core."""
-    from scalinglab.fit.result import FitResult
+    from scalinglab.fit.chinchilla.result import FitResult
     from scalinglab.model.accounting import param_breakdown
     from scalinglab.model.family import shape_for_params
     from scalinglab.plan.grid import optimum_in_family, spec_for_budget

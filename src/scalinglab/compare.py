@@ -42,7 +42,7 @@ class Side:
 
 def load_side(path: str | Path, law: str = LAW) -> Side:
     """A study directory (its saved fit of ``law``) or a fit file (``law`` selects within a fits file)."""
-    from .fit.base import load_fit
+    from .fit.fitfile import load_fit
     path = Path(path)
     if path.is_dir():
         from .notebook import open_study

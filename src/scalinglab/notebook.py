@@ -22,8 +22,7 @@ class Study:
     ``fits`` (key -> fit), ``fit`` (Approach 3), ``holdout`` (dict or None), ``summary``."""
 
     def __init__(self, path: str | Path):
-        from .fit.base import read_fits
-        from .fit.result import FitResult
+        from .fit.fitfile import load_fit, read_fits
         from .store import SQLiteStore
         self.path = Path(path)
         if not (self.path / "study.sqlite").is_file():
@@ -36,13 +35,14 @@ class Study:
             self.training_curves = store.training_curves()
             self.estimates = store.estimates()
             self.source_losses = store.source_losses()  # each eval's loss per validation source
-            from .fit.schedule_laws import curves_of_runs
+            from .fit.curvelaws import curves_of_runs
             self._curve_runs = curves_of_runs(self.training_curves) if len(self.training_curves) else {}
         finally:
             store.close()
         summary_path = self.path / "summary.json"
         self.summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        self.fit = FitResult.load(self.path / "fit.json") if (self.path / "fit.json").is_file() else None
+        fit_path = self.path / "fit.json"
+        self.fit = load_fit(fit_path, "chinchilla:3") if fit_path.is_file() else None
         self.fits = {self.fit.key: self.fit} if self.fit is not None else {}
         for name in ("fits.json", "curvefits.json"):
             if (self.path / name).is_file():
@@ -73,7 +73,7 @@ class Study:
 
     def plot_isoflop(self):
         """IsoFLOP valleys with their parabolas and minima (Hoffmann Fig. 3)."""
-        from .fit.approaches import isoflop_minima
+        from .fit.chinchilla.approach1_2 import isoflop_minima
         from .report import plots
         try:
             minima, _ = isoflop_minima(self.finals)

@@ -11,7 +11,8 @@ import math
 from pathlib import Path
 
 from .errors import ScalingLabError
-from .fit.base import FitBase, load_fit, load_fits
+from .fit.core.base import FitBase
+from .fit.fitfile import load_fit, load_fits
 from .model.accounting import param_breakdown
 from .model.family import family_shapes, shape_for_params
 from .published import LAWS, published_law

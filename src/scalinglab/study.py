@@ -19,7 +19,7 @@ from . import atomic, jsonsafe
 from .data.shards import build_shards
 from .errors import ScalingLabError
 from .fit.backtest import candidate_predictions, render_table, select
-from .fit.estimators import ChinchillaFit
+from .fit.chinchilla.approach3 import ChinchillaFit
 from .lock import DirLock
 from .model.accounting import flops_per_token, param_breakdown
 from .plan.config import StudyConfig
@@ -188,8 +188,8 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tra
                "final": not len(failed),
                "failed_runs": [{"run_id": r, "reason": str(why)}
                                for r, why in zip(failed["run_id"], failed["reason"])]}
-    from .report.html import fit_all
-    fit_all(out, store.curve_table(), fit)  # every other law, fitted once: the report draws from it
+    from .fit.every import fit_study_laws
+    fit_study_laws(out, store.curve_table(), fit)  # every other law, fitted once: the report draws from it
     if cfg.curve_laws:
         try:
             summary["curve_laws"] = curve_laws(out, store, log)
@@ -224,8 +224,8 @@ def curve_laws(out: Path, store: SQLiteStore, log=print) -> dict | None:
     STUDY/curvefits.json (a fit file `plan --law FILE --schedule ...` reads), and every run's final loss
     estimated from its first 30% and 50% with the law of the study's other runs (the estimate table).
     -> the summary's numbers, or None for a study without curves."""
-    from .fit.base import FORMAT_MANY, VERSION
-    from .fit.schedule_laws import curves_of_runs, estimate_summary, fit_curves, leave_one_out_estimates
+    from .fit.curvelaws import curves_of_runs, estimate_summary, fit_curves, leave_one_out_estimates
+    from .fit.fitfile import write_fits
     runs = curves_of_runs(store.training_curves())
     if not runs:
         return None
@@ -235,9 +235,7 @@ def curve_laws(out: Path, store: SQLiteStore, log=print) -> dict | None:
     rows = leave_one_out_estimates(runs)
     for rid in runs:
         store.add_estimates(rid, [r for r in rows if r["run_id"] == rid], ESTIMATE_SOURCE)
-    atomic.write_text(out / CURVE_FITS_FILE, jsonsafe.dumps(
-        {"format": FORMAT_MANY, "version": VERSION, "fits": [f.to_dict() for f in fits], "skipped": [],
-         "estimates": rows}, indent=1))
+    write_fits(out / CURVE_FITS_FILE, fits, estimates=rows)
     summary = {"law": "multi-power", "fits": [{"size": f.approach, "converged": f.converged,
                                                "mean_abs_error": f.diagnostics["mean_abs_error"],
                                                "warnings": list(f.warnings)} for f in fits],

@@ -266,8 +266,8 @@ def test_report_draws_the_saved_fits_and_refits_only_when_asked(uninterrupted, t
     """Issue 16: `run` fits every law once (fits.json, with draws and points); `report` draws from it."""
     import shutil
 
-    import scalinglab.fit.all_laws as every
-    from scalinglab.fit.base import read_fits
+    import scalinglab.fit.every as every
+    from scalinglab.fit.fitfile import read_fits
     from scalinglab.report.html import build, study_inputs
     out_a, _ = uninterrupted
     study = tmp_path / "copy"

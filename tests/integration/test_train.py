@@ -86,7 +86,7 @@ def test_a_piecewise_schedule_trains_with_a_probe_and_estimates_of_its_end(shard
     validation probe (the final one is the final eval, same windows); the final loss is estimated from the
     curve at 30%, 50%, 75% (here at once, not after 60 s): while the LR has not fallen the estimate is
     flagged, once it falls it is not, and the progress line gets the latest."""
-    from scalinglab.fit.schedule_laws import fit_curves
+    from scalinglab.fit.curvelaws import fit_curves
     from scalinglab.plan.schedules import lr_at, of_run
     from scalinglab.train import loop
     monkeypatch.setattr(loop, "ESTIMATE_AFTER_S", 0.0)
@@ -117,7 +117,7 @@ def test_a_piecewise_schedule_trains_with_a_probe_and_estimates_of_its_end(shard
     assert saved["estimates"] == json.loads(json.dumps(res.estimates))
     # with a reference law (here this run's own whole-curve fit; accuracy: tests/unit) only the scale is
     # refitted part-way
-    from scalinglab.fit.schedule_laws import Curve, CurveFit
+    from scalinglab.fit.curvelaws import Curve, CurveFit
     whole = np.array([p["step"] - 1 for p in res.curve if p["step"] > 11])
     ref = fit_curves([Curve("ref", of_run(spec, 0.01), whole, np.array([p["probe"] for p in res.curve
                                                                           if p["step"] > 11]))], name="N=ref")

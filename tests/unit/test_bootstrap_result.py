@@ -23,12 +23,12 @@ def test_bootstrap_intervals_cover_the_truth(boot_fit):
         lo, hi = boot_fit.ci[k]
         assert lo <= v <= hi, (k, lo, v, hi)
         assert lo <= (boot_fit.params.get(k) or getattr(boot_fit, k)) <= hi
-    assert boot_fit.bootstrap.n_converged >= 0.95 * 400
+    assert boot_fit.boot_converged >= 0.95 * 400
 
 
 def test_bootstrap_interval_of_the_optimum_covers_true_allocation(boot_fit):
     t = TRUE_SETS["epoch"]
-    C = boot_fit.bootstrap.flops
+    C = boot_fit.boot_flops
     G = (t["alpha"] * t["A"] / (t["beta"] * t["B"])) ** (1 / (t["alpha"] + t["beta"]))
     n_true = G * (C / 6) ** (t["beta"] / (t["alpha"] + t["beta"]))
     lo, hi = boot_fit.ci["N_opt"]
@@ -41,8 +41,8 @@ def test_bootstrap_is_seeded(sim_runs):
     one = ChinchillaFit(bootstrap=50, seed=5).fit(runs).result_
     two = ChinchillaFit(bootstrap=50, seed=5).fit(runs).result_
     other = ChinchillaFit(bootstrap=50, seed=6).fit(runs).result_
-    np.testing.assert_array_equal(one.bootstrap.draws, two.bootstrap.draws)
-    assert not np.array_equal(one.bootstrap.draws, other.bootstrap.draws)
+    np.testing.assert_array_equal(one.draws, two.draws)
+    assert not np.array_equal(one.draws, other.draws)
 
 
 def test_bootstrap_coverage_over_repeated_experiments():
@@ -62,7 +62,7 @@ def test_round_trip_through_json_file(tmp_path, boot_fit):
     back = FitResult.load(path)
     assert dict(back.params) == dict(boot_fit.params)
     assert back.ci == boot_fit.ci and back.converged == boot_fit.converged
-    np.testing.assert_array_equal(back.bootstrap.draws, boot_fit.bootstrap.draws)
+    np.testing.assert_array_equal(back.draws, boot_fit.draws)
     assert back.predict_interval(1e9, 2e10) == boot_fit.predict_interval(1e9, 2e10)
     doc = json.loads(path.read_text())
     assert doc["format"] == "scalinglab.fit" and doc["version"] == 2

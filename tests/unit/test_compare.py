@@ -7,7 +7,7 @@ import pytest
 
 from scalinglab.compare import compare, compute_to_reach, frontier, load_side
 from scalinglab.errors import ScalingLabError
-from scalinglab.fit.estimators import ChinchillaFit
+from scalinglab.fit.chinchilla.approach3 import ChinchillaFit
 from scalinglab.simulate import isoflop_runs
 
 CLEAN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}

@@ -6,7 +6,12 @@ import pytest
 
 from scalinglab.errors import ScalingLabError
 from scalinglab.fit import ChinchillaFit
-from scalinglab.fit.objectives import FreeMask, RobustLoss, exact_hessian_single, objective_and_grad_single
+from scalinglab.fit.chinchilla.objectives import (
+    FreeMask,
+    RobustLoss,
+    exact_hessian_single,
+    objective_and_grad_single,
+)
 from scalinglab.simulate import isoflop_runs
 
 from ..conftest import TRUE_SETS

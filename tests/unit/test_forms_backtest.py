@@ -9,7 +9,7 @@ import pytest
 
 from scalinglab.fit import ChinchillaFit
 from scalinglab.fit.backtest import backtest, compute_levels, select
-from scalinglab.fit.base import load_fit
+from scalinglab.fit.fitfile import load_fit
 from scalinglab.fit.forms import FORMS, finals_nd, fit_form
 from scalinglab.fit.laws import farseer_loss, interaction_loss
 from scalinglab.simulate import DEMO_TRUE, isoflop_runs
@@ -182,7 +182,7 @@ def test_a_law_declared_in_one_place_is_fitted_saved_loaded_and_planned(tmp_path
     """Adding a form of L(N, D) is one registry entry (fit/forms.py FORMS): `fit --law NAME`, the backtest,
     the fit file and `plan --law FILE` all read it from there."""
     from scalinglab.fit import forms
-    from scalinglab.fit.lawfit import Law
+    from scalinglab.fit.core.lawfit import Law
 
     def fn(X, p):
         return p["E"] + p["A"] / (X["N"] ** p["alpha"] * X["D"] ** p["beta"])

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.errors import ScalingLabError
-from scalinglab.fit import table as runs_table
+from scalinglab.fit.core import table as runs_table
 from scalinglab.model.accounting import ModelShape, param_breakdown
 from scalinglab.model.family import shape_for_params
 from scalinglab.predict import plan_budget, plan_point, resolve_law

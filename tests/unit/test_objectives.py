@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from scalinglab.errors import ScalingLabError
-from scalinglab.fit.objectives import (
+from scalinglab.fit.chinchilla.objectives import (
     FreeMask,
     RobustLoss,
     _softmax3,

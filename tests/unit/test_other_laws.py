@@ -5,7 +5,7 @@ import pytest
 
 from scalinglab.errors import ScalingLabError
 from scalinglab.fit import laws
-from scalinglab.fit.approaches import approach1, approach2
+from scalinglab.fit.chinchilla.approach1_2 import approach1, approach2
 from scalinglab.fit.data_constrained import fit_data_constrained
 from scalinglab.fit.kaplan import fit_bcrit, fit_bcrit_sweep, fit_kaplan
 
@@ -245,8 +245,8 @@ def test_kaplan_l_of_n_on_unconverged_runs_says_so():
 def test_batched_bootstrap_refits_match_one_scipy_refit_per_resample():
     """The batched LM that refits every resample at once lands where scipy's trust-region refit of that
     resample alone does, and the fitted points and residuals come back with the result."""
+    from scalinglab.fit.core.lawfit import Points, _polish, _theta, refit_batched
     from scalinglab.fit.kaplan import law
-    from scalinglab.fit.lawfit import Points, _polish, _theta, refit_batched
     rng = np.random.default_rng(3)
     N = np.repeat(np.geomspace(1e6, 1e9, 8), 4)
     D = np.tile(np.geomspace(1e8, 1e11, 4), 8)

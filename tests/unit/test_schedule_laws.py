@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.errors import ScalingLabError
-from scalinglab.fit.base import load_fit, load_fits
-from scalinglab.fit.schedule_laws import (
+from scalinglab.fit.curvelaws import (
     MULTI_POWER,
     Curve,
     fit_curves,
@@ -16,6 +15,7 @@ from scalinglab.fit.schedule_laws import (
     multi_power,
     relative_errors,
 )
+from scalinglab.fit.fitfile import load_fit, load_fits
 
 REF = Path(__file__).resolve().parents[3] / "shared" / "reference-data" / "mpl2025_loss_curves.csv"
 PEAK, END, WARMUP = 3e-4, 3e-5, 2160  # the schedules of Luo et al.'s runs (reference-data/SOURCE.md)
@@ -233,7 +233,7 @@ def test_a_final_loss_seen_from_half_a_wsd_run_needs_the_decay_of_other_runs():
     """estimate_final: half a WSD run (not yet cooling down) cannot tell its end on its own (a warning, not
     converged); with the law fitted to other runs of the same size (a cosine run, a shorter WSD run) it
     can."""
-    from scalinglab.fit.schedule_laws import estimate_final
+    from scalinglab.fit.curvelaws import estimate_final
     truth = dict(zip(MULTI_POWER, (2.5, 0.6, 0.45, 400.0, 2.0, 0.6, 0.6)))
     cosine, wsd, _ = _synthetic(multi_power, truth, noise=0.001, seed=8)
     lr = np.concatenate([wsd.lr[:100], np.full(2900, 1e-3), np.linspace(1e-3, 1e-5, 1000)])  # 4,000 steps

@@ -12,12 +12,12 @@ import pytest
 from scalinglab.cli.common import in_cli_terms
 from scalinglab.errors import ScalingLabError
 from scalinglab.fit import ChinchillaFit, laws
-from scalinglab.fit import table as runs_table
-from scalinglab.fit.all_laws import fit_every, plan_fits
-from scalinglab.fit.approaches import approach1, approach2
-from scalinglab.fit.base import load_fit, load_fits
+from scalinglab.fit.chinchilla.approach1_2 import approach1, approach2
+from scalinglab.fit.core import table as runs_table
+from scalinglab.fit.core.verdict import judge
+from scalinglab.fit.every import fit_every, plan_fits
+from scalinglab.fit.fitfile import load_fit, load_fits
 from scalinglab.fit.kaplan import fit_bcrit, fit_kaplan
-from scalinglab.fit.verdict import judge
 from scalinglab.jsonsafe import dumps
 from scalinglab.predict import plan_budget, plan_point
 from scalinglab.simulate import DEMO_TRUE, isoflop_runs
@@ -299,7 +299,7 @@ def test_fit_all_skips_laws_the_data_cannot_support_but_not_a_bad_table():
 def test_a_fit_with_no_spare_data_is_not_converged_and_says_so():
     """DESIGN §10 (issue 29): Approach 2 through 2 IsoFLOP minima (a line through 2 points, objective ~0)
     and Kaplan's 4-parameter L(N, D) on 5 runs test nothing: not converged, the reason named."""
-    from scalinglab.fit.approaches import approach2
+    from scalinglab.fit.chinchilla.approach1_2 import approach2
     from scalinglab.fit.kaplan import fit_kaplan
     from scalinglab.simulate import DEMO_TRUE, isoflop_runs
     two = approach2(isoflop_runs(DEMO_TRUE, budgets=[1e19, 1e20], sizes_per_budget=5, noise=0.002))

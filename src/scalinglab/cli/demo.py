@@ -1,8 +1,8 @@
 """`scalinglab demo`: fit the shipped table of simulated runs and plan a budget, against the true law."""
 from __future__ import annotations
 
-from ..fit.estimators import ChinchillaFit
-from ..fit.table import load_runs
+from ..fit.chinchilla.approach3 import ChinchillaFit
+from ..fit.core.table import load_runs
 from ..predict import plan_budget
 from ..published import PublishedLaw
 from ..simulate import DEMO_PATH, DEMO_TRUE

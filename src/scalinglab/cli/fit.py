@@ -6,10 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import ScalingLabError
-from ..fit import table as runs_table
-from ..fit.all_laws import fit_every, plan_fits
-from ..fit.estimators import ChinchillaFit
+from ..errors import NotFittable, ScalingLabError
+from ..fit.chinchilla.approach3 import ChinchillaFit
+from ..fit.core import table as runs_table
+from ..fit.every import fit_every, plan_fits
 from . import fit_auto
 from .common import emit_json, in_cli_terms, positive_float
 
@@ -220,14 +220,24 @@ def _report(args, runs, fit3) -> None:
             fit3 = _approach3(runs, args)
         except ScalingLabError:
             fit3 = None
+    from ..fit.every import REPORT_BOOTSTRAP, fit_every, plan_fits
     has_curves = "step" in {str(c).lower() for c in runs.columns}
+    fits, skipped = fit_every(runs, plan_fits("all"), approach3=lambda _: _given(fit3),
+                              bootstrap=REPORT_BOOTSTRAP)
     page = build({"title": f"scalinglab fit {args.source}", "curves": runs if has_curves else None,
-                  "finals": runs, "fit3": fit3}, Path(args.report))
+                  "finals": runs, "fit3": fit3, "fits": ([f for f in fits if f is not fit3], skipped)},
+                 Path(args.report))
     print(f"wrote {page}", file=sys.stderr)
 
 
+def _given(fit3):
+    if fit3 is None:
+        raise NotFittable("no Approach 3 fit for this table")
+    return fit3
+
+
 def _approach3(runs, args):
-    from ..fit.estimators import SCREEN_RUNS
+    from ..fit.chinchilla.approach3 import SCREEN_RUNS
     if len(runs) > 50 * SCREEN_RUNS:  # a long fit says what it is doing (1M runs: ~25 s)
         print(f"fitting {len(runs):,} rows: the 4500 starts screened on {SCREEN_RUNS:,} of them, the best "
               "polished on all", file=sys.stderr)
@@ -238,18 +248,15 @@ def _approach3(runs, args):
 
 def _save_many(path: Path, fits: list, skipped: list, extra: dict | None = None) -> None:
     """Every fit with its bootstrap draws, in one file `plan --law FILE --fit KEY` reads."""
-    from ..atomic import write_text
-    from ..fit.base import FORMAT_MANY, VERSION
-    from ..jsonsafe import dumps
-    write_text(path, dumps({"format": FORMAT_MANY, "version": VERSION, "fits": [f.to_dict() for f in fits],
-                            "skipped": skipped} | (extra or {}), indent=1))
+    from ..fit.fitfile import write_fits
+    write_fits(path, fits, skipped, **(extra or {}))
 
 
 def _curve_law(args) -> int:
     """`fit CURVES.csv|STUDY --law multi-power|lr-annealing`: one fit per model size (``--size-col``; a
     study's N), each with its in-sample mean |relative error| per curve and, with ``--bootstrap K``,
     intervals from K refits on resampled curve segments."""
-    from ..fit.schedule_laws import curves_from_table, estimate_summary, fit_curves, leave_one_out_estimates
+    from ..fit.curvelaws import curves_from_table, estimate_summary, fit_curves, leave_one_out_estimates
     out = _check_out(args.out)
     runs, estimates = None, None
     if Path(args.source).is_dir() and (Path(args.source) / "result.json").exists():  # one run's directory
@@ -303,7 +310,7 @@ def _run_curve(run_dir: Path):
 
     import numpy as np
 
-    from ..fit.schedule_laws import Curve
+    from ..fit.curvelaws import Curve
     from ..plan import schedules
     from ..plan.spec import RunSpec
     try:
@@ -324,7 +331,7 @@ def _run_curve(run_dir: Path):
 
 def _study_runs(study: Path) -> dict:
     """A study's finished grid runs as whole curves: {run_id: (N, Curve)} (fit/schedule_laws.py)."""
-    from ..fit.schedule_laws import curves_of_runs
+    from ..fit.curvelaws import curves_of_runs
     from ..store import SQLiteStore
     if not (study / "study.sqlite").exists():
         raise ScalingLabError(f"{study} is not a study directory (no study.sqlite)")

@@ -96,8 +96,8 @@ def _schedule(args) -> int:
     schedule, from a whole-curve law fitted to other schedules of the same model size."""
     import numpy as np
 
-    from ..fit.base import load_fits
-    from ..fit.schedule_laws import CurveFit
+    from ..fit.curvelaws import CurveFit
+    from ..fit.fitfile import load_fits
     from ..plan.schedules import per_step
     if args.flops is not None or args.params is not None or args.tokens is not None:
         raise ScalingLabError("--schedule predicts a loss curve: give --steps and --peak-lr, not --flops, "

@@ -42,12 +42,7 @@ def run(args) -> int:
         out = Path(args.out) if args.out else path / "report"
         with DirLock(path,
                      "report") if out.resolve().is_relative_to(path.resolve()) else contextlib.nullcontext():
-            inputs = study_inputs(path, summary, refit=args.refit)
-            if inputs["fits"] is None and inputs["fit3"] is not None and summary.get("kind") != "batch-sweep":
-                from ..report.html import fit_all
-                fit_all(path, inputs["curves"], inputs["fit3"])  # fitted once, kept for the next report
-                inputs = study_inputs(path, summary)
-            page = build(inputs, out)
+            page = build(study_inputs(path, summary, refit=args.refit), out)
         print(f"wrote {page}")
     return 0
 

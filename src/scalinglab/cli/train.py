@@ -123,8 +123,8 @@ def _curve_reference(path: str, spec) -> dict:
     """The whole-curve fit in ``path`` for the size nearest this run's (by total parameters)."""
     import math
 
-    from ..fit.base import load_fits
-    from ..fit.schedule_laws import CurveFit
+    from ..fit.curvelaws import CurveFit
+    from ..fit.fitfile import load_fits
     from ..model.accounting import param_breakdown
     fits = [f for f in load_fits(path) if isinstance(f, CurveFit) and f.law == "multi-power"]
     if not fits:

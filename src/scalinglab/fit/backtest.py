@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NotFittable, ScalingLabError
+from .core.threads import one_blas_thread
 from .forms import FORMS, finals_nd, fit_form, fit_forms
-from .threads import one_blas_thread
 
 MAX_CUTS = 4  # the largest compute levels used as cuts: later cuts test what a user asks (the next budget)
 MIN_TEST = 1  # runs above a cut

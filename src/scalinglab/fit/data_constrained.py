@@ -11,8 +11,8 @@ import pandas as pd
 
 from ..errors import NotFittable
 from . import laws
-from .curves import prepare
-from .lawfit import Law, LawFit, Points, make_result
+from .core.curves import prepare
+from .core.lawfit import Law, LawFit, Points, make_result
 
 
 def _loss(X, p):

@@ -20,8 +20,9 @@ import pandas as pd
 
 from ..errors import NotFittable, ScalingLabError
 from . import laws
-from . import table as runs_table
-from .lawfit import Law, Points, make_result
+from .chinchilla.approach3 import ChinchillaFit
+from .core import table as runs_table
+from .core.lawfit import Law, Points, make_result
 
 N_REF = 1e8  # Farseer-style beta(N) = beta (N / N_REF)^kappa: kappa's reference size, fixed so files compare
 
@@ -133,7 +134,6 @@ def fit_form(name: str, finals: pd.DataFrame, *, bootstrap: int = 0, seed: int =
         raise NotFittable(f"the {name} form has {form.n_params} parameters: it needs at least "
                           f"{form.n_params + 2} runs, got {len(finals)}")
     if form.law is None:
-        from .estimators import ChinchillaFit
         return ChinchillaFit(bootstrap=bootstrap, seed=seed, ci_level=level).fit(finals).result_
     if nested is None and form.nests is not None:  # a richer form always starts from the one it extends
         nested = fit_form(form.nests, finals)

@@ -14,8 +14,8 @@ import pandas as pd
 
 from ..errors import NotFittable, ScalingLabError
 from . import laws
-from .curves import Envelope, after_transient, need_curves, prepare
-from .lawfit import Law, LawFit, Points, make_result
+from .core.curves import Envelope, after_transient, need_curves, prepare
+from .core.lawfit import Law, LawFit, Points, make_result
 from .laws import PF_DAY
 
 CITE = "Kaplan et al. 2020, arXiv 2001.08361"

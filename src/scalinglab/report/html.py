@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_bytes, write_text
-from ..errors import NotFittable, ScalingLabError
-from ..fit.result import FitResult
+from ..errors import ScalingLabError
+from ..fit.every import FITS_FILE, REPORT_BOOTSTRAP, fit_study_laws
+from ..fit.fitfile import load_fit, read_fits
 from ..published import LAWS as PUBLISHED
 from . import plots, read_summary
 
@@ -61,21 +62,18 @@ def _fmt_ci(value, ci) -> str:
     return f"{value:.5g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
 
 
-FITS_FILE = "fits.json"  # every law the study's runs allow, fitted once by `run` (report draws from it)
-REPORT_BOOTSTRAP = 200
-
-
 def study_inputs(study_dir: Path, summary: dict | None = None, *, refit: bool = False) -> dict:
     """What a report needs from a finished study directory: its store, Approach 3 fit, summary and the
-    saved fits of every other law (``refit``, or a study without fits.json: the report fits them)."""
+    saved fits of every other law (``refit``: fitted again first, fit/every.py, and saved)."""
     from ..store import SQLiteStore
     summary = read_summary(study_dir) if summary is None else summary
     store = SQLiteStore.open(study_dir / "study.sqlite", readonly=True)
-    fit = FitResult.load(study_dir / "fit.json") if (study_dir / "fit.json").exists() else None
+    fit = load_fit(study_dir / "fit.json", "chinchilla:3") if (study_dir / "fit.json").exists() else None
     fits_path = study_dir / FITS_FILE
-    saved = None
-    if fits_path.exists() and not refit:
-        from ..fit.base import read_fits
+    if fit is not None and (refit or not fits_path.exists()) and summary.get("kind") != "batch-sweep":
+        fit_study_laws(study_dir, store.curve_table(), fit)  # fitted once, kept for the next report
+    saved = ([], [])
+    if fits_path.exists():
         fits, skipped = read_fits(fits_path)
         saved = ([f for f in fits if f.key != "chinchilla:3"], skipped)
     return {"fits": saved, "curve_laws": curve_section(study_dir, store),
@@ -93,8 +91,7 @@ def curve_section(study_dir: Path, store) -> dict | None:
     run's length and peak LR."""
     import json
 
-    from ..fit.base import read_fits
-    from ..fit.schedule_laws import curves_of_runs
+    from ..fit.curvelaws import curves_of_runs
     from ..plan.schedules import per_step
     path = study_dir / "curvefits.json"
     if not path.exists():
@@ -121,22 +118,16 @@ def curve_section(study_dir: Path, store) -> dict | None:
 def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> Path:
     """Write report.html and one PNG per figure into out_dir; returns the page's path.
 
-    Every law the data allow is fitted here (``fit_every``, as `scalinglab fit --law all`), with
-    ``bootstrap`` resamples for its intervals; Approach 3 comes from ``inputs["fit3"]`` (the study's own).
+    The page draws what was fitted (fit/every.py): ``inputs["fits"]`` (fits, skipped) of every law the data
+    allow, with ``bootstrap`` resamples each, and Approach 3 from ``inputs["fit3"]`` (the study's own).
     """
-    from ..fit.all_laws import fit_every, plan_fits
-    from ..fit.approaches import isoflop_minima
-    from ..fit.curves import prepare
+    from ..fit.chinchilla.approach1_2 import isoflop_minima
+    from ..fit.core.curves import prepare
     out_dir.mkdir(parents=True, exist_ok=True)
     fit3 = inputs.get("fit3")
     table = inputs["curves"] if inputs.get("curves") is not None else inputs["finals"]
     finals, curves, _ = prepare(table)  # canonical columns; curves None without run_id/step
     finals = finals.assign(C=finals["C"] if "C" in finals else 6 * finals["N"] * finals["D"])
-
-    def approach3(_):
-        if fit3 is None:
-            raise NotFittable("no Approach 3 fit for this table (a batch sweep has none)")
-        return fit3
     flop_axis = plots.FlopAxis(finals)
     six_nd = 6 * finals["N"] * finals["D"]
     c_lo = float(six_nd.min())
@@ -164,11 +155,8 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> 
         "sources": lambda: plots.source_losses(inputs.get("curves")),
     }
     with _FiguresInChild(static) as aside:
-        if inputs.get("fits") is not None:  # fitted once, when the study ran: drawn, not refitted
-            fits, skipped = inputs["fits"]
-            fits = ([fit3] if fit3 is not None else []) + list(fits)
-        else:
-            fits, skipped = fit_every(table, plan_fits("all"), approach3=approach3, bootstrap=bootstrap)
+        fits, skipped = inputs["fits"]
+        fits = ([fit3] if fit3 is not None else []) + list(fits)
         by = {f.key: f for f in fits}
         alloc = [("Approach 3", fit3, True)] if fit3 is not None else []
         alloc += [(f"Approach {a}", by[f"chinchilla:{a}"], False)
@@ -219,18 +207,6 @@ FIGURES = (  # (file, title) in page order
     ("curve_estimates", "Final loss estimated from the first 30% / 50% of each run"),
     ("schedules", "The largest model under other LR schedules (predicted)"),
     ("sources", "Validation loss per source (fit one with `scalinglab fit STUDY --loss-col SOURCE`)"))
-
-
-def fit_all(study_dir: Path, table, fit3, *, bootstrap: int = REPORT_BOOTSTRAP) -> Path:
-    """Fit every law the study's curves allow (Approach 3 is the study's own) and save them, with their
-    bootstrap draws and points, as STUDY_DIR/fits.json: what `report` draws from."""
-    from ..fit.all_laws import fit_every, plan_fits
-    from ..fit.base import FORMAT_MANY, VERSION
-    from ..jsonsafe import dumps
-    fits, skipped = fit_every(table, plan_fits("all"), approach3=lambda _: fit3, bootstrap=bootstrap)
-    return write_text(study_dir / FITS_FILE, dumps({"format": FORMAT_MANY, "version": VERSION,
-                                                     "fits": [f.to_dict() for f in fits],
-                                                     "skipped": skipped}))
 
 
 def _draw(make) -> tuple[str, bytes | str]:

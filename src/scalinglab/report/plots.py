@@ -87,7 +87,7 @@ def learning_curves(curves: pd.DataFrame | None) -> plt.Figure:
     left)."""
     if curves is None or curves.empty:
         raise MissingData("no learning curves in this study (a table without run_id and step)")
-    from ..fit.curves import envelope
+    from ..fit.core.curves import envelope
     fig, axes = _subplots(1, 2, figsize=(11, 4.2))
     colours = _size_colours(curves["N"])
     for rid, g in curves.groupby("run_id"):

@@ -197,7 +197,7 @@ def estimate_due(estimates: list, fraction: float) -> bool:
 
 def _estimate(spec: RunSpec, peak_lr: float, curve: list, reference: dict | None = None) -> dict:
     """The run's final loss estimated from its probe curve so far (fit/schedule_laws.py)."""
-    from ..fit.schedule_laws import Curve, CurveFit, estimate_final
+    from ..fit.curvelaws import Curve, CurveFit, estimate_final
     from ..plan import schedules
     pts = [p for p in curve if p["step"] > schedules.warmup_of(spec) + 1]
     if len(pts) < 8:

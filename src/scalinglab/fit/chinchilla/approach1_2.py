@@ -12,12 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import NotFittable
-from .base import data_range
-from .curves import Envelope, need_curves, prepare
-from .curves import budgets as budget_of
-from .lawfit import LawFit, percentile_intervals
-from .verdict import EXPONENT_MIN, judge
+from ...errors import NotFittable
+from ..core.base import data_range
+from ..core.curves import Envelope, need_curves, prepare
+from ..core.curves import budgets as budget_of
+from ..core.lawfit import LawFit
+from ..core.robust import percentile_intervals
+from ..core.verdict import EXPONENT_MIN, judge
 
 FORM = "N_opt = k_N C^a, D_opt = k_D C^b"
 FAR_OUTSIDE = 1.5  # an IsoFLOP minimum further than this factor beyond a budget's sizes is not measured
@@ -70,7 +71,12 @@ def _result(approach, params, objective, n_runs, n_points, draws, level, bootstr
                             "cite": "Hoffmann et al. 2022, arXiv 2203.15556, §3." + approach, "inputs": ["C"],
                             "points_are": points_are, "data_range": data_range(C=points["C"].to_numpy())},
                   draws=np.array([[d[k] for k in params] for d in draws]) if draws else None, level=level,
-                  points=points)
+                  fn=allocation_fn, points=points)
+
+
+def allocation_fn(X, p):
+    """Approaches 1 and 2 fitted N_opt at C: what their residuals are taken on."""
+    return p["k_N"] * X["C"] ** p["a"]
 
 
 # ---- Approach 1 -------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import contextlib
 import numpy as np
 import pandas as pd
 
-from ..errors import NotFittable, ScalingLabError
+from ...errors import NotFittable, ScalingLabError
 from . import table as runs_table
 
 ENVELOPE_POINTS = 1500  # Hoffmann et al. 2022 §3.1: "1500 logarithmically spaced FLOP values"

@@ -6,22 +6,22 @@ log L): summing, not averaging, matters, since the mean stops L-BFGS early (Besi
 """
 from __future__ import annotations
 
-import math
 from itertools import product
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..errors import NotFittable, ScalingLabError, plain
-from . import table as runs_table
-from .base import data_range
+from ...errors import NotFittable, ScalingLabError, plain
+from ..core import table as runs_table
+from ..core.base import data_range
+from ..core.robust import percentile_interval, residual_sd
+from ..core.threads import one_blas_thread
+from ..core.verdict import judge
 from .bootstrap import gradient_tolerance, refit_resamples
 from .objectives import THETA, FreeMask, RobustLoss, objective_and_grad_single
-from .result import Bootstrap, FitResult, derived_intervals
+from .result import PARAM_NAMES, FitResult, derived_intervals
 from .solver import RunData, default_grid, multistart, newton_polish, polish, value
-from .threads import one_blas_thread
-from .verdict import judge
 
 
 class ChinchillaFit:
@@ -112,8 +112,9 @@ class ChinchillaFit:
         converged = diag.pop("converged") and not diag["warnings"]
         self.result_ = FitResult(
             params=params, objective=value(theta, data, loss), n_runs=len(runs),
-            converged=converged, diagnostics=diag, ci=ci, bootstrap=boot,
-            settings={"loss": loss.name, "delta": loss.delta, "tau": loss.tau, "fixed_E": self.fixed_E,
+            converged=converged, diagnostics=diag, ci=ci, **boot,
+            settings={"seed": self.seed, "loss": loss.name, "delta": loss.delta, "tau": loss.tau,
+                      "fixed_E": self.fixed_E,
                       "n_column": source.get("N"),
                       "n_params_kind": runs_table.n_params_kind(source.get("N", "")),
                       "max_flops": float((6 * runs["N"] * runs["D"]).max()
@@ -222,7 +223,7 @@ class ChinchillaFit:
 
     def _bootstrap(self, theta, data, loss, free, runs):
         if not self.bootstrap:
-            return None, {}
+            return {}, {}
         if not (isinstance(self.bootstrap, (int, np.integer)) and self.bootstrap >= 2):
             raise ScalingLabError(f"bootstrap must be an integer >= 2 resamples, got {plain(self.bootstrap)}")
         if not 0 < self.ci_level < 1:
@@ -230,14 +231,17 @@ class ChinchillaFit:
         thetas, ok = refit_resamples(theta, data, loss, free, n_boot=int(self.bootstrap), seed=self.seed)
         draws = np.stack([_natural_arrays(thetas)[k] for k in ("E", "A", "B", "alpha", "beta")], axis=1)
         flops = self.ci_flops or 4.0 * float((runs["C"] if "C" in runs else 6 * runs["N"] * runs["D"]).max())
-        boot = Bootstrap(draws=draws, seed=self.seed, level=self.ci_level, flops=flops,
-                         n_converged=int(ok.sum()))
-        cols = boot.columns()
-        ci = {k: boot.interval(v) for k, v in cols.items()}
-        ci["a"] = boot.interval(cols["beta"] / (cols["alpha"] + cols["beta"]))
-        ci["b"] = boot.interval(cols["alpha"] / (cols["alpha"] + cols["beta"]))
-        ci.update(derived_intervals(boot, flops))
+        boot = {"draws": draws, "level": self.ci_level, "boot_flops": flops, "boot_converged": int(ok.sum())}
+        cols = dict(zip(PARAM_NAMES, draws.T))
+        ci = {k: self._interval(v) for k, v in cols.items()}
+        ci["a"] = self._interval(cols["beta"] / (cols["alpha"] + cols["beta"]))
+        ci["b"] = self._interval(cols["alpha"] / (cols["alpha"] + cols["beta"]))
+        ci.update(derived_intervals(draws, self.ci_level, flops))
         return boot, ci
+
+    def _interval(self, values: np.ndarray) -> tuple[float, float]:
+        lo, hi = percentile_interval(values, self.ci_level)
+        return float(lo), float(hi)
 
 
 AGREE_TOP = 5  # the best polished starts whose objectives must agree
@@ -288,6 +292,4 @@ def _residual_sd(theta: np.ndarray, data: RunData, n_free: int) -> float:
     the parameters fitted: the run-to-run scatter about the law when no seed repeats measure it."""
     a, alpha, b, beta, e = theta
     r = np.logaddexp(np.logaddexp(a - alpha * data.x, b - beta * data.y), e) - data.logL
-    r = r[data.w > 0]
-    mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
-    return mad * math.sqrt(len(r) / max(len(r) - n_free, 1))
+    return residual_sd(r[data.w > 0], n_free)

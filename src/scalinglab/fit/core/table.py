@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import ScalingLabError, plain
+from ...errors import ScalingLabError, plain
 
 # Looked up in this order, case-insensitively (DESIGN.md §6). Chinchilla counts all parameters, so a total
 # count is preferred over a non-embedding one when a table has both.

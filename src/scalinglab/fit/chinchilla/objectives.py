@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ScalingLabError
+from ...errors import ScalingLabError
 
 THETA = ("a", "alpha", "b", "beta", "e")
 LOSSES = ("huber", "mse", "asymmetric")

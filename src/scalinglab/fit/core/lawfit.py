@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import product
-from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from ..errors import NotFittable, ScalingLabError
-from .base import FitBase, data_range, draws_of
+from ...errors import NotFittable, ScalingLabError
+from .base import FitBase, data_range
+from .robust import huber, percentile_intervals, residual_sd
 from .threads import one_blas_thread
 from .verdict import E_FLOOR, judge
 
@@ -53,39 +53,17 @@ class LawFit(FitBase):
     variables. The queries and their intervals are FitBase's.
     """
 
-    law: str
-    approach: str
     form: str
-    params: Mapping[str, float]
-    objective: float
-    n_runs: int
-    n_points: int
-    converged: bool
     inputs: tuple[str, ...] = ()
     target: str = "loss"
-    ci: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    diagnostics: Mapping[str, object] = field(default_factory=dict)
-    settings: Mapping[str, object] = field(default_factory=dict)
-    draws: np.ndarray | None = field(default=None, repr=False, compare=False)  # (K, len(params))
-    level: float = 0.95
-    fn: Callable | None = field(default=None, repr=False, compare=False)
+    fn: Callable | None = field(default=None, repr=False, compare=False)  # the law; from the registry on load
     # the points it was fitted to (its inputs, "target", "run" index, and context columns such as C): what
-    # the report draws residuals and Kaplan Fig. 11 from; not saved
+    # the report draws residuals and Kaplan Fig. 11 from
     points: "pd.DataFrame | None" = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "params", MappingProxyType({k: float(v) for k, v in self.params.items()}))
-        ci = {k: (float(lo), float(hi)) for k, (lo, hi) in self.ci.items()}
-        object.__setattr__(self, "ci", MappingProxyType(ci))
-        object.__setattr__(self, "diagnostics", MappingProxyType(dict(self.diagnostics)))
-        object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
+        super().__post_init__()
         object.__setattr__(self, "inputs", tuple(self.inputs or self.settings.get("inputs", ())))
-        if self.draws is not None:
-            draws = np.asarray(self.draws, dtype=float).reshape(-1, len(self.params))
-            draws.setflags(write=False)
-            object.__setattr__(self, "draws", draws)
-        if self.fn is None:
-            object.__setattr__(self, "fn", law_function(self.law, self.approach, self.params))
 
     def _law_fn(self, X, P):
         if self.fn is None:
@@ -125,14 +103,10 @@ class LawFit(FitBase):
         return out
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "LawFit":
-        bs = d.get("bootstrap") or {}
-        return cls(law=d["law"], approach=str(d["approach"]), form=d["form"], params=d["params"],
-                   objective=float(d["objective"]), n_runs=int(d["n_runs"]), n_points=int(d["n_points"]),
-                   converged=bool(d["converged"]), inputs=tuple(d.get("inputs", ())),
-                   target=d.get("target", "loss"), ci=d.get("ci", {}),
-                   diagnostics=dict(d.get("diagnostics", {})) | {"warnings": list(d.get("warnings", ()))},
-                   settings=d.get("settings", {}), draws=draws_of(d), level=float(bs.get("level", 0.95)),
+    def from_dict(cls, d: Mapping, fn: Callable | None = None) -> "LawFit":
+        """A saved fit back; ``fn`` is its law's function (files keep names, not code: fit/registry.py)."""
+        return cls(**cls.fields_of(d), form=d["form"], inputs=tuple(d.get("inputs", ())),
+                   target=d.get("target", "loss"), fn=fn,
                    points=pd.DataFrame(d["points"]) if isinstance(d.get("points"), dict) else None)
 
     def summary(self) -> str:
@@ -152,36 +126,7 @@ class LawFit(FitBase):
         return self.summary()
 
 
-def law_function(family: str, approach: str, params: Mapping[str, float]) -> Callable | None:
-    """The function of a saved fit's law, from its family and approach (files keep names, not code)."""
-    if family == "kaplan":
-        from .kaplan import law
-        return law(approach, "E" in params).fn
-    if family == "bcrit":
-        from .kaplan import BCRIT
-        return BCRIT.fn
-    if family == "data-constrained":
-        from .data_constrained import LAW
-        return LAW.fn
-    if family == "chinchilla" and approach in ("1", "2"):
-        return allocation_fn
-    from .forms import FORMS
-    if family in FORMS and FORMS[family].law is not None:
-        return FORMS[family].law.fn
-    return None
-
-
-def allocation_fn(X, p):
-    """Approaches 1 and 2 fitted N_opt at C: what their residuals are taken on."""
-    return p["k_N"] * X["C"] ** p["a"]
-
-
 # ---- the shared robust fitter ---------------------------------------------------------------------------
-
-def _huber(r: np.ndarray, delta: float) -> np.ndarray:
-    a = np.abs(r)
-    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
-
 
 def _natural(law: Law, theta: np.ndarray) -> dict[str, np.ndarray]:
     return {p: (np.exp(theta[..., i]) if p in law.scales else theta[..., i])
@@ -225,7 +170,7 @@ def fit_law(law: Law, pts: Points, *, delta: float = 1e-3, n_polish: int = 6,
     for lo in range(0, len(grid), 512):
         th = grid[lo:lo + 512]
         r = _log_pred(law, th[:, None, :], X) - logy[None, :]  # (starts, points)
-        values[lo:lo + 512] = np.where(np.isfinite(r).all(axis=1), _huber(r, delta).sum(axis=1), np.inf)
+        values[lo:lo + 512] = np.where(np.isfinite(r).all(axis=1), huber(r, delta).sum(axis=1), np.inf)
     order = [i for i in np.argsort(values)[:n_polish] if np.isfinite(values[i])]
     if not order:
         raise NotFittable(f"{law.name}: no start gave a finite prediction on these points")
@@ -261,7 +206,7 @@ def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: 
     except (ValueError, FloatingPointError):
         return theta0, np.inf, False
     r = _log_pred(law, sol.x, X) - logy
-    val = float(_huber(r, delta).sum()) if np.isfinite(r).all() else np.inf
+    val = float(huber(r, delta).sum()) if np.isfinite(r).all() else np.inf
     return sol.x, val, sol.success
 
 
@@ -322,7 +267,7 @@ def refit_batched(law: Law, theta0: np.ndarray, samples: Sequence[Points], delta
         return np.where(np.isfinite(r), r, 1e3)
 
     def value(r):
-        return (w * _huber(r, delta)).sum(axis=1)
+        return (w * huber(r, delta)).sum(axis=1)
 
     theta = np.maximum(np.broadcast_to(theta0, (S, k)), lower).astype(float)
     r = resid(theta)
@@ -358,14 +303,6 @@ def rebuild_from(pts: "Points") -> Callable[[np.ndarray], "Points"]:
     """Resampling whole runs of a fixed point set (the points of a picked run, once per pick)."""
     by_run = {r: np.flatnonzero(pts.run == r) for r in np.unique(pts.run)}
     return lambda pick: pts.take(np.concatenate([by_run[r] for r in pick]))
-
-
-def percentile_intervals(draws: list[dict], level: float) -> dict[str, tuple[float, float]]:
-    if not draws:
-        return {}
-    tail = 100 * (1 - level) / 2
-    return {k: tuple(float(x) for x in np.nanpercentile([d[k] for d in draws], [tail, 100 - tail]))
-            for k in draws[0]}
 
 
 @one_blas_thread
@@ -466,12 +403,7 @@ def _range_of(law: Law, pts: Points) -> dict:
 
 def _residual_sd(law: Law, theta: np.ndarray, pts: Points) -> float:
     """Robust sd of the log residuals, scaled for the parameters fitted (as Approach 3's)."""
-    r = _log_pred(law, theta, pts.X) - np.log(pts.y)
-    r = r[np.isfinite(r)]
-    if len(r) == 0:
-        return float("nan")
-    mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
-    return mad * float(np.sqrt(len(r) / max(len(r) - len(law.params), 1)))
+    return residual_sd(_log_pred(law, theta, pts.X) - np.log(pts.y), len(law.params))
 
 
 def points_frame(pts: Points, context: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:

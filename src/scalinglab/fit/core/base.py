@@ -16,30 +16,69 @@ noise added in quadrature in log) and ``optimal_interval``. ``save``/``load_fit`
 from __future__ import annotations
 
 import json
-import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from types import MappingProxyType
+from typing import ClassVar, Mapping
 
 import numpy as np
 
-from ..atomic import write_text
-from ..errors import ScalingLabError
-from ..jsonsafe import dumps
+from ...atomic import write_text
+from ...errors import ScalingLabError
+from ...jsonsafe import dumps
+from .robust import percentile_interval, z
 
 FORMAT = "scalinglab.fit"
 FORMAT_MANY = "scalinglab.fits"
 VERSION = 2
 READS = (1, 2)  # version 1: Approach 3 files of scalinglab 0.1, read unchanged
-Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
+@dataclass(frozen=True, kw_only=True)
 class FitBase:
-    """Shared behaviour; subclasses set the fields and implement ``_law_fn`` / ``_allocate``."""
+    """What every fit is and answers. The fields are one shape for every law (saved by ``to_dict``, read back
+    by fit/fitfile.py); subclasses add the law (``_law_fn``, ``_allocate``) and how it prints."""
+
+    law: str  # the paper's family: chinchilla, kaplan, bcrit, data-constrained, a form, a whole-curve law
+    approach: str  # which fit within it: "3", "L(N,D)", "N=1.2e+06", ...
+    params: Mapping[str, float]
+    objective: float
+    n_runs: int  # the runs it saw
+    n_points: int  # the points it was fitted to: runs, curve evaluations, envelope samples, IsoFLOP minima
+    converged: bool  # a usable law (DESIGN §10), not only a stopped optimiser; why not: ``warnings``
+    ci: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    diagnostics: Mapping[str, object] = field(default_factory=dict)
+    settings: Mapping[str, object] = field(default_factory=dict)  # how it was fitted (seed included)
+    draws: np.ndarray | None = field(default=None, repr=False, compare=False)  # bootstrap (K, len(params))
+    level: float = 0.95  # of every interval
+
+    inputs: ClassVar[tuple[str, ...]] = ()
+    target: ClassVar[str] = "loss"
+
+    def __post_init__(self):
+        object.__setattr__(self, "params", MappingProxyType({k: float(v) for k, v in self.params.items()}))
+        object.__setattr__(self, "ci", MappingProxyType({k: (float(lo), float(hi)) for k, (lo, hi) in
+                                                         self.ci.items()}))
+        object.__setattr__(self, "diagnostics", MappingProxyType(_jsonable(dict(self.diagnostics))))
+        object.__setattr__(self, "settings", MappingProxyType(_jsonable(dict(self.settings))))
+        if self.draws is not None:
+            draws = np.asarray(self.draws, dtype=float).reshape(-1, len(self.params))
+            draws.setflags(write=False)
+            object.__setattr__(self, "draws", draws)
+
+    @staticmethod
+    def fields_of(d: Mapping) -> dict:
+        """The shared fields of a saved fit (``to_dict``), for a subclass's ``from_dict``."""
+        bs = d.get("bootstrap") or {}
+        return dict(law=d["law"], approach=str(d["approach"]), params=d["params"],
+                    objective=float(d["objective"]), n_runs=int(d["n_runs"]),
+                    n_points=int(d.get("n_points", d["n_runs"])), converged=bool(d["converged"]),
+                    ci=d.get("ci", {}), settings=d.get("settings", {}), draws=draws_of(d),
+                    level=float(bs.get("level", 0.95)),
+                    diagnostics={"not_identified": list(d.get("not_identified", ()))}
+                    | dict(d.get("diagnostics", {})) | {"warnings": list(d.get("warnings", ()))})
 
     # -- what the fit is --------------------------------------------------------------------------------
-    inputs: tuple[str, ...] = ()
-    target: str = "loss"
-
     @property
     def key(self) -> str:
         """A short unique name: ``chinchilla:3``, ``kaplan:L(N,D)+E``, ``bcrit:noise scale``."""
@@ -72,15 +111,6 @@ class FitBase:
         if self.target == "B_crit":
             return ("B_crit",)
         return ("loss", "optimal") if set(self.inputs) == {"N", "D"} else ("loss",)
-
-    @property
-    def draws(self) -> np.ndarray | None:
-        """Bootstrap parameter draws (K, len(params)) in params' order, or None without a bootstrap."""
-        raise NotImplementedError
-
-    @property
-    def level(self) -> float:
-        raise NotImplementedError
 
     @property
     def n_params_kind(self) -> str:
@@ -161,14 +191,14 @@ class FitBase:
         P = {k: col.reshape((-1,) + (1,) * len(shape)) for k, col in self.draw_columns().items()}
         with np.errstate(all="ignore"):
             values = self._law_fn(Xb, P)
-        lo, hi = _percentiles(values, self.level)
+        lo, hi = percentile_interval(values, self.level)
         if kind == "prediction":
             sd, _ = self.noise_sd()
             sd = np.hypot(sd, self.extrapolation_sd(X))
-            z = _z(self.level)
+            spread = z(self.level)
             with np.errstate(all="ignore"):
-                down = np.hypot(np.maximum(np.log(mid / lo), 0.0), z * sd)
-                up = np.hypot(np.maximum(np.log(hi / mid), 0.0), z * sd)
+                down = np.hypot(np.maximum(np.log(mid / lo), 0.0), spread * sd)
+                up = np.hypot(np.maximum(np.log(hi / mid), 0.0), spread * sd)
             lo, hi = mid * np.exp(-down), mid * np.exp(up)
         return (float(lo), float(hi)) if np.ndim(lo) == 0 else (lo, hi)
 
@@ -182,9 +212,9 @@ class FitBase:
         P = {k: col.reshape((-1,) + (1,) * C.ndim) for k, col in self.draw_columns().items()}
         with np.errstate(all="ignore"):
             n, d = self._allocate(C[None, ...], P)
-            out = {"N_opt": _percentiles(n, self.level), "D_opt": _percentiles(d, self.level)}
+            out = {"N_opt": percentile_interval(n, self.level), "D_opt": percentile_interval(d, self.level)}
             if "loss" in self.answers:
-                out["L_opt"] = _percentiles(self._law_fn({"N": n, "D": d}, P), self.level)
+                out["L_opt"] = percentile_interval(self._law_fn({"N": n, "D": d}, P), self.level)
         scalar = C.ndim == 0
         return {k: ((float(lo), float(hi)) if scalar else (lo, hi)) for k, (lo, hi) in out.items()}
 
@@ -206,8 +236,8 @@ class FitBase:
 
     # -- files ------------------------------------------------------------------------------------------
     def _common_tail(self, out: dict, draws: bool, **bootstrap) -> dict:
-        """The to_dict keys every LawFit-like result shares after its own: ci, warnings, diagnostics,
-        settings and the bootstrap draws (``bootstrap``: extra keys of that entry)."""
+        """The to_dict keys every result shares after its own: ci, warnings, diagnostics, settings and the
+        bootstrap draws (``bootstrap``: extra keys of that entry)."""
         if self.ci:
             out["ci"] = {k: list(v) for k, v in self.ci.items()}
         out["warnings"] = list(self.warnings)
@@ -267,31 +297,19 @@ def numeric_optimum(loss_fn, C: np.ndarray, P: Mapping[str, np.ndarray], n_grid:
     return n, C / (6.0 * n)
 
 
-def _percentiles(values: np.ndarray, level: float):
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.nanpercentile(values, [tail, 100 - tail], axis=0)
-    return lo, hi
+def _jsonable(obj):
+    """numpy scalars inside a fit's diagnostics and settings as plain Python numbers."""
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
 
 
-def _z(level: float) -> float:
-    from scipy.stats import norm
-    return float(norm.ppf(0.5 + level / 2)) if level != 0.95 else Z95
-
-
-def fit_from_dict(d: Mapping) -> FitBase:
-    """Any fit's to_dict() back into its result (Approach 3 a FitResult, a whole-curve law a CurveFit,
-    every other law a LawFit)."""
-    if d.get("law") in ("multi-power", "lr-annealing"):
-        from .schedule_laws import CurveFit
-        return CurveFit.from_dict(d)
-    if d.get("law", "chinchilla") == "chinchilla" and str(d.get("approach", "3")) == "3":
-        from .result import FitResult
-        return FitResult.from_dict(d)
-    from .lawfit import LawFit
-    return LawFit.from_dict(d)
-
-
-def _read(path: Path) -> dict:
+def read_doc(path: Path) -> dict:
+    """A fit file's JSON document, checked: a scalinglab fit file of a version this code reads."""
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
@@ -307,50 +325,3 @@ def _read(path: Path) -> dict:
         raise ScalingLabError(f"{path} is a fit file of version {doc.get('version')!r}; this scalinglab "
                               f"reads versions {', '.join(map(str, READS))}: refit with `scalinglab fit`")
     return doc
-
-
-def load_fits(path: str | Path) -> list[FitBase]:
-    """Every fit in a file written by ``save`` (one) or ``fit --law all --out`` (several)."""
-    return read_fits(path)[0]
-
-
-def read_fits(path: str | Path) -> tuple[list[FitBase], list[dict]]:
-    """(fits, skipped): every fit in the file and, for a file of several, the laws it could not fit."""
-    path = Path(path)
-    doc = _read(path)
-    entries = doc["fits"] if doc["format"] == FORMAT_MANY else [doc]
-    fits = []
-    for d in entries:
-        try:
-            fit = fit_from_dict(d)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ScalingLabError(f"{path} is not a valid fit file: bad or missing field {exc}") from None
-        if not all(math.isfinite(v) for v in fit.params.values()):
-            raise ScalingLabError(f"{path} is not a valid fit file: non-finite parameters in {fit.key}")
-        fits.append(fit)
-    if not fits:
-        raise ScalingLabError(f"{path} holds no fits")
-    skipped = doc.get("skipped", []) if isinstance(doc.get("skipped", []), list) else []
-    return fits, skipped
-
-
-def load_fit(path: str | Path, select: str | None = None) -> FitBase:
-    """One fit from a file: the only one, or the one whose key (``chinchilla:3``, ``kaplan:L(N,D)+E``, or
-    just the approach, ``3``, ``L(N,D)``) is ``select``; a file of several without ``select`` gives
-    Approach 3 when it holds it."""
-    fits = load_fits(path)
-    if select is None:
-        if len(fits) == 1:
-            return fits[0]
-        chosen = [f for f in fits if f.key == "chinchilla:3"]
-    else:  # the full key, else the part after the colon, else the approach
-        chosen = next((c for c in ([f for f in fits if f.key == select],
-                                   [f for f in fits if f.key.split(":", 1)[1] == select],
-                                   [f for f in fits if f.approach == select]) if c), [])
-    if len(chosen) != 1:
-        keys = ", ".join(f.key for f in fits)
-        what = (f"no fit {select!r}" if not chosen else f"several fits matching {select!r}") if select else \
-            "several fits"
-        raise ScalingLabError(f"{path} holds {what}; choose one with `select` KEY: {keys}",
-                              params=("select",))
-    return chosen[0]
