@@ -1,9 +1,9 @@
 """Queries over a law, published or fitted: the compute-optimal plan for a budget, the loss of a model.
 
-A law is a PublishedLaw or any fit (fit/base.py): each says what it ``answers`` ("loss", "optimal"), and a
-query it cannot answer, or a fit that did not converge, is refused with one line that says why. Every answer
-carries its warnings: how far it extrapolates beyond the data the law was fitted on, and where no shape of
-the model family is near the size asked for.
+A law is a PublishedLaw or any fit: both implement ScalingLaw (fit/core/base.py). Each says what it
+``answers`` ("loss", "optimal"), and a query it cannot answer, or a fit that did not converge, is refused
+with one line that says why. Every answer carries its warnings: how far it extrapolates beyond the data the
+law was fitted on, and where no shape of the model family is near the size asked for.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from .errors import ScalingLabError
-from .fit.core.base import FitBase
+from .fit.core.base import ScalingLaw
 from .fit.fitfile import load_fit, load_fits
 from .model.accounting import param_breakdown
 from .model.family import family_shapes, shape_for_params
@@ -52,39 +52,39 @@ def _positive(param: str, value: float, what: str = "") -> float:
     return float(value)
 
 
-def law_name(law) -> str:
+def law_name(law: ScalingLaw) -> str:
     """A published law's name, or ``fit:KEY`` (with the form `--law auto` chose and why)."""
-    name = getattr(law, "name", None) or f"fit:{law.key}"
-    chosen = (getattr(law, "settings", None) or {}).get("selection") or {}
+    name = law.name
+    chosen = law.settings.get("selection") or {}
     if chosen.get("chosen"):
         name += f" (law auto: the {chosen['chosen']} form, {chosen.get('why', 'chosen by backtest')})"
     return name
 
 
-def usable(law, query: str, allow_unconverged: bool = False) -> list[str]:
+def usable(law: ScalingLaw, query: str, allow_unconverged: bool = False) -> list[str]:
     """Refuse a query the law cannot answer or a fit that did not converge; returns the warnings to carry."""
     if query not in law.answers:
         what = {"optimal": "a compute-optimal plan (`flops`)",
                 "loss": "the loss of a model (`n_params`, `n_tokens`)"}
         can = " and ".join(what.get(a, a) for a in law.answers) or "nothing plan asks"
-        raise ScalingLabError(f"{law_name(law)} ({getattr(law, 'formula', law.form)}) cannot give "
+        raise ScalingLabError(f"{law_name(law)} ({law.form}) cannot give "
                               f"{what[query]}; it answers {can}", params=("flops", "n_params", "n_tokens"))
-    if query == "loss" and set(getattr(law, "inputs", ("N", "D"))) != {"N", "D"}:
-        raise ScalingLabError(f"{law_name(law)} ({getattr(law, 'formula', law.form)}) needs "
+    if query == "loss" and set(law.inputs) != {"N", "D"}:
+        raise ScalingLabError(f"{law_name(law)} ({law.form}) needs "
                               f"{', '.join(law.inputs)}, not only N and D")
-    if isinstance(law, FitBase) and not law.converged:
+    if not law.converged:
         why = "; ".join(law.warnings) or "the optimiser did not converge"
         if not allow_unconverged:
             raise ScalingLabError(f"{law_name(law)} did not converge ({why}): refit, or pass "
                                   "`allow_unconverged` to plan with it anyway", params=("allow_unconverged",))
         return [f"the fit did not converge: {why}"]
-    return [f"not identified (the prediction holds): {n}" for n in getattr(law, "not_identified", ())]
+    return [f"not identified (the prediction holds): {n}" for n in law.not_identified]
 
 
 def _extrapolation(law, **values) -> tuple[dict, list[str]]:
     """How far each queried value lies beyond the range of the data the fit saw (factor > 1), with
     warnings."""
-    data = (getattr(law, "settings", None) or {}).get("data_range") or {}
+    data = law.settings.get("data_range") or {}
     factors, warnings = {}, []
     for name, v in values.items():
         if name not in data or v is None:
@@ -100,11 +100,11 @@ def _extrapolation(law, **values) -> tuple[dict, list[str]]:
 
 
 def _shape_context(law, vocab_size, n_ctx) -> tuple[int, int, str]:
-    s = getattr(law, "settings", None) or {}
-    vocab = vocab_size or s.get("vocab_size") or getattr(law, "vocab_size", None) or 32000
-    ctx = n_ctx or s.get("n_ctx") or getattr(law, "n_ctx", None) or 2048
-    source = ("given" if vocab_size or n_ctx else "the study's" if s.get("vocab_size") else
-              "the law's" if getattr(law, "vocab_size", None) else "default")
+    s = law.settings
+    vocab = vocab_size or s.get("vocab_size") or 32000
+    ctx = n_ctx or s.get("n_ctx") or 2048
+    source = ("given" if vocab_size or n_ctx else s.get("vocab_from", "the study's") if s.get("vocab_size")
+              else "default")
     return int(vocab), int(ctx), source
 
 
@@ -122,7 +122,7 @@ def _shape(n_opt: float, kind: str, vocab: int, ctx: int) -> tuple[dict, list[st
     return out, warnings
 
 
-def plan_budget(law, flops: float, *, vocab_size: int | None = None, n_ctx: int | None = None,
+def plan_budget(law: ScalingLaw, flops: float, *, vocab_size: int | None = None, n_ctx: int | None = None,
                 allow_unconverged: bool = False) -> dict:
     """Compute-optimal n_params, n_tokens (and loss, when the law gives one) for ``flops``, with a model
     shape of that size in the study's vocabulary and context for a study fit."""
@@ -139,10 +139,10 @@ def plan_budget(law, flops: float, *, vocab_size: int | None = None, n_ctx: int 
     out = {"law": law_name(law), "flops": C, "n_params": n_opt, "n_tokens": d_opt}
     if "loss" in law.answers:
         out["loss"] = float(law.predict(n_opt, d_opt))
-    elif getattr(law, "optimal_loss", None) and law.optimal_loss(C) is not None:
+    elif law.optimal_loss(C) is not None:
         out["loss"] = float(law.optimal_loss(C))
     out["tokens_per_param"] = d_opt / n_opt
-    if getattr(law, "note", ""):
+    if law.note:
         out["note"] = law.note
     factors, extra = _extrapolation(law, C=C)
     warnings += extra
@@ -155,7 +155,7 @@ def plan_budget(law, flops: float, *, vocab_size: int | None = None, n_ctx: int 
         out["shape"], extra = _shape(n_opt, kind, vocab, ctx)
         out["shape"]["context_from"] = source
         warnings += extra
-    interval = law.optimal_interval(C) if isinstance(law, FitBase) else None
+    interval = law.optimal_interval(C)
     if interval is not None:
         out["interval"] = {"n_params": list(interval["N_opt"]), "n_tokens": list(interval["D_opt"])}
         if "L_opt" in interval:
@@ -167,7 +167,7 @@ def plan_budget(law, flops: float, *, vocab_size: int | None = None, n_ctx: int 
     return out
 
 
-def plan_in_family(law, flops: float, cfg, vocab_size: int, min_steps: int = 1) -> dict:
+def plan_in_family(law: ScalingLaw, flops: float, cfg, vocab_size: int, min_steps: int = 1) -> dict:
     """The plan a study makes for ``flops`` (its held-out run, its allocations, `plan --law STUDY_DIR`):
     the budget spent in the study's own FLOP count (Appendix F) on the model family's shape the law puts
     lowest; not the closed form of C = 6ND, which differs from it by 1.1-1.8x at small shapes."""
@@ -214,7 +214,7 @@ def plan_budget_in_study(study_dir: str | Path, law, flops: float, *,
     return out | {"extrapolation": out["flops"] / largest, "warnings": warnings}
 
 
-def plan_point(law, n_params: float, n_tokens: float, *, allow_unconverged: bool = False) -> dict:
+def plan_point(law: ScalingLaw, n_params: float, n_tokens: float, *, allow_unconverged: bool = False) -> dict:
     """Predicted loss of a model of ``n_params`` trained on ``n_tokens``: the law's confidence interval and,
     for a fitted law, the prediction interval of one new run (run-to-run noise added)."""
     N = _positive("n_params", n_params)
@@ -222,19 +222,18 @@ def plan_point(law, n_params: float, n_tokens: float, *, allow_unconverged: bool
     warnings = usable(law, "loss", allow_unconverged)
     out = {"law": law_name(law), "n_params": N, "n_tokens": D, "loss": float(law.predict(N, D)),
            "tokens_per_param": D / N, "flops_6nd": 6 * N * D}
-    if isinstance(law, FitBase):
-        conf = law.predict_interval(N, D)
-        if conf is not None:
-            sd, source = law.noise_sd()
-            out["interval"] = list(conf)
-            out["prediction_interval"] = list(law.predict_interval(N, D, kind="prediction"))
-            out["interval_kinds"] = {
-                "interval": f"{100 * law.level:g}% bootstrap confidence interval of the law",
-                "prediction_interval": f"one new run: the law's interval with run-to-run noise sd {sd:.3g} "
-                                       f"(log loss, from {source})"
-                                       + (f" and the form's backtest error at this extrapolation, sd "
-                                          f"{float(law.extrapolation_sd({'N': N, 'D': D})):.3g}"
-                                          if law.extrapolation_sd({"N": N, "D": D}) else "")}
+    conf = law.predict_interval(N, D)
+    if conf is not None:
+        sd, source = law.noise_sd()
+        out["interval"] = list(conf)
+        out["prediction_interval"] = list(law.predict_interval(N, D, kind="prediction"))
+        out["interval_kinds"] = {
+            "interval": f"{100 * law.level:g}% bootstrap confidence interval of the law",
+            "prediction_interval": f"one new run: the law's interval with run-to-run noise sd {sd:.3g} "
+                                   f"(log loss, from {source})"
+                                   + (f" and the form's backtest error at this extrapolation, sd "
+                                      f"{float(law.extrapolation_sd({'N': N, 'D': D})):.3g}"
+                                      if law.extrapolation_sd({"N": N, "D": D}) else "")}
     factors, extra = _extrapolation(law, N=N, D=D)
     if factors:
         out["extrapolation"] = factors

@@ -45,80 +45,97 @@ class PublishedLaw:
     """A published law: loss(N, D) and the compute-optimal (N, D) for a budget, with its source.
 
     ``n_params_kind`` says which parameter count N is (Chinchilla: all parameters; Kaplan: non-embedding).
+    It implements the interface every law has (fit/core/base.py ScalingLaw).
     """
 
     name: str
-    form: str
+    kind: str  # "chinchilla" (eq. 2), "kaplan" (eq. 1.5 and Fig. 14), "rule" (D_opt = r N_opt)
     params: Mapping[str, float]
     citation: str
     n_params_kind: str
     vocab_size: int
     note: str = ""
     ci: Mapping = field(default_factory=dict)
-    bootstrap: None = None
+    settings: Mapping = field(default_factory=dict)  # no data range: nothing is extrapolated from here
+
+    # a published law is taken as printed: converged, no intervals, no noise model
+    inputs = ("N", "D")
+    converged = True
+    warnings: tuple[str, ...] = ()
+    not_identified: tuple[str, ...] = ()
+    level = 0.95
 
     def __post_init__(self):
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
-
-    inputs = ("N", "D")
+        known = {"vocab_size": self.vocab_size, "vocab_from": "the law's"}
+        object.__setattr__(self, "settings", MappingProxyType(known | dict(self.settings)))
 
     @property
     def answers(self) -> tuple[str, ...]:
-        return ("optimal",) if self.form == "rule" else ("loss", "optimal")
+        return ("optimal",) if self.kind == "rule" else ("loss", "optimal")
 
     @property
-    def formula(self) -> str:
+    def form(self) -> str:
         return {"chinchilla": "Approach 3: L = E + A/N^alpha + B/D^beta",
                 "kaplan": "L(N, D) eq. 1.5",
-                "rule": f"D_opt = {self.params.get('tokens_per_param', 0):g} N_opt, C = 6ND"}[self.form]
+                "rule": f"D_opt = {self.params.get('tokens_per_param', 0):g} N_opt, C = 6ND"}[self.kind]
 
     def predict(self, N, D) -> np.ndarray:
-        if self.form == "rule":
+        if self.kind == "rule":
             raise ScalingLabError(f"{self.name} is an allocation rule: it gives N_opt and D_opt, not a loss")
         p = self.params
-        if self.form == "chinchilla":
+        if self.kind == "chinchilla":
             return chinchilla_loss(N, D, **p)
         return kaplan_loss_nd(N, D, N_c=p["nd_N_c"], D_c=p["nd_D_c"], alpha_N=p["nd_alpha_N"],
                               alpha_D=p["nd_alpha_D"])
 
     def optimal(self, C) -> tuple[np.ndarray, np.ndarray]:
         p = self.params
-        if self.form == "rule":  # C = 6 N D with D = r N
+        if self.kind == "rule":  # C = 6 N D with D = r N
             n_opt = np.sqrt(np.asarray(C, float) / (6.0 * p["tokens_per_param"]))
             return n_opt, p["tokens_per_param"] * n_opt
-        if self.form == "chinchilla":
+        if self.kind == "chinchilla":
             return chinchilla_optimal(C, A=p["A"], B=p["B"], alpha=p["alpha"], beta=p["beta"])
         n_opt = kaplan_n_opt(np.asarray(C, float) / PF_DAY, N_e=p["n_opt_coef"], exponent=p["n_opt_exponent"])
         return n_opt, np.asarray(C, float) / (6.0 * n_opt)
 
-    def predict_interval(self, N, D):
+    def optimal_loss(self, C):
+        return None
+
+    def predict_interval(self, N, D, kind: str = "confidence"):
         return None
 
     def optimal_interval(self, C):
         return None
 
+    def noise_sd(self) -> tuple[float, str]:
+        return 0.0, "none"
+
+    def extrapolation_sd(self, X) -> float:
+        return 0.0
+
 
 LAWS = {
-    "chinchilla": PublishedLaw(name="chinchilla", form="chinchilla", params=CHINCHILLA,
+    "chinchilla": PublishedLaw(name="chinchilla", kind="chinchilla", params=CHINCHILLA,
                                citation=HOFFMANN_2022 + ", §3.3", n_params_kind="total",
                                vocab_size=32000,
                                note="Hoffmann 2022 Approach 3, constants as printed (rounded): ~32B "
                                     "parameters at 5.76e23 FLOPs. Approaches 1 and 2 (and the Chinchilla "
                                     "model, 70B on 1.4T tokens) give ~20 tokens per parameter: the law "
                                     "chinchilla-20"),
-    "chinchilla-20": PublishedLaw(name="chinchilla-20", form="rule", params={"tokens_per_param": 20.0},
+    "chinchilla-20": PublishedLaw(name="chinchilla-20", kind="rule", params={"tokens_per_param": 20.0},
                                   citation=HOFFMANN_2022 + ", §3.1-3.2, Table 3 (~20 tokens per parameter)",
                                   n_params_kind="total", vocab_size=32000,
                                   note="Hoffmann 2022 Approaches 1 and 2 as a rule: D_opt = 20 N_opt "
                                        "(Table 3: 67B, 1.5T tokens at 5.76e23 FLOPs); no loss"),
-    "chinchilla-unrounded": PublishedLaw(name="chinchilla-unrounded", form="chinchilla",
+    "chinchilla-unrounded": PublishedLaw(name="chinchilla-unrounded", kind="chinchilla",
                                          params=CHINCHILLA_UNROUNDED, citation=HOFFMANN_2022 + ", §D.2",
                                          n_params_kind="total", vocab_size=32000,
                                          note="Hoffmann 2022 Approach 3 at full precision"),
-    "epoch": PublishedLaw(name="epoch", form="chinchilla", params=EPOCH,
+    "epoch": PublishedLaw(name="epoch", kind="chinchilla", params=EPOCH,
                           citation=BESIROGLU_2024, n_params_kind="total", vocab_size=32000,
                           note="refit of Hoffmann's Approach-3 data"),
-    "kaplan": PublishedLaw(name="kaplan", form="kaplan", params=KAPLAN,
+    "kaplan": PublishedLaw(name="kaplan", kind="kaplan", params=KAPLAN,
                            citation=KAPLAN_2020 + ", eq. (1.5), Table 2; N_opt from Fig. 14",
                            n_params_kind="nonembed", vocab_size=50257,
                            note="loss from L(N, D) eq. 1.5; allocation N_opt = 1.3e9 (C/PF-day)^0.73, "

@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     runs, _ = load_runs(DEMO_PATH)
     result = ChinchillaFit(bootstrap=args.bootstrap, ci_flops=args.flops).fit(runs).result_
-    truth = PublishedLaw(name="demo-truth", form="chinchilla", params=DEMO_TRUE,
+    truth = PublishedLaw(name="demo-truth", kind="chinchilla", params=DEMO_TRUE,
                          citation="scalinglab.simulate", n_params_kind="total", vocab_size=32000)
     fitted_plan = plan_budget(result, args.flops)
     true_plan = plan_budget(truth, args.flops)

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import ClassVar, Mapping
+from typing import ClassVar, Mapping, Protocol
 
 import numpy as np
 
@@ -32,6 +32,31 @@ FORMAT = "scalinglab.fit"
 FORMAT_MANY = "scalinglab.fits"
 VERSION = 2
 READS = (1, 2)  # version 1: Approach 3 files of scalinglab 0.1, read unchanged
+
+
+class ScalingLaw(Protocol):
+    """What `plan`, the study and the report ask of a law, fitted (FitBase) or published
+    (published.PublishedLaw): one interface, no probing for which it is."""
+
+    name: str  # how plan names it: a published law's name, ``fit:KEY`` for a fit
+    form: str  # its formula
+    inputs: tuple[str, ...]
+    answers: tuple[str, ...]  # "loss", "optimal", "B_crit", "curve"
+    converged: bool
+    warnings: tuple[str, ...]
+    not_identified: tuple[str, ...]
+    settings: Mapping[str, object]  # data_range, vocab_size, n_ctx, selection where known
+    n_params_kind: str  # "total" or "nonembed"
+    note: str
+    level: float
+
+    def predict(self, *args, **inputs) -> np.ndarray: ...
+    def optimal(self, C) -> tuple[np.ndarray, np.ndarray]: ...
+    def optimal_loss(self, C) -> np.ndarray | None: ...
+    def predict_interval(self, *args, kind: str = "confidence", **inputs): ...
+    def optimal_interval(self, C) -> dict | None: ...
+    def noise_sd(self) -> tuple[float, str]: ...
+    def extrapolation_sd(self, X: Mapping[str, np.ndarray]) -> np.ndarray | float: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +109,18 @@ class FitBase:
         """A short unique name: ``chinchilla:3``, ``kaplan:L(N,D)+E``, ``bcrit:noise scale``."""
         plus = "+E" if self.law == "kaplan" and "E" in self.params else ""
         return f"{self.law}:{self.approach}{plus}"
+
+    @property
+    def name(self) -> str:
+        return f"fit:{self.key}"
+
+    @property
+    def note(self) -> str:
+        return ""
+
+    def optimal_loss(self, C) -> np.ndarray | None:
+        """The loss at the compute optimum where the law gives it directly (Approach 2's L_opt); else None."""
+        return None
 
     @property
     def label(self) -> str:

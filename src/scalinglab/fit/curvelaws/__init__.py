@@ -16,5 +16,5 @@ from .fitter import fit_curves, objective
 from .result import CurveFit
 
 __all__ = ["ANNEALING_MOMENTUM", "LAWS", "LR_ANNEALING", "MULTI_POWER", "STUDY_POINTS", "Curve", "CurveFit",
-           "curves_from_table", "curves_of_runs", "estimate_final", "estimate_summary", "fit_curves", "leave_one_out_estimates",
-           "lr_annealing", "multi_power", "objective", "relative_errors"]
+           "curves_from_table", "curves_of_runs", "estimate_final", "estimate_summary", "fit_curves",
+           "leave_one_out_estimates", "lr_annealing", "multi_power", "objective", "relative_errors"]
