@@ -86,8 +86,8 @@ def test_a_piecewise_schedule_trains_with_a_probe_and_estimates_of_its_end(shard
     validation probe (the final one is the final eval, same windows); the final loss is estimated from the
     curve at 30%, 50%, 75% (here at once, not after 60 s): while the LR has not fallen the estimate is
     flagged, once it falls it is not, and the progress line gets the latest."""
-    from scalinglab.fit.curvelaws import fit_curves
-    from scalinglab.plan.schedules import lr_at, of_run
+    from scalinglab.fit.curvelaws import RunEstimator, fit_curves
+    from scalinglab.plan.schedules import lr_at, of_run, warmup_of
     from scalinglab.train import loop
     monkeypatch.setattr(loop, "ESTIMATE_AFTER_S", 0.0)
     monkeypatch.setattr(loop, "CURVE_TOKENS", 2048)  # a point every 2 steps
@@ -98,7 +98,7 @@ def test_a_piecewise_schedule_trains_with_a_probe_and_estimates_of_its_end(shard
     assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     assert "lr_points" not in RunSpec(shape=spec.shape, n_tokens=1000).to_dict()  # old run ids unchanged
     seen = []
-    res = train(spec, tmp_path, threads=1, shards=shards, progress=seen.append)
+    res = train(spec, tmp_path, threads=1, shards=shards, progress=seen.append, estimator=RunEstimator())
     assert res.status == "done" and len(res.curve) == 60
     for p in res.curve:
         assert p["lr"] == pytest.approx(lr_at(p["step"] - 1, peak=0.01, steps=120, warmup=10, min_frac=0,
@@ -121,7 +121,7 @@ def test_a_piecewise_schedule_trains_with_a_probe_and_estimates_of_its_end(shard
     whole = np.array([p["step"] - 1 for p in res.curve if p["step"] > 11])
     ref = fit_curves([Curve("ref", of_run(spec, 0.01), whole, np.array([p["probe"] for p in res.curve
                                                                           if p["step"] > 11]))], name="N=ref")
-    told = loop._estimate(spec, 0.01, res.curve[:18], ref.to_dict())
+    told = RunEstimator(ref.to_dict())(of_run(spec, 0.01), res.curve[:18], warmup_of(spec), spec.seed)
     assert told["decay_from"] == "multi-power:N=ref" and np.isfinite(told["final"])
     assert told["converged"] == ref.converged  # a flagged reference flags the estimate
     assert isinstance(CurveFit.from_dict(ref.to_dict()), CurveFit)

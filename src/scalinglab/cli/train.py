@@ -159,6 +159,7 @@ def schedule_fields(text: str, min_lr_frac: float | None, cooldown_frac: float) 
 
 def run(args) -> int:
     try:
+        from ..fit.curvelaws import RunEstimator
         from ..train import distributed
         from ..train.loop import train
     except ImportError:
@@ -189,7 +190,7 @@ def run(args) -> int:
     with lock:
         result = train(spec, out, device=args.device, threads=args.threads, shards=shards,
                        progress=None if args.json or rank else bar, fsdp=args.fsdp,
-                       compile_model=args.compile, curve_reference=reference)
+                       compile_model=args.compile, estimator=RunEstimator(reference))
     bar.close()
     if rank:  # rank 0 speaks for the run
         return {"interrupted": 3, "failed": 1}.get(result.status, 0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
+from ..fit.curvelaws.estimates import RunEstimator
 from ..plan.spec import RunSpec
 from ..train.result import RunResult
 
@@ -22,7 +23,8 @@ class Job:
     init_from: str | None = None
 
     def train_kwargs(self) -> dict:
-        return {"snapshot_at": self.snapshot_at, "init_from": self.init_from}
+        """TrainOptions fields of this job; its final loss estimated mid-run from its own curve."""
+        return {"snapshot_at": self.snapshot_at, "init_from": self.init_from, "estimator": RunEstimator()}
 
 
 class Executor(Protocol):

@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -26,22 +26,22 @@ from ..data.shards import Shards, spec_shards
 from ..errors import ScalingLabError
 from ..model.accounting import flops_per_token, memory_needed, param_breakdown
 from ..model.gpt import GPT
-from ..plan.schedules import warmup_of
+from ..plan.schedules import of_run, warmup_of
 from ..plan.spec import RunSpec
 from . import checkpoint, distributed, mfu
 from .optim import cooldown_start, default_lr, lr_at, param_groups
 from .result import RunResult, read_result, write_result
 
-# the dense training curve each run records (for fit/schedule_laws.py): at most CURVE_POINTS points, each
-# the mean raw batch loss over at least CURVE_TOKENS tokens (a point over ~3k tokens of the debug study
-# scattered by ~2%, burying the loss drops the curve laws fit) and the loss on a fixed probe of the
-# validation windows (CURVE_PROBE_TOKENS: the same text at every point, so the points differ only by the
-# weights, not by which documents a batch drew)
+# the dense training curve each run records (for the whole-curve laws, fit/curvelaws/): at most
+# CURVE_POINTS points, each the mean raw batch loss over at least CURVE_TOKENS tokens (a point over ~3k
+# tokens of the debug study scattered by ~2%, burying the loss drops the curve laws fit) and the loss on a
+# fixed probe of the validation windows (CURVE_PROBE_TOKENS: the same text at every point, so the points
+# differ only by the weights, not by which documents a batch drew)
 CURVE_POINTS, CURVE_TOKENS, CURVE_PROBE_TOKENS = 256, 16384, 4096
-# the final loss is estimated from the probe curve at these fractions of a run (fit/schedule_laws.py
-# estimate_final on at most ESTIMATE_POINTS of them: 1.5-3.5 s each on 2 busy cores; 45 s on 195 points), once
-# the run has trained ESTIMATE_AFTER_S seconds (so that the three cost under ~7%)
-ESTIMATE_AT, ESTIMATE_AFTER_S, ESTIMATE_POINTS = (0.3, 0.5, 0.75), 120.0, 64
+# the final loss is estimated from the probe curve at these fractions of a run (by the estimator the caller
+# hands in: fit/curvelaws RunEstimator, 1.5-3.5 s each on 2 busy cores), once the run has trained
+# ESTIMATE_AFTER_S seconds (so that the three cost under ~7%)
+ESTIMATE_AT, ESTIMATE_AFTER_S = (0.3, 0.5, 0.75), 120.0
 
 
 def resolve_device(device: str) -> str:
@@ -191,24 +191,8 @@ def estimate_due(estimates: list, fraction: float) -> bool:
     """Whether a run ``fraction`` through, with these estimates made, passed a mark (ESTIMATE_AT) it has no
     estimate for. An estimate counts for the marks up to 5% of the run past it: a run that passes
     ESTIMATE_AFTER_S at 74.97% estimates once there, not again a step later at 75%."""
-    mark = lambda frac: max((f for f in ESTIMATE_AT if f <= frac), default=0.0)
+    mark = lambda frac: max((f for f in ESTIMATE_AT if f <= frac), default=0.0)  # noqa: E731
     return mark(fraction) > max((mark(e["fraction"] + 0.05) for e in estimates), default=0.0)
-
-
-def _estimate(spec: RunSpec, peak_lr: float, curve: list, reference: dict | None = None) -> dict:
-    """The run's final loss estimated from its probe curve so far (fit/schedule_laws.py)."""
-    from ..fit.curvelaws import Curve, CurveFit, estimate_final
-    from ..plan import schedules
-    pts = [p for p in curve if p["step"] > schedules.warmup_of(spec) + 1]
-    if len(pts) < 8:
-        return {"step": curve[-1]["step"], "fraction": curve[-1]["step"] / spec.steps, "final": math.nan,
-                "interval": None, "converged": False, "warnings": ["fewer than 8 curve points past warm-up"],
-                "decay_from": "own curve"}
-    pts = pts[::-1][::-(-len(pts) // ESTIMATE_POINTS)][::-1]  # every k-th, ending with the latest
-    lr = schedules.of_run(spec, peak_lr)
-    return estimate_final(Curve("run", lr, np.array([p["step"] - 1 for p in pts]),
-                                np.array([p["probe"] for p in pts])), seed=spec.seed,
-                          reference=CurveFit.from_dict(reference) if reference else None)
 
 
 def _branch_state(spec: RunSpec, path: Path, peak_lr: float, warmup: int) -> dict | None:
@@ -223,272 +207,373 @@ def _branch_state(spec: RunSpec, path: Path, peak_lr: float, warmup: int) -> dic
     return state
 
 
-def train(spec: RunSpec, out_dir: str | Path, *, device: str = "auto", threads: int | None = None,
-          shards: Shards | None = None, progress: Callable[[dict], None] | None = None,
-          stop_after_steps: int | None = None, should_stop: Callable[[], bool] | None = None,
-          snapshot_at: tuple[int, ...] = (), init_from: str | Path | None = None,
-          fsdp: bool = False, compile_model: bool = False, curve_reference: dict | None = None) -> RunResult:
+Estimator = Callable[[np.ndarray, list, int, int], dict]  # (LR of every step, curve so far, warm-up, seed)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to train a run (not what: that is the RunSpec). Every field is optional.
+
+    ``stop_after_steps`` stops (as 'interrupted', checkpointed) after that many steps of this call: tests
+    use it to cut a run exactly where SIGTERM would. ``should_stop()``, asked between steps (at most 5
+    times a second), stops the same way: how a driver on another machine stops a run (run/ray.py).
+    ``snapshot_at`` / ``init_from``: WSD branching (``train``). ``fsdp`` shards the model over the
+    processes of a data-parallel run instead of replicating it (train/distributed.py). ``compile_model``:
+    the training forward and backward through torch.compile (on CPU 0.99-1.04x the eager speed after a
+    12-27 s compile: benchmarks/compile_speed.py); recorded in config.json, not part of the spec.
+    ``estimator(lr, curve, warmup, seed)``: the final loss estimated from the probe curve at ESTIMATE_AT
+    (fit/curvelaws RunEstimator; None: no estimates). The trainer imports nothing from fit/."""
+
+    device: str = "auto"
+    threads: int | None = None
+    shards: Shards | None = None
+    progress: Callable[[dict], None] | None = None
+    stop_after_steps: int | None = None
+    should_stop: Callable[[], bool] | None = None
+    snapshot_at: tuple[int, ...] = ()
+    init_from: str | Path | None = None
+    fsdp: bool = False
+    compile_model: bool = False
+    estimator: Estimator | None = None
+
+
+def train(spec: RunSpec, out_dir: str | Path, options: TrainOptions | None = None, **fields) -> RunResult:
     """Train one run into ``out_dir`` (config.json, checkpoint.pt, result.json); resume if interrupted.
+    ``options`` (or its fields by keyword: ``train(spec, out, threads=1)``) say how (TrainOptions).
 
     WSD branching: after each step in ``snapshot_at`` the state is also kept as
     ``out_dir/snapshots/step-S.pt``; a run given ``init_from`` (such a snapshot) and no checkpoint of its
     own starts there instead of at step 0, when the snapshot's run had the same branch key, peak LR and
     warm-up and the snapshot's step is not past this run's cool-down start: its numbers are then those of
     training it from scratch (the data of step s depend only on (seed, s)), for the price of its cool-down.
-
-    ``stop_after_steps`` stops (as 'interrupted', checkpointed) after that many steps of this call: tests
-    use it to cut a run exactly where SIGTERM would. ``should_stop()``, asked between steps (at most 5 times
-    a second), stops the same way: how a driver on another machine stops a run (run/ray.py).
-
-    Under torchrun (or Ray Train) the run is data-parallel over the world's processes; ``fsdp`` shards the
-    model over them instead of replicating it (train/distributed.py). ``compile_model``: the training
-    forward and backward through torch.compile (on CPU it measured 0.99-1.04x the eager speed after a
-    12-27 s compile: benchmarks/compile_speed.py); not part of the spec, recorded in config.json.
-    ``curve_reference``: a whole-curve fit (CurveFit.to_dict) whose parameters the in-training estimates
-    of the final loss keep, refitting only its scale to this run's curve (fit/schedule_laws.py
-    estimate_final); without one they use the run's own curve and are flagged until its LR falls.
+    Under torchrun (or Ray Train) the run is data-parallel over the world's processes.
     """
+    opts = options if options is not None else TrainOptions(**fields)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    done_path = out / "result.json"
-    prior = read_result(done_path, spec.run_id)
+    prior = read_result(out / "result.json", spec.run_id)
     if prior is not None and prior.status == "done":
         return prior
-    if threads:
-        torch.set_num_threads(threads)
-    group, device = distributed.join(resolve_device(device))
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    group, device = distributed.join(resolve_device(opts.device))
     try:
-        return _train(spec, out, device, threads, shards, progress, stop_after_steps, should_stop,
-                      snapshot_at, init_from, group, fsdp, compile_model, curve_reference)
+        return _Run(spec, out, opts, device, group).run()
     finally:
         distributed.leave(group)
 
 
-def _train(spec: RunSpec, out: Path, device: str, threads: int | None, shards: Shards | None,
-           progress, stop_after_steps, should_stop, snapshot_at, init_from,
-           group: distributed.Group | None, fsdp: bool, compile_model: bool,
-           curve_reference: dict | None = None) -> RunResult:
-    done_path = out / "result.json"
-    main = group is None or group.main  # the one process that writes files
-    world = group.world if group else 1
-    if spec.batch_size % world:
-        raise ScalingLabError(f"batch size {spec.batch_size} does not split over {world} processes: give a "
-                              "multiple of the process count")
-    shards = shards or spec_shards(spec)
-    shape = spec.shape
-    if shards.vocab_size != shape.vocab_size:
-        raise ScalingLabError(f"model vocab {shape.vocab_size} does not match tokenizer {shards.tokenizer} "
-                              f"({shards.vocab_size})")
-    if shards.train.size < shape.n_ctx + 2:
-        raise ScalingLabError(f"training split has {shards.train.size} tokens, fewer than one context of "
-                              f"{shape.n_ctx} (+1): give more data (at least {20 * (shape.n_ctx + 2)} "
-                              "tokens, as bytes or text, for the two splits)")
-    check_memory(shape, spec.batch_size // world, device, spec.precision)
-    if shards.validation.size < shape.n_ctx + 2:
-        raise ScalingLabError(f"validation split has {shards.validation.size} tokens, fewer than one context "
-                              f"of {shape.n_ctx}: give more data")
+@dataclass
+class _Progress:
+    """What a run has done so far: all a checkpoint restores."""
 
-    counts = param_breakdown(shape)
-    peak_lr = spec.lr or default_lr(shape.d_model)
-    steps, T, B = spec.steps, shape.n_ctx, spec.batch_size
-    warmup = warmup_of(spec)
-    flops_per_tok = flops_per_token(shape, "chinchilla")
-    evals_at = set(eval_steps(steps, spec.n_evals))
-    val_offsets = eval_offsets(shards.validation.size, T, spec.n_eval_tokens)
-    probe_offsets = eval_offsets(shards.validation.size, T, CURVE_PROBE_TOKENS)  # spread over the split
-    n_train = min(shards.train.size,
-                  spec.unique_tokens or shards.train.size)  # data-constrained: first U tokens
-    on_cuda = device.startswith("cuda")
-    autocast = torch.autocast("cuda" if on_cuda else "cpu", dtype=torch.bfloat16) \
-        if spec.precision == "bf16" else nullcontext()
+    step: int = 0
+    evals: list = field(default_factory=list)
+    noise: NoiseSums = field(default_factory=NoiseSums)
+    elapsed: float = 0.0
+    train_loss: float = math.nan
+    eval_time: float = 0.0
+    curve: list = field(default_factory=list)  # the dense training curve
+    window: list = field(default_factory=lambda: [0.0, 0])  # raw losses since its last point (sum, count)
+    estimates: list = field(default_factory=list)
 
-    peak = mfu.peak_flops(device, spec.precision) * world  # cached after the first run on this machine
-    torch.manual_seed(spec.seed)
-    model = GPT(shape).to(device)  # the same init on every rank (same seed)
-    ckpt_path = out / "checkpoint.pt"
-    state = checkpoint.load(ckpt_path, spec.run_id)
-    branched = None
-    if state is None and init_from is not None:
-        state = _branch_state(spec, Path(init_from), peak_lr, warmup)
-        branched = {"snapshot": str(init_from), "step": state["step"]} if state else None
-    if state is not None:
-        model.load_state_dict(state["model"])  # before sharding: every rank holds the full checkpoint
-    sharded = bool(group and fsdp)
-    net = distributed.wrap(model, group, sharded)  # DDP broadcasts rank 0's weights; FSDP keeps a shard
-    if compile_model:
-        net = torch.compile(net)  # compiled at the first step; evals run the eager model
-    # fused AdamW runs on CPU too in current torch: one kernel instead of a loop over ~40 tensors
-    opt = torch.optim.AdamW(param_groups(model, spec.weight_decay), lr=peak_lr,
-                            betas=(spec.beta1, spec.beta2), fused=True)
-    config_path = out / "config.json"
-    if main and (branched or not config_path.exists() or state is None):  # a resumed branch keeps its record
-        atomic.write_text(config_path, json.dumps(
-            {"run_id": spec.run_id, "spec": spec.to_dict(),
-             "resolved": {"lr": peak_lr, "steps": steps, "warmup": warmup, "device": device,
-                          "threads": threads, "processes": world,
-                          "data_parallel": "fsdp" if sharded else "ddp" if group else "none",
-                          "compiled": compile_model,
-                          "flops_per_token": flops_per_tok, "branched_from": branched,
-                          "corpus_fingerprint": shards.fingerprint,
-                          "validation_sources": list(shards.sources),
-                          **counts},
+    @classmethod
+    def from_state(cls, state: dict) -> "_Progress":
+        return cls(step=state["step"], evals=state["evals"], noise=NoiseSums(*state["noise"]),
+                   elapsed=state["elapsed"], train_loss=state["train_loss"], eval_time=state["eval_time"],
+                   curve=state.get("curve", []), window=state.get("window", [0.0, 0]),  # older: none
+                   estimates=state.get("estimates", []))
+
+    def state(self) -> dict:
+        return {"step": self.step, "evals": self.evals, "noise": self.noise.as_list(),
+                "elapsed": self.elapsed, "train_loss": self.train_loss, "curve": self.curve,
+                "window": self.window, "estimates": self.estimates, "eval_time": self.eval_time}
+
+
+class _Run:
+    """One call of ``train``: set up (check the data, build or restore the model and optimiser, write
+    config.json), then ``run`` the loop; every file is written by the main process only."""
+
+    def __init__(self, spec: RunSpec, out: Path, opts: TrainOptions, device: str,
+                 group: distributed.Group | None):
+        self.spec, self.out, self.opts, self.device, self.group = spec, out, opts, device, group
+        self.main = group is None or group.main  # the one process that writes files
+        self.world = group.world if group else 1
+        self.shards = opts.shards or spec_shards(spec)
+        self.shape = spec.shape
+        self._check_data()
+        self.counts = param_breakdown(self.shape)
+        self.peak_lr = spec.lr or default_lr(self.shape.d_model)
+        self.steps, self.T, self.B = spec.steps, self.shape.n_ctx, spec.batch_size
+        self.warmup = warmup_of(spec)
+        self.flops_per_tok = flops_per_token(self.shape, "chinchilla")
+        self.evals_at = set(eval_steps(self.steps, spec.n_evals))
+        self.val_offsets = eval_offsets(self.shards.validation.size, self.T, spec.n_eval_tokens)
+        # the probe: the same validation text at every curve point, spread over the split
+        self.probe_offsets = eval_offsets(self.shards.validation.size, self.T, CURVE_PROBE_TOKENS)
+        self.n_train = min(self.shards.train.size,
+                           spec.unique_tokens or self.shards.train.size)  # data-constrained: first U tokens
+        self.autocast = torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16) \
+            if spec.precision == "bf16" else nullcontext()
+        self.peak = mfu.peak_flops(device, spec.precision) * self.world  # cached after the first run here
+        self.ckpt_path = out / "checkpoint.pt"
+        self._build_model()
+        self.curve_every = max(1, self.steps // CURVE_POINTS, math.ceil(CURVE_TOKENS / (self.B * self.T)))
+        self.snapshot_at = {s for s in opts.snapshot_at if 0 < s < self.steps}
+        if self.snapshot_at and self.main:
+            (out / "snapshots").mkdir(exist_ok=True)
+
+    # -- set-up -----------------------------------------------------------------------------------------
+    def _check_data(self) -> None:
+        spec, shape, shards = self.spec, self.shape, self.shards
+        if spec.batch_size % self.world:
+            raise ScalingLabError(f"batch size {spec.batch_size} does not split over {self.world} processes: "
+                                  "give a multiple of the process count")
+        if shards.vocab_size != shape.vocab_size:
+            raise ScalingLabError(f"model vocab {shape.vocab_size} does not match tokenizer "
+                                  f"{shards.tokenizer} ({shards.vocab_size})")
+        if shards.train.size < shape.n_ctx + 2:
+            raise ScalingLabError(f"training split has {shards.train.size} tokens, fewer than one context of "
+                                  f"{shape.n_ctx} (+1): give more data (at least {20 * (shape.n_ctx + 2)} "
+                                  "tokens, as bytes or text, for the two splits)")
+        check_memory(shape, spec.batch_size // self.world, self.device, spec.precision)
+        if shards.validation.size < shape.n_ctx + 2:
+            raise ScalingLabError(f"validation split has {shards.validation.size} tokens, fewer than one "
+                                  f"context of {shape.n_ctx}: give more data")
+
+    def _build_model(self) -> None:
+        """The model (the same init on every rank: same seed), restored from this run's checkpoint or a
+        branch's snapshot, wrapped for data parallelism, its optimiser, and config.json."""
+        spec, opts = self.spec, self.opts
+        torch.manual_seed(spec.seed)
+        self.model = GPT(self.shape).to(self.device)
+        state = checkpoint.load(self.ckpt_path, spec.run_id)
+        branched = None
+        if state is None and opts.init_from is not None:
+            state = _branch_state(spec, Path(opts.init_from), self.peak_lr, self.warmup)
+            branched = {"snapshot": str(opts.init_from), "step": state["step"]} if state else None
+        if state is not None:
+            self.model.load_state_dict(state["model"])  # before sharding: every rank holds the whole
+        self.sharded = bool(self.group and opts.fsdp)
+        # DDP broadcasts rank 0's weights; FSDP keeps a shard
+        self.net = distributed.wrap(self.model, self.group, self.sharded)
+        if opts.compile_model:
+            self.net = torch.compile(self.net)  # compiled at the first step; evals run the eager model
+        # fused AdamW runs on CPU too in current torch: one kernel instead of a loop over ~40 tensors
+        self.opt = torch.optim.AdamW(param_groups(self.model, spec.weight_decay), lr=self.peak_lr,
+                                     betas=(spec.beta1, spec.beta2), fused=True)
+        config_path = self.out / "config.json"
+        if self.main and (branched or not config_path.exists() or state is None):  # a resumed branch keeps it
+            self._write_config(config_path, branched)
+        self.done = _Progress()
+        if state is not None:
+            optim = state["optim"]
+            self.opt.load_state_dict(distributed.sharded_like(optim, self.opt) if self.sharded else optim)
+            self.done = _Progress.from_state(state)
+
+    def _write_config(self, path: Path, branched: dict | None) -> None:
+        group, opts = self.group, self.opts
+        atomic.write_text(path, json.dumps(
+            {"run_id": self.spec.run_id, "spec": self.spec.to_dict(),
+             "resolved": {"lr": self.peak_lr, "steps": self.steps, "warmup": self.warmup,
+                          "device": self.device, "threads": opts.threads, "processes": self.world,
+                          "data_parallel": "fsdp" if self.sharded else "ddp" if group else "none",
+                          "compiled": opts.compile_model,
+                          "flops_per_token": self.flops_per_tok, "branched_from": branched,
+                          "corpus_fingerprint": self.shards.fingerprint,
+                          "validation_sources": list(self.shards.sources),
+                          **self.counts},
              "version": __version__}, indent=1))
-    step, evals, noise, elapsed, train_loss, eval_time = 0, [], NoiseSums(), 0.0, math.nan, 0.0
-    curve, window = [], [0.0, 0]  # dense training curve; the raw losses since its last point (sum, count)
-    estimates = []
-    curve_every = max(1, steps // CURVE_POINTS, math.ceil(CURVE_TOKENS / (B * T)))
-    if state is not None:
-        opt.load_state_dict(distributed.sharded_like(state["optim"], opt) if sharded else state["optim"])
-        step, evals, noise = state["step"], state["evals"], NoiseSums(*state["noise"])
-        curve, window = state.get("curve", []), state.get("window", [0.0, 0])  # older checkpoints: none
-        estimates = state.get("estimates", [])
-        elapsed, train_loss, eval_time = state["elapsed"], state["train_loss"], state["eval_time"]
-        del state
 
-    def save_checkpoint(path=ckpt_path, **ids):
-        weights, moments = model.state_dict(), opt.state_dict()
-        if sharded:  # gathered on every rank (a collective); the file is a replicated run's
-            weights, moments = distributed.gathered(weights), distributed.gathered(moments)
-        if not main:
+    # -- the loop ---------------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        opts, done = self.opts, self.done
+        if opts.should_stop is not None and opts.should_stop():  # stopped before it began: no checkpoint
+            return self.result("interrupted", "stopped before its first step; re-run to train it")
+        ran, self._asked = 0, 0.0
+        self.t_start = time.perf_counter() - done.elapsed
+        with _StopFlag() as flag:
+            while done.step < self.steps:
+                lr = lr_at(done.step, peak=self.peak_lr, steps=self.steps, warmup=self.warmup,
+                           min_frac=self.spec.min_lr_frac, schedule=self.spec.schedule,
+                           cooldown_frac=self.spec.cooldown_frac, points=self.spec.lr_points)
+                for pg in self.opt.param_groups:
+                    pg["lr"] = lr
+                loss = self._forward_backward()
+                if not math.isfinite(loss):
+                    return self._fail(f"non-finite training loss ({loss}) at step {done.step}")
+                self._update()
+                done.step += 1
+                ran += 1
+                done.train_loss = loss if math.isnan(done.train_loss) else 0.9 * done.train_loss + 0.1 * loss
+                done.window[0], done.window[1] = done.window[0] + loss, done.window[1] + 1
+                if (self.steps - done.step) % self.curve_every == 0:  # the final point is a whole window
+                    self._curve_point(lr)
+                if done.step in self.evals_at and not math.isfinite(self._evaluate(lr)):
+                    return self._fail(f"non-finite validation loss at step {done.step}")
+                done.elapsed = time.perf_counter() - self.t_start
+                self._report()
+                stop = self._stop_asked(flag, ran)
+                self._checkpoint(stop)
+                if stop and done.step < self.steps:
+                    return self.result("interrupted", "stopped (SIGTERM or by the driver); re-run to resume "
+                                                      "from the checkpoint")
+        return self._finish()
+
+    # -- one step ---------------------------------------------------------------------------------------
+    def _forward_backward(self) -> float:
+        """Forward and backward on this step's batch (this rank's share); the mean loss over the world.
+        Every ``noise_every`` steps the batch goes in two halves, and |g|^2 after the first is kept for the
+        noise scale (McCandlish et al. 2018 App. A.1)."""
+        spec, group, B, T = self.spec, self.group, self.B, self.T
+        offsets = batch_offsets(self.n_train, T, B, spec.seed, self.done.step)
+        if group:
+            offsets = offsets[group.batch_share(B)]
+        xy = torch.from_numpy(windows(self.shards.train, offsets, T)).to(self.device)
+        b = xy.shape[0]
+        self._measure = spec.noise_every and b >= 2 and self.done.step % spec.noise_every == 0
+        parts = (xy[:b // 2], xy[b // 2:]) if self._measure else (xy,)
+        loss_sum = 0.0
+        for i, part in enumerate(parts):
+            with self.autocast:
+                loss = self.net(part[:, :-1], part[:, 1:])
+            # DDP averages the ranks' gradients: each rank's mean over its slice -> the global mean
+            (loss * part.shape[0] / b).backward()
+            loss_sum += loss.item() * part.shape[0] / b
+            if self._measure and i == 0:  # (already averaged over the ranks' first halves)
+                g_small = _grad_sq(self.model, group if self.sharded else None)
+                self._g_small = g_small * (b / part.shape[0]) ** 2
+                self._b_small = self.world * (b // 2) * T
+        if group:
+            loss_sum = group.sum([loss_sum])[0] / self.world  # every rank sees the same loss (and NaN)
+        return loss_sum
+
+    def _update(self) -> None:
+        if self._measure:  # unbiased |G|^2 and tr(Sigma) from the two batch sizes
+            g_big, g_small = _grad_sq(self.model, self.group if self.sharded else None), self._g_small
+            b_small, b_big, noise = self._b_small, self.B * self.T, self.done.noise
+            noise.grad_sq += (b_big * g_big - b_small * g_small) / (b_big - b_small)
+            noise.trace_cov += (g_small - g_big) / (1 / b_small - 1 / b_big)
+            noise.count += 1
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+
+    # -- what a run records -----------------------------------------------------------------------------
+    def _curve_point(self, lr: float) -> None:
+        """A point of the dense curve (the window's mean training loss and the probe's loss) and, at an
+        ESTIMATE_AT mark, the estimate of the final loss."""
+        done = self.done
+        t_eval = time.perf_counter()
+        probe = evaluate(self.model, self.shards.validation, self.probe_offsets, self.T, self.device,
+                         self.autocast, group=self.group, lockstep=self.sharded)
+        done.eval_time += time.perf_counter() - t_eval
+        done.curve.append({"step": done.step, "lr": lr, "loss": done.window[0] / done.window[1],
+                           "probe": probe})
+        done.window = [0.0, 0]
+        due = estimate_due(done.estimates, done.step / self.steps)
+        if self.main and due and self.opts.estimator is not None and done.step < self.steps \
+                and time.perf_counter() - self.t_start >= ESTIMATE_AFTER_S:
+            t_est = time.perf_counter()
+            done.estimates.append(self.opts.estimator(of_run(self.spec, self.peak_lr), done.curve,
+                                                      self.warmup, self.spec.seed))
+            done.eval_time += time.perf_counter() - t_est
+
+    def _evaluate(self, lr: float) -> float:
+        """An eval row: the validation loss (per source too), bits per byte, and the noise scale since the
+        last eval. -> the validation loss."""
+        done, shards = self.done, self.shards
+        t_eval = time.perf_counter()
+        val = evaluate(self.model, shards.validation, self.val_offsets, self.T, self.device, self.autocast,
+                       group=self.group, lockstep=self.sharded, owner=shards.validation_source,
+                       n_sources=len(shards.sources))
+        per_source = {}
+        if shards.sources:
+            val, sums, seen = val
+            named = [(i, n) for i, n in enumerate(shards.sources) if seen[i]]
+            per_source = {"source_loss": {n: float(sums[i] / seen[i]) for i, n in named},
+                          "source_tokens": {n: int(seen[i]) for i, n in named}}
+        done.eval_time += time.perf_counter() - t_eval
+        tokens = done.step * self.B * self.T
+        done.evals.append({"step": done.step, "tokens": tokens, "flops": self.flops_per_tok * tokens,
+                           "train_loss": done.train_loss, "val_loss": val,
+                           "bits_per_byte": shards.bits_per_byte(val), "lr": lr, **done.noise.estimates(),
+                           **per_source})
+        done.noise = NoiseSums()
+        return val
+
+    def _report(self) -> None:
+        if self.opts.progress is None:
             return
-        checkpoint.save(path, {"run_id": spec.run_id, **ids, "model": weights,
-                               "optim": moments, "step": step, "evals": evals,
-                               "noise": noise.as_list(), "elapsed": elapsed, "train_loss": train_loss,
-                               "curve": curve, "window": window, "estimates": estimates,
-                               "eval_time": eval_time})
+        done = self.done
+        rate = done.step * self.B * self.T / max(done.elapsed - done.eval_time, 1e-9)
+        self.opts.progress({"step": done.step, "steps": self.steps, "train_loss": done.train_loss,
+                            "elapsed": done.elapsed, "tokens_per_s": rate,
+                            "mfu": rate * self.flops_per_tok / self.peak,
+                            "estimate": done.estimates[-1] if done.estimates else None})
 
-    snapshot_at = {s for s in snapshot_at if 0 < s < steps}
-    if snapshot_at and main:
-        (out / "snapshots").mkdir(exist_ok=True)
+    def _stop_asked(self, flag: _StopFlag, ran: int) -> bool:
+        opts = self.opts
+        stop = flag.stop or (opts.stop_after_steps is not None and ran >= opts.stop_after_steps)
+        # asked at most 5 times a second (a file's existence in the Ray executors): a stop asked for lands
+        # within ~0.2 s plus a step
+        if opts.should_stop is not None and not stop and time.perf_counter() - self._asked > 0.2:
+            self._asked = time.perf_counter()
+            stop = opts.should_stop()
+        if self.group:  # stop together (SIGTERM may reach one rank first), after the same step
+            stop = self.group.sum([float(stop)])[0] > 0
+        return stop
 
-    def result(status: str, reason: str = "") -> RunResult:
-        tokens = step * B * T
-        last = evals[-1] if evals else {}
-        rate = tokens / (elapsed - eval_time) if elapsed > eval_time else 0.0
-        return RunResult(run_id=spec.run_id, status=status, reason=reason,
+    def _checkpoint(self, stop: bool) -> None:
+        step = self.done.step
+        if step in self.snapshot_at:
+            self._save(self.out / "snapshots" / f"step-{step}.pt", branch_key=self.spec.branch_key,
+                       lr=self.peak_lr, warmup=self.warmup)
+        if step % self.spec.checkpoint_every == 0 or stop:
+            self._save(self.ckpt_path)
+
+    def _save(self, path: Path, **ids) -> None:
+        weights, moments = self.model.state_dict(), self.opt.state_dict()
+        if self.sharded:  # gathered on every rank (a collective); the file is a replicated run's
+            weights, moments = distributed.gathered(weights), distributed.gathered(moments)
+        if self.main:
+            checkpoint.save(path, {"run_id": self.spec.run_id, **ids, "model": weights, "optim": moments,
+                                   **self.done.state()})
+
+    # -- how it ends ------------------------------------------------------------------------------------
+    def result(self, status: str, reason: str = "") -> RunResult:
+        done, counts = self.done, self.counts
+        tokens = done.step * self.B * self.T
+        last = done.evals[-1] if done.evals else {}
+        rate = tokens / (done.elapsed - done.eval_time) if done.elapsed > done.eval_time else 0.0
+        return RunResult(run_id=self.spec.run_id, status=status, reason=reason,
                          val_loss=last.get("val_loss", math.nan),
                          bits_per_byte=last.get("bits_per_byte", math.nan), n_params_total=counts["total"],
-                         n_params_nonembed=counts["nonembed"], n_tokens=tokens, flops=flops_per_tok * tokens,
-                         flops_6nd=6.0 * counts["total"] * tokens, lr=peak_lr, steps=step,
-                         wall_time_s=elapsed, eval_time_s=eval_time,
-                         tokens_per_s=rate, flops_per_s=rate * flops_per_tok,
-                         mfu=mfu.utilisation(rate * flops_per_tok, peak, device, spec.precision, world)
-                         if rate else math.nan, processes=world,
-                         device=device, evals=list(evals), curve=list(curve), estimates=list(estimates))
+                         n_params_nonembed=counts["nonembed"], n_tokens=tokens,
+                         flops=self.flops_per_tok * tokens, flops_6nd=6.0 * counts["total"] * tokens,
+                         lr=self.peak_lr, steps=done.step, wall_time_s=done.elapsed,
+                         eval_time_s=done.eval_time, tokens_per_s=rate, flops_per_s=rate * self.flops_per_tok,
+                         mfu=mfu.utilisation(rate * self.flops_per_tok, self.peak, self.device,
+                                             self.spec.precision, self.world) if rate else math.nan,
+                         processes=self.world, device=self.device, evals=list(done.evals),
+                         curve=list(done.curve), estimates=list(done.estimates))
 
-    ran = 0
-    t_start = time.perf_counter() - elapsed
-    asked = 0.0
-    if should_stop is not None and should_stop():  # stopped before it began: nothing to checkpoint
-        return result("interrupted", "stopped before its first step; re-run to train it")
-    with _StopFlag() as flag:
-        while step < steps:
-            lr = lr_at(step, peak=peak_lr, steps=steps, warmup=warmup, min_frac=spec.min_lr_frac,
-                       schedule=spec.schedule, cooldown_frac=spec.cooldown_frac, points=spec.lr_points)
-            for pg in opt.param_groups:
-                pg["lr"] = lr
-            offsets = batch_offsets(n_train, T, B, spec.seed, step)
-            if group:
-                offsets = offsets[group.batch_share(B)]  # this rank's share of the global batch
-            xy = torch.from_numpy(windows(shards.train, offsets, T)).to(device)
-            b = xy.shape[0]
-            measure = spec.noise_every and b >= 2 and step % spec.noise_every == 0
-            parts = (xy[:b // 2], xy[b // 2:]) if measure else (xy,)
-            loss_sum = 0.0
-            for i, part in enumerate(parts):
-                with autocast:
-                    loss = net(part[:, :-1], part[:, 1:])
-                # DDP averages the ranks' gradients: each rank's mean over its slice -> the global mean
-                (loss * part.shape[0] / b).backward()
-                loss_sum += loss.item() * part.shape[0] / b
-                if measure and i == 0:  # (already averaged over the ranks' first halves)
-                    g_small = _grad_sq(model, group if sharded else None) * (b / part.shape[0]) ** 2
-            if group:
-                loss_sum = group.sum([loss_sum])[0] / world  # every rank sees the same loss (and NaN)
-            if not math.isfinite(loss_sum):
-                elapsed = time.perf_counter() - t_start
-                res = result("failed", f"non-finite training loss ({loss_sum}) at step {step}")
-                if main:
-                    write_result(done_path, res)
-                return res
-            if measure:
-                # McCandlish et al. 2018 App. A.1: unbiased |G|^2 and tr(Sigma) from two batch sizes
-                g_big = _grad_sq(model, group if sharded else None)
-                b_small, b_big = world * (b // 2) * T, B * T
-                noise.grad_sq += (b_big * g_big - b_small * g_small) / (b_big - b_small)
-                noise.trace_cov += (g_small - g_big) / (1 / b_small - 1 / b_big)
-                noise.count += 1
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            ran += 1
-            train_loss = loss_sum if math.isnan(train_loss) else 0.9 * train_loss + 0.1 * loss_sum
-            window[0], window[1] = window[0] + loss_sum, window[1] + 1
-            if (steps - step) % curve_every == 0:  # windows end at the last step: the final point is whole
-                t_eval = time.perf_counter()
-                probe = evaluate(model, shards.validation, probe_offsets, T, device, autocast, group=group,
-                                 lockstep=sharded)
-                eval_time += time.perf_counter() - t_eval
-                curve.append({"step": step, "lr": lr, "loss": window[0] / window[1], "probe": probe})
-                window = [0.0, 0]
-                due = estimate_due(estimates, step / steps)
-                if main and due and step < steps and time.perf_counter() - t_start >= ESTIMATE_AFTER_S:
-                    t_est = time.perf_counter()
-                    estimates.append(_estimate(spec, peak_lr, curve, curve_reference))
-                    eval_time += time.perf_counter() - t_est
-            if step in evals_at:
-                t_eval = time.perf_counter()
-                val = evaluate(model, shards.validation, val_offsets, T, device, autocast, group=group,
-                               lockstep=sharded, owner=shards.validation_source,
-                               n_sources=len(shards.sources))
-                per_source = {}
-                if shards.sources:
-                    val, sums, seen = val
-                    named = [(i, n) for i, n in enumerate(shards.sources) if seen[i]]
-                    per_source = {"source_loss": {n: float(sums[i] / seen[i]) for i, n in named},
-                                  "source_tokens": {n: int(seen[i]) for i, n in named}}
-                eval_time += time.perf_counter() - t_eval
-                evals.append({"step": step, "tokens": step * B * T, "flops": flops_per_tok * step * B * T,
-                              "train_loss": train_loss, "val_loss": val,
-                              "bits_per_byte": shards.bits_per_byte(val), "lr": lr, **noise.estimates(),
-                              **per_source})
-                noise = NoiseSums()
-                if not math.isfinite(val):
-                    elapsed = time.perf_counter() - t_start
-                    res = result("failed", f"non-finite validation loss at step {step}")
-                    if main:
-                        write_result(done_path, res)
-                    return res
-            elapsed = time.perf_counter() - t_start
-            if progress is not None:
-                rate = step * B * T / max(elapsed - eval_time, 1e-9)
-                progress({"step": step, "steps": steps, "train_loss": train_loss, "elapsed": elapsed,
-                          "tokens_per_s": rate, "mfu": rate * flops_per_tok / peak,
-                          "estimate": estimates[-1] if estimates else None})
-            stop = flag.stop or (stop_after_steps is not None and ran >= stop_after_steps)
-            # asked at most 5 times a second (a file's existence in the Ray executors): a stop asked for
-            # lands within ~0.2 s plus a step
-            if should_stop is not None and not stop and time.perf_counter() - asked > 0.2:
-                asked = time.perf_counter()
-                stop = should_stop()
-            if group:  # stop together (SIGTERM may reach one rank first), after the same step
-                stop = group.sum([float(stop)])[0] > 0
-            if step in snapshot_at:
-                save_checkpoint(out / "snapshots" / f"step-{step}.pt", branch_key=spec.branch_key, lr=peak_lr,
-                                warmup=warmup)
-            if step % spec.checkpoint_every == 0 or stop:
-                save_checkpoint()
-            if stop and step < steps:
-                return result("interrupted",
-                              "stopped (SIGTERM or by the driver); re-run to resume from the checkpoint")
-    res = result("done")
-    uniform = math.log(shape.vocab_size)
-    if not res.val_loss < uniform:  # above a uniform guess over the vocabulary: diverged, not a result
-        res = result("failed",
-                     f"diverged: final validation loss {res.val_loss:.4g} is above the uniform-guess "
-                     f"loss ln({shape.vocab_size}) = {uniform:.4g}; lower the learning rate")
-    if main:
-        write_result(done_path, res)
-        ckpt_path.unlink(missing_ok=True)  # the result holds everything; keep the run dir small
-    return res
+    def _fail(self, reason: str) -> RunResult:
+        """The one failure exit: a result saying why, written (a failed run is not retried as it is)."""
+        self.done.elapsed = time.perf_counter() - self.t_start
+        res = self.result("failed", reason)
+        if self.main:
+            write_result(self.out / "result.json", res)
+        return res
+
+    def _finish(self) -> RunResult:
+        res = self.result("done")
+        uniform = math.log(self.shape.vocab_size)
+        if not res.val_loss < uniform:  # above a uniform guess over the vocabulary: diverged
+            res = self.result("failed", f"diverged: final validation loss {res.val_loss:.4g} is above the "
+                                        f"uniform-guess loss ln({self.shape.vocab_size}) = {uniform:.4g}; "
+                                        "lower the learning rate")
+        if self.main:
+            write_result(self.out / "result.json", res)
+            self.ckpt_path.unlink(missing_ok=True)  # the result holds everything; keep the run dir small
+        return res

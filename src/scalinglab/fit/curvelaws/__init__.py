@@ -5,6 +5,7 @@ uses them (final-loss estimates, leave-one-out, curves from tables and study sto
 from .curve import ANNEALING_MOMENTUM, LAWS, LR_ANNEALING, MULTI_POWER, Curve, lr_annealing, multi_power
 from .estimates import (
                         STUDY_POINTS,
+                        RunEstimator,
                         curves_from_table,
                         curves_of_runs,
                         estimate_final,
@@ -15,6 +16,7 @@ from .estimates import (
 from .fitter import fit_curves, objective
 from .result import CurveFit
 
-__all__ = ["ANNEALING_MOMENTUM", "LAWS", "LR_ANNEALING", "MULTI_POWER", "STUDY_POINTS", "Curve", "CurveFit",
-           "curves_from_table", "curves_of_runs", "estimate_final", "estimate_summary", "fit_curves",
-           "leave_one_out_estimates", "lr_annealing", "multi_power", "objective", "relative_errors"]
+__all__ = ["ANNEALING_MOMENTUM", "LAWS", "LR_ANNEALING", "MULTI_POWER", "RunEstimator", "STUDY_POINTS",
+           "Curve", "CurveFit", "curves_from_table", "curves_of_runs", "estimate_final", "estimate_summary",
+           "fit_curves", "leave_one_out_estimates", "lr_annealing", "multi_power", "objective",
+           "relative_errors"]
