@@ -31,7 +31,7 @@ class Study:
         try:
             self.meta = store.meta()
             self.runs = store.runs()
-            self.curves = store.curve_table()
+            self.curves = store.curve_table().frame
             self.training_curves = store.training_curves()
             self.estimates = store.estimates()
             self.source_losses = store.source_losses()  # each eval's loss per validation source

@@ -47,7 +47,7 @@ def test_parquet_and_csv_read_the_same(tmp_path):
     table.to_parquet(tmp_path / "r.parquet")
     a, _ = runs_table.load_runs(tmp_path / "r.csv")
     b, _ = runs_table.load_runs(tmp_path / "r.parquet")
-    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a.frame, b.frame)
 
 
 def test_chinchilla_rounded_and_unrounded_plans_differ():

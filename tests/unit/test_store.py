@@ -34,7 +34,7 @@ def test_plan_finish_and_read_back(tmp_path):
     assert len(store.evals()) == 3
     done = store.runs(status="done")
     assert list(done["run_id"]) == [specs[0].run_id] and done["val_loss"].iloc[0] == 2.25
-    table = store.fit_table()
+    table = store.fit_table().frame
     assert list(table.columns[:5]) == ["run_id", "N", "D", "loss", "C"] and table["N"].iloc[0] == 123520
     assert store.meta()["study_id"] == "abc" and store.meta()["schema_version"] == 1
     store.close()

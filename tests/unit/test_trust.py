@@ -224,7 +224,7 @@ def _wandb_history(tmp_path):
 def test_a_wandb_history_export_is_read_as_curves(tmp_path):
     runs, chosen = runs_table.load_runs(_wandb_history(tmp_path))
     assert chosen["run_id"] == "name" and chosen["step"] == "_step" and chosen["loss"] == "eval/loss"
-    assert any("rows without a eval/loss value" in n for n in runs.attrs["input"]["notes"])
+    assert any("rows without a eval/loss value" in n for n in runs.input["notes"])
     res = ChinchillaFit().fit(runs).result_
     assert res.n_runs == 14  # curves: one final per run, not 168 independent rows
 
@@ -235,17 +235,17 @@ def test_units_in_flags_or_column_names_and_loss_in_bits(tmp_path):
     pd.DataFrame({"params_M": base["N"] / 1e6, "tokens_B": base["D"] / 1e9,
                   "loss_bits": base["loss"] / math.log(2)}).to_csv(tmp_path / "suffixed.csv", index=False)
     runs, _ = runs_table.load_runs(tmp_path / "suffixed.csv")
-    assert runs.attrs["input"]["units"] == {"N": "m", "D": "b", "loss": "bits"}
+    assert runs.input["units"] == {"N": "m", "D": "b", "loss": "bits"}
     got = ChinchillaFit().fit(runs).result_
     assert got.params["A"] == pytest.approx(ref.params["A"], rel=1e-6)  # 480, not 3.89
     assert got.params["E"] == pytest.approx(ref.params["E"], rel=1e-6)
     pd.DataFrame({"n": base["N"] / 1e9, "d": base["D"] / 1e9, "loss": base["loss"]}).to_csv(
         tmp_path / "plain.csv", index=False)
     silent, _ = runs_table.load_runs(tmp_path / "plain.csv")
-    assert any("`n_units`" in n for n in silent.attrs["input"]["notes"])  # millions are flagged
-    assert any("`d_units`" in n for n in silent.attrs["input"]["notes"])
+    assert any("`n_units`" in n for n in silent.input["notes"])  # millions are flagged
+    assert any("`d_units`" in n for n in silent.input["notes"])
     flagged, _ = runs_table.load_runs(tmp_path / "plain.csv", n_units="B", d_units="B")
-    assert flagged["N"].to_numpy() == pytest.approx(base["N"].to_numpy())
+    assert flagged.frame["N"].to_numpy() == pytest.approx(base["N"].to_numpy())
     with pytest.raises(ScalingLabError, match="`n_units` must be one of"):
         runs_table.load_runs(tmp_path / "plain.csv", n_units="parsecs")
 
@@ -255,7 +255,7 @@ def test_validation_loss_is_preferred_and_c_far_from_6nd_is_flagged(tmp_path):
     t.assign(val_loss=t["loss"], loss=t["loss"] * 0.9, C=3 * t["C"]).to_csv(tmp_path / "r.csv", index=False)
     runs, chosen = runs_table.load_runs(tmp_path / "r.csv")
     assert chosen["loss"] == "val_loss"
-    assert any("3x 6ND" in n for n in runs.attrs["input"]["notes"])
+    assert any("3x 6ND" in n for n in runs.input["notes"])
 
 
 def test_non_finite_cells_are_named_in_plain_numbers(tmp_path):

@@ -105,7 +105,7 @@ def _load(args):
         runs = store.curve_table()
         if len(runs) == 0:
             raise ScalingLabError(f"{args.source}: the study has no finished runs yet")
-        runs.attrs["study_context"] = store.model_context()
+        runs = runs.with_context(**store.model_context())
         if args.col_loss:
             runs = _source_loss(runs, args.col_loss, args.source)
         return runs
@@ -113,23 +113,22 @@ def _load(args):
                "step": args.col_step}
     runs, _ = runs_table.load_runs(args.source, columns, n_units=args.n_units, d_units=args.d_units,
                                    loss_units=args.loss_units)
-    for note in runs.attrs["input"]["notes"]:
+    for note in runs.input["notes"]:
         print(f"warning: {in_cli_terms(note, ('n_units', 'd_units'))}", file=sys.stderr)
     return runs
 
 
 def _source_loss(runs, name: str, source: str):
     """A study's table with one validation source's loss as `loss` (--loss-col SOURCE or loss:SOURCE)."""
-    have = [c.split(":", 1)[1] for c in runs.columns if c.startswith("loss:")]
+    frame = runs.frame
+    have = [c.split(":", 1)[1] for c in frame.columns if c.startswith("loss:")]
     column = name if name.startswith("loss:") else f"loss:{name}"
-    if column not in runs:
+    if column not in frame:
         why = f"per-source losses for {', '.join(have)}" if have else \
             "no per-source losses (its corpus has one source, or the study was run before they were kept)"
         raise ScalingLabError(f"--loss-col {name}: {source} has {why}")
-    out = runs.assign(loss=runs[column]).dropna(subset=["loss"])
-    out.attrs = dict(runs.attrs)
     print(f"fitting the validation loss on {column[5:]} alone", file=sys.stderr)
-    return out
+    return runs.with_frame(frame.assign(loss=frame[column]).dropna(subset=["loss"]))
 
 
 CURVE_LAWS = ("multi-power", "lr-annealing")
@@ -162,9 +161,7 @@ def run(args) -> int:
                                   delta=args.delta)
     # a study's fits plan shapes in the study's vocabulary and context; a table's fits record what its
     # columns and units were taken to mean
-    context = runs.attrs.get("study_context") or {}
-    if "input" in runs.attrs:
-        context = context | {"input": runs.attrs["input"]}
+    context = _context(runs)
     if context:
         fits = [dataclasses.replace(f, settings=dict(f.settings) | context) for f in fits]
     if not fits:
@@ -188,14 +185,19 @@ def run(args) -> int:
     return 0
 
 
+def _context(runs) -> dict:
+    """What a fit's settings record of its table: a study's model context (its fits plan shapes in the
+    study's vocabulary and context), a file's columns and units as read."""
+    return dict(runs.context) | ({"input": dict(runs.input)} if runs.input else {})
+
+
 def _form_law(args) -> int:
     """--law auto | interaction | farseer: one candidate form (the backtest's choice for auto)."""
     from .fit_auto import fit_auto, print_selection
     out = _check_out(args.out)
     runs = _load(args)
     fit, _ = fit_auto(args, runs)
-    context = (runs.attrs.get("study_context") or {}) | (
-        {"input": runs.attrs["input"]} if "input" in runs.attrs else {})
+    context = _context(runs)
     if context:
         fit = dataclasses.replace(fit, settings=dict(fit.settings) | context)
     if out is not None:
@@ -221,7 +223,7 @@ def _report(args, runs, fit3) -> None:
         except ScalingLabError:
             fit3 = None
     from ..fit.every import REPORT_BOOTSTRAP, fit_every, plan_fits
-    has_curves = "step" in {str(c).lower() for c in runs.columns}
+    has_curves = "step" in {str(c).lower() for c in runs.frame.columns}
     fits, skipped = fit_every(runs, plan_fits("all"), approach3=lambda _: _given(fit3),
                               bootstrap=REPORT_BOOTSTRAP)
     page = build({"title": f"scalinglab fit {args.source}", "curves": runs if has_curves else None,

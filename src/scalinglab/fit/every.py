@@ -9,7 +9,7 @@ from typing import Callable
 import pandas as pd
 
 from ..errors import NotFittable, ScalingLabError
-from .core.curves import prepared_once
+from .core.table import RunTable
 from .fitfile import write_fits
 from .registry import FAMILIES
 
@@ -35,7 +35,7 @@ def plan_fits(law: str, approach: str | None = None) -> list[tuple[str, str]]:
             for which in (chin if fam.name == "chinchilla" else fam.approaches)]
 
 
-def fit_every(table: pd.DataFrame, todo: list[tuple[str, str]], *,
+def fit_every(table: RunTable | pd.DataFrame, todo: list[tuple[str, str]], *,
               approach3: Callable[[pd.DataFrame], object],
               bootstrap: int = 0, seed: int = 0, transient: float = 0.1, delta: float = 1e-3
               ) -> tuple[list, list[dict]]:
@@ -46,14 +46,14 @@ def fit_every(table: pd.DataFrame, todo: list[tuple[str, str]], *,
     context = {"approach3": approach3, "transient": transient, "delta": delta,
                "kw": dict(bootstrap=bootstrap, seed=seed)}
     fits, skipped = [], []
-    with prepared_once():  # the table is canonicalised once, not once per law
-        for law, which in todo:
-            try:
-                fits += fitters[law](table, which, context)
-            except NotFittable as exc:  # the data do not allow this law; a bad table is raised as it is
-                if len(todo) == 1:
-                    raise
-                skipped.append({"law": law, "approach": which, "reason": str(exc)})
+    table = RunTable.of(table)  # canonicalised once, however many laws read it
+    for law, which in todo:
+        try:
+            fits += fitters[law](table, which, context)
+        except NotFittable as exc:  # the data do not allow this law; a bad table is raised as it is
+            if len(todo) == 1:
+                raise
+            skipped.append({"law": law, "approach": which, "reason": str(exc)})
     return fits, skipped
 
 

@@ -111,7 +111,7 @@ def form_of(name: str) -> Form:
 def finals_nd(table: pd.DataFrame) -> pd.DataFrame:
     """One row per run (its final eval): N (all parameters, as given), D, loss, C (the table's own compute
     when it has one, else 6ND) and budget when given, sorted by C."""
-    canon, _ = runs_table.canonical_columns(table)
+    canon, _ = runs_table.RunTable.of(table).canonical()
     finals = runs_table.final_rows(runs_table.validate_numbers(canon)).reset_index(drop=True)
     if "C" not in finals:
         finals = finals.assign(C=6.0 * finals["N"] * finals["D"])

@@ -77,11 +77,11 @@ BCRIT = Law(name="B_crit(L)", formula="B_crit = B_star / L^(1/alpha_B)  (tokens)
             cite=f"{CITE}, eq. 1.4; noise scale: McCandlish et al. 2018, arXiv 1812.06162")
 
 
-def _n_column(finals: pd.DataFrame) -> tuple[str, str]:
+def _n_column(finals: pd.DataFrame, source: dict) -> tuple[str, str]:
     """Kaplan's N is non-embedding: use it when the table has it."""
     if "N_nonembed" in finals:
         return "N_nonembed", "nonembed"
-    return "N", "total" if finals.attrs.get("n_kind") == "total" else "as given"
+    return "N", "total" if source.get("N") == "n_params_total" else "as given"
 
 
 def _points(frame: pd.DataFrame, inputs: dict[str, str], target: str = "loss") -> Points:
@@ -100,9 +100,7 @@ def fit_kaplan(table: pd.DataFrame, form: str, *, with_E: bool = False, transien
     with S_min = S/(1 + B_crit(L)/B) (eq. 5.4) from ``bcrit`` (a fitted B_crit law), or S itself with a
     warning when there is none."""
     finals, curves, source = prepare(table)
-    if source.get("N") == "n_params_total":
-        finals.attrs["n_kind"] = "total"
-    n_col, n_kind = _n_column(finals)
+    n_col, n_kind = _n_column(finals, source)
     the_law = law(form, with_E)
     warnings, rebuild, run_ids, context = [], None, None, None
     kw = dict(delta=delta, bootstrap=bootstrap, seed=seed, level=level)

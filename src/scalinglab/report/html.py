@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..atomic import write_bytes, write_text
 from ..errors import ScalingLabError
+from ..fit.core.table import RunTable
 from ..fit.every import FITS_FILE, REPORT_BOOTSTRAP, fit_study_laws
 from ..fit.fitfile import load_fit, read_fits
 from ..published import LAWS as PUBLISHED
@@ -152,7 +153,8 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> 
         "curve_estimates": lambda: plots.curve_estimates(curve_laws.get("estimates")),
         "schedules": lambda: plots.alternative_schedules(curve_laws.get("largest"),
                                                          curve_laws.get("alternatives")),
-        "sources": lambda: plots.source_losses(inputs.get("curves")),
+        "sources": lambda: plots.source_losses(None if inputs.get("curves") is None
+                                               else RunTable.of(inputs["curves"]).frame),
     }
     with _FiguresInChild(static) as aside:
         fits, skipped = inputs["fits"]

@@ -22,6 +22,7 @@ import pandas as pd
 from .. import __version__
 from ..atomic import writing
 from ..errors import ScalingLabError
+from ..fit.core.table import RunTable
 
 if TYPE_CHECKING:
     from ..plan.spec import RunSpec
@@ -218,7 +219,7 @@ class SQLiteStore:
         return table if run_ids is None else table[table["run_id"].isin(run_ids)].reset_index(drop=True)
 
     # -- export ------------------------------------------------------------------------------------------
-    def fit_table(self, role: str = "grid") -> pd.DataFrame:
+    def fit_table(self, role: str = "grid") -> RunTable:
         """Finished runs as a table `scalinglab fit` reads: N (all parameters), D, loss, C, budget, run_id."""
         runs = self.runs(role=role, status="done")
         table = pd.DataFrame({"run_id": runs["run_id"], "N": runs["n_params_total"].astype(float),
@@ -226,11 +227,10 @@ class SQLiteStore:
                               "C": runs["flops"].astype(float), "budget": runs["budget"].astype(float),
                               "n_params_nonembed": runs["n_params_nonembed"].astype(float)})
         _unique_tokens(table, runs)
-        table = self._with_sources(table, runs["steps"].astype(float))
-        table.attrs["source_columns"] = {"N": "n_params_total"}
-        return table
+        return RunTable(self._with_sources(table, runs["steps"].astype(float)),
+                        source_columns={"N": "n_params_total"})
 
-    def curve_table(self, role: str = "grid") -> pd.DataFrame:
+    def curve_table(self, role: str = "grid") -> RunTable:
         """Learning curves of finished runs, one row per eval, as the curve-based fits read them: run_id,
         step, N (all parameters), n_params_nonembed, D (tokens so far), loss, C (exact FLOPs so far),
         budget, noise_scale. The last row of each run is its final result."""
@@ -246,9 +246,7 @@ class SQLiteStore:
                               "noise_scale": table["noise_scale"].astype(float)})
         _unique_tokens(table, runs)
         table = self._with_sources(table, table["step"])  # before: a WSD curve's rows are other runs' ends
-        table = _wsd_ends(table, runs)
-        table.attrs["source_columns"] = {"N": "n_params_total"}
-        return table
+        return RunTable(_wsd_ends(table, runs), source_columns={"N": "n_params_total"})
 
     def source_losses(self) -> pd.DataFrame:
         """Every eval's loss per validation source: run_id, step, source, loss, tokens (empty for a store
@@ -268,9 +266,7 @@ class SQLiteStore:
         wide.columns = ["run_id", "_step"] + [f"loss:{c}" for c in wide.columns[2:]]
         wide["_step"] = wide["_step"].astype(float)
         keyed = table.assign(_step=steps.to_numpy(dtype=float))
-        out = keyed.merge(wide, on=["run_id", "_step"], how="left").drop(columns="_step")
-        out.attrs = dict(table.attrs)
-        return out
+        return keyed.merge(wide, on=["run_id", "_step"], how="left").drop(columns="_step")
 
     def _tables(self) -> set[str]:
         return {row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -319,7 +315,7 @@ class SQLiteStore:
         per eval (``curve_table``: each row's own step, D and loss so far; a run's last row is its final
         result). Either file, given to `fit`, gives the study's own fits."""
         path = Path(path)
-        table = self.curve_table(role) if curves else self.fit_table(role)
+        table = (self.curve_table(role) if curves else self.fit_table(role)).frame
         with writing(path) as tmp:
             if path.suffix.lower() in (".parquet", ".pq"):
                 table.to_parquet(tmp, index=False)

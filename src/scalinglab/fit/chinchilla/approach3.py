@@ -123,12 +123,10 @@ class ChinchillaFit:
                                                C=(6 * runs["N"] * runs["D"]).to_numpy())})
         return self
 
-    def _prepare(self, runs: pd.DataFrame):
-        if not isinstance(runs, pd.DataFrame):
+    def _prepare(self, runs):
+        if not isinstance(runs, (pd.DataFrame, runs_table.RunTable)):
             raise ScalingLabError(f"fit() takes a pandas DataFrame of runs, got {type(runs).__name__}")
-        prior = dict(runs.attrs.get("source_columns", {}))
-        table, source = runs_table.canonical_columns(runs)
-        source = {k: prior.get(k, v) if v == k else v for k, v in source.items()}
+        table, source = runs_table.RunTable.of(runs).canonical()
         table = runs_table.final_rows(runs_table.validate_numbers(table))
         return table.reset_index(drop=True), source
 

@@ -6,51 +6,27 @@ all runs, as Chinchilla Approach 1 (Hoffmann et al. 2022, §3.1) and Kaplan's L(
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pandas as pd
 
-from ...errors import NotFittable, ScalingLabError
+from ...errors import NotFittable
 from . import table as runs_table
 
 ENVELOPE_POINTS = 1500  # Hoffmann et al. 2022 §3.1: "1500 logarithmically spaced FLOP values"
 
 
-_PREPARED: dict | None = None  # inside prepared_once(): id(table) -> its prepared frames
+def prepare(table) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+    """Canonical, validated (finals, curves or None, {canonical: source column}) of a RunTable (or a bare
+    DataFrame); made once per RunTable, copies returned, so a caller may change them."""
+    table = runs_table.RunTable.of(table)
+    if "frames" not in table._prepared:
+        table._prepared["frames"] = _prepare(table)
+    finals, curves, source = table._prepared["frames"]
+    return finals.copy(), None if curves is None else curves.copy(), dict(source)
 
 
-@contextlib.contextmanager
-def prepared_once():
-    """Within this block each table is canonicalised and validated once, however many laws read it
-    (`fit --law all` fits 16)."""
-    global _PREPARED
-    outer, _PREPARED = _PREPARED, {}
-    try:
-        yield
-    finally:
-        _PREPARED = outer
-
-
-def prepare(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
-    """Canonical, validated (finals, curves or None, {canonical: source column}); copies, so a caller may
-    change them."""
-    if _PREPARED is not None and id(table) in _PREPARED:
-        finals, curves, source = _PREPARED[id(table)][1:]
-        return finals.copy(), None if curves is None else curves.copy(), dict(source)
-    out = _prepare(table)
-    if _PREPARED is not None:
-        _PREPARED[id(table)] = (table,) + out  # the table kept alive with its entry: its id cannot be reused
-        return out[0].copy(), None if out[1] is None else out[1].copy(), dict(out[2])
-    return out
-
-
-def _prepare(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
-    if not isinstance(table, pd.DataFrame):
-        raise ScalingLabError(f"expected a pandas DataFrame of runs, got {type(table).__name__}")
-    prior = dict(table.attrs.get("source_columns", {}))
-    canon, source = runs_table.canonical_columns(table)
-    source = {k: prior.get(k, v) if v == k else v for k, v in source.items()}
+def _prepare(table: runs_table.RunTable) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+    canon, source = table.canonical()
     canon = runs_table.validate_numbers(canon)
     if "run_id" not in canon:
         canon["run_id"] = [f"row{i + 1}" for i in range(len(canon))]

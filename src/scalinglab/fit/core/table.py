@@ -7,16 +7,59 @@ What the table means is made explicit, not guessed silently: a validation loss i
 training loss; W&B history exports (``name``, ``_step``, ``eval/loss``) are learning curves; counts in
 thousands/millions/billions (``--n-units M`` or a suffixed column such as ``params_M``) and losses in bits
 (``--loss-units bits`` or a ``*_bits`` column) are converted; the columns used, the units and anything
-suspicious (a C far from 6ND, counts too small to be parameters) are recorded as ``attrs["input"]``.
+suspicious (a C far from 6ND, counts too small to be parameters) are recorded as ``RunTable.input``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from ...errors import ScalingLabError, plain
+
+
+@dataclass(frozen=True, eq=False)
+class RunTable:
+    """A table of runs and what it means, typed (not in the frame's attributes): ``frame`` the rows;
+    ``source_columns`` which given column became each canonical one (N from ``n_params_total`` or
+    ``n_params_nonembed``: what a fit records as its N); ``input`` how a file was read (columns, units,
+    notes); ``context`` a study's model context (vocabulary, n_ctx) its fits plan shapes in. Every fitter
+    takes a RunTable or a bare DataFrame (``RunTable.of``); the canonical frames are made once per table,
+    however many laws read it (``prepared``)."""
+
+    frame: pd.DataFrame
+    source_columns: Mapping[str, str] = field(default_factory=dict)
+    input: Mapping[str, object] = field(default_factory=dict)
+    context: Mapping[str, object] = field(default_factory=dict)
+    _prepared: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, table) -> "RunTable":
+        if isinstance(table, RunTable):
+            return table
+        if not isinstance(table, pd.DataFrame):
+            raise ScalingLabError(f"expected a pandas DataFrame of runs, got {type(table).__name__}")
+        return cls(table)
+
+    def with_frame(self, frame: pd.DataFrame) -> "RunTable":
+        """The same meaning over other rows (a subset, a column swapped in)."""
+        return replace(self, frame=frame, _prepared={})
+
+    def with_context(self, **context) -> "RunTable":
+        return replace(self, context=dict(self.context) | context)
+
+    def canonical(self) -> tuple[pd.DataFrame, dict]:
+        """(canonical columns, {canonical: source column}): a column the table already names canonically
+        keeps the source it was made from (a store's N is ``n_params_total``)."""
+        canon, source = canonical_columns(self.frame)
+        return canon, {k: self.source_columns.get(k, v) if v == k else v for k, v in source.items()}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
 
 # Looked up in this order, case-insensitively (DESIGN.md §6). Chinchilla counts all parameters, so a total
 # count is preferred over a non-embedding one when a table has both.
@@ -158,11 +201,11 @@ def final_rows(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_runs(path: str | Path, overrides: dict[str, str] | None = None, *, n_units: str | None = None,
-              d_units: str | None = None, loss_units: str | None = None) -> tuple[pd.DataFrame, dict]:
+              d_units: str | None = None, loss_units: str | None = None) -> tuple[RunTable, dict]:
     """Read, rename, convert and validate a table of runs; returns (runs, {canonical: source column}).
 
     ``n_units``/``d_units`` ("1", "K", "M", "B", "T") and ``loss_units`` ("nats", "bits") say what the
-    columns hold; without them a unit in the column's name is used. What was used is ``runs.attrs["input"]``,
+    columns hold; without them a unit in the column's name is used. What was used is ``runs.input``,
     with ``notes`` for anything suspicious (printed as warnings by the CLI, recorded with the fit)."""
     table = read_table(path)
     runs, chosen = canonical_columns(table, overrides)
@@ -204,10 +247,9 @@ def load_runs(path: str | Path, overrides: dict[str, str] | None = None, *, n_un
         if not 0.5 <= ratio <= 2.0:
             notes.append(f"column {chosen['C']} (C) is {ratio:.3g}x 6ND (median over rows): other units, or "
                          "a different count? Fits that use C (Approaches 1, 2, Kaplan L(C)) take it as given")
-    runs.attrs["source_columns"] = dict(chosen)  # so a fit can tell which N (total/non-embedding) it got
-    runs.attrs["input"] = {"columns": {k: str(v) for k, v in chosen.items()},
-                           "units": {"N": units["N"], "D": units["D"], "loss": loss_unit}, "notes": notes}
-    return runs, chosen
+    read = {"columns": {k: str(v) for k, v in chosen.items()},
+            "units": {"N": units["N"], "D": units["D"], "loss": loss_unit}, "notes": notes}
+    return RunTable(runs, source_columns=dict(chosen), input=read), chosen  # which N a fit got, and how
 
 
 def _unit(text: str, param: str) -> str:
