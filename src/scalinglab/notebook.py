@@ -8,7 +8,6 @@ matplotlib figures; the object and every fit render as HTML in Jupyter (``_repr_
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -19,39 +18,29 @@ from .errors import ScalingLabError
 class Study:
     """One study directory, read: ``runs``, ``curves``, ``training_curves``, ``estimates``,
     ``source_losses`` (DataFrames),
-    ``fits`` (key -> fit), ``fit`` (Approach 3), ``holdout`` (dict or None), ``summary``."""
+    ``fits`` (key -> fit), ``fit`` (Approach 3), ``holdout`` (dict or None), ``summary`` (dict; {} for a
+    study not finished). Read through studydir.StudyDir."""
 
     def __init__(self, path: str | Path):
-        from .fit.fitfile import load_fit, read_fits
-        from .store import SQLiteStore
-        self.path = Path(path)
-        if not (self.path / "study.sqlite").is_file():
-            raise ScalingLabError(f"{self.path} is not a study directory (no study.sqlite)")
-        store = SQLiteStore.open(self.path / "study.sqlite", readonly=True)
-        try:
+        from .fit.curvelaws import curves_of_runs
+        from .studydir import StudyDir
+        study = StudyDir(path)
+        self.path = study.path
+        with study.store() as store:
             self.meta = store.meta()
             self.runs = store.runs()
             self.curves = store.curve_table().frame
             self.training_curves = store.training_curves()
             self.estimates = store.estimates()
             self.source_losses = store.source_losses()  # each eval's loss per validation source
-            from .fit.curvelaws import curves_of_runs
-            self._curve_runs = curves_of_runs(self.training_curves) if len(self.training_curves) else {}
-        finally:
-            store.close()
-        summary_path = self.path / "summary.json"
-        self.summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        fit_path = self.path / "fit.json"
-        self.fit = load_fit(fit_path, "chinchilla:3") if fit_path.is_file() else None
-        self.fits = {self.fit.key: self.fit} if self.fit is not None else {}
-        for name in ("fits.json", "curvefits.json"):
-            if (self.path / name).is_file():
-                for f in read_fits(self.path / name)[0]:
-                    self.fits.setdefault(f.key, f)
-        curvefits = self.path / "curvefits.json"
-        self._curve_estimates = json.loads(curvefits.read_text()).get("estimates") if curvefits.is_file() \
-            else None
-        self.holdout = self.summary.get("holdout")
+        self._curve_runs = curves_of_runs(self.training_curves) if len(self.training_curves) else {}
+        typed = study.summary_or_none()
+        self.summary = dict(typed.raw) if typed is not None else {}
+        self.fit = study.fit3()
+        self.fits = study.all_fits()
+        saved = study.curve_fits()
+        self._curve_estimates = saved[1] if saved else None
+        self.holdout = typed.holdout.raw if typed is not None and typed.holdout else None
 
     @property
     def name(self) -> str:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from .errors import ScalingLabError
 from .fit.core.base import ScalingLaw
-from .fit.fitfile import load_fit, load_fits
+from .fit.fitfile import load_fit
 from .model.accounting import param_breakdown
 from .model.family import family_shapes, shape_for_params
 from .published import LAWS, published_law
+from .studydir import FIT_FILE, StudyDir
 
 SHAPE_TOLERANCE = 1.5  # a suggested shape further than this factor from the size asked for is flagged
 EXTRAPOLATION_NOTE = 1.0  # any query beyond the fitted data is marked with its factor
@@ -28,22 +29,14 @@ def resolve_law(spec: str, select: str | None = None):
         return published_law(spec)
     path = Path(spec)
     if path.is_dir():
-        if not (path / "fit.json").exists():
+        study = StudyDir(path)
+        if not study.has(FIT_FILE):
             raise ScalingLabError(f"{path} is not a finished study directory (no fit.json); give a FIT.json "
                                   f"or one of {', '.join(LAWS)}")
-        if select is None:  # the study's law (the form its backtest chose), else Approach 3 of older studies
-            return load_fit(path / ("law.json" if (path / "law.json").exists() else "fit.json"))
-        for name in ("law.json", "fit.json", "fits.json"):  # a key: the study file that has it
-            if (path / name).exists() and any(_matches(f.key, select) for f in load_fits(path / name)):
-                return load_fit(path / name, select)
-        return load_fit(path / ("fits.json" if (path / "fits.json").exists() else "fit.json"), select)
+        return study.law(select)  # the form its backtest chose (Approach 3 of older studies), or a key
     if path.suffix.lower() == ".json" or path.exists():
         return load_fit(path, select)
     return published_law(spec)  # raises the unknown-law error
-
-
-def _matches(key: str, select: str) -> bool:
-    return key == select or key.split(":", 1)[1] == select
 
 
 def _positive(param: str, value: float, what: str = "") -> float:
@@ -193,18 +186,11 @@ def plan_budget_in_study(study_dir: str | Path, law, flops: float, *,
                          allow_unconverged: bool = False) -> dict:
     """`plan --law STUDY_DIR --flops C`: plan_in_family with the study's config and vocabulary, and the
     factor C extrapolates beyond the study's largest budget."""
-    import json
-
-    from .plan.config import StudyConfig
-    from .store import SQLiteStore
-    study_dir = Path(study_dir)
-    try:
-        config = json.loads((study_dir / "config.json").read_text())
-        cfg = StudyConfig(**{k: v for k, v in config.items() if k != "study_id"})
-    except (OSError, ValueError, TypeError) as exc:
-        raise ScalingLabError(f"{study_dir}/config.json is not a study config ({exc})") from None
+    study = StudyDir(study_dir)
+    cfg = study.config()
     warnings = usable(law, "optimal", allow_unconverged)
-    runs = SQLiteStore.open(study_dir / "study.sqlite", readonly=True).runs()
+    with study.store() as store:
+        runs = store.runs()
     out = plan_in_family(law, flops, cfg, int(runs["vocab_size"].iloc[0]))
     del out["spec"]
     largest = float(runs.loc[runs["role"] == "grid", "budget"].max())

@@ -30,14 +30,13 @@ from .predict import FAMILY_FLOP_CONVENTION, plan_in_family
 from .run.executor import Job
 from .store import SQLiteStore
 from .store.sqlite import checkpoint
+from .studydir import CONFIG_FILE, CURVE_FITS_FILE, FIT_FILE, LAW_FILE, STORE_FILE, SUMMARY_FILE, StudySummary
 from .train.result import RunResult
-
-STORE_NAME = "study.sqlite"
 
 
 def open_store(out: Path, cfg: StudyConfig, fingerprint: str) -> SQLiteStore:
     """The study's store, created on the first run; a store of another config or corpus is refused."""
-    path = out / STORE_NAME
+    path = out / STORE_FILE
     if not path.exists():
         return SQLiteStore.create(path, {"study_id": cfg.study_id, "study_config": cfg.to_dict(),
                                          "corpus_fingerprint": fingerprint})
@@ -147,7 +146,7 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tra
     grid = sweep_grid(cfg, shards.vocab_size) if sweep else isoflop_grid(cfg, shards.vocab_size)
     store = open_store(out, cfg, shards.fingerprint)
     store.plan([s for _, s in grid], "grid", [b for b, _ in grid])
-    atomic.write_text(out / "config.json", json.dumps({"study_id": cfg.study_id, **cfg.to_dict()}, indent=1))
+    atomic.write_text(out / CONFIG_FILE, json.dumps({"study_id": cfg.study_id, **cfg.to_dict()}, indent=1))
     if sweep:
         return _batch_sweep(cfg, store, out, len(grid), executor, log, tracker)
     noise = noise_specs(cfg, grid)
@@ -165,7 +164,7 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tra
                         ci_flops=cfg.holdout_factor * max(cfg.budgets)).fit(table).result_
     run_noise = measure_run_noise(store, noise, cfg.seed)
     fit = with_study_context(fit, cfg, shards.vocab_size, run_noise)
-    fit.save(out / "fit.json")
+    fit.save(out / FIT_FILE)
     law = with_study_context(chosen_law(cfg, table, fit, log), cfg, shards.vocab_size, run_noise)
     law.save(out / LAW_FILE)
     holdout = _holdout(cfg, store, law, shards.vocab_size, out, holdout_executor or executor, run_noise, log,
@@ -201,9 +200,6 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tra
     return summary
 
 
-LAW_FILE = "law.json"  # the form that predicts: `plan --law STUDY_DIR` reads it
-
-
 def chosen_law(cfg: StudyConfig, table, fit3, log=print):
     """The study's law: the form of L(N, D) with the lowest backtest error on the grid (or the one the
     study file pins), fitted on every grid run with the study's bootstrap; Approach 3 is ``fit3``."""
@@ -215,7 +211,6 @@ def chosen_law(cfg: StudyConfig, table, fit3, log=print):
     return fit
 
 
-CURVE_FITS_FILE = "curvefits.json"
 ESTIMATE_SOURCE = "other runs"  # the estimate table's source of the leave-one-out estimates
 
 
@@ -264,7 +259,10 @@ def measure_run_noise(store: SQLiteStore, noise: list, seed: int) -> dict | None
 
 
 def _write_summary(out: Path, summary: dict) -> None:
-    atomic.write_text(out / "summary.json", jsonsafe.dumps(summary, indent=1))
+    """summary.json, checked first by the type its readers read it as (StudySummary)."""
+    text = jsonsafe.dumps(summary, indent=1)
+    StudySummary.from_dict(json.loads(text))  # a writer's bug is raised here, not in a later reader
+    atomic.write_text(out / SUMMARY_FILE, text)
 
 
 def _batch_sweep(cfg, store, out, n_runs, executor, log, tracker=None) -> dict | None:

@@ -170,13 +170,13 @@ def test_a_truncated_token_cache_is_rebuilt(tmp_path, capsys):
 # ---- B9: summaries -----------------------------------------------------------------------------------------
 
 def test_a_wrong_shape_summary_is_refused(tmp_path):
-    from scalinglab.report import read_summary
+    from scalinglab.studydir import StudyDir
     SQLiteStore.create(tmp_path / "study.sqlite", {})
     for doc in ([1, 2], {"study": "x"}, {"study": "x", "study_id": "y", "fit": {"params": {}},
                                          "holdout": {"predicted": "high"}}):
         (tmp_path / "summary.json").write_text(json.dumps(doc))
         with pytest.raises(ScalingLabError, match="is not a study summary"):
-            read_summary(tmp_path)
+            StudyDir(tmp_path).summary()
 
 
 # ---- B12, B14: configs -------------------------------------------------------------------------------------

@@ -22,14 +22,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..store import SQLiteStore
+    from ..studydir import StudyDir
     if args.format not in ("csv", "parquet"):
         raise ScalingLabError(f"--format must be csv or parquet, not {args.format!r}")
     if args.role not in ("grid", "holdout", "noise"):
         raise ScalingLabError(f"--role must be grid, holdout or noise, not {args.role!r}")
-    study = Path(args.study_dir)
-    if not (study / "study.sqlite").is_file():
-        raise ScalingLabError(f"{study} is not a study directory (no study.sqlite)")
+    study = StudyDir(args.study_dir).path
     what = "curves" if args.curves else "runs"
     out = Path(args.out) if args.out else Path(f"{study.resolve().name}-{what}.{args.format}")
     if out.suffix.lower() not in ((".parquet", ".pq") if args.format == "parquet" else (".csv",)):
@@ -37,12 +35,9 @@ def run(args) -> int:
                               f"{'.parquet' if args.format == 'parquet' else '.csv'}")
     if out.is_dir():
         raise ScalingLabError(f"--out {out} is a directory; give a file name")
-    store = SQLiteStore.open(study / "study.sqlite", readonly=True)
-    try:
+    with StudyDir(study).store() as store:
         if not len(store.runs(role=args.role, status="done")):
             raise ScalingLabError(f"{study} has no finished {args.role} run to export")
         store.export(out, curves=args.curves, role=args.role)
-    finally:
-        store.close()
     print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -93,19 +93,16 @@ def _load(args):
             raise ScalingLabError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to a CSV or "
                                   "Parquet table, not a study directory (a study's columns and units are "
                                   "its own)")
-        from ..store import SQLiteStore
-        store_path = Path(args.source) / "study.sqlite"
-        if not store_path.exists():
-            raise ScalingLabError(f"{args.source} is not a study directory (no study.sqlite)")
         from ..lock import running_note
+        from ..studydir import StudyDir
+        study = StudyDir(args.source)
         note = running_note(args.source)
         if note:
             print(note, file=sys.stderr)
-        store = SQLiteStore.open(store_path, readonly=True)
-        runs = store.curve_table()
+        with study.store() as store:
+            runs = store.curve_table().with_context(**store.model_context())
         if len(runs) == 0:
             raise ScalingLabError(f"{args.source}: the study has no finished runs yet")
-        runs = runs.with_context(**store.model_context())
         if args.col_loss:
             runs = _source_loss(runs, args.col_loss, args.source)
         return runs
@@ -334,14 +331,9 @@ def _run_curve(run_dir: Path):
 def _study_runs(study: Path) -> dict:
     """A study's finished grid runs as whole curves: {run_id: (N, Curve)} (fit/schedule_laws.py)."""
     from ..fit.curvelaws import curves_of_runs
-    from ..store import SQLiteStore
-    if not (study / "study.sqlite").exists():
-        raise ScalingLabError(f"{study} is not a study directory (no study.sqlite)")
-    store = SQLiteStore.open(study / "study.sqlite", readonly=True)
-    try:
+    from ..studydir import StudyDir
+    with StudyDir(study).store() as store:
         rows = store.training_curves()
-    finally:
-        store.close()
     if not len(rows):
         raise ScalingLabError(f"{study}: no finished run has a training curve (studies trained before "
                               "scalinglab kept them have none)")

@@ -22,19 +22,21 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..lock import DirLock, refuse_links, running_note
-    from ..report import read_summary  # light: the page's modules (matplotlib) only when it is written
     from ..report.summary import render
+    from ..studydir import StudyDir  # light: the page's modules (matplotlib) only when it is written
     path = Path(args.study_dir)
-    summary = read_summary(path)
-    note = running_note(path) if path.is_dir() else None
+    study = StudyDir(path)
+    summary = study.summary()
+    note = running_note(path)
     if note:
         print(note, file=sys.stderr)
     if args.json:
-        if "holdout" not in summary:  # a batch sweep has no held-out run
-            emit_json({k: summary[k] for k in ("study", "study_id", "kind", "bcrit") if k in summary})
+        if summary.holdout is None:  # a batch sweep has no held-out run
+            emit_json({k: summary.raw[k] for k in ("study", "study_id", "kind", "bcrit") if k in summary.raw})
             return 0
-        h = summary["holdout"]
-        emit_json({"holdout": {k: h[k] for k in ("predicted", "measured", "rel_error", "interval")}})
+        h = summary.holdout
+        emit_json({"holdout": {"predicted": h.predicted, "measured": h.measured, "rel_error": h.rel_error,
+                               "interval": list(h.interval) if h.interval else None}})
     else:
         refuse_links(path)  # a linked report/ would take the page outside the study (issue 30 R2)
         print(render(summary))
@@ -42,7 +44,7 @@ def run(args) -> int:
         out = Path(args.out) if args.out else path / "report"
         with DirLock(path,
                      "report") if out.resolve().is_relative_to(path.resolve()) else contextlib.nullcontext():
-            page = build(study_inputs(path, summary, refit=args.refit), out)
+            page = build(study_inputs(study, summary, refit=args.refit), out)
         print(f"wrote {page}")
     return 0
 

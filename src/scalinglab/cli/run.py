@@ -108,7 +108,9 @@ def run(args) -> int:
             print("interrupted: checkpoints written; re-run the same command to resume", file=sys.stderr)
             return 3
         from ..report.html import build, study_inputs
-        page = build(study_inputs(out), out / "report")
+        from ..studydir import StudySummary
+        typed = StudySummary.from_dict(summary)
+        page = build(study_inputs(out, typed), out / "report")  # the summary as computed, not re-read
         if tracker is not None:
             tracker.log_study(summary, out)
     log(f"report: {page}")
@@ -122,7 +124,7 @@ def run(args) -> int:
         emit_json(summary)
     else:
         from ..report.summary import render
-        print(render(summary))
+        print(render(typed))
     return 0 if summary.get("final", True) else 1
 
 

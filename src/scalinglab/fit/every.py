@@ -14,7 +14,6 @@ from .fitfile import write_fits
 from .registry import FAMILIES
 
 LAW_CHOICES = ("chinchilla", "kaplan", "data-constrained", "all")  # `fit --law`
-FITS_FILE = "fits.json"  # a study's every law, with draws and points: what its report draws
 REPORT_BOOTSTRAP = 200  # resamples of each law a study's fits.json keeps (its figures' bands)
 
 
@@ -61,4 +60,4 @@ def fit_study_laws(study_dir: Path, table: pd.DataFrame, fit3, *, bootstrap: int
     """Every law a study's runs allow (Approach 3 is the study's own ``fit3``), saved with bootstrap draws
     and points as STUDY_DIR/fits.json: what its report draws."""
     fits, skipped = fit_every(table, plan_fits("all"), approach3=lambda _: fit3, bootstrap=bootstrap)
-    return write_fits(Path(study_dir) / FITS_FILE, fits, skipped, indent=None)
+    return write_fits(Path(study_dir) / "fits.json", fits, skipped, indent=None)  # studydir.FITS_FILE

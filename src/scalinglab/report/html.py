@@ -17,10 +17,10 @@ import pandas as pd
 from ..atomic import write_bytes, write_text
 from ..errors import ScalingLabError
 from ..fit.core.table import RunTable
-from ..fit.every import FITS_FILE, REPORT_BOOTSTRAP, fit_study_laws
-from ..fit.fitfile import load_fit, read_fits
+from ..fit.every import REPORT_BOOTSTRAP, fit_study_laws
 from ..published import LAWS as PUBLISHED
-from . import plots, read_summary
+from ..studydir import FITS_FILE, StudyDir, StudySummary
+from . import plots
 
 
 def _png(fig) -> bytes:
@@ -63,41 +63,39 @@ def _fmt_ci(value, ci) -> str:
     return f"{value:.5g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
 
 
-def study_inputs(study_dir: Path, summary: dict | None = None, *, refit: bool = False) -> dict:
-    """What a report needs from a finished study directory: its store, Approach 3 fit, summary and the
-    saved fits of every other law (``refit``: fitted again first, fit/every.py, and saved)."""
-    from ..store import SQLiteStore
-    summary = read_summary(study_dir) if summary is None else summary
-    store = SQLiteStore.open(study_dir / "study.sqlite", readonly=True)
-    fit = load_fit(study_dir / "fit.json", "chinchilla:3") if (study_dir / "fit.json").exists() else None
-    fits_path = study_dir / FITS_FILE
-    if fit is not None and (refit or not fits_path.exists()) and summary.get("kind") != "batch-sweep":
-        fit_study_laws(study_dir, store.curve_table(), fit)  # fitted once, kept for the next report
-    saved = ([], [])
-    if fits_path.exists():
-        fits, skipped = read_fits(fits_path)
-        saved = ([f for f in fits if f.key != "chinchilla:3"], skipped)
-    return {"fits": saved, "curve_laws": curve_section(study_dir, store),
-            "title": f"scalinglab study {summary.get('study', '')} ({summary.get('study_id', '')})",
-            "curves": store.curve_table(), "runs": store.runs(), "fit3": fit,
-            "holdout": summary.get("holdout"), "allocations": summary.get("allocations"),
-            "law": summary.get("law"),
-            "flop_convention": summary.get("flop_convention"), "run_noise": summary.get("run_noise"),
-            "final": summary.get("final", True), "failed_runs": summary.get("failed_runs", [])}
+def study_inputs(study: StudyDir | Path, summary: StudySummary | None = None, *, refit: bool = False) -> dict:
+    """What a report needs from a finished study directory (read through StudyDir): its runs and curves,
+    Approach 3 fit, summary and the saved fits of every other law (``refit``, or a study without fits.json:
+    fitted first, by fit/every.py, and saved)."""
+    study = study if isinstance(study, StudyDir) else StudyDir(study)
+    summary = study.summary() if summary is None else summary
+    fit = study.fit3()
+    with study.store() as store:
+        curves, runs = store.curve_table(), store.runs()
+        curve_laws = curve_section(study, store)
+    if fit is not None and (refit or not study.has(FITS_FILE)) and summary.kind != "batch-sweep":
+        fit_study_laws(study.path, curves, fit)  # fitted once, kept for the next report
+    raw = summary.raw
+    return {"fits": study.fits(), "curve_laws": curve_laws,
+            "title": f"scalinglab study {summary.study} ({summary.study_id})",
+            "curves": curves, "runs": runs, "fit3": fit,
+            "holdout": summary.holdout.raw if summary.holdout else None,
+            "allocations": [a.raw for a in summary.allocations] or None,
+            "law": summary.law.raw if summary.law else None,
+            "flop_convention": raw.get("flop_convention"), "run_noise": raw.get("run_noise"),
+            "final": summary.final, "failed_runs": list(summary.failed_runs)}
 
 
-def curve_section(study_dir: Path, store) -> dict | None:
+def curve_section(study: StudyDir, store) -> dict | None:
     """The whole-curve law's figures' data: STUDY/curvefits.json (written by the study) with the runs'
     curves, and the largest model's other schedules (cosine, WSD, constant, linear decay) at its longest
     run's length and peak LR."""
-    import json
-
     from ..fit.curvelaws import curves_of_runs
     from ..plan.schedules import per_step
-    path = study_dir / "curvefits.json"
-    if not path.exists():
+    saved = study.curve_fits()
+    if saved is None:
         return None
-    fits, _ = read_fits(path)
+    fits, estimates = saved
     runs = curves_of_runs(store.training_curves())
     largest = max(fits, key=lambda f: float(f.approach.split("=", 1)[1]))
     n = float(largest.approach.split("=", 1)[1])
@@ -112,7 +110,7 @@ def curve_section(study_dir: Path, store) -> dict | None:
                         for spec in ("cosine:min=0.1", "wsd:cooldown=0.2,min=0", "constant")}
         alternatives[f"linear decay from {cut}"] = per_step(
             f"piecewise:0={1 / (warm + 1)},{warm}=1,{cut}=1,{steps}=0", steps, peak=peak)
-    return {"fits": fits, "runs": runs, "estimates": json.loads(path.read_text()).get("estimates"),
+    return {"fits": fits, "runs": runs, "estimates": estimates,
             "largest": largest, "alternatives": alternatives}
 
 
