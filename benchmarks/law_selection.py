@@ -38,7 +38,7 @@ def ladders(studies=()) -> dict[str, pd.DataFrame]:
                                  "D": cs["compute_budget"] / (6 * cs["parameters"]), "loss": cs["final_loss"],
                                  "budget": cs["compute_budget"]})
     po = pd.read_csv(REF / "porian2024_isoflop_points.csv")
-    for (ds, hp, wu, dec, pc, val), g in po.groupby(["dataset", "hparams", "warmup", "decay", "param_count",
+    for (ds, hp, _wu, dec, pc, _val), g in po.groupby(["dataset", "hparams", "warmup", "decay", "param_count",
                                                       "val"]):
         if hp == "tuned" and pc == "standard":
             out[f"porian:{ds}:{hp}:{dec}"] = pd.DataFrame({"N": g["N"], "D": g["tokens"], "loss": g["loss"],

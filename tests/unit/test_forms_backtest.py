@@ -19,7 +19,10 @@ from ..cli_helpers import call
 REF = Path(__file__).resolve().parents[3] / "shared" / "reference-data"
 
 
-def grid_runs(loss_fn, params, *, budgets=np.geomspace(1e18, 3.2e19, 6), sizes=7, noise=0.003, seed=0):
+BUDGETS = tuple(np.geomspace(1e18, 3.2e19, 6))
+
+
+def grid_runs(loss_fn, params, *, budgets=BUDGETS, sizes=7, noise=0.003, seed=0):
     """An N x D grid like a WSD study's: per budget, sizes log-spaced around sqrt(C/120), D = C/(6N)."""
     rng = np.random.default_rng(seed)
     rows = []

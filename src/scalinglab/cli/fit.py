@@ -134,14 +134,7 @@ CURVE_LAWS = ("multi-power", "lr-annealing")
 def run(args) -> int:
     if args.law in CURVE_LAWS:
         return _curve_law(args)
-    if args.size_col:
-        raise ScalingLabError("--size-col applies to the whole-curve laws (--law multi-power | lr-annealing)")
-    if args.approach is not None:
-        _check_choice("--approach", args.approach, APPROACHES)
-    if args.bootstrap and args.bootstrap < 2:
-        raise ScalingLabError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}")
-    if not 0 <= args.transient < 1:
-        raise ScalingLabError(f"--transient must be in [0, 1), got {args.transient}")
+    _check_args(args)
     if args.backtest:
         from .fit_auto import run_backtest
         return run_backtest(args, _load(args))
@@ -180,6 +173,17 @@ def run(args) -> int:
         if out is not None:
             print(f"wrote {out}")
     return 0
+
+
+def _check_args(args) -> None:
+    if args.size_col:
+        raise ScalingLabError("--size-col applies to the whole-curve laws (--law multi-power | lr-annealing)")
+    if args.approach is not None:
+        _check_choice("--approach", args.approach, APPROACHES)
+    if args.bootstrap and args.bootstrap < 2:
+        raise ScalingLabError(f"--bootstrap needs at least 2 resamples, got {args.bootstrap}")
+    if not 0 <= args.transient < 1:
+        raise ScalingLabError(f"--transient must be in [0, 1), got {args.transient}")
 
 
 def _context(runs) -> dict:

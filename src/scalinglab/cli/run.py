@@ -47,22 +47,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..plan.config import load_study
     cfg = load_study(args.study, args.preset)
-    if args.executor not in ("local", "ray"):
-        raise ScalingLabError(f"unknown --executor {args.executor!r}: use local or ray")
-    if args.address is not None and args.executor != "ray":
-        raise ScalingLabError("--address applies to --executor ray")
-    if args.workers is not None and args.executor == "ray":
-        raise ScalingLabError("--workers applies to --executor local; with ray, each run takes "
-                              "--cpus-per-run CPUs")
-    if args.holdout_nproc < 1:
-        raise ScalingLabError(f"--holdout-nproc must be at least 1, got {args.holdout_nproc}")
-    if args.holdout_fsdp and args.holdout_nproc < 2:
-        raise ScalingLabError("--holdout-fsdp shards the held-out run over processes: give --holdout-nproc 2 "
-                              "or more")
-    if args.workers is not None and args.workers < 1:
-        raise ScalingLabError(f"--workers must be at least 1, got {args.workers}")
-    if args.cpus_per_run < 1:
-        raise ScalingLabError(f"--cpus-per-run must be at least 1, got {args.cpus_per_run}")
+    _check_args(args)
     try:
         import torch  # noqa: F401  (the workers need it; say so here, once)
 
@@ -70,27 +55,7 @@ def run(args) -> int:
     except ImportError:
         raise ScalingLabError("training needs torch: pip install torch==2.13.0 && pip install "
                               "'scalinglab[train]'") from None
-    if args.executor == "local":
-        from ..train.loop import resolve_device
-        resolve_device(args.device)  # --device cuda without a GPU: one line before any run fails for it
-    if args.executor == "ray":
-        from ..run.ray import RayExecutor, import_ray
-        import_ray()  # without the extra: one line saying how to install it, before any work
-        grid = RayExecutor(args.address, cpus_per_run=args.cpus_per_run, device=args.device,
-                           compile_model=args.compile)
-        # one run: a whole node, or K Ray Train workers
-        holdout = RayExecutor(args.address, cpus_per_run=None, device=args.device, nproc=args.holdout_nproc,
-                              fsdp=args.holdout_fsdp, compile_model=args.compile)
-        grid.connect()  # an unreachable cluster is one error line before the study dir is touched
-    else:
-        from ..run.local import LocalExecutor
-        if args.runs_per_gpu is not None and args.runs_per_gpu < 1:
-            raise ScalingLabError(f"--runs-per-gpu must be at least 1, got {args.runs_per_gpu}")
-        grid = LocalExecutor(workers=args.workers, device=args.device, runs_per_gpu=args.runs_per_gpu,
-                             compile_model=args.compile)
-        # one run: every core to it, or K processes of it
-        holdout = LocalExecutor(workers=1, device=args.device, nproc=args.holdout_nproc,
-                                fsdp=args.holdout_fsdp, compile_model=args.compile)
+    grid, holdout = _executors(args)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     from ..track import make_tracker
     tracker = make_tracker(args.log, args.out, f"{cfg.name}-{cfg.study_id}")
@@ -126,6 +91,52 @@ def run(args) -> int:
         from ..report.summary import render
         print(render(typed))
     return 0 if summary.get("final", True) else 1
+
+
+def _executors(args):
+    """(grid executor, held-out executor) as the flags ask: local processes or a Ray cluster."""
+    if args.executor == "local":
+        from ..train.loop import resolve_device
+        resolve_device(args.device)  # --device cuda without a GPU: one line before any run fails for it
+    if args.executor == "ray":
+        from ..run.ray import RayExecutor, import_ray
+        import_ray()  # without the extra: one line saying how to install it, before any work
+        grid = RayExecutor(args.address, cpus_per_run=args.cpus_per_run, device=args.device,
+                           compile_model=args.compile)
+        # one run: a whole node, or K Ray Train workers
+        holdout = RayExecutor(args.address, cpus_per_run=None, device=args.device, nproc=args.holdout_nproc,
+                              fsdp=args.holdout_fsdp, compile_model=args.compile)
+        grid.connect()  # an unreachable cluster is one error line before the study dir is touched
+    else:
+        from ..run.local import LocalExecutor
+        grid = LocalExecutor(workers=args.workers, device=args.device, runs_per_gpu=args.runs_per_gpu,
+                             compile_model=args.compile)
+        # one run: every core to it, or K processes of it
+        holdout = LocalExecutor(workers=1, device=args.device, nproc=args.holdout_nproc,
+                                fsdp=args.holdout_fsdp, compile_model=args.compile)
+    return grid, holdout
+
+
+def _check_args(args) -> None:
+    """Every flag that contradicts another, or is out of range: one error line before any work."""
+    if args.executor not in ("local", "ray"):
+        raise ScalingLabError(f"unknown --executor {args.executor!r}: use local or ray")
+    if args.address is not None and args.executor != "ray":
+        raise ScalingLabError("--address applies to --executor ray")
+    if args.workers is not None and args.executor == "ray":
+        raise ScalingLabError("--workers applies to --executor local; with ray, each run takes "
+                              "--cpus-per-run CPUs")
+    if args.holdout_nproc < 1:
+        raise ScalingLabError(f"--holdout-nproc must be at least 1, got {args.holdout_nproc}")
+    if args.holdout_fsdp and args.holdout_nproc < 2:
+        raise ScalingLabError("--holdout-fsdp shards the held-out run over processes: give --holdout-nproc 2 "
+                              "or more")
+    if args.workers is not None and args.workers < 1:
+        raise ScalingLabError(f"--workers must be at least 1, got {args.workers}")
+    if args.cpus_per_run < 1:
+        raise ScalingLabError(f"--cpus-per-run must be at least 1, got {args.cpus_per_run}")
+    if args.runs_per_gpu is not None and args.runs_per_gpu < 1:
+        raise ScalingLabError(f"--runs-per-gpu must be at least 1, got {args.runs_per_gpu}")
 
 
 class _sigterm_stops:

@@ -8,10 +8,9 @@ import dataclasses
 import hashlib
 import json
 import math
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-import tomllib
 
 from ..data.corpus import noisy_percent
 from ..errors import ScalingLabError, plain

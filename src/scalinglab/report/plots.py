@@ -90,7 +90,7 @@ def learning_curves(curves: pd.DataFrame | None) -> plt.Figure:
     from ..fit.core.curves import envelope
     fig, axes = _subplots(1, 2, figsize=(11, 4.2))
     colours = _size_colours(curves["N"])
-    for rid, g in curves.groupby("run_id"):
+    for _, g in curves.groupby("run_id"):
         g = g[g["step"] > 0]
         c = colours[g["N"].iloc[0]]
         axes[0].plot(g["D"], g["loss"], color=c, lw=1)

@@ -61,7 +61,7 @@ def render_sweep(summary: StudySummary) -> str:
             lines.append(f"  from {name}: not fitted: {fit['error']}")
             continue
         p, ci = fit["params"], fit.get("ci", {})
-        span = lambda k: f" [{ci[k][0]:.4g}, {ci[k][1]:.4g}]" if k in ci else ""
+        span = lambda k, ci=ci: f" [{ci[k][0]:.4g}, {ci[k][1]:.4g}]" if k in ci else ""
         lines.append(f"  from {name:<12} B_star {p['B_star']:.4g}{span('B_star')}  alpha_B {p['alpha_B']:.4g}"
                      f"{span('alpha_B')}  ({fit['n_points']} points)")
     return "\n".join(lines)

@@ -58,6 +58,37 @@ def gpu_fraction(spec: RunSpec, gpu_memory_gb: float = 80.0, step: int = 16) -> 
     return float(min(1.0, max(1.0 / step, share)))
 
 
+def _gather(ray, refs: dict, stop_files, on_result) -> bool:
+    """Each task's result to ``on_result`` as it ends; Ctrl-C: the stop files written (each run
+    checkpoints at its next step and returns), the replies collected for up to 10 minutes, the rest
+    cancelled. -> False when stopped."""
+    pending, stopped = list(refs), False
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+            for ref in done:
+                on_result(_collect(ray, ref, refs[ref]))
+    except KeyboardInterrupt:
+        stopped = True
+        for f in stop_files:
+            f.touch()
+        # a step, a checkpoint and the reply; queued tasks return at once
+        deadline = time.monotonic() + 600
+        while pending and time.monotonic() < deadline:
+            try:
+                done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+            except KeyboardInterrupt:  # a second Ctrl-C: leave the rest to their checkpoints
+                break
+            for ref in done:
+                on_result(_collect(ray, ref, refs[ref]))
+        for ref in pending:
+            ray.cancel(ref, force=True)
+    finally:
+        for f in stop_files:
+            f.unlink(missing_ok=True)
+    return not stopped
+
+
 def _train_task(spec: RunSpec, run_dir: str, shards, threads: int, device: str, branching: dict) -> RunResult:
     """One run inside a Ray worker: lock the run directory, train (resuming from its checkpoint)."""
     import fcntl
@@ -171,31 +202,7 @@ class RayExecutor:
                 job.spec, job.run_dir, shard_refs[_shard_key(job.spec)], cpus, device,
                 {**job.train_kwargs(), "compile_model": self.compile_model})
             refs[ref] = job
-        pending, stopped = list(refs), False
-        try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-                for ref in done:
-                    on_result(_collect(ray, ref, refs[ref]))
-        except KeyboardInterrupt:
-            stopped = True
-            for f in stop_files:
-                f.touch()
-            # a step, a checkpoint and the reply; queued tasks return at once
-            deadline = time.monotonic() + 600
-            while pending and time.monotonic() < deadline:
-                try:
-                    done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-                except KeyboardInterrupt:  # a second Ctrl-C: leave the rest to their checkpoints
-                    break
-                for ref in done:
-                    on_result(_collect(ray, ref, refs[ref]))
-            for ref in pending:
-                ray.cancel(ref, force=True)
-        finally:
-            for f in stop_files:
-                f.unlink(missing_ok=True)
-        return not stopped
+        return _gather(ray, refs, stop_files, on_result)
 
 
     def _run_data_parallel(self, jobs, shard_refs, node_cpus, on_gpu, stop_files, on_result) -> bool:
@@ -223,7 +230,8 @@ class RayExecutor:
                                          storage_path=str(Path(job.run_dir).resolve().parent / ".ray-train"),
                                          failure_config=FailureConfig(max_failures=self.max_retries)))
                 box = {}
-                fit = threading.Thread(target=lambda: box.update(error=_fit(trainer)), daemon=True)
+                fit = threading.Thread(target=lambda box=box, trainer=trainer:
+                                       box.update(error=_fit(trainer)), daemon=True)
                 fit.start()
                 try:
                     while fit.is_alive():

@@ -29,30 +29,12 @@ def judge(params: Mapping[str, float], ci: Mapping[str, tuple[float, float]] | N
     parameters the user pinned (a fixed E at or above ``target_min`` leaves no room for the reducible terms);
     ``ci`` intervals of free parameters must be bounded and of non-zero width.
     """
-    out: list[str] = []
     fixed = dict(fixed or {})
-    lo_x, hi_x = exponent_range
-    for name in exponents:
-        if name not in params or name in fixed:
-            continue
-        v = params[name]
-        if not math.isfinite(v):
-            out.append(f"exponent {name} = {_plain(v)}: not a number")
-        elif v <= 0:
-            out.append(f"exponent {name} = {_plain(v)} is not positive: the target does not fall as the "
-                       "law's form says in these runs")
-        elif v < lo_x:
-            out.append(f"exponent {name} = {_plain(v)} ran to 0 (< {lo_x:g}): a constant, not a power law")
-        elif v > hi_x:
-            out.append(f"exponent {name} = {_plain(v)} is above {hi_x:g}: a step or a flat line, "
-                       "not a power law")
-    for name in scales:
-        if name not in params or name in fixed or name == irreducible:
-            continue
-        v = params[name]
-        if not (math.isfinite(v) and v > 0 and abs(math.log10(v)) <= SCALE_LOG10_LIMIT):
-            out.append(f"{name} = {_plain(v)} ran off to the float limit: the runs do not pin this "
-                       "constant down")
+    out = [w for name in exponents if name in params and name not in fixed
+           for w in _exponent(name, params[name], exponent_range)]
+    out += [f"{name} = {_plain(params[name])} ran off to the float limit: the runs do not pin this constant "
+            "down" for name in scales if name in params and name not in fixed and name != irreducible
+            and not _finite_scale(params[name])]
     if irreducible and irreducible in params and irreducible not in fixed and target_min:
         v = params[irreducible]
         if not v >= E_FLOOR * target_min:
@@ -62,19 +44,41 @@ def judge(params: Mapping[str, float], ci: Mapping[str, tuple[float, float]] | N
         if name == irreducible and target_min is not None and v >= target_min:
             out.append(f"fixed {name} = {_plain(v)} is at or above the lowest measured loss "
                        f"{target_min:.4g}: the law cannot reach the data")
-    scales = set(scales)
-    for name, (lo, hi) in (ci or {}).items():
-        if name in fixed or name not in params:
-            continue
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            out.append(f"the bootstrap interval of {name} is unbounded: the runs do not constrain it")
-        elif name in scales and name != irreducible and lo > 0 and hi / lo > SCALE_SPAN_LIMIT:
-            out.append(f"the bootstrap interval of {name} spans {math.log10(hi / lo):.0f} decades "
-                       f"([{lo:.3g}, {hi:.3g}]): the runs do not constrain it")
-        elif hi - lo <= 1e-6 * max(abs(lo), abs(hi), 1e-300):
-            out.append(f"the bootstrap interval of {name} has zero width ([{lo:.4g}, {hi:.4g}]): every "
-                       "resample lands on the same boundary value")
+    scale_names = set(scales) - {irreducible}
+    out += [w for name, bounds in (ci or {}).items() if name not in fixed and name in params
+            for w in _interval(name, bounds, name in scale_names)]
     return out
+
+
+def _exponent(name: str, v: float, exponent_range: tuple[float, float]) -> list[str]:
+    lo_x, hi_x = exponent_range
+    if not math.isfinite(v):
+        return [f"exponent {name} = {_plain(v)}: not a number"]
+    if v <= 0:
+        return [f"exponent {name} = {_plain(v)} is not positive: the target does not fall as the law's form "
+                "says in these runs"]
+    if v < lo_x:
+        return [f"exponent {name} = {_plain(v)} ran to 0 (< {lo_x:g}): a constant, not a power law"]
+    if v > hi_x:
+        return [f"exponent {name} = {_plain(v)} is above {hi_x:g}: a step or a flat line, not a power law"]
+    return []
+
+
+def _finite_scale(v: float) -> bool:
+    return math.isfinite(v) and v > 0 and abs(math.log10(v)) <= SCALE_LOG10_LIMIT
+
+
+def _interval(name: str, bounds: tuple[float, float], is_scale: bool) -> list[str]:
+    lo, hi = bounds
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return [f"the bootstrap interval of {name} is unbounded: the runs do not constrain it"]
+    if is_scale and lo > 0 and hi / lo > SCALE_SPAN_LIMIT:
+        return [f"the bootstrap interval of {name} spans {math.log10(hi / lo):.0f} decades "
+                f"([{lo:.3g}, {hi:.3g}]): the runs do not constrain it"]
+    if hi - lo <= 1e-6 * max(abs(lo), abs(hi), 1e-300):
+        return [f"the bootstrap interval of {name} has zero width ([{lo:.4g}, {hi:.4g}]): every resample "
+                "lands on the same boundary value"]
+    return []
 
 
 def _plain(v: float) -> str:
