@@ -60,3 +60,28 @@ def test_batch_sweep_grid_and_its_config_checks():
     with pytest.raises(ScalingLabError, match="impossible value for kind"):
         StudyConfig(kind="grid-search")
     assert set(PRESETS) >= {"debug", "default", "batch-sweep", "data-constrained", "gpu-small"}
+
+
+def test_one_schedule_grammar_for_train_plan_and_a_study():
+    """The text that names a schedule means the same LRs in `train --schedule` (a run's spec), in
+    `plan --schedule` (per-step LRs) and in a study file (its config): issue 28."""
+    import numpy as np
+
+    from scalinglab.cli.train import schedule_fields
+    from scalinglab.model.family import named_shape
+    from scalinglab.plan.schedules import Schedule, of_run, per_step, warmup_of
+    shape = named_shape("debug", n_ctx=64)
+    for text in ("cosine", "cosine:min=0.2", "wsd", "wsd:cooldown=0.3,min=0.05", "constant",
+                 "piecewise:0=0.1,10=1,60=1,120=0"):
+        spec = RunSpec(shape=shape, n_tokens=120 * 16 * 64, batch_size=16,
+                       **schedule_fields(text, None, None))
+        want = per_step(text, spec.steps, peak=0.01, warmup=None if text.startswith("piecewise") else
+                        warmup_of(spec))
+        np.testing.assert_allclose(of_run(spec, 0.01), want, rtol=0, atol=0, err_msg=text)
+    assert schedule_fields("wsd", 0.05, 0.3) == Schedule.parse("wsd:cooldown=0.3,min=0.05").run_fields()
+    with pytest.raises(ScalingLabError, match="gives its own options"):
+        schedule_fields("wsd:cooldown=0.3", None, 0.2)
+    assert StudyConfig(schedule="wsd:cooldown=0.3").study_id == StudyConfig(schedule="wsd",
+                                                                            cooldown_frac=0.3).study_id
+    with pytest.raises(ScalingLabError, match="a study takes cosine, wsd or wsd:cooldown=F"):
+        StudyConfig(schedule="wsd:min=0.1")

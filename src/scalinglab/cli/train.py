@@ -35,15 +35,16 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="sequences per step (default 32)")
     p.add_argument("--lr", type=positive_float, default=None, help="peak LR (default: the calibrated rule)")
     p.add_argument("--schedule", default="cosine", metavar="SPEC",
-                   help="LR schedule after a linear warm-up: cosine (to --min-lr-frac of the peak), wsd "
-                        "(constant, then a 1-sqrt cool-down over the last --cooldown-frac), constant, or "
+                   help="LR schedule after a linear warm-up, as `plan --schedule` names it: cosine[:min=F] "
+                        "(to F of the peak, default 0.1), wsd[:cooldown=F,min=F] (constant, then a 1-sqrt "
+                        "cool-down over the last F of the run, default 0.2, to min, default 0), constant, or "
                         "your own: piecewise:STEP=FRAC,... (fractions of the peak LR joined by straight "
                         "lines, e.g. piecewise:0=0,100=1,1600=1,2000=0; no warm-up added) or a CSV of "
                         "step,lr_frac")
     p.add_argument("--min-lr-frac", type=float, default=None, metavar="F",
-                   help="cosine / wsd: the LR at the end as a fraction of the peak (default 0.1 / 0)")
-    p.add_argument("--cooldown-frac", type=float, default=0.2, metavar="F",
-                   help="wsd: the share of the run spent cooling down (default 0.2)")
+                   help="cosine / wsd: the same as SPEC's min=F")
+    p.add_argument("--cooldown-frac", type=float, default=None, metavar="F",
+                   help="wsd: the same as SPEC's cooldown=F")
     p.add_argument("--curve-reference", metavar="FIT.json",
                    help="a whole-curve fit (a study's curvefits.json, or `fit --law multi-power --out`): the "
                         "progress line's estimate of the final loss keeps its law and refits only its scale "
@@ -140,21 +141,26 @@ def _curve_reference(path: str, spec) -> dict:
     return min(fits, key=distance).to_dict(draws=False)
 
 
-def schedule_fields(text: str, min_lr_frac: float | None, cooldown_frac: float) -> dict:
-    """--schedule / --min-lr-frac / --cooldown-frac as RunSpec fields."""
-    from ..plan.schedules import parse_points
+def schedule_fields(text: str, min_lr_frac: float | None, cooldown_frac: float | None) -> dict:
+    """--schedule SPEC (plan/schedules.py Schedule: the grammar `plan --schedule` reads) as RunSpec fields;
+    --min-lr-frac and --cooldown-frac are the same as SPEC's ``min=`` and ``cooldown=``."""
+    from dataclasses import replace
+
+    from ..plan.schedules import Schedule
     if min_lr_frac is not None and not 0 <= min_lr_frac <= 1:
         raise ScalingLabError(f"--min-lr-frac must be in [0, 1], got {min_lr_frac}")
-    if not 0 < cooldown_frac <= 1:
+    if cooldown_frac is not None and not 0 < cooldown_frac <= 1:
         raise ScalingLabError(f"--cooldown-frac must be in (0, 1], got {cooldown_frac}")
-    if text == "cosine":
-        return {"min_lr_frac": 0.1 if min_lr_frac is None else min_lr_frac}
-    if text == "constant":
-        return {"min_lr_frac": 1.0}  # a cosine that never falls
-    if text == "wsd":
-        return {"schedule": "wsd", "cooldown_frac": cooldown_frac,
-                "min_lr_frac": 0.0 if min_lr_frac is None else min_lr_frac}
-    return {"schedule": "piecewise", "lr_points": parse_points(text)}
+    schedule = Schedule.parse(text)
+    flags = min_lr_frac is not None or cooldown_frac is not None
+    if ":" in text and not text.startswith("piecewise:") and flags:
+        raise ScalingLabError(f"--schedule {text} gives its own options: drop --min-lr-frac and "
+                              "--cooldown-frac")
+    if min_lr_frac is not None and schedule.kind in ("cosine", "wsd") and text != "constant":
+        schedule = replace(schedule, min_frac=min_lr_frac)
+    if cooldown_frac is not None and schedule.kind == "wsd":
+        schedule = replace(schedule, cooldown_frac=cooldown_frac)
+    return schedule.run_fields()
 
 
 def run(args) -> int:

@@ -57,6 +57,8 @@ class StudyConfig:
 
     def __post_init__(self):
         self._check_types()
+        if ":" in self.schedule:  # the grammar every command reads (plan/schedules.py Schedule)
+            self._parse_schedule()
         object.__setattr__(self, "budgets", tuple(float(b) for b in self.budgets))
         object.__setattr__(self, "batch_sizes", tuple(int(b) for b in self.batch_sizes))
         bad = {
@@ -89,6 +91,19 @@ class StudyConfig:
             if is_bad:
                 value = plain(getattr(self, key))
                 raise ScalingLabError(f"study config: impossible value for {key}: {value}")
+
+    def _parse_schedule(self) -> None:
+        """``schedule = "wsd:cooldown=0.3"``: the same as schedule "wsd" with cooldown_frac 0.3 (one study
+        id for both spellings). A study's runs end at the schedule's default floor: no ``min=``."""
+        from .schedules import Schedule
+        parsed = Schedule.parse(self.schedule)
+        default = Schedule.parse(parsed.kind)
+        if parsed.kind not in ("cosine", "wsd") or parsed.min_frac != default.min_frac:
+            raise ScalingLabError(f"study config: schedule {self.schedule!r}: a study takes cosine, wsd or "
+                                  "wsd:cooldown=F")
+        object.__setattr__(self, "schedule", parsed.kind)
+        if parsed.kind == "wsd":
+            object.__setattr__(self, "cooldown_frac", parsed.cooldown_frac)
 
     def _check_types(self) -> None:
         """Each field of the type its default has (a TOML file can hold anything): one line naming it."""

@@ -1,9 +1,11 @@
 """Learning-rate schedules as functions of the step: what the trainer runs and what the whole-curve laws
-(fit/schedule_laws.py) read, torch-free. ``per_step`` writes a schedule named on the command line out as
-one LR per step."""
+(fit/curvelaws/) read, torch-free. One grammar names a schedule everywhere (``Schedule.parse``: train,
+plan, a study file, the report) and one rule gives a run's warm-up (``warmup_of``; ``default_warmup`` for
+a schedule without a run)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -92,60 +94,97 @@ def parse_points(text: str) -> tuple[tuple[int, float], ...]:
     return points
 
 
-def per_step(spec: str, steps: int, *, peak: float, warmup: int | None = None) -> np.ndarray:
-    """LR of every step 0..steps-1 of a schedule given as text: ``cosine`` (``cosine:min=0.1``: decay to 10%
-    of the peak), ``wsd`` (``wsd:cooldown=0.2,min=0``), ``constant``, ``piecewise:0=0,100=1,2000=0``
-    (STEP=FRACTION of the peak), or a CSV file with columns step, lr (absolute LRs) or step, lr_frac
-    (fractions of the peak), interpolated linearly between its rows, held after the last. Warm-up:
-    ``warmup`` steps (default the trainer's, default_warmup) of linear ramp, as the trainer does; a
-    piecewise or CSV schedule is taken as given."""
-    if steps < 2 or not peak > 0:
-        raise ScalingLabError(f"a schedule needs at least 2 steps and a positive peak LR (got {steps}, "
-                              f"{peak})")
-    if spec.startswith("piecewise:"):
-        return _every_step(steps, peak=peak, warmup=0, min_frac=0.0, schedule="piecewise",
-                           points=parse_points(spec))
-    kind, _, opts = spec.partition(":")
-    if kind not in ("cosine", "wsd", "constant"):
-        return _from_csv(spec, steps, peak)
-    kv = {}
-    for item in filter(None, opts.split(",")):
-        key, eq, value = item.partition("=")
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule as text names it: one grammar for `train --schedule`, `plan --schedule`, a study file's
+    ``schedule`` and the report. ``cosine`` (``cosine:min=0.1``: decay to 10% of the peak), ``wsd``
+    (``wsd:cooldown=0.2,min=0``), ``constant``, ``piecewise:0=0,100=1,2000=0`` (STEP=FRACTION of the
+    peak), or a CSV file with columns step, lr_frac (fractions of the peak) or step, lr (absolute LRs: a
+    prediction's schedule only, a run's peak LR is its own). Every schedule but piecewise and CSV ones
+    starts with the run's warm-up (``warmup_of``)."""
+
+    kind: str  # "cosine" (constant is a cosine at min 1), "wsd", "piecewise", "csv-lr"
+    min_frac: float = 0.1
+    cooldown_frac: float = 0.2
+    points: tuple = ()  # piecewise: ((step, fraction of the peak), ...)
+    source: str = ""  # the text it was parsed from; a CSV of absolute LRs is read from it
+
+    @classmethod
+    def parse(cls, text: str) -> "Schedule":
+        if text.startswith("piecewise:"):
+            return cls("piecewise", 0.0, points=parse_points(text), source=text)
+        kind, _, opts = text.partition(":")
+        if kind not in ("cosine", "wsd", "constant"):
+            return cls._csv(text)
+        kv = {}
+        for item in filter(None, opts.split(",")):
+            key, _eq, value = item.partition("=")
+            try:
+                kv[key.strip()] = float(value)
+            except ValueError:
+                raise ScalingLabError(f"schedule {text!r}: {item!r} is not KEY=NUMBER") from None
+        allowed = {"cosine": {"min"}, "wsd": {"min", "cooldown"}, "constant": set()}[kind]
+        if set(kv) - allowed:
+            takes = ", ".join(sorted(allowed)) or "no options"
+            raise ScalingLabError(f"schedule {text!r}: {kind} takes {takes}")
+        min_frac = kv.get("min", 1.0 if kind == "constant" else 0.1 if kind == "cosine" else 0.0)
+        cooldown = kv.get("cooldown", 0.2)
+        if not (0 <= min_frac <= 1 and 0 < cooldown <= 1):
+            raise ScalingLabError(f"schedule {text!r}: min must be in [0, 1] and cooldown in (0, 1]")
+        return cls("wsd" if kind == "wsd" else "cosine", min_frac, cooldown, source=text)
+
+    @classmethod
+    def _csv(cls, path: str) -> "Schedule":
+        import pandas as pd
         try:
-            kv[key.strip()] = float(value)
-        except ValueError:
-            raise ScalingLabError(f"schedule {spec!r}: {item!r} is not KEY=NUMBER") from None
-    allowed = {"cosine": {"min"}, "wsd": {"min", "cooldown"}, "constant": set()}[kind]
-    if set(kv) - allowed:
-        raise ScalingLabError(f"schedule {spec!r}: {kind} takes {', '.join(sorted(allowed)) or 'no options'}")
-    min_frac = kv.get("min", 1.0 if kind == "constant" else 0.1 if kind == "cosine" else 0.0)
-    cooldown = kv.get("cooldown", 0.2)
-    if not (0 <= min_frac <= 1 and 0 < cooldown <= 1):
-        raise ScalingLabError(f"schedule {spec!r}: min must be in [0, 1] and cooldown in (0, 1]")
-    warm = default_warmup(steps) if warmup is None else warmup
-    return _every_step(steps, peak=peak, warmup=warm, min_frac=min_frac,
-                       schedule="wsd" if kind == "wsd" else "cosine", cooldown_frac=cooldown)
+            table = pd.read_csv(path)
+        except (OSError, ValueError) as exc:
+            raise ScalingLabError(f"schedule {path!r} is neither cosine, wsd, constant, "
+                                  "piecewise:STEP=FRAC,... nor a readable CSV of step,lr_frac or step,lr "
+                                  f"({type(exc).__name__})") from None
+        if {"step", "lr_frac"} <= set(table.columns) and "lr" not in table.columns:
+            return cls("piecewise", 0.0, points=parse_points(path), source=path)
+        if not {"step", "lr"} <= set(table.columns) or len(table) < 2:
+            raise ScalingLabError(f"schedule {path}: a CSV schedule needs columns step, lr_frac (or step, "
+                                  "lr) and 2 rows or more")
+        return cls("csv-lr", source=path)
+
+    def run_fields(self) -> dict:
+        """The RunSpec fields of a run under this schedule."""
+        if self.kind == "csv-lr":
+            raise ScalingLabError(f"schedule {self.source}: a run's schedule gives fractions of its peak LR "
+                                  "(columns step, lr_frac), not absolute LRs")
+        if self.kind == "piecewise":
+            return {"schedule": "piecewise", "lr_points": self.points}
+        if self.kind == "wsd":
+            return {"schedule": "wsd", "cooldown_frac": self.cooldown_frac, "min_lr_frac": self.min_frac}
+        return {"min_lr_frac": self.min_frac}
+
+    def per_step(self, steps: int, *, peak: float, warmup: int | None = None) -> np.ndarray:
+        """The LR of every step 0..steps-1: ``warmup`` steps of linear ramp (default the trainer's,
+        default_warmup) then the schedule; piecewise and CSV schedules are taken as given."""
+        if steps < 2 or not peak > 0:
+            raise ScalingLabError(f"a schedule needs at least 2 steps and a positive peak LR (got {steps}, "
+                                  f"{peak})")
+        if self.kind == "piecewise":
+            return _every_step(steps, peak=peak, warmup=0, min_frac=0.0, schedule="piecewise",
+                               points=self.points)
+        if self.kind == "csv-lr":
+            import pandas as pd
+            table = pd.read_csv(self.source).sort_values("step")
+            return np.interp(np.arange(steps), table["step"].to_numpy(float), table["lr"].to_numpy(float))
+        warm = default_warmup(steps) if warmup is None else warmup
+        return _every_step(steps, peak=peak, warmup=warm, min_frac=self.min_frac, schedule=self.kind,
+                           cooldown_frac=self.cooldown_frac)
+
+
+def per_step(spec: str, steps: int, *, peak: float, warmup: int | None = None) -> np.ndarray:
+    """LR of every step 0..steps-1 of a schedule given as text (``Schedule``)."""
+    return Schedule.parse(spec).per_step(steps, peak=peak, warmup=warmup)
 
 
 def _every_step(steps: int, **schedule) -> np.ndarray:
     return np.array([lr_at(s, steps=steps, **schedule) for s in range(steps)])
-
-
-def _from_csv(path: str, steps: int, peak: float) -> np.ndarray:
-    import pandas as pd
-    try:
-        table = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise ScalingLabError(f"schedule {path!r} is neither cosine, wsd, constant nor a readable CSV of "
-                              f"step,lr ({type(exc).__name__})") from None
-    if {"step", "lr_frac"} <= set(table.columns) and "lr" not in table.columns:
-        return _every_step(steps, peak=peak, warmup=0, min_frac=0.0, schedule="piecewise",
-                           points=parse_points(path))
-    if not {"step", "lr"} <= set(table.columns) or len(table) < 2:
-        raise ScalingLabError(f"schedule {path}: a CSV schedule needs columns step, lr (or step, lr_frac) "
-                              "and 2 rows or more")
-    table = table.sort_values("step")
-    return np.interp(np.arange(steps), table["step"].to_numpy(float), table["lr"].to_numpy(float))
 
 
 def warmup_of(spec) -> int:
