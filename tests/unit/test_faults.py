@@ -226,13 +226,42 @@ def _strict(text):
 
 
 def test_every_json_writer_is_strict(tmp_path, capsys):
+    """Every writer of a JSON file or line a user reads (fit file, fits file, run result, study summary, the
+    CLI's --json) writes strict JSON whatever non-finite floats and numpy scalars it is handed."""
+    import dataclasses
+    import math
+
     from scalinglab.cli.common import emit_json
+    from scalinglab.fit import ChinchillaFit, write_fits
+    from scalinglab.simulate import DEMO_TRUE, isoflop_runs
+    from scalinglab.study import _write_summary
+    from scalinglab.train.result import RunResult, write_result
+    fit = ChinchillaFit().fit(isoflop_runs(DEMO_TRUE, noise=0.005, seed=2)).result_
+    summary = {"study": "s", "study_id": "i", "fit": {"params": {}}, "n_runs": 1,
+               "holdout": {k: 1.0 for k in ("predicted", "measured", "rel_error", "flops_budget", "n_params",
+                                            "n_tokens")}}
+
+    def stdout(doc, path):
+        emit_json(doc)
+        path.write_text(capsys.readouterr().out)
+    writers = {
+        "--json": stdout,
+        "fit file": lambda doc, path: dataclasses.replace(fit, diagnostics=doc).save(path),
+        "fits file": lambda doc, path: write_fits(path, [fit], [], extra=doc),
+        "run result": lambda doc, path: write_result(path, dataclasses.replace(
+            RunResult.failure("r", "why"), evals=[doc], mfu=math.nan)),
+        "study summary": lambda doc, path: _write_summary(path, summary | {"run_noise": doc}),
+    }
     rng = np.random.default_rng(0)
-    for _ in range(50):  # property: any mix of non-finite floats, numpy scalars and nesting parses strictly
+    for _ in range(10):  # property: any mix of non-finite floats, numpy scalars and nesting parses strictly
         doc = {"a": [float(x) for x in rng.choice([np.nan, np.inf, -np.inf, 1.5], 4)],
                "b": {"c": np.float64(rng.choice([np.nan, 2.0])), "d": np.int64(3)}, "e": (np.inf,)}
-        emit_json(doc)
-        _strict(capsys.readouterr().out)
+        for name, write in writers.items():
+            target = tmp_path / name.replace(" ", "_")
+            target.mkdir(exist_ok=True)
+            path = target if name == "study summary" else target / "out.json"
+            write(doc, path)
+            _strict((target / ("summary.json" if name == "study summary" else "out.json")).read_text())
 
 
 def test_runs_of_one_budget_do_not_make_a_law():
