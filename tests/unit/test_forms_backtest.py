@@ -183,7 +183,7 @@ def test_every_unconverged_fit_names_its_reason(tmp_path):
 
 def test_a_law_declared_in_one_place_is_fitted_saved_loaded_and_planned(tmp_path, monkeypatch):
     """Adding a form of L(N, D) is one registry entry (fit/forms.py FORMS): `fit --law NAME`, the backtest,
-    the fit file and `plan --law FILE` all read it from there."""
+    the fit file, `plan --law FILE` and the report all read it from there (issue 28)."""
     from scalinglab.fit import forms
     from scalinglab.fit.core.lawfit import Law
 
@@ -197,8 +197,11 @@ def test_a_law_declared_in_one_place_is_fitted_saved_loaded_and_planned(tmp_path
     truth = {"E": 1.5, "A": 3e3, "alpha": 0.2, "beta": 0.25}
     csv = tmp_path / "runs.csv"
     grid_runs(lambda N, D, **p: toy.fn({"N": N, "D": D}, p), truth, noise=0.002).to_csv(csv, index=False)
-    r = call("fit", csv, "--law", "toy", "--bootstrap", "20", "--json", "--out", tmp_path / "toy.json")
+    r = call("fit", csv, "--law", "toy", "--bootstrap", "20", "--json", "--out", tmp_path / "toy.json",
+             "--report", tmp_path / "report")
     assert r.returncode == 0, r.stderr
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "toy L(N,D)" in page and "E + A/(N^alpha D^beta)" in page  # its row in the fitted-laws table
     doc = json.loads(r.stdout)
     assert doc["key"] == "toy:L(N,D)" and doc["params"]["E"] == pytest.approx(1.5, rel=0.05)
     assert "toy" in {row["form"] for row in doc["settings"]["selection"]["table"]}

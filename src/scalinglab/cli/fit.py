@@ -203,6 +203,7 @@ def _form_law(args) -> int:
         fit = dataclasses.replace(fit, settings=dict(fit.settings) | context)
     if out is not None:
         fit.save(out)
+    _report(args, runs, fit if fit.key == "chinchilla:3" else None, also=[fit])
     if args.json:
         emit_json(fit.to_dict(draws=False))
     else:
@@ -213,8 +214,9 @@ def _form_law(args) -> int:
     return 0
 
 
-def _report(args, runs, fit3) -> None:
-    """--report DIR: the study report's figures and tables for a table of runs from any trainer."""
+def _report(args, runs, fit3, also=()) -> None:
+    """--report DIR: the study report's figures and tables for a table of runs from any trainer (``also``:
+    a fit of a form that `--law all` does not fit, shown with the others)."""
     if not args.report:
         return
     from ..report.html import build
@@ -228,7 +230,8 @@ def _report(args, runs, fit3) -> None:
     fits, skipped = fit_every(runs, plan_fits("all"), approach3=lambda _: _given(fit3),
                               bootstrap=REPORT_BOOTSTRAP)
     page = build({"title": f"scalinglab fit {args.source}", "curves": runs if has_curves else None,
-                  "finals": runs, "fit3": fit3, "fits": ([f for f in fits if f is not fit3], skipped)},
+                  "finals": runs, "fit3": fit3,
+                  "fits": ([f for f in fits if f is not fit3] + [f for f in also if f is not fit3], skipped)},
                  Path(args.report))
     print(f"wrote {page}", file=sys.stderr)
 
