@@ -215,7 +215,7 @@ ESTIMATE_SOURCE = "other runs"  # the estimate table's source of the leave-one-o
 
 
 def curve_laws(out: Path, store: SQLiteStore, log=print) -> dict | None:
-    """The Multi-Power Law fitted to each model size's dense curves (fit/schedule_laws.py), saved as
+    """The Multi-Power Law fitted to each model size's dense curves (fit/curvelaws/), saved as
     STUDY/curvefits.json (a fit file `plan --law FILE --schedule ...` reads), and every run's final loss
     estimated from its first 30% and 50% with the law of the study's other runs (the estimate table).
     -> the summary's numbers, or None for a study without curves."""

@@ -1,4 +1,4 @@
-"""Whole-curve laws (fit/schedule_laws.py): the formulas against Luo et al.'s published curves and
+"""Whole-curve laws (fit/curvelaws/): the formulas against Luo et al.'s published curves and
 parameters, recovery of known parameters from synthetic curves, and a constant schedule flagged."""
 from pathlib import Path
 

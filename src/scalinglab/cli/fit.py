@@ -336,7 +336,7 @@ def _run_curve(run_dir: Path):
 
 
 def _study_runs(study: Path) -> dict:
-    """A study's finished grid runs as whole curves: {run_id: (N, Curve)} (fit/schedule_laws.py)."""
+    """A study's finished grid runs as whole curves: {run_id: (N, Curve)} (fit/curvelaws/)."""
     from ..fit.curvelaws import curves_of_runs
     from ..studydir import StudyDir
     with StudyDir(study).store() as store:

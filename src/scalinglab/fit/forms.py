@@ -7,7 +7,7 @@ term's scale and exponent are smooth in log N. `fit/backtest.py` decides between
 A form is declared once, here: its name, formula, parameters, law function (fit/laws.py) and the form it
 nests (whose fit, with the extra parameters at 0, is one of its starts, so the richer form never ends at a
 worse optimum than the one it extends). Chinchilla is fitted by Approach 3's own solver (4500 starts);
-the others by the shared robust fitter (fit/lawfit.py). Every result is a FitBase: predict, optimal
+the others by the shared robust fitter (fit/core/lawfit.py). Every result is a FitBase: predict, optimal
 (numerically where there is no closed form), intervals, save/load.
 """
 from __future__ import annotations

@@ -49,7 +49,7 @@ class StudyConfig:
     noise_seeds: int = 0               # seed repeats of one grid run: run-to-run noise of the held-out run
     precision: str = "fp32"            # or "bf16" (autocast): part of every run's spec (train/precision.py)
     # fit the whole-curve law per size at the end and estimate each run's end from its first 30% / 50%
-    # (fit/schedule_laws.py; ~1 min for the default study); changes no run, so not part of the study id
+    # (fit/curvelaws/; ~1 min for the default study); changes no run, so not part of the study id
     curve_laws: bool = True
     # the form of L(N, D) that predicts the held-out run and plans the allocations: "auto" (the lowest
     # backtest error on the grid, fit/backtest.py) or a form pinned; re-predicts, changes no grid run

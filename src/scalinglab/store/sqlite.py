@@ -43,7 +43,7 @@ EVAL_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "val_loss", "
 CURVE_TABLE = ("CREATE TABLE IF NOT EXISTS curve (run_id, step, lr, loss, probe, "
                "PRIMARY KEY (run_id, step));")
 # each run's final loss estimated from its curve while it trained (and after, from the study's other runs:
-# fit/schedule_laws.py estimate_final); added after schema 1 shipped, like the curve table
+# fit/curvelaws/ estimate_final); added after schema 1 shipped, like the curve table
 ESTIMATE_TABLE = ("CREATE TABLE IF NOT EXISTS estimate (run_id, step, fraction, final, lo, hi, converged, "
                   "source, PRIMARY KEY (run_id, step, source));")
 # each eval's loss per validation source (the embedded corpus' five collections, a user's files or JSONL

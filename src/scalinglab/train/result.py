@@ -30,7 +30,7 @@ class RunResult:
     # the training curve, densely: {step, lr, loss} at most CURVE_POINTS times, each over >= CURVE_TOKENS
     # tokens, loss the mean raw batch loss since the previous point, lr that of its last step (train/loop.py)
     curve: list = field(default_factory=list)
-    # the final loss estimated from the curve so far at ESTIMATE_AT fractions of the run (fit/schedule_laws.py
+    # the final loss estimated from the curve so far at ESTIMATE_AT fractions of the run (fit/curvelaws/
     # estimate_final: step, fraction, final, interval, converged, warnings, decay_from); runs shorter than
     # ESTIMATE_AFTER_S seconds make none
     estimates: list = field(default_factory=list)

@@ -103,7 +103,7 @@ class ChinchillaFit:
         diag["n_starts"] = int(len(starts))
         boot, ci = self._bootstrap(theta, data, loss, free, runs)
         # DESIGN §10: converged means a usable law, not only a stopped optimiser: the shared verdict
-        # (fit/verdict.py) on the parameters and their intervals, and what the runs cannot identify
+        # (fit/core/verdict.py) on the parameters and their intervals, and what the runs cannot identify
         params = _natural(theta)
         diag["warnings"] += judge(params, ci, exponents=("alpha", "beta"), scales=("A", "B"), irreducible="E",
                                   target_min=float(runs["loss"].min()),

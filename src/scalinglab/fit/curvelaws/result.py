@@ -18,7 +18,7 @@ from .curve import FORMS, LABELS, LAWS, Curve
 @dataclass(frozen=True, kw_only=True)
 class CurveFit(FitBase):
     """A whole-curve law fitted to one model size's curves, through the interface every fit has
-    (fit/base.py: save, load_fit, summary, to_dict, intervals from bootstrap draws).
+    (fit/core/base.py: save, load_fit, summary, to_dict, intervals from bootstrap draws).
 
     ``approach`` names the model size (``N=1.2e+06``, a size column's value, or ``all``). It answers
     ``predict(schedule, steps)``: the loss at ``steps`` of a run with per-step LRs ``schedule`` (or a
