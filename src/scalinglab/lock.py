@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .errors import ScalingLabError
+from .studydir import CONFIG_FILE, CURVE_FITS_FILE, FIT_FILE, FITS_FILE, LAW_FILE, STORE_FILE, SUMMARY_FILE
 
 LOCK_NAME = ".lock"
 _HELD: dict[Path, int] = {}  # locks this process holds: a nested DirLock on the same directory is a no-op
@@ -65,9 +66,8 @@ class DirLock:
 
 
 # what a study or run directory holds: none of it may be a link (a writer would write through it)
-OWN_FILES = (LOCK_NAME, "study.sqlite", "study.sqlite-wal", "study.sqlite-shm", "report", "runs", "fit.json",
-             "fits.json", "law.json", "summary.json", "config.json", "curvefits.json", "result.json",
-             "checkpoint.pt")
+OWN_FILES = (LOCK_NAME, STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm", "report", "runs", FIT_FILE,
+             FITS_FILE, LAW_FILE, SUMMARY_FILE, CONFIG_FILE, CURVE_FITS_FILE, "result.json", "checkpoint.pt")
 
 
 def refuse_links(directory: str | Path) -> None:

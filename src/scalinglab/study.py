@@ -136,7 +136,7 @@ def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None
         try:
             return _run_study(cfg, out, executor, holdout_executor, log, tracker)
         finally:  # the log emptied into the file: a copy or a read-only reader sees every run
-            checkpoint(out / "study.sqlite")
+            checkpoint(out / STORE_FILE)
 
 
 def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tracker=None) -> dict | None:

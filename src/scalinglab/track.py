@@ -97,15 +97,11 @@ def _study_numbers(summary: dict, study_dir: Path) -> dict:
     for k in ("predicted", "measured", "rel_error"):
         if isinstance(h.get(k), (int, float)):
             out[f"holdout/{k}"] = float(h[k])
-    for name in ("fit.json", "fits.json", "curvefits.json"):
-        path = study_dir / name
-        if path.is_file():
-            doc = json.loads(path.read_text())
-            for f in doc.get("fits", [doc]):
-                key = f.get("key") or f"{f.get('law', 'chinchilla')}:{f.get('approach', '3')}"
-                for p, v in f.get("params", {}).items():
-                    if isinstance(v, (int, float)) and math.isfinite(v):
-                        out[f"fit/{key}/{p}"] = float(v)
+    from .studydir import StudyDir
+    for key, fit in StudyDir(study_dir).all_fits().items():
+        for p, v in fit.params.items():
+            if math.isfinite(v):
+                out[f"fit/{key}/{p}"] = float(v)
     return out
 
 

@@ -1,7 +1,7 @@
 """FitResult: the immutable outcome of a fit, separate from the fitter (statsmodels/iminuit style).
 
-It answers what every fit answers (fit/core/base.py: predict, optimal, their intervals from the bootstrap draws,
-save and load), prints a summary, and round-trips through the versioned JSON file that
+It answers what every fit answers (fit/core/base.py: predict, optimal, their intervals from the bootstrap
+draws, save and load), prints a summary, and round-trips through the versioned JSON file that
 ``scalinglab plan --law FIT.json`` reads back.
 """
 from __future__ import annotations
