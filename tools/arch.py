@@ -107,7 +107,7 @@ def attrs_uses() -> int:
     return sum(path.read_text().count(".attrs") for path in modules().values())
 
 
-if __name__ == "__main__":
+def main() -> None:
     found = cycles(import_graph())
     print(f"import cycles: {len(found)}")
     for component in found:
@@ -116,3 +116,10 @@ if __name__ == "__main__":
     for length, name in functions()[:8]:
         print(f"  {length:4d}  {name}")
     print(f".attrs uses: {attrs_uses()}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except BrokenPipeError:  # piped into head
+        pass

@@ -11,7 +11,6 @@ Every number computed outside a study's measured compute range is marked as an e
 """
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ScalingLabError
+from .fit.core.robust import percentile_interval
 
 LAW = "chinchilla:3"  # the law compared by default: Approach 3, the one that gives a loss at any (N, D)
 SEARCH_SPAN = 1e4     # the compute B may need is looked for within [C / SPAN, C * SPAN]
@@ -66,7 +66,7 @@ def load_side(path: str | Path, law: str = LAW) -> Side:
     return Side(path.stem, str(path), fit, None, None, None, tuple(rng) if rng else None)
 
 
-def _params(fit, k: int | None = None) -> dict:
+def draw_params(fit, k: int | None = None) -> dict:
     """The fit's parameters (k None) or its bootstrap draws as (K, 1) columns."""
     if k is None:
         return dict(fit.params)
@@ -122,14 +122,14 @@ def multiplier(ref: Side, other: Side, C: float) -> dict:
     row |= measured_multiplier(ref, other, C)
     if ref.c_range is None or other.c_range is None:
         row["range_unknown"] = "a fit file without its runs' compute range: extrapolation unknown"
-    k = min(_n_draws(ref.fit), _n_draws(other.fit))
+    k = min(n_draws(ref.fit), n_draws(other.fit))
     if k >= 20:
-        losses = frontier(ref.fit, np.full((k, 1), C), _params(ref.fit, k))[:, 0]
-        needs = compute_to_reach(other.fit, losses, C, _params(other.fit, k))
+        losses = frontier(ref.fit, np.full((k, 1), C), draw_params(ref.fit, k))[:, 0]
+        needs = compute_to_reach(other.fit, losses, C, draw_params(other.fit, k))
         m = needs[np.isfinite(losses)] / C
         m = m[~np.isnan(m)]
         level = min(ref.fit.level, other.fit.level)
-        lo, hi = np.percentile(m, [50 * (1 - level), 50 * (1 + level)]) if len(m) else (np.nan, np.nan)
+        lo, hi = percentile_interval(m, level) if len(m) else (np.nan, np.nan)
         row["ci"] = [float(lo) if math.isfinite(lo) else None, float(hi) if math.isfinite(hi) else None]
         row["level"], row["draws"] = level, int(len(m))
         row["unreachable_share"] = float(np.mean(np.isinf(m))) if len(m) else None
@@ -176,7 +176,7 @@ def measured_multiplier(ref: Side, other: Side, C: float) -> dict:
     return {"measured": need / at["C"], "measured_note": "lowest measured loss per budget, no law"}
 
 
-def _n_draws(fit) -> int:
+def n_draws(fit) -> int:
     return 0 if fit.draws is None else len(fit.draws)
 
 
@@ -293,68 +293,3 @@ def _mult_text(row: dict) -> str:
     if row.get("range_unknown"):
         v += f"  ({row['range_unknown']})"
     return v
-
-
-def figure(result: dict, sides: list[Side]):
-    """Loss-vs-compute frontiers with each study's runs, and the multiplier against the reference."""
-    from .report.plots import _subplots
-    fig, (ax, bx) = _subplots(1, 2, figsize=(11, 4.2))
-    budgets = [float(c) for c in result["inputs"][0]["frontier"]]
-    lo = min([budgets[0]] + [s.c_range[0] for s in sides if s.c_range]) / 2
-    hi = max([budgets[-1]] + [s.c_range[1] for s in sides if s.c_range]) * 4
-    C = np.geomspace(lo, hi, 120)
-    for i, s in enumerate(sides):
-        colour = f"C{i}"
-        if s.runs is not None:
-            ax.scatter(s.runs["C6"], s.runs["loss"], s=12, color=colour, alpha=0.45)
-        L = frontier(s.fit, C)
-        inside = (C >= s.c_range[0]) & (C <= s.c_range[1]) if s.c_range else np.ones_like(C, bool)
-        ax.plot(C[inside], L[inside], color=colour, label=f"{s.name}")
-        ax.plot(C, np.where(inside, np.nan, L), color=colour, ls="--", lw=1)
-        k = _n_draws(s.fit)
-        if k >= 20:
-            band = frontier(s.fit, np.broadcast_to(C, (k, C.size)), _params(s.fit, k))
-            ax.fill_between(C, *np.nanpercentile(band, [2.5, 97.5], axis=0), color=colour, alpha=0.12, lw=0)
-    ax.set(xscale="log", xlabel="training FLOPs C = 6ND", ylabel="validation loss (nats/token)",
-           title="loss-vs-compute frontiers (dashed: beyond the runs)")
-    from matplotlib.ticker import NullFormatter
-    for a in (ax, bx):
-        a.xaxis.set_minor_formatter(NullFormatter())
-    ax.legend(fontsize=8)
-    for i, m in enumerate(result["multipliers"], start=1):
-        xs = [r["C"] for r in m["at"]]
-        ys = [np.nan if r["multiplier"] is None else r["multiplier"] for r in m["at"]]
-        bound = lambda r, j, y: r["ci"][j] if r.get("ci") and r["ci"][j] is not None else y
-        pairs = list(zip(ys, m["at"]))
-        err = [[y - bound(r, 0, y) for y, r in pairs], [bound(r, 1, y) - y for y, r in pairs]]
-        bx.errorbar(xs, ys, yerr=err, color=f"C{i}", marker="o", capsize=3,
-                    label=f"{m['of']} vs {m['against']} (law; open: extrapolated)")
-        far = [(x, y) for x, y, r in zip(xs, ys, m["at"]) if r["extrapolated"]]
-        if far:
-            bx.scatter(*zip(*far), s=60, facecolor="white", edgecolor=f"C{i}", zorder=3)
-        seen = [(x, r["measured"]) for x, r in zip(xs, m["at"]) if r.get("measured") is not None]
-        if seen:
-            bx.scatter(*zip(*seen), marker="x", s=50, color="black", zorder=4,
-                       label="measured (lowest loss per budget, no law)" if i == 1 else None)
-    bx.axhline(1.0, color="grey", lw=0.8)
-    bx.set(xscale="log", xlabel="reference budget C = 6ND", ylabel="compute multiplier",
-           title="compute to reach the reference's loss, x C")
-    bx.legend(fontsize=8)
-    return fig
-
-
-def page(result: dict, sides: list[Side]) -> str:
-    """The HTML page: the table, the figure, the warnings."""
-    import base64
-
-    from .report.html import _page, _png
-    img = base64.b64encode(_png(figure(result, sides))).decode()
-    rows = []
-    for line in text(result).splitlines()[1:]:
-        if line.startswith("warning:"):
-            continue
-        rows.append(f"<tr><td><pre>{html.escape(line)}</pre></td></tr>")
-    banners = [f"<p class='warn'>warning: {html.escape(w)}</p>" for w in result["warnings"]]
-    sections = [("Laws and multipliers", "<table class='t'>" + "".join(rows) + "</table>"),
-                ("Frontiers", f"<img src='data:image/png;base64,{img}' alt='frontiers'>")]
-    return _page(f"scalinglab compare: {', '.join(i['name'] for i in result['inputs'])}", sections, banners)

@@ -25,8 +25,9 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..atomic import write_text
-    from ..compare import compare, page, text
+    from ..compare import compare, text
     from ..jsonsafe import dumps
+    from ..report.compare_page import page
     if args.at is not None and any(not (c > 0 and c < float("inf")) for c in args.at):
         raise ScalingLabError(f"--at must be positive budgets in FLOPs, got {args.at}")
     out = Path(args.out)

@@ -23,7 +23,7 @@ from ..studydir import FITS_FILE, StudyDir, StudySummary
 from . import plots
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, pil_kwargs={"compress_level": 1})  # fast: size +8%
     plots.plt.close(fig)
@@ -192,7 +192,7 @@ def build(inputs: dict, out_dir: Path, *, bootstrap: int = REPORT_BOOTSTRAP) -> 
         sections.append(("Compute-optimal allocation (like Hoffmann 2022 Table 3)",
                          _ladder(fit3, float(six_nd.max()))))
     sections.append(("Runs (click a column to sort)", _runs_table(inputs.get("runs"), finals)))
-    page = _page(inputs.get("title", "scalinglab report"), sections, _banners(fit3, inputs, flop_axis))
+    page = html_page(inputs.get("title", "scalinglab report"), sections, _banners(fit3, inputs, flop_axis))
     return write_text(out_dir / "report.html", page)
 
 
@@ -211,7 +211,7 @@ FIGURES = (  # (file, title) in page order
 
 def _draw(make) -> tuple[str, bytes | str]:
     try:
-        return "png", _png(make())
+        return "png", png_bytes(make())
     except plots.MissingData as exc:
         return "missing", str(exc)
 
@@ -406,7 +406,7 @@ SORT_JS = """document.querySelectorAll('table.sortable').forEach(function(t){
    r.forEach(function(row){b.appendChild(row);});});});});"""
 
 
-def _page(title: str, sections, banners=()) -> str:
+def html_page(title: str, sections, banners=()) -> str:
     body = "\n".join(f"<section><h2>{html.escape(t)}</h2>\n{content}</section>" for t, content in sections)
     top = "\n".join(banners)
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"

@@ -15,9 +15,10 @@ import pandas as pd  # noqa: E402
 
 from ..errors import ScalingLabError  # noqa: E402
 from ..fit import laws  # noqa: E402
+from ..fit.core.robust import percentile_interval  # noqa: E402
 
 
-def _subplots(*args, **kwargs):
+def subplots(*args, **kwargs):
     """plt.subplots laid out once when drawn (saving with bbox_inches="tight" would draw each figure twice);
     per figure, so importing this module changes no global matplotlib setting."""
     return plt.subplots(*args, layout="constrained", **kwargs)
@@ -88,7 +89,7 @@ def learning_curves(curves: pd.DataFrame | None) -> plt.Figure:
     if curves is None or curves.empty:
         raise MissingData("no learning curves in this study (a table without run_id and step)")
     from ..fit.core.curves import envelope
-    fig, axes = _subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = subplots(1, 2, figsize=(11, 4.2))
     colours = _size_colours(curves["N"])
     for _, g in curves.groupby("run_id"):
         g = g[g["step"] > 0]
@@ -118,7 +119,7 @@ def isoflop_valleys(finals: pd.DataFrame, minima: pd.DataFrame) -> plt.Figure:
         raise MissingData("no IsoFLOP budgets in this table")
     if finals.groupby("budget")["N"].nunique().max() < 3:
         raise MissingData("no budget has 3+ model sizes: nothing to draw a valley through")
-    fig, ax = _subplots(figsize=(6.5, 4.5))
+    fig, ax = subplots(figsize=(6.5, 4.5))
     budgets = np.sort(finals["budget"].unique())
     cmap = plt.get_cmap("plasma")
     for i, C in enumerate(budgets):
@@ -150,7 +151,7 @@ def allocation(fits: list, published: dict, c_range: tuple[float, float], flop_a
     if not fits:
         raise MissingData("no fitted allocation (Approaches 1, 2 or 3) to draw")
     C = np.geomspace(c_range[0], c_range[1], 60)
-    fig, axes = _subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = subplots(1, 2, figsize=(11, 4.2))
     for label, fit, six_nd in fits:
         n, d = fit.optimal(C)
         x = flop_axis.from_6nd(C, n) if six_nd else C
@@ -180,7 +181,7 @@ def holdout(h: dict | None) -> plt.Figure:
     """The held-out check: predicted loss with its interval against the measured loss."""
     if not h:
         raise MissingData("this study has no held-out run")
-    fig, ax = _subplots(figsize=(5, 3.2))
+    fig, ax = subplots(figsize=(5, 3.2))
     lo, hi = h["interval"] if h.get("interval") else (h["predicted"], h["predicted"])
     ax.errorbar([0], [h["predicted"]], yerr=[[h["predicted"] - lo], [hi - h["predicted"]]], fmt="o",
                 capsize=6,
@@ -206,7 +207,7 @@ def residuals(panels: list[tuple[str, str, np.ndarray, np.ndarray]]) -> plt.Figu
         raise MissingData("no fits with points to compare against")
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
-    fig, axes = _subplots(rows, cols, figsize=(4.2 * cols, 2.7 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(4.2 * cols, 2.7 * rows), squeeze=False)
     for ax, (title, xlabel, x, r) in zip(axes.flat, panels):
         with np.errstate(all="ignore"):
             r = 100 * np.log1p(r)
@@ -237,7 +238,7 @@ def kaplan_fixed_compute_steps(fit_ns, n_levels: int = 5) -> plt.Figure:
     runs = [g for _, g in pts.groupby("run")]
     if pts["N"].nunique() < 3:
         raise MissingData(f"L(N,S) was fitted to {pts['N'].nunique()} model size(s); the figure needs 3+")
-    fig, axes = _subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(11, 4.2), sharey=True)
     cmap = plt.get_cmap("plasma")
     N_all = np.geomspace(pts["N"].min() / 1.5, pts["N"].max() * 1.5, 80)
     # the tokens per step relate C and S_min: S_min ~ k C / N, k the study's median
@@ -283,9 +284,9 @@ def tokens_per_param_fan(fit3, c_range: tuple[float, float], flop_axis: "FlopAxi
         n, d = laws.chinchilla_optimal(C6[None, :], A=A, B=B, alpha=alpha, beta=beta)
         ratio = d / n
     C = flop_axis.from_6nd(C6, fit3.optimal(C6)[0])
-    fig, ax = _subplots(figsize=(6, 3.6))
-    for q, alpha_band in ((2.5, 0.15), (10, 0.25), (25, 0.35)):
-        lo, hi = np.nanpercentile(ratio, [q, 100 - q], axis=0)
+    fig, ax = subplots(figsize=(6, 3.6))
+    for level, alpha_band in ((0.95, 0.15), (0.8, 0.25), (0.5, 0.35)):
+        lo, hi = percentile_interval(ratio, level)
         ax.fill_between(C, lo, hi, color="tab:blue", alpha=alpha_band, lw=0)
     ax.plot(C, np.nanmedian(ratio, axis=0), color="tab:blue", lw=1.5, label="median")
     ax.axhline(20, color="grey", ls="--", lw=1, label="20 tokens/param (Chinchilla rule of thumb)")
@@ -308,7 +309,7 @@ def loss_contours(fit3, c_range: tuple[float, float], flop_axis: "FlopAxis", lar
     N = np.geomspace(n_opt.min() / 10, n_opt.max() * 10, 120)
     CC, NN = np.meshgrid(C6, N)
     L = fit3.predict(NN, CC / (6 * NN))
-    fig, ax = _subplots(figsize=(6.5, 4.5))
+    fig, ax = subplots(figsize=(6.5, 4.5))
     levels = np.linspace(np.nanmin(L), np.nanpercentile(L, 60), 20)  # resolve the valley, not the far corner
     cs = ax.contourf(flop_axis.from_6nd(CC, NN), NN, L, levels=levels, cmap="viridis_r", extend="max")
     fig.colorbar(cs, ax=ax, label="fitted loss")
@@ -338,7 +339,7 @@ def loss_vs_n_embeddings(finals: pd.DataFrame, frontier: pd.DataFrame | None = N
     same = np.allclose(finals["N"], finals["N_nonembed"], rtol=0.01)
     panels = [("N", "parameters N (all = non-embedding to 1%)")] if same else \
         [("N", "all parameters (Chinchilla's N)"), ("N_nonembed", "non-embedding parameters (Kaplan's N)")]
-    fig, axes = _subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), sharey=True, squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), sharey=True, squeeze=False)
     for ax, (col, label) in zip(axes[0], panels):
         ax.scatter(finals[col], finals["loss"], s=12, color="lightgrey", label="every run's final loss")
         ax.plot(best[col], best["loss"], "o-", color="tab:blue", label=how)
@@ -357,7 +358,7 @@ def critical_batch(noise_fit, sweep_fit) -> plt.Figure:
     with its fitted B_crit(L) = B*/L^(1/alpha_B) over the losses it was fitted at (Kaplan 2020 Fig. 10)."""
     if noise_fit is None and sweep_fit is None:
         raise MissingData("no gradient noise scale recorded and no batch-size sweep")
-    fig, ax = _subplots(figsize=(6.5, 4))
+    fig, ax = subplots(figsize=(6.5, 4))
     for fit, colour, marker, what in ((noise_fit, "crimson", "o", "noise scale B_simple per eval"),
                                       (sweep_fit, "black", "s", "batch sweep E_min/S_min")):
         if fit is None:
@@ -383,7 +384,7 @@ def curve_law_fits(section: dict | None) -> plt.Figure:
         raise MissingData("the study fitted no whole-curve law (curve_laws = false, or no dense curves)")
     fits, runs = section["fits"], section["runs"]
     colours = _size_colours(sorted({n for n, _ in runs.values()}))
-    fig, ax = _subplots(figsize=(7, 4.2))
+    fig, ax = subplots(figsize=(7, 4.2))
     for fit in fits:
         n = float(fit.approach.split("=", 1)[1])
         for n_run, curve in runs.values():
@@ -406,7 +407,7 @@ def curve_estimates(rows: list[dict] | None) -> plt.Figure:
     against the measured one; hollow markers: estimates from a flagged (not converged) fit."""
     if not rows:
         raise MissingData("no part-way estimates of final loss (no whole-curve law fitted)")
-    fig, ax = _subplots(figsize=(5, 4.2))
+    fig, ax = subplots(figsize=(5, 4.2))
     for frac, marker in ((0.3, "o"), (0.5, "s")):
         sel = [r for r in rows if r["fraction"] == frac]
         if not sel:
@@ -433,7 +434,7 @@ def alternative_schedules(fit, schedules: dict[str, np.ndarray] | None) -> plt.F
     """The largest model under other LR schedules of the same length and peak: the fitted law's curves."""
     if fit is None or not schedules:
         raise MissingData("no whole-curve law for the largest model")
-    fig, (ax, axl) = _subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=(3, 1))
+    fig, (ax, axl) = subplots(2, 1, figsize=(7, 5), sharex=True, height_ratios=(3, 1))
     for name, lr in schedules.items():
         at = np.unique(np.linspace(max(1, len(lr) // 20), len(lr) - 1, 200).astype(int))
         loss = fit.predict(lr, at)
@@ -453,7 +454,7 @@ def source_losses(table: pd.DataFrame | None) -> plt.Figure:
     cols = [] if table is None else sorted(c for c in table.columns if str(c).startswith("loss:"))
     if not cols:
         raise MissingData("no per-source losses (a corpus of one source, or a study from before them)")
-    fig, axes = _subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = subplots(1, 2, figsize=(11, 4.2))
     finals = table.sort_values("step").groupby("run_id").tail(1)
     best = finals.groupby("budget")[["loss", *cols]].min().sort_index()
     for i, col in enumerate(cols):
