@@ -34,7 +34,18 @@ def _resolve(name: str, current: str, is_package: bool, level: int, known: dict)
     return name or None
 
 
-def import_graph() -> dict[str, set[str]]:
+def _absolute(name: str, current: str, is_package: bool, level: int) -> str:
+    if not level:
+        return name
+    base = current.split(".")
+    base = base if is_package else base[:-1]
+    base = base[: len(base) - (level - 1)]
+    return ".".join(base + ([name] if name else []))
+
+
+def import_graph(unresolved: list | None = None) -> dict[str, set[str]]:
+    """{module: the modules of the package it imports}; ``unresolved`` collects imports of the package that
+    name no module (a relative import left pointing at the wrong level after a move)."""
     known = modules()
     graph: dict[str, set[str]] = {name: set() for name in known}
     for name, path in known.items():
@@ -52,6 +63,9 @@ def import_graph() -> dict[str, set[str]]:
                 if not level and not target.startswith(PACKAGE):
                     continue
                 found = _resolve(target, name, is_package, level, known)
+                wanted = _absolute(target, name, is_package, level)
+                if unresolved is not None and wanted not in known and wanted.rpartition(".")[0] not in known:
+                    unresolved.append(f"{name}: {'.' * level}{target} -> {wanted}")
                 # a package's own __init__ re-exporting its modules is not a dependency of the modules on it
                 if found and found != name and not name.startswith(found + ".") \
                         and not found.startswith(name + "."):
@@ -108,7 +122,11 @@ def attrs_uses() -> int:
 
 
 def main() -> None:
-    found = cycles(import_graph())
+    broken: list[str] = []
+    found = cycles(import_graph(broken))
+    print(f"imports naming no module: {len(broken)}")
+    for line in broken:
+        print("  " + line)
     print(f"import cycles: {len(found)}")
     for component in found:
         print("  " + " <-> ".join(component))

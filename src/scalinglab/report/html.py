@@ -283,7 +283,7 @@ def _frontier(curves: pd.DataFrame | None) -> pd.DataFrame | None:
     """Per size, the lowest loss where it wins the compute envelope (Kaplan Fig. 6 on an IsoFLOP grid)."""
     if curves is None:
         return None
-    from ..fit.curves import envelope
+    from ..fit.core.curves import envelope
     try:
         env = envelope(curves, "C", transient=0.1)
     except ScalingLabError:

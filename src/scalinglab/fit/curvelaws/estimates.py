@@ -167,8 +167,8 @@ def curves_of_runs(rows, max_points: int | None = STUDY_POINTS) -> dict[str, tup
     default study's 19 runs fitted and estimated in ~170 s with all points)."""
     import json
 
-    from ..plan import schedules
-    from ..plan.spec import RunSpec
+    from ...plan import schedules
+    from ...plan.spec import RunSpec
     out = {}
     for run_id, g in rows.groupby("run_id", sort=True):
         spec = RunSpec.from_dict(json.loads(g["spec"].iloc[0]))
