@@ -8,6 +8,7 @@ law was fitted on, and where no shape of the model family is near the size asked
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import ScalingLabError
@@ -17,6 +18,65 @@ from .model.accounting import param_breakdown
 from .model.family import family_shapes, shape_for_params
 from .published import LAWS, published_law
 from .studydir import FIT_FILE, StudyDir
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One answer of `plan`: a compute-optimal model for a budget (``kind`` "budget": C = 6ND and the law's
+    closed form or numeric optimum; "family": the model family's shape the law puts lowest, in exact FLOPs,
+    with ``spec`` the run to train) or the loss of a given model ("point"). ``interval`` holds the law's
+    bootstrap interval of each quantity ({"n_params", "n_tokens", "loss": [lo, hi]}),
+    ``prediction_interval`` the loss's for one new run. ``to_dict()`` is the JSON `plan --json` prints."""
+
+    kind: str
+    law: str
+    n_params: float
+    n_tokens: float
+    flops: float | None = None
+    loss: float | None = None
+    note: str = ""
+    shape: dict | None = None
+    interval: dict | None = None
+    prediction_interval: dict | None = None
+    interval_kinds: dict | None = None
+    extrapolation: float | dict | None = None  # the budget's factor past the data, or each input's
+    flop_convention: str | None = None
+    warnings: tuple[str, ...] = ()
+    spec: object = field(default=None, compare=False)  # "family": the RunSpec of the planned run
+
+    @property
+    def tokens_per_param(self) -> float:
+        return self.n_tokens / self.n_params
+
+    def __getitem__(self, key: str):
+        """``plan["loss"]``: the JSON's entries, as scripts read the dicts plan returned before."""
+        return self.to_dict()[key]
+
+    def to_dict(self) -> dict:
+        out = {"law": self.law}
+        if self.flops is not None:
+            out["flops"] = self.flops
+        out |= {"n_params": self.n_params, "n_tokens": self.n_tokens}
+        if self.loss is not None:
+            out["loss"] = self.loss
+        out["tokens_per_param"] = self.tokens_per_param
+        if self.kind == "point":  # the loss of one model: its intervals are the loss's, as [lo, hi]
+            out["flops_6nd"] = 6 * self.n_params * self.n_tokens
+            if self.interval:
+                out |= {"interval": list(self.interval["loss"]),
+                        "prediction_interval": list(self.prediction_interval["loss"]),
+                        "interval_kinds": dict(self.interval_kinds or {})}
+        else:
+            for key in ("note", "shape", "interval", "prediction_interval"):
+                if getattr(self, key):
+                    out[key] = getattr(self, key)
+        if self.extrapolation is not None:
+            out["extrapolation"] = self.extrapolation
+        if self.flop_convention:
+            out["flop_convention"] = self.flop_convention
+        out["warnings"] = list(self.warnings)
+        return out
+
 
 SHAPE_TOLERANCE = 1.5  # a suggested shape further than this factor from the size asked for is flagged
 EXTRAPOLATION_NOTE = 1.0  # any query beyond the fitted data is marked with its factor
@@ -116,7 +176,7 @@ def _shape(n_opt: float, kind: str, vocab: int, ctx: int) -> tuple[dict, list[st
 
 
 def plan_budget(law: ScalingLaw, flops: float, *, vocab_size: int | None = None, n_ctx: int | None = None,
-                allow_unconverged: bool = False) -> dict:
+                allow_unconverged: bool = False) -> Plan:
     """Compute-optimal n_params, n_tokens (and loss, when the law gives one) for ``flops``, with a model
     shape of that size in the study's vocabulary and context for a study fit."""
     C = _positive("flops", flops, " (compute budget)")
@@ -129,14 +189,7 @@ def plan_budget(law: ScalingLaw, flops: float, *, vocab_size: int | None = None,
         raise ScalingLabError(f"{law_name(law)} has no compute optimum at {C:.4g} FLOPs (N_opt = "
                               f"{n_opt:.4g}, D_opt = {d_opt:.4g}): its exponents do not describe a loss that "
                               "falls with N and D")
-    out = {"law": law_name(law), "flops": C, "n_params": n_opt, "n_tokens": d_opt}
-    if "loss" in law.answers:
-        out["loss"] = float(law.predict(n_opt, d_opt))
-    elif law.optimal_loss(C) is not None:
-        out["loss"] = float(law.optimal_loss(C))
-    out["tokens_per_param"] = d_opt / n_opt
-    if law.note:
-        out["note"] = law.note
+    loss = float(law.predict(n_opt, d_opt)) if "loss" in law.answers else law.optimal_loss(C)
     factors, extra = _extrapolation(law, C=C)
     warnings += extra
     if n_opt < 1 or d_opt < 1:
@@ -144,23 +197,21 @@ def plan_budget(law: ScalingLaw, flops: float, *, vocab_size: int | None = None,
                         f"below one, no model")
     kind = law.n_params_kind if law.n_params_kind in ("total", "nonembed") else "total"
     vocab, ctx, source = _shape_context(law, vocab_size, n_ctx)
+    shape = None
     if n_opt >= 1:
-        out["shape"], extra = _shape(n_opt, kind, vocab, ctx)
-        out["shape"]["context_from"] = source
+        shape, extra = _shape(n_opt, kind, vocab, ctx)
+        shape["context_from"] = source
         warnings += extra
     interval = law.optimal_interval(C)
     if interval is not None:
-        out["interval"] = {"n_params": list(interval["N_opt"]), "n_tokens": list(interval["D_opt"])}
-        if "L_opt" in interval:
-            out["interval"]["loss"] = list(interval["L_opt"])
-    if factors:
-        out["extrapolation"] = factors.get("C")
-    out["flop_convention"] = "C = 6ND (Kaplan 2020 §2.1; Hoffmann 2022 eq. 4)"
-    out["warnings"] = warnings
-    return out
+        interval = {"n_params": list(interval["N_opt"]), "n_tokens": list(interval["D_opt"])} | (
+            {"loss": list(interval["L_opt"])} if "L_opt" in interval else {})
+    return Plan("budget", law_name(law), n_opt, d_opt, flops=C, loss=None if loss is None else float(loss),
+                note=law.note, shape=shape, interval=interval, extrapolation=factors.get("C"),
+                flop_convention="C = 6ND (Kaplan 2020 §2.1; Hoffmann 2022 eq. 4)", warnings=tuple(warnings))
 
 
-def plan_in_family(law: ScalingLaw, flops: float, cfg, vocab_size: int, min_steps: int = 1) -> dict:
+def plan_in_family(law: ScalingLaw, flops: float, cfg, vocab_size: int, min_steps: int = 1) -> Plan:
     """The plan a study makes for ``flops`` (its held-out run, its allocations, `plan --law STUDY_DIR`):
     the budget spent in the study's own FLOP count (Appendix F) on the model family's shape the law puts
     lowest; not the closed form of C = 6ND, which differs from it by 1.1-1.8x at small shapes."""
@@ -168,14 +219,13 @@ def plan_in_family(law: ScalingLaw, flops: float, cfg, vocab_size: int, min_step
     C = _positive("flops", flops, " (compute budget)")
     spec = optimum_in_family(law.predict, C, cfg, vocab_size, min_steps)
     n, d = float(param_breakdown(spec.shape)["total"]), float(spec.n_tokens)
-    out = {"law": law_name(law), "flops": C, "n_params": n, "n_tokens": d, "loss": float(law.predict(n, d)),
-           "tokens_per_param": d / n, "shape": spec.shape.to_dict() | {"n_params_kind": "total"},
-           "flop_convention": FAMILY_FLOP_CONVENTION, "spec": spec.to_dict()}
     interval = law.predict_interval(n, d)
-    if interval is not None:
-        out["interval"] = {"loss": list(interval)}
-        out["prediction_interval"] = {"loss": list(law.predict_interval(n, d, kind="prediction"))}
-    return out
+    return Plan("family", law_name(law), n, d, flops=C, loss=float(law.predict(n, d)),
+                shape=spec.shape.to_dict() | {"n_params_kind": "total"},
+                interval={"loss": list(interval)} if interval is not None else None,
+                prediction_interval={"loss": list(law.predict_interval(n, d, kind="prediction"))}
+                if interval is not None else None,
+                flop_convention=FAMILY_FLOP_CONVENTION, spec=spec)
 
 
 FAMILY_FLOP_CONVENTION = ("flops: exact training FLOPs, Hoffmann et al. 2022 Appendix F (every term, "
@@ -183,7 +233,7 @@ FAMILY_FLOP_CONVENTION = ("flops: exact training FLOPs, Hoffmann et al. 2022 App
 
 
 def plan_budget_in_study(study_dir: str | Path, law, flops: float, *,
-                         allow_unconverged: bool = False) -> dict:
+                         allow_unconverged: bool = False) -> Plan:
     """`plan --law STUDY_DIR --flops C`: plan_in_family with the study's config and vocabulary, and the
     factor C extrapolates beyond the study's largest budget."""
     study = StudyDir(study_dir)
@@ -191,37 +241,32 @@ def plan_budget_in_study(study_dir: str | Path, law, flops: float, *,
     warnings = usable(law, "optimal", allow_unconverged)
     with study.store() as store:
         runs = store.runs()
-    out = plan_in_family(law, flops, cfg, int(runs["vocab_size"].iloc[0]))
-    del out["spec"]
+    plan = plan_in_family(law, flops, cfg, int(runs["vocab_size"].iloc[0]))
     largest = float(runs.loc[runs["role"] == "grid", "budget"].max())
-    if out["flops"] > largest:
-        warnings.append(f"{out['flops']:.3g} FLOPs is {out['flops'] / largest:.3g}x the study's largest "
+    if plan.flops > largest:
+        warnings.append(f"{plan.flops:.3g} FLOPs is {plan.flops / largest:.3g}x the study's largest "
                         f"budget ({largest:.3g}): extrapolated")
-    return out | {"extrapolation": out["flops"] / largest, "warnings": warnings}
+    return replace(plan, extrapolation=plan.flops / largest, warnings=tuple(warnings))
 
 
-def plan_point(law: ScalingLaw, n_params: float, n_tokens: float, *, allow_unconverged: bool = False) -> dict:
+def plan_point(law: ScalingLaw, n_params: float, n_tokens: float, *, allow_unconverged: bool = False) -> Plan:
     """Predicted loss of a model of ``n_params`` trained on ``n_tokens``: the law's confidence interval and,
     for a fitted law, the prediction interval of one new run (run-to-run noise added)."""
     N = _positive("n_params", n_params)
     D = _positive("n_tokens", n_tokens)
     warnings = usable(law, "loss", allow_unconverged)
-    out = {"law": law_name(law), "n_params": N, "n_tokens": D, "loss": float(law.predict(N, D)),
-           "tokens_per_param": D / N, "flops_6nd": 6 * N * D}
-    conf = law.predict_interval(N, D)
+    conf, kinds, pred = law.predict_interval(N, D), None, None
     if conf is not None:
         sd, source = law.noise_sd()
-        out["interval"] = list(conf)
-        out["prediction_interval"] = list(law.predict_interval(N, D, kind="prediction"))
-        out["interval_kinds"] = {
-            "interval": f"{100 * law.level:g}% bootstrap confidence interval of the law",
-            "prediction_interval": f"one new run: the law's interval with run-to-run noise sd {sd:.3g} "
-                                   f"(log loss, from {source})"
-                                   + (f" and the form's backtest error at this extrapolation, sd "
-                                      f"{float(law.extrapolation_sd({'N': N, 'D': D})):.3g}"
-                                      if law.extrapolation_sd({"N": N, "D": D}) else "")}
+        pred = law.predict_interval(N, D, kind="prediction")
+        form_sd = law.extrapolation_sd({"N": N, "D": D})
+        kinds = {"interval": f"{100 * law.level:g}% bootstrap confidence interval of the law",
+                 "prediction_interval": f"one new run: the law's interval with run-to-run noise sd {sd:.3g} "
+                                        f"(log loss, from {source})"
+                                        + (f" and the form's backtest error at this extrapolation, sd "
+                                           f"{float(form_sd):.3g}" if form_sd else "")}
     factors, extra = _extrapolation(law, N=N, D=D)
-    if factors:
-        out["extrapolation"] = factors
-    out["warnings"] = warnings + extra
-    return out
+    return Plan("point", law_name(law), N, D, loss=float(law.predict(N, D)),
+                interval={"loss": list(conf)} if conf is not None else None,
+                prediction_interval={"loss": list(pred)} if pred is not None else None, interval_kinds=kinds,
+                extrapolation=factors or None, warnings=tuple(warnings + extra))

@@ -291,9 +291,11 @@ def allocations(fit, largest: float, cfg: StudyConfig, vocab_size: int,
     with the law's bootstrap interval on its loss and the factor it extrapolates beyond the largest budget."""
     rows = []
     for f in factors:
-        row = plan_in_family(fit, f * largest, cfg, vocab_size)
-        del row["spec"], row["law"], row["flop_convention"]
-        rows.append(row | {"extrapolation": float(f)})
+        p = plan_in_family(fit, f * largest, cfg, vocab_size)
+        rows.append({"flops": p.flops, "n_params": p.n_params, "n_tokens": p.n_tokens, "loss": p.loss,
+                     "tokens_per_param": p.tokens_per_param, "shape": p.shape}
+                    | ({"interval": p.interval, "prediction_interval": p.prediction_interval}
+                       if p.interval else {}) | {"extrapolation": float(f)})
     return rows
 
 
@@ -322,16 +324,16 @@ def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=pri
         del meta["holdout_prediction"]
     if "holdout_prediction" not in meta:
         plan = plan_in_family(fit, C, cfg, vocab_size, cfg.min_steps)
-        spec = RunSpec.from_dict(plan["spec"])
-        N, D, predicted = int(plan["n_params"]), spec.n_tokens, plan["loss"]
+        spec = plan.spec
+        N, D, predicted = int(plan.n_params), spec.n_tokens, plan.loss
         if spec.run_id in set(store.runs(role="grid")["run_id"]):
             raise ScalingLabError(
                 f"the held-out run at {cfg.holdout_factor:g}x the largest budget (N {N:,}, D {D:,}) is one "
                 "of the grid's own runs: the law was fitted on it, so it would predict nothing held out; "
                 "raise holdout_factor in the study file (the presets use 1.5-4)")
         # the plan computed both intervals from the fit's draws (the prediction one with the seed noise)
-        fit_iv = (plan.get("interval") or {}).get("loss")
-        pred_iv = (plan.get("prediction_interval") or {}).get("loss") if run_noise else fit_iv
+        fit_iv = (plan.interval or {}).get("loss")
+        pred_iv = (plan.prediction_interval or {}).get("loss") if run_noise else fit_iv
         store.set_meta(holdout_prediction={
             "run_id": spec.run_id, "spec": spec.to_dict(), "flops_budget": C, "n_params": N, "n_tokens": D,
             "flops": D * flops_per_token(spec.shape, "chinchilla"), "predicted": predicted,

@@ -59,7 +59,7 @@ def test_chinchilla_rounded_and_unrounded_plans_differ():
     G = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
     assert unrounded["n_params"] == pytest.approx(G * (5.76e23 / 6) ** (p["beta"] / (p["alpha"] + p["beta"])),
                                                   rel=1e-12)
-    assert set(rounded) >= {"n_params", "n_tokens", "loss", "tokens_per_param", "shape"}
+    assert set(rounded.to_dict()) >= {"n_params", "n_tokens", "loss", "tokens_per_param", "shape"}
 
 
 def test_kaplan_plan_point_is_the_table2_value():

@@ -24,8 +24,8 @@ def run(args) -> int:
     result = ChinchillaFit(bootstrap=args.bootstrap, ci_flops=args.flops).fit(runs).result_
     truth = PublishedLaw(name="demo-truth", kind="chinchilla", params=DEMO_TRUE,
                          citation="scalinglab.simulate", n_params_kind="total", vocab_size=32000)
-    fitted_plan = plan_budget(result, args.flops)
-    true_plan = plan_budget(truth, args.flops)
+    fitted_plan = plan_budget(result, args.flops).to_dict()
+    true_plan = plan_budget(truth, args.flops).to_dict()
     if args.json:
         emit_json({"fit": result.to_dict(draws=False), "true_params": DEMO_TRUE, "plan": fitted_plan,
                    "true_plan": true_plan})

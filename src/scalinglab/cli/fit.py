@@ -228,7 +228,7 @@ def _report(args, runs, fit3, also=()) -> None:
     from ..fit.every import REPORT_BOOTSTRAP, fit_every, plan_fits
     has_curves = "step" in {str(c).lower() for c in runs.frame.columns}
     fits, skipped = fit_every(runs, plan_fits("all"), approach3=lambda _: _given(fit3),
-                              bootstrap=REPORT_BOOTSTRAP)
+                              bootstrap=args.bootstrap or REPORT_BOOTSTRAP)  # the asked resamples, if any
     page = build({"title": f"scalinglab fit {args.source}", "curves": runs if has_curves else None,
                   "finals": runs, "fit3": fit3,
                   "fits": ([f for f in fits if f is not fit3] + [f for f in also if f is not fit3], skipped)},

@@ -49,12 +49,13 @@ def run(args) -> int:
         raise ScalingLabError("give --flops C for a compute-optimal plan, or both --params N and --tokens D")
     law = resolve_law(args.law, args.fit)
     if args.flops is not None and Path(args.law).is_dir():  # a study: its family, vocab and FLOP count
-        out = plan_budget_in_study(args.law, law, args.flops, allow_unconverged=args.allow_unconverged)
+        plan = plan_budget_in_study(args.law, law, args.flops, allow_unconverged=args.allow_unconverged)
     elif args.flops is not None:
-        out = plan_budget(law, args.flops, vocab_size=args.vocab_size, n_ctx=args.n_ctx,
-                          allow_unconverged=args.allow_unconverged)
+        plan = plan_budget(law, args.flops, vocab_size=args.vocab_size, n_ctx=args.n_ctx,
+                           allow_unconverged=args.allow_unconverged)
     else:
-        out = plan_point(law, args.params, args.tokens, allow_unconverged=args.allow_unconverged)
+        plan = plan_point(law, args.params, args.tokens, allow_unconverged=args.allow_unconverged)
+    out = plan.to_dict()
     if args.json:
         emit_json(out)
     else:
