@@ -8,7 +8,7 @@ law was fitted on, and where no shape of the model family is near the size asked
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import ScalingLabError
@@ -16,67 +16,9 @@ from .fit.core.base import ScalingLaw
 from .fit.fitfile import load_fit
 from .model.accounting import param_breakdown
 from .model.family import family_shapes, shape_for_params
+from .plan.answer import Plan
 from .published import LAWS, published_law
 from .studydir import FIT_FILE, StudyDir
-
-
-@dataclass(frozen=True)
-class Plan:
-    """One answer of `plan`: a compute-optimal model for a budget (``kind`` "budget": C = 6ND and the law's
-    closed form or numeric optimum; "family": the model family's shape the law puts lowest, in exact FLOPs,
-    with ``spec`` the run to train) or the loss of a given model ("point"). ``interval`` holds the law's
-    bootstrap interval of each quantity ({"n_params", "n_tokens", "loss": [lo, hi]}),
-    ``prediction_interval`` the loss's for one new run. ``to_dict()`` is the JSON `plan --json` prints."""
-
-    kind: str
-    law: str
-    n_params: float
-    n_tokens: float
-    flops: float | None = None
-    loss: float | None = None
-    note: str = ""
-    shape: dict | None = None
-    interval: dict | None = None
-    prediction_interval: dict | None = None
-    interval_kinds: dict | None = None
-    extrapolation: float | dict | None = None  # the budget's factor past the data, or each input's
-    flop_convention: str | None = None
-    warnings: tuple[str, ...] = ()
-    spec: object = field(default=None, compare=False)  # "family": the RunSpec of the planned run
-
-    @property
-    def tokens_per_param(self) -> float:
-        return self.n_tokens / self.n_params
-
-    def __getitem__(self, key: str):
-        """``plan["loss"]``: the JSON's entries, as scripts read the dicts plan returned before."""
-        return self.to_dict()[key]
-
-    def to_dict(self) -> dict:
-        out = {"law": self.law}
-        if self.flops is not None:
-            out["flops"] = self.flops
-        out |= {"n_params": self.n_params, "n_tokens": self.n_tokens}
-        if self.loss is not None:
-            out["loss"] = self.loss
-        out["tokens_per_param"] = self.tokens_per_param
-        if self.kind == "point":  # the loss of one model: its intervals are the loss's, as [lo, hi]
-            out["flops_6nd"] = 6 * self.n_params * self.n_tokens
-            if self.interval:
-                out |= {"interval": list(self.interval["loss"]),
-                        "prediction_interval": list(self.prediction_interval["loss"]),
-                        "interval_kinds": dict(self.interval_kinds or {})}
-        else:
-            for key in ("note", "shape", "interval", "prediction_interval"):
-                if getattr(self, key):
-                    out[key] = getattr(self, key)
-        if self.extrapolation is not None:
-            out["extrapolation"] = self.extrapolation
-        if self.flop_convention:
-            out["flop_convention"] = self.flop_convention
-        out["warnings"] = list(self.warnings)
-        return out
-
 
 SHAPE_TOLERANCE = 1.5  # a suggested shape further than this factor from the size asked for is flagged
 EXTRAPOLATION_NOTE = 1.0  # any query beyond the fitted data is marked with its factor

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator, Mapping
 
 from .errors import ScalingLabError
+from .plan.answer import Plan
 
 STORE_FILE = "study.sqlite"
 CONFIG_FILE = "config.json"
@@ -69,32 +70,6 @@ class Holdout:
 
 
 @dataclass(frozen=True)
-class Allocation:
-    """The compute-optimal run of the model family at one budget past the study's (an extrapolation)."""
-
-    flops: float
-    n_params: float
-    n_tokens: float
-    loss: float
-    extrapolation: float | None = None
-    shape: Mapping | None = None
-    interval: tuple[float, float] | None = None  # of the loss: the law's, or for one run when known
-    raw: Mapping = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_dict(cls, a) -> "Allocation":
-        if not isinstance(a, dict):
-            raise _bad("an allocation is not an object")
-        n, d = a.get("n_params", a.get("n_opt")), a.get("n_tokens", a.get("d_opt"))
-        if not all(map(_number, (a.get("flops"), n, d, a.get("loss")))):
-            raise _bad("an allocation lacks flops, n_params, n_tokens or loss")
-        iv = (a.get("prediction_interval") or a.get("interval") or {}).get("loss")
-        return cls(flops=a["flops"], n_params=n, n_tokens=d, loss=a["loss"],
-                   extrapolation=a.get("extrapolation"), shape=a.get("shape"),
-                   interval=tuple(iv) if iv else None, raw=a)
-
-
-@dataclass(frozen=True)
 class LawChoice:
     """The form that predicts (``--law auto``): its name, why, verdict and every candidate's backtest."""
 
@@ -131,12 +106,17 @@ class StudySummary:
     n_runs: int = 0
     fit: Mapping | None = None  # Approach 3 (to_dict without draws)
     holdout: Holdout | None = None
-    allocations: tuple[Allocation, ...] = ()
+    allocations: tuple[Plan, ...] = ()  # the law's compute-optimal runs at the next budgets
     law: LawChoice | None = None
     bcrit: Mapping | None = None
     final: bool = True  # False: some grid run failed, the numbers are from the rest
     failed_runs: tuple = ()
     raw: Mapping = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def allocation_rows(self) -> list[dict]:
+        """The allocations as the study wrote them."""
+        return list(self.raw.get("allocations", []))
 
     @classmethod
     def from_dict(cls, s) -> "StudySummary":
@@ -156,7 +136,7 @@ class StudySummary:
         if not isinstance(s.get("allocations", []), list):
             raise _bad("allocations is not a list")
         return cls(fit=s["fit"], holdout=holdout,
-                   allocations=tuple(Allocation.from_dict(a) for a in s.get("allocations", [])),
+                   allocations=tuple(Plan.from_dict(a) for a in s.get("allocations", [])),
                    law=LawChoice.from_dict(s["law"]) if s.get("law") is not None else None,
                    final=bool(s.get("final", True)), failed_runs=tuple(s.get("failed_runs", [])), **common)
 

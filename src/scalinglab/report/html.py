@@ -80,7 +80,7 @@ def study_inputs(study: StudyDir | Path, summary: StudySummary | None = None, *,
             "title": f"scalinglab study {summary.study} ({summary.study_id})",
             "curves": curves, "runs": runs, "fit3": fit,
             "holdout": summary.holdout.raw if summary.holdout else None,
-            "allocations": [a.raw for a in summary.allocations] or None,
+            "allocations": summary.allocation_rows or None,
             "law": summary.law.raw if summary.law else None,
             "flop_convention": raw.get("flop_convention"), "run_noise": raw.get("run_noise"),
             "final": summary.final, "failed_runs": list(summary.failed_runs)}

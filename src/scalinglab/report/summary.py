@@ -31,7 +31,7 @@ def render(summary: StudySummary) -> str:
     lines.append("compute-optimal run of the model family at the next budgets (the law above, extrapolated; "
                  "loss with the interval for one run: bootstrap, run noise and the form's backtest error):")
     for a in summary.allocations:
-        iv, x = a.interval, a.extrapolation if a.extrapolation is not None else a.flops
+        iv, x = a.loss_interval(), a.extrapolation if a.extrapolation is not None else a.flops
         lines.append(f"  C {a.flops:9.3g} ({x:g}x the largest budget)  N_opt {a.n_params:9.3g}  "
                      f"D_opt {a.n_tokens:9.3g}  loss {a.loss:.4f}"
                      + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else ""))

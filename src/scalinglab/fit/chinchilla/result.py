@@ -84,14 +84,7 @@ class FitResult(FitBase):
         lines.append(f"  optimiser: {d.get('status', '?')}; |grad| = {d.get('grad_norm', float('nan')):.2e}"
                      f" (tol {d.get('grad_tol', float('nan')):.1e}); {d.get('n_agree', '?')} of "
                      f"{d.get('n_polished', '?')} best starts agree; {d.get('n_starts', '?')} starts")
-        for warning in d.get("warnings", ()):
-            lines.append(f"  warning: {warning}")
-        for note in self.not_identified:
-            lines.append(f"  not identified: {note}")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
+        return "\n".join(lines + self._note_lines())
 
     def to_dict(self, *, draws: bool = True) -> dict:
         """JSON-ready dict: the DESIGN.md §6 keys first, then diagnostics, settings and bootstrap draws."""

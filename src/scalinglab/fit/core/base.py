@@ -258,6 +258,23 @@ class FitBase:
     def draw_columns(self) -> dict[str, np.ndarray]:
         return dict(zip(self.params, np.asarray(self.draws).T))
 
+    # -- presentation: summary() is each subclass's; these lines are shared ----------------------------
+    def _param_lines(self) -> list[str]:
+        """One line per parameter: its value and, with a bootstrap, its interval."""
+        lines = []
+        for name, value in self.params.items():
+            ci = self.ci.get(name)
+            span = f"  [{ci[0]:.4g}, {ci[1]:.4g}] {100 * self.level:g}% CI" if ci else ""
+            lines.append(f"  {name:<8}{value:>14.6g}{span}")
+        return lines
+
+    def _note_lines(self) -> list[str]:
+        return ([f"  warning: {w}" for w in self.warnings]
+                + [f"  not identified: {w}" for w in self.not_identified])
+
+    def __str__(self) -> str:
+        return self.summary()
+
     def _repr_html_(self) -> str:
         """Jupyter: the parameters with their intervals, whether the fit converged, its warnings."""
         import html

@@ -114,16 +114,7 @@ class LawFit(FitBase):
                  f"  runs: {self.n_runs}   points: {self.n_points} "
                  f"({self.settings.get('points_are', 'points')})"
                  f"   objective: {self.objective:.6g}   converged: {'yes' if self.converged else 'NO'}"]
-        for name, value in self.params.items():
-            ci = self.ci.get(name)
-            span = f"  [{ci[0]:.4g}, {ci[1]:.4g}] {100 * self.level:g}% CI" if ci else ""
-            lines.append(f"  {name:<8}{value:>14.6g}{span}")
-        lines += [f"  warning: {w}" for w in self.warnings]
-        lines += [f"  not identified: {w}" for w in self.not_identified]
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
+        return "\n".join(lines + self._param_lines() + self._note_lines())
 
 
 # ---- the shared robust fitter ---------------------------------------------------------------------------

@@ -123,16 +123,8 @@ class CurveFit(FitBase):
         lines = [f"{self.label}: {self.form}",
                  f"  curves: {self.n_runs}   points: {self.n_points}   objective: {self.objective:.6g}   "
                  f"converged: {'yes' if self.converged else 'NO'}"]
-        for name, value in self.params.items():
-            ci = self.ci.get(name)
-            span = f"  [{ci[0]:.4g}, {ci[1]:.4g}] {100 * self.level:g}% CI" if ci else ""
-            lines.append(f"  {name:<8}{value:>14.6g}{span}")
+        lines += self._param_lines()
         for name, err in self.diagnostics.get("mean_abs_error", {}).items():
             lines.append(f"  curve {name}: mean |error| {100 * err:.3f}%")
-        lines += [f"  warning: {w}" for w in self.warnings]
-        lines += [f"  not identified: {w}" for w in self.not_identified]
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
+        return "\n".join(lines + self._note_lines())
 
