@@ -97,11 +97,13 @@ def _study_numbers(summary: dict, study_dir: Path) -> dict:
     for k in ("predicted", "measured", "rel_error"):
         if isinstance(h.get(k), (int, float)):
             out[f"holdout/{k}"] = float(h[k])
-    from .studydir import StudyDir
-    for key, fit in StudyDir(study_dir).all_fits().items():
-        for p, v in fit.params.items():
-            if math.isfinite(v):
-                out[f"fit/{key}/{p}"] = float(v)
+    from .fit.fitfile import load_fits
+    from .studydir import CURVE_FITS_FILE, FIT_FILE, FITS_FILE
+    for name in (FIT_FILE, FITS_FILE, CURVE_FITS_FILE):  # the files as the study wrote them, store or not
+        for fit in load_fits(study_dir / name) if (study_dir / name).is_file() else ():
+            for p, v in fit.params.items():
+                if math.isfinite(v):
+                    out[f"fit/{fit.key}/{p}"] = float(v)
     return out
 
 

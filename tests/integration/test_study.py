@@ -332,9 +332,10 @@ def test_a_study_s_training_curves_fit_a_whole_curve_law_per_size(uninterrupted,
     assert (stored["source"] == ESTIMATE_SOURCE).all() and len(stored) == len(rows)
     from scalinglab.report import plots
     from scalinglab.report.html import FIGURES, curve_section
+    from scalinglab.studydir import StudyDir
     store = SQLiteStore.open(study / "study.sqlite", readonly=True)
     try:
-        drawn = curve_section(study, store)  # what the report draws the three figures from
+        drawn = curve_section(StudyDir(study), store)  # what the report draws the three figures from
     finally:
         store.close()
     assert len(drawn["estimates"]) == len(rows)
