@@ -25,12 +25,13 @@ def _toml(values: dict) -> str:
 
 @pytest.fixture(scope="module")
 def noisy(tmp_path_factory):
-    """The debug study on the noisy variant (no seed repeat: the comparison needs the grid and its fit)."""
+    """The debug study on the noisy variant (no seed repeat, no whole-curve laws: the comparison needs the
+    grid and its fit)."""
     tmp = tmp_path_factory.mktemp("noisy")
     # the held-out run at 1.25x the largest budget (the preset's 1.5x costs more; at 1x it is one of the
     # grid's runs, refused: tests/unit/test_store.py)
     values = PRESETS["debug"] | {"name": "debug-noisy", "data": "embedded:noisy25", "noise_seeds": 0,
-                                 "holdout_factor": 1.25}
+                                 "holdout_factor": 1.25, "curve_laws": False}
     (tmp / "noisy.toml").write_text(_toml(values))
     r = cli("run", tmp / "noisy.toml", "--out", tmp / "study", "--json")
     assert r.returncode == 0, r.stderr
