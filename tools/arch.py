@@ -24,11 +24,8 @@ def modules() -> dict[str, Path]:
 
 
 def _resolve(name: str, current: str, is_package: bool, level: int, known: dict) -> str | None:
-    if level:
-        base = current.split(".")
-        base = base if is_package else base[:-1]
-        base = base[: len(base) - (level - 1)]
-        name = ".".join(base + ([name] if name else []))
+    """The module of the package an import reaches (the nearest known module above what it names)."""
+    name = _absolute(name, current, is_package, level)
     while name and name not in known:
         name = name.rpartition(".")[0]
     return name or None

@@ -30,7 +30,16 @@ from .predict import FAMILY_FLOP_CONVENTION, plan_in_family
 from .run.executor import Job
 from .store import SQLiteStore
 from .store.sqlite import checkpoint
-from .studydir import CONFIG_FILE, CURVE_FITS_FILE, FIT_FILE, LAW_FILE, STORE_FILE, SUMMARY_FILE, StudySummary
+from .studydir import (
+    CONFIG_FILE,
+    CURVE_FITS_FILE,
+    FIT_FILE,
+    FITS_FILE,
+    LAW_FILE,
+    STORE_FILE,
+    SUMMARY_FILE,
+    StudySummary,
+)
 from .train.result import RunResult
 
 
@@ -188,7 +197,7 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tra
                "failed_runs": [{"run_id": r, "reason": str(why)}
                                for r, why in zip(failed["run_id"], failed["reason"])]}
     from .fit.every import fit_study_laws
-    fit_study_laws(out, store.curve_table(), fit)  # every other law, fitted once: the report draws from it
+    fit_study_laws(out / FITS_FILE, store.curve_table(), fit)  # every other law, fitted once, for the report
     if cfg.curve_laws:
         try:
             summary["curve_laws"] = curve_laws(out, store, log)

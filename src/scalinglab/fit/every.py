@@ -56,8 +56,8 @@ def fit_every(table: RunTable | pd.DataFrame, todo: list[tuple[str, str]], *,
     return fits, skipped
 
 
-def fit_study_laws(study_dir: Path, table: pd.DataFrame, fit3, *, bootstrap: int = REPORT_BOOTSTRAP) -> Path:
+def fit_study_laws(path: Path, table: pd.DataFrame, fit3, *, bootstrap: int = REPORT_BOOTSTRAP) -> Path:
     """Every law a study's runs allow (Approach 3 is the study's own ``fit3``), saved with bootstrap draws
-    and points as STUDY_DIR/fits.json: what its report draws."""
+    and points at ``path`` (a study's fits.json, studydir.FITS_FILE): what its report draws."""
     fits, skipped = fit_every(table, plan_fits("all"), approach3=lambda _: fit3, bootstrap=bootstrap)
-    return write_fits(Path(study_dir) / "fits.json", fits, skipped, indent=None)  # studydir.FITS_FILE
+    return write_fits(path, fits, skipped, indent=None)
