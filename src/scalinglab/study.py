@@ -194,6 +194,8 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tra
                # a study with failed grid runs is provisional: its fit and prediction are redone once they
                # are repaired (the held-out prediction is tied to the exact set of runs it was fitted on)
                "final": not len(failed),
+               # the law that predicts did not converge: the study finished, its predictions are not a law's
+               "law_converged": bool(law.converged) and bool(holdout.get("fit_converged", True)),
                "failed_runs": [{"run_id": r, "reason": str(why)}
                                for r, why in zip(failed["run_id"], failed["reason"])]}
     from .fit.every import fit_study_laws

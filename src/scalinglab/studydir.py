@@ -48,6 +48,7 @@ class Holdout:
     inside_interval: bool | None = None
     interval_kind: str | None = None
     candidates: Mapping[str, float] = field(default_factory=dict)  # every candidate form's prediction
+    fit_converged: bool | None = None  # the verdict of the law that made the prediction
     raw: Mapping = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -66,7 +67,8 @@ class Holdout:
         return cls(predicted=h["predicted"], measured=h["measured"], rel_error=h["rel_error"],
                    flops_budget=h["flops_budget"], n_params=h["n_params"], n_tokens=h["n_tokens"],
                    interval=tuple(iv) if iv is not None else None, inside_interval=h.get("inside_interval"),
-                   interval_kind=h.get("interval_kind"), candidates=dict(cands), raw=h)
+                   interval_kind=h.get("interval_kind"), candidates=dict(cands),
+                   fit_converged=None if h.get("fit_converged") is None else bool(h["fit_converged"]), raw=h)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,16 @@ class StudySummary:
     final: bool = True  # False: some grid run failed, the numbers are from the rest
     failed_runs: tuple = ()
     raw: Mapping = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def law_converged(self) -> bool:
+        """Whether the law that predicts (and made the held-out prediction) converged: when not, the study
+        finished but its held-out check and allocations are not a law's (``run`` exits 4)."""
+        if "law_converged" in self.raw:
+            return bool(self.raw["law_converged"])
+        if self.law is not None:
+            return self.law.converged and self.holdout.fit_converged is not False
+        return bool((self.fit or {}).get("converged", True))
 
     @property
     def allocation_rows(self) -> list[dict]:

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 from scalinglab.plan.spec import RunSpec  # noqa: E402
 
-from .helpers import cli, default_sigint, expected_eval_steps, partly_done, start_study, statuses  # noqa: E402
+from .helpers import DEBUG_EXIT, cli, default_sigint, expected_eval_steps, partly_done, start_study, statuses  # noqa: E402
 
 
 def _task_workers() -> dict[int, Path]:
@@ -80,7 +80,7 @@ def ray_study(tmp_path_factory, uninterrupted):
         return bool(found)
     _wait(a_run_with_a_checkpoint, proc, log)
     os.kill(seen["pid"], signal.SIGKILL)
-    assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
+    assert proc.wait(timeout=900) == DEBUG_EXIT, log.read_text()[-3000:]
     return out, json.loads((out / "summary.json").read_text()), seen
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 from scalinglab.plan.config import PRESETS  # noqa: E402
 from scalinglab.plan.spec import RunSpec  # noqa: E402
 
-from .helpers import call, cli, expected_eval_steps, partly_done, start_study, wait_done
+from .helpers import DEBUG_EXIT, call, cli, expected_eval_steps, partly_done, start_study, wait_done
 from .helpers import statuses as read_statuses
 
 
@@ -50,7 +50,7 @@ def test_ctrl_c_then_sigkill_then_resume_equals_uninterrupted(uninterrupted, tmp
     proc.wait()
 
     r = cli("run", "--preset", "debug", "--out", tmp_path, "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == DEBUG_EXIT, r.stderr
     summary_b = json.loads(r.stdout)
 
     with sqlite3.connect(tmp_path / "study.sqlite") as conn:
@@ -74,10 +74,14 @@ def test_finished_study_reruns_instantly_and_reports(uninterrupted):
     out, summary = uninterrupted
     t0 = time.time()
     r = call("run", "--preset", "debug", "--out", out, "--json")
-    assert r.returncode == 0 and time.time() - t0 < 60
+    assert r.returncode == DEBUG_EXIT and time.time() - t0 < 60
     assert json.loads(r.stdout)["holdout"] == summary["holdout"]
     rep = json.loads(call("report", out, "--json").stdout)
-    assert set(rep["holdout"]) == {"predicted", "measured", "rel_error", "interval"}
+    assert set(rep["holdout"]) == {"predicted", "measured", "rel_error", "interval", "inside_interval",
+                                   "fit_converged", "law"}
+    assert rep["law_converged"] is False and rep["holdout"]["fit_converged"] is False and rep["final"] is True
+    text = call("report", out, "--out", out.parent / "rep-text").stdout
+    assert "the law did NOT converge: this prediction is no test of a law" in text
     assert rep["holdout"]["rel_error"] == pytest.approx(
         (summary["holdout"]["predicted"] - summary["holdout"]["measured"]) / summary["holdout"]["measured"])
     fit = json.loads(call("fit", out, "--json").stdout)
@@ -255,7 +259,7 @@ def test_a_prediction_made_on_other_runs_is_made_again(uninterrupted, tmp_path):
         stale = pred | {"fit_runs": pred["fit_runs"][:-1], "predicted": 9.99}  # as if fitted without one run
         conn.execute("UPDATE meta SET value = ? WHERE key = 'holdout_prediction'", (json.dumps(stale),))
     r = cli("run", "--preset", "debug", "--out", study, "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == DEBUG_EXIT, r.stderr
     assert "predicting it again" in r.stderr
     summary = json.loads(r.stdout)
     assert summary["holdout"]["predicted"] == pytest.approx(summary_a["holdout"]["predicted"], rel=1e-9)

@@ -312,3 +312,44 @@ def test_a_fit_with_no_spare_data_is_not_converged_and_says_so():
     many = approach2(isoflop_runs(DEMO_TRUE, budgets=[1e18, 1e19, 1e20, 1e21], sizes_per_budget=7,
                                   noise=0.002))
     assert not any("no spare data" in w for w in many.warnings)
+
+
+# the debug study's 7 grid runs (N, D, final val loss): its Approach 3 is degenerate (A unconstrained)
+DEBUG_RUNS = pd.DataFrame({
+    "N": [49040.0, 143568.0, 33088.0, 33088.0, 49040.0, 68064.0, 68064.0],
+    "D": [285184.0, 275456.0, 1001472.0, 400896.0, 713216.0, 536064.0, 214528.0],
+    "loss": [2.002380, 1.978628, 1.834979, 1.975329, 1.815275, 1.861771, 2.081474]})
+
+
+def test_the_verdict_does_not_depend_on_whether_intervals_were_asked_for():
+    """Issue 29: `fit` without --bootstrap called this fit converged (alpha 2.39); with one, A spans 100+
+    decades. Every fit now judges the same VERDICT_DRAWS resamples, asked for or not."""
+    bare = ChinchillaFit().fit(DEBUG_RUNS).result_
+    asked = ChinchillaFit(bootstrap=300).fit(DEBUG_RUNS).result_
+    assert not bare.converged and not asked.converged
+    assert bare.warnings == asked.warnings and any("decades" in w for w in bare.warnings)
+    assert bare.ci == {} and bare.draws is None  # no intervals shown that were not asked for
+    assert asked.draws.shape == (300, 5)
+    # the same holds for a law of the registry
+    a, b = fit_kaplan(DEBUG_RUNS, "L(N,D)", bootstrap=0), fit_kaplan(DEBUG_RUNS, "L(N,D)", bootstrap=150)
+    assert (a.converged, a.warnings) == (b.converged, b.warnings) and a.ci == {} and b.ci
+
+
+def test_an_exponent_whose_interval_leaves_its_range_or_does_not_surround_it_is_not_converged():
+    # Kaplan's alpha_N 1.62 [0.30, 6.83] (the interval reaches a step); Approach 1's a 0.6298 [0.0029,
+    # 0.6298] (at the edge of its own interval, the lower bound at 0)
+    w = judge({"alpha_N": 1.62}, {"alpha_N": (0.30, 6.83)}, exponents=("alpha_N",))
+    assert len(w) == 1 and "reaches outside [0.01, 5]" in w[0]
+    w = judge({"a": 0.6298}, {"a": (0.0029, 0.6298)}, exponents=("a",), exponent_range=(0.01, 1.0))
+    assert len(w) == 1 and "alpha" not in w[0] and "[0.0029, 0.63]" in w[0]
+    w = judge({"b": 0.457}, {"b": (0.457, 0.9975)}, exponents=("b",), exponent_range=(0.01, 1.0))
+    assert len(w) == 1 and "edge of its own 95% bootstrap interval" in w[0]
+    assert judge({"b": 0.5}, {"b": (0.45, 0.55)}, exponents=("b",), exponent_range=(0.01, 1.0)) == []
+
+
+def test_every_not_converged_result_names_its_reason():
+    from scalinglab.fit.core.lawfit import LawFit
+    fit = LawFit(law="kaplan", approach="L(N)", form="(N_c/N)^alpha_N", params={"N_c": 1e13, "alpha_N": 0.07},
+                 objective=1.0, n_runs=5, n_points=5, converged=False, diagnostics={"status": "ABNORMAL"})
+    assert fit.warnings and "ABNORMAL" in fit.warnings[0]
+    assert LawFit.from_dict(json.loads(dumps(fit.to_dict()))).warnings == fit.warnings

@@ -36,7 +36,10 @@ def run(args) -> int:
             return 0
         h = summary.holdout
         emit_json({"holdout": {"predicted": h.predicted, "measured": h.measured, "rel_error": h.rel_error,
-                               "interval": list(h.interval) if h.interval else None}})
+                               "interval": list(h.interval) if h.interval else None,
+                               "inside_interval": h.inside_interval, "fit_converged": h.fit_converged,
+                               "law": h.raw.get("law")},
+                   "law_converged": summary.law_converged, "final": summary.final})
     else:
         refuse_links(path)  # a linked report/ would take the page outside the study (issue 30 R2)
         print(render(summary))

@@ -85,12 +85,17 @@ def run(args) -> int:
               f"({'; '.join(f['run_id'] + ': ' + f['reason'] for f in failed)}): this summary is provisional "
               "(\"final\": false); repair them and re-run to finish the study",
               file=sys.stderr)
+    if not typed.law_converged:
+        print("warning: the law that predicts did not converge (its reasons are in the summary): the "
+              "held-out check and the allocations are not a law's; exit status 4", file=sys.stderr)
     if args.json:
         emit_json(summary)
     else:
         from ..report.summary import render
         print(render(typed))
-    return 0 if summary.get("final", True) else 1
+    if not summary.get("final", True):
+        return 1
+    return 0 if typed.law_converged else 4
 
 
 def _executors(args):

@@ -44,7 +44,9 @@ def render(summary: StudySummary) -> str:
     lines.append(f"held-out run at {h.flops_budget:.3g} FLOPs (N {h.n_params:,}, D {h.n_tokens:,}): "
                  f"predicted {h.predicted:.4f}" + (f" [{iv[0]:.4f}, {iv[1]:.4f}]" if iv else "")
                  + f", measured {h.measured:.4f}, error {100 * h.rel_error:+.2f}%"
-                 + (" (inside the interval)" if h.inside_interval else " (outside the interval)"))
+                 + (" (inside the interval)" if h.inside_interval else " (outside the interval)")
+                 + ("" if summary.law_converged else
+                    "; the law did NOT converge: this prediction is no test of a law"))
     if h.interval_kind:
         lines.append(f"  interval: {h.interval_kind}")
     for form, v in h.candidates.items():

@@ -18,7 +18,7 @@ from ..core.curves import Envelope, need_curves, prepare
 from ..core.curves import budgets as budget_of
 from ..core.lawfit import LawFit
 from ..core.robust import percentile_intervals
-from ..core.verdict import EXPONENT_MIN, judge
+from ..core.verdict import EXPONENT_MIN, judge, resamples, verdict_intervals
 
 FORM = "N_opt = k_N C^a, D_opt = k_D C^b"
 FAR_OUTSIDE = 1.5  # an IsoFLOP minimum further than this factor beyond a budget's sizes is not measured
@@ -44,11 +44,16 @@ def _allocation(C, n_opt, d_opt, loss=None) -> tuple[dict, float]:
 
 def _result(approach, params, objective, n_runs, n_points, draws, level, bootstrap, seed, warnings, extra,
             points, points_are):
+    # the verdict reads the first VERDICT_DRAWS resamples, asked for or not; the user sees the ones asked for
+    verdict_ci = verdict_intervals(np.array([[d[k] for k in params] for d in draws]) if draws else None,
+                                   list(params))
+    draws = draws[:bootstrap]
     ci = percentile_intervals(draws, level) if draws else {}
     # the verdict: N_opt and D_opt must grow with C, slower than C (0 < a, b < 1); L_opt must fall; every
     # budget must bracket its minimum (one slightly outside its sizes is reported, not disqualifying).
     # k_N, k_D are C = 1 intercepts: their intervals follow the exponents' and say nothing on their own.
-    verdict = judge(params, {k: v for k, v in ci.items() if not k.startswith("k_")}, exponents=("a", "b"),
+    verdict = judge(params, {k: v for k, v in verdict_ci.items() if not k.startswith("k_")},
+                    exponents=("a", "b"),
                     exponent_range=(EXPONENT_MIN, 1.0))
     if "gamma" in params:
         verdict += judge({"gamma": params["gamma"]}, None, exponents=("gamma",))
@@ -99,7 +104,7 @@ def approach1(table: pd.DataFrame, *, transient: float = 0.1, bootstrap: int = 0
 
     params, rss, env = fit_on()
     runs = curves["run_id"].unique()
-    draws = _draws(lambda pick: fit_on(np.unique(pick))[0], runs, bootstrap, seed)
+    draws = _draws(lambda pick: fit_on(np.unique(pick))[0], runs, resamples(bootstrap), seed)
     winners = env.groupby("N")["C"].agg(["min", "max"]).reset_index()
     return _result("1", params, rss, len(runs), len(env), draws, level, bootstrap, seed, [],
                    {"envelope_sizes": int(env["N"].nunique()),
@@ -162,15 +167,14 @@ def approach2(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: 
 
     params, rss, minima, warnings = fit_on(finals)
     draws = []
-    if bootstrap:
-        rng = np.random.default_rng(seed)
-        groups = [g for _, g in finals.groupby("budget")]
-        for _ in range(bootstrap):  # resample runs within each budget, so every budget keeps its runs' count
-            sample = pd.concat([g.iloc[rng.integers(0, len(g), len(g))] for g in groups])
-            try:
-                draws.append(fit_on(sample, resample=True)[0])
-            except NotFittable:
-                continue
+    rng = np.random.default_rng(seed)
+    groups = [g for _, g in finals.groupby("budget")]
+    for _ in range(resamples(bootstrap)):  # resample runs within each budget: each keeps its runs' count
+        sample = pd.concat([g.iloc[rng.integers(0, len(g), len(g))] for g in groups])
+        try:
+            draws.append(fit_on(sample, resample=True)[0])
+        except NotFittable:
+            continue
     return _result("2", params, rss, len(finals), len(minima), draws, level, bootstrap, seed, warnings,
                    {"minima": minima.to_dict(orient="records")},
                    pd.DataFrame({"C": minima["budget"].to_numpy(), "target": minima["N_opt"].to_numpy(),

@@ -17,7 +17,7 @@ from ..core import table as runs_table
 from ..core.base import data_range
 from ..core.robust import percentile_interval, residual_sd
 from ..core.threads import one_blas_thread
-from ..core.verdict import judge
+from ..core.verdict import judge, resamples, verdict_intervals
 from .bootstrap import gradient_tolerance, refit_resamples
 from .objectives import THETA, FreeMask, RobustLoss, objective_and_grad_single
 from .result import PARAM_NAMES, FitResult, derived_intervals
@@ -101,11 +101,12 @@ class ChinchillaFit:
         cand, _, sig = multistart(starts, screen, loss, free)
         theta, diag = self._polish_best(cand, sig, data, loss, free, screen)
         diag["n_starts"] = int(len(starts))
-        boot, ci = self._bootstrap(theta, data, loss, free, runs)
+        boot, ci, verdict_ci = self._bootstrap(theta, data, loss, free, runs)
         # DESIGN §10: converged means a usable law, not only a stopped optimiser: the shared verdict
         # (fit/core/verdict.py) on the parameters and their intervals, and what the runs cannot identify
         params = _natural(theta)
-        diag["warnings"] += judge(params, ci, exponents=("alpha", "beta"), scales=("A", "B"), irreducible="E",
+        diag["warnings"] += judge(params, verdict_ci, exponents=("alpha", "beta"), scales=("A", "B"),
+                                  irreducible="E",
                                   target_min=float(runs["loss"].min()),
                                   fixed={"E": self.fixed_E} if self.fixed_E is not None else None)
         diag["residual_sd"] = _residual_sd(theta, data, n_free)
@@ -220,14 +221,19 @@ class ChinchillaFit:
         return theta, diag
 
     def _bootstrap(self, theta, data, loss, free, runs):
-        if not self.bootstrap:
-            return {}, {}
-        if not (isinstance(self.bootstrap, (int, np.integer)) and self.bootstrap >= 2):
+        """(bootstrap fields, the user's intervals, the verdict's intervals): at least VERDICT_DRAWS
+        resamples are refitted whether or not the user asked for intervals (fit/core/verdict.py)."""
+        if self.bootstrap and not (isinstance(self.bootstrap, (int, np.integer)) and self.bootstrap >= 2):
             raise ScalingLabError(f"bootstrap must be an integer >= 2 resamples, got {plain(self.bootstrap)}")
         if not 0 < self.ci_level < 1:
             raise ScalingLabError(f"ci_level must lie in (0, 1), got {self.ci_level}")
-        thetas, ok = refit_resamples(theta, data, loss, free, n_boot=int(self.bootstrap), seed=self.seed)
-        draws = np.stack([_natural_arrays(thetas)[k] for k in ("E", "A", "B", "alpha", "beta")], axis=1)
+        thetas, ok = refit_resamples(theta, data, loss, free, n_boot=resamples(self.bootstrap),
+                                     seed=self.seed)
+        all_draws = np.stack([_natural_arrays(thetas)[k] for k in ("E", "A", "B", "alpha", "beta")], axis=1)
+        verdict_ci = verdict_intervals(all_draws, PARAM_NAMES)
+        if not self.bootstrap:
+            return {}, {}, verdict_ci
+        draws, ok = all_draws[:self.bootstrap], ok[:self.bootstrap]
         flops = self.ci_flops or 4.0 * float((runs["C"] if "C" in runs else 6 * runs["N"] * runs["D"]).max())
         boot = {"draws": draws, "level": self.ci_level, "boot_flops": flops, "boot_converged": int(ok.sum())}
         cols = dict(zip(PARAM_NAMES, draws.T))
@@ -235,7 +241,7 @@ class ChinchillaFit:
         ci["a"] = self._interval(cols["beta"] / (cols["alpha"] + cols["beta"]))
         ci["b"] = self._interval(cols["alpha"] / (cols["alpha"] + cols["beta"]))
         ci.update(derived_intervals(draws, self.ci_level, flops))
-        return boot, ci
+        return boot, ci, verdict_ci
 
     def _interval(self, values: np.ndarray) -> tuple[float, float]:
         lo, hi = percentile_interval(values, self.ci_level)

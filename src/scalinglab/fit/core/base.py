@@ -84,7 +84,12 @@ class FitBase:
         object.__setattr__(self, "params", MappingProxyType({k: float(v) for k, v in self.params.items()}))
         object.__setattr__(self, "ci", MappingProxyType({k: (float(lo), float(hi)) for k, (lo, hi) in
                                                          self.ci.items()}))
-        object.__setattr__(self, "diagnostics", MappingProxyType(_jsonable(dict(self.diagnostics))))
+        diagnostics = dict(self.diagnostics)
+        if not self.converged and not diagnostics.get("warnings"):
+            # every NO names its reason (issue 29): a verdict with none is a fitter's bug, said as such
+            diagnostics["warnings"] = [f"not converged, and the fitter gave no reason (optimiser status: "
+                                       f"{diagnostics.get('status', 'unknown')})"]
+        object.__setattr__(self, "diagnostics", MappingProxyType(_jsonable(diagnostics)))
         object.__setattr__(self, "settings", MappingProxyType(_jsonable(dict(self.settings))))
         if self.draws is not None:
             draws = np.asarray(self.draws, dtype=float).reshape(-1, len(self.params))

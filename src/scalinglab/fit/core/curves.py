@@ -55,7 +55,8 @@ def after_transient(curves: pd.DataFrame, transient: float) -> pd.DataFrame:
 class Envelope:
     """The lowest loss over runs at ``n_points`` log-spaced values of ``x`` ("C" or "D").
 
-    Each run's curve past the transient is interpolated linearly in (log x, log loss) within its own range.
+    Each run's curve past the transient is interpolated linearly in (log x, log loss) within its own range;
+    the values of x span the range at least two runs reach (one run alone is no comparison).
     Built once; ``frame(run_ids)`` gives the envelope over any subset of runs (a bootstrap resample), with
     the winning run's run_id, N (and N_nonembed) and its interpolated D or C at each x.
     """
@@ -68,7 +69,13 @@ class Envelope:
             raise NotFittable(f"an envelope over {x} needs at least 2 runs with 2+ evals past the transient; "
                                   f"got {len(groups)}")
         self.x, self.other = x, ("D" if x == "C" else "C")
-        self.grid = np.geomspace(min(g[x].min() for g in groups), max(g[x].max() for g in groups), n_points)
+        # every value of the envelope compares at least two runs: past the second-largest end (or before the
+        # second-smallest start) one run has it alone, won by whichever overshoots its budget most
+        starts, ends = sorted(g[x].min() for g in groups), sorted(g[x].max() for g in groups)
+        lo, hi = starts[1], ends[-2]
+        if not hi > lo:
+            lo, hi = starts[0], ends[-1]
+        self.grid = np.geomspace(lo, hi, n_points)
         lg = np.log(self.grid)
         self.logl = np.full((len(groups), n_points), np.nan)
         self.logo = np.full((len(groups), n_points), np.nan)

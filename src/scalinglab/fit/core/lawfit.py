@@ -18,9 +18,9 @@ from scipy.optimize import least_squares
 
 from ...errors import NotFittable, ScalingLabError
 from .base import FitBase, data_range
-from .robust import huber, percentile_intervals, residual_sd
+from .robust import huber, percentile_interval, percentile_intervals, residual_sd
 from .threads import one_blas_thread
-from .verdict import E_FLOOR, judge
+from .verdict import E_FLOOR, judge, resamples, verdict_intervals
 
 
 @dataclass(frozen=True)
@@ -305,17 +305,22 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
     """Fit ``law`` to ``pts`` (and bootstrap it over runs) into a LawFit; ``context`` adds columns (one value
     per point) to the result's ``points`` frame."""
     theta, objective, diag = fit_law(law, pts, delta=delta, extra_starts=extra_starts)
+    # the verdict reads VERDICT_DRAWS resamples whether or not intervals were asked for (core/verdict.py)
+    _, all_draws = bootstrap_law(law, theta, rebuild or rebuild_from(pts),
+                                 np.unique(pts.run) if run_ids is None else run_ids,
+                                 n_boot=resamples(bootstrap), seed=seed, level=level, delta=delta)
+    verdict_ci = verdict_intervals(all_draws, law.params)
     ci, draws = {}, None
     if bootstrap:
-        run_ids = np.unique(pts.run) if run_ids is None else run_ids
-        ci, draws = bootstrap_law(law, theta, rebuild or rebuild_from(pts), run_ids, n_boot=bootstrap,
-                                  seed=seed, level=level, delta=delta)
+        draws = None if all_draws is None else all_draws[:bootstrap]
+        ci = {} if draws is None else {p: tuple(float(x) for x in percentile_interval(draws[:, i], level))
+                                       for i, p in enumerate(law.params)}
         diag["bootstrap_converged"] = 0 if draws is None else len(draws)
     params = {k: float(v) for k, v in _natural(law, theta).items()}
     irreducible = "E" if "E" in params else None
     # the caller's warnings are notes on the data (no B_crit law, say); the verdict's make a fit degenerate
     exponents = [p for p in law.params if p not in law.scales | law.signed]
-    verdict = judge(params, ci, exponents=exponents, scales=law.scales, irreducible=irreducible,
+    verdict = judge(params, verdict_ci, exponents=exponents, scales=law.scales, irreducible=irreducible,
                     target_min=float(pts.y.min()))
     notes = []
     if irreducible and params["E"] < E_FLOOR * float(pts.y.min()):
@@ -323,7 +328,7 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
         if rise <= _lr_rise(len(pts.y), len(law.params)):  # E is not identified, not wrong: say so
             # (a fit with E held well above 0 is as good, by a likelihood-ratio test: see _lr_rise)
             others = judge({k: v for k, v in params.items() if k != "E"},
-                           {k: v for k, v in ci.items() if k != "E"}, exponents=exponents,
+                           {k: v for k, v in verdict_ci.items() if k != "E"}, exponents=exponents,
                            scales=law.scales - {"E"})
             notes = [f"the irreducible term E ran to 0 ({params['E']:.3g}) where the fit hardly depends on "
                      f"it (held at {hold:.3g}, a tenth of the lowest loss, the objective rises "
