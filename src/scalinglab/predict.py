@@ -131,9 +131,18 @@ def plan_budget(law: ScalingLaw, flops: float, *, vocab_size: int | None = None,
         raise ScalingLabError(f"{law_name(law)} has no compute optimum at {C:.4g} FLOPs (N_opt = "
                               f"{n_opt:.4g}, D_opt = {d_opt:.4g}): its exponents do not describe a loss that "
                               "falls with N and D")
-    loss = float(law.predict(n_opt, d_opt)) if "loss" in law.answers else law.optimal_loss(C)
+    allocation_law = "loss" not in law.answers  # Approaches 1 and 2: C -> N_opt, D_opt, no loss of N and D
+    loss = float(law.predict(n_opt, d_opt)) if not allocation_law else law.optimal_loss(C)
     factors, extra = _extrapolation(law, C=C)
     warnings += extra
+    convention = "C = 6ND (Kaplan 2020 §2.1; Hoffmann 2022 eq. 4)"
+    if allocation_law:  # fitted on the runs' own FLOP count (a study's: Appendix F), not on 6ND
+        convention = (f"C as the fitted runs counted their FLOPs (the law maps C to N_opt and D_opt directly): "
+                      f"here 6 N_opt D_opt = {6 * n_opt * d_opt:.4g}")
+    if allocation_law and loss is not None:
+        warnings.append("the loss is Approach 2's L_opt = k_L C^-gamma: a pure power law with no irreducible "
+                        "term, so it falls without bound and reads low far beyond the fitted budgets; a loss "
+                        "law of N and D (e.g. --fit chinchilla:3) gives losses")
     if n_opt < 1 or d_opt < 1:
         warnings.append(f"{C:.3g} FLOPs gives N_opt = {n_opt:.3g} parameters and D_opt = {d_opt:.3g} tokens: "
                         f"below one, no model")
@@ -150,7 +159,7 @@ def plan_budget(law: ScalingLaw, flops: float, *, vocab_size: int | None = None,
             {"loss": list(interval["L_opt"])} if "L_opt" in interval else {})
     return Plan("budget", law_name(law), n_opt, d_opt, flops=C, loss=None if loss is None else float(loss),
                 note=law.note, shape=shape, interval=interval, extrapolation=factors.get("C"),
-                flop_convention="C = 6ND (Kaplan 2020 §2.1; Hoffmann 2022 eq. 4)", warnings=tuple(warnings))
+                flop_convention=convention, warnings=tuple(warnings))
 
 
 def plan_in_family(law: ScalingLaw, flops: float, cfg, vocab_size: int, min_steps: int = 1) -> Plan:
@@ -183,8 +192,12 @@ def plan_budget_in_study(study_dir: str | Path, law, flops: float, *,
     warnings = usable(law, "optimal", allow_unconverged)
     with study.store() as store:
         runs = store.runs()
-    plan = plan_in_family(law, flops, cfg, int(runs["vocab_size"].iloc[0]))
+    vocab = int(runs["vocab_size"].iloc[0])
     largest = float(runs.loc[runs["role"] == "grid", "budget"].max())
+    if "loss" not in law.answers:  # an allocation law (Approach 1, 2) maps C to N_opt, D_opt: the study's shapes
+        plan = plan_budget(law, flops, vocab_size=vocab, n_ctx=cfg.n_ctx, allow_unconverged=allow_unconverged)
+        return replace(plan, extrapolation=plan.flops / largest)
+    plan = plan_in_family(law, flops, cfg, vocab)
     if plan.flops > largest:
         warnings.append(f"{plan.flops:.3g} FLOPs is {plan.flops / largest:.3g}x the study's largest "
                         f"budget ({largest:.3g}): extrapolated")

@@ -199,7 +199,9 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tra
                "failed_runs": [{"run_id": r, "reason": str(why)}
                                for r, why in zip(failed["run_id"], failed["reason"])]}
     from .fit.every import fit_study_laws
-    fit_study_laws(out / FITS_FILE, store.curve_table(), fit)  # every other law, fitted once, for the report
+    # every other law, fitted once, for the report and `plan --law STUDY/fits.json --fit KEY`
+    fit_study_laws(out / FITS_FILE, store.curve_table(), fit,
+                   context=study_context(cfg, shards.vocab_size, run_noise))
     if cfg.curve_laws:
         try:
             summary["curve_laws"] = curve_laws(out, store, log)
@@ -310,14 +312,19 @@ def allocations(fit, largest: float, cfg: StudyConfig, vocab_size: int,
     return rows
 
 
-def with_study_context(fit, cfg: StudyConfig, vocab_size: int, run_noise: dict | None):
-    """The study's fit with what a later `plan --law fit.json` needs: the model family's vocabulary and
-    context (shapes like the study's), and the measured run-to-run noise for prediction intervals."""
+def study_context(cfg: StudyConfig, vocab_size: int, run_noise: dict | None) -> dict:
+    """What a later `plan --law fit.json` needs of the study a fit came from: the model family's vocabulary
+    and context (shapes like the study's), and the measured run-to-run noise for prediction intervals."""
     extra = {"vocab_size": int(vocab_size), "n_ctx": int(cfg.n_ctx), "model_family": "scalinglab"}
     if run_noise:
         extra |= {"noise_sd": run_noise["sd_rel"],
                   "noise_source": f"{run_noise['n_seeds']} seeds of one grid point"}
-    return dataclasses.replace(fit, settings=dict(fit.settings) | extra)
+    return extra
+
+
+def with_study_context(fit, cfg: StudyConfig, vocab_size: int, run_noise: dict | None):
+    """The study's fit with its study_context in its settings."""
+    return dataclasses.replace(fit, settings=dict(fit.settings) | study_context(cfg, vocab_size, run_noise))
 
 
 def _holdout(cfg, store, fit, vocab_size, out, executor, run_noise=None, log=print,

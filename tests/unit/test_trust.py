@@ -353,3 +353,20 @@ def test_every_not_converged_result_names_its_reason():
                  objective=1.0, n_runs=5, n_points=5, converged=False, diagnostics={"status": "ABNORMAL"})
     assert fit.warnings and "ABNORMAL" in fit.warnings[0]
     assert LawFit.from_dict(json.loads(dumps(fit.to_dict()))).warnings == fit.warnings
+
+
+def test_an_allocation_law_plan_says_how_c_was_counted_and_that_its_loss_has_no_floor():
+    """Issue 29 §2: Approach 2 was served as "C = 6ND" (its budgets were the runs' own FLOP count) and its
+    L_opt = k_L C^-gamma as a loss without a word."""
+    runs = isoflop_runs(DEMO_TRUE, budgets=[1e18, 3e18, 1e19, 3e19, 1e20], noise=0.003, seed=1)
+    counted = runs.assign(**{c: runs[c] * 1.3 for c in ("C", "budget") if c in runs})  # counts 1.3x 6ND
+    fit = approach2(counted)
+    plan = plan_budget(fit, 1e21)
+    six_nd = 6 * plan.n_params * plan.n_tokens
+    assert "C as the fitted runs counted their FLOPs" in plan.flop_convention
+    assert f"{six_nd:.4g}" in plan.flop_convention and abs(six_nd / 1e21 - 1 / 1.3) < 0.05
+    assert any("pure power law with no irreducible term" in w for w in plan.warnings)
+    # a loss law of N and D keeps C = 6ND and no such warning
+    law3 = ChinchillaFit().fit(runs).result_
+    p3 = plan_budget(law3, 1e21)
+    assert p3.flop_convention.startswith("C = 6ND") and not any("pure power" in w for w in p3.warnings)

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import ScalingLabError
 from ..predict import plan_budget, plan_budget_in_study, plan_point, resolve_law
 from ..published import LAWS
-from .common import emit_json, full, positive_float
+from .common import emit_json, positive_float
 
 
 def add_parser(sub) -> None:
@@ -83,13 +83,18 @@ def render(out: dict) -> str:
                 if out.get("prediction_interval"):
                     pi = out["prediction_interval"]
                     span += f"; one new run [{pi[0]:.6g}, {pi[1]:.6g}]"
-            lines.append(f"  {key:<17}{full(out[key])}{span}")
+            lines.append(f"  {key:<17}{_sig(out[key])}{span}")
     if "shape" in out:
         s = out["shape"]
         lines.append(f"  shape            n_layer={s['n_layer']} d_model={s['d_model']} n_head={s['n_head']} "
                      f"d_ff={s['d_ff']} vocab={s['vocab_size']} n_ctx={s['n_ctx']} "
-                     f"({s['n_params_kind']} params {full(s.get('n_params', out['n_params']))})")
+                     f"({s['n_params_kind']} params {_sig(s.get('n_params', out['n_params']))})")
     return "\n".join(lines)
+
+
+def _sig(v) -> str:
+    """A number as plan prints it: 6 significant digits (the JSON keeps every digit)."""
+    return f"{float(v):.6g}"
 
 
 def _schedule(args) -> int:
@@ -105,7 +110,15 @@ def _schedule(args) -> int:
                               "--params or --tokens")
     if args.steps is None or args.peak_lr is None:
         raise ScalingLabError("--schedule needs --steps S and --peak-lr LR")
-    fits = [f for f in load_fits(args.law) if isinstance(f, CurveFit)]
+    if Path(args.law).is_dir():  # a study: its whole-curve fits (curvefits.json)
+        from ..studydir import StudyDir
+        found = StudyDir(args.law).curve_fits()
+        if found is None:
+            raise ScalingLabError(f"{args.law} has no whole-curve fits (a study with curve_laws = true writes "
+                                  "them; or `fit STUDY --law multi-power --out FILE`)")
+        fits = [f for f in found[0] if isinstance(f, CurveFit)]
+    else:
+        fits = [f for f in load_fits(args.law) if isinstance(f, CurveFit)]
     if not fits:
         raise ScalingLabError(f"{args.law} is not a whole-curve fit (from `fit --law multi-power|"
                               "lr-annealing --out FILE`)")

@@ -3,8 +3,9 @@ saves in fits.json for its report to draw (``fit_study_laws``). The families and
 fit/registry.py's."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import pandas as pd
 
@@ -56,8 +57,13 @@ def fit_every(table: RunTable | pd.DataFrame, todo: list[tuple[str, str]], *,
     return fits, skipped
 
 
-def fit_study_laws(path: Path, table: pd.DataFrame, fit3, *, bootstrap: int = REPORT_BOOTSTRAP) -> Path:
+def fit_study_laws(path: Path, table: pd.DataFrame, fit3, *, bootstrap: int = REPORT_BOOTSTRAP,
+                   context: Mapping | None = None) -> Path:
     """Every law a study's runs allow (Approach 3 is the study's own ``fit3``), saved with bootstrap draws
-    and points at ``path`` (a study's fits.json, studydir.FITS_FILE): what its report draws."""
+    and points at ``path`` (a study's fits.json, studydir.FITS_FILE): what its report draws. ``context``
+    (the study's vocabulary, context length, run noise) goes into every fit's settings, so `plan --law
+    fits.json --fit KEY` suggests shapes of the study's family, as it does with fit.json."""
     fits, skipped = fit_every(table, plan_fits("all"), approach3=lambda _: fit3, bootstrap=bootstrap)
+    if context:
+        fits = [dataclasses.replace(f, settings=dict(f.settings) | dict(context)) for f in fits]
     return write_fits(path, fits, skipped, indent=None)

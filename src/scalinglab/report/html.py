@@ -74,7 +74,9 @@ def study_inputs(study: StudyDir | Path, summary: StudySummary | None = None, *,
         curves, runs = store.curve_table(), store.runs()
         curve_laws = curve_section(study, store)
     if fit is not None and (refit or not study.has(FITS_FILE)) and summary.kind != "batch-sweep":
-        fit_study_laws(study.path / FITS_FILE, curves, fit)  # fitted once, kept for the next report
+        context = {k: v for k, v in fit.settings.items()  # the study's context, as fit.json recorded it
+                   if k in ("vocab_size", "n_ctx", "model_family", "noise_sd", "noise_source")}
+        fit_study_laws(study.path / FITS_FILE, curves, fit, context=context)  # kept for the next report
     raw = summary.raw
     return {"fits": study.fits(), "curve_laws": curve_laws,
             "title": f"scalinglab study {summary.study} ({summary.study_id})",
