@@ -137,8 +137,8 @@ def plan_budget(law: ScalingLaw, flops: float, *, vocab_size: int | None = None,
     warnings += extra
     convention = "C = 6ND (Kaplan 2020 §2.1; Hoffmann 2022 eq. 4)"
     if allocation_law:  # fitted on the runs' own FLOP count (a study's: Appendix F), not on 6ND
-        convention = (f"C as the fitted runs counted their FLOPs (the law maps C to N_opt and D_opt directly): "
-                      f"here 6 N_opt D_opt = {6 * n_opt * d_opt:.4g}")
+        convention = (f"C as the fitted runs counted their FLOPs (the law maps C to N_opt and D_opt "
+                      f"directly): here 6 N_opt D_opt = {6 * n_opt * d_opt:.4g}")
     if allocation_law and loss is not None:
         warnings.append("the loss is Approach 2's L_opt = k_L C^-gamma: a pure power law with no irreducible "
                         "term, so it falls without bound and reads low far beyond the fitted budgets; a loss "
@@ -194,7 +194,7 @@ def plan_budget_in_study(study_dir: str | Path, law, flops: float, *,
         runs = store.runs()
     vocab = int(runs["vocab_size"].iloc[0])
     largest = float(runs.loc[runs["role"] == "grid", "budget"].max())
-    if "loss" not in law.answers:  # an allocation law (Approach 1, 2) maps C to N_opt, D_opt: the study's shapes
+    if "loss" not in law.answers:  # an allocation law (Approach 1, 2) maps C to N_opt, D_opt: study shapes
         plan = plan_budget(law, flops, vocab_size=vocab, n_ctx=cfg.n_ctx, allow_unconverged=allow_unconverged)
         return replace(plan, extrapolation=plan.flops / largest)
     plan = plan_in_family(law, flops, cfg, vocab)

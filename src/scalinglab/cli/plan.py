@@ -114,8 +114,8 @@ def _schedule(args) -> int:
         from ..studydir import StudyDir
         found = StudyDir(args.law).curve_fits()
         if found is None:
-            raise ScalingLabError(f"{args.law} has no whole-curve fits (a study with curve_laws = true writes "
-                                  "them; or `fit STUDY --law multi-power --out FILE`)")
+            raise ScalingLabError(f"{args.law} has no whole-curve fits (a study with curve_laws = true "
+                                  "writes them; or `fit STUDY --law multi-power --out FILE`)")
         fits = [f for f in found[0] if isinstance(f, CurveFit)]
     else:
         fits = [f for f in load_fits(args.law) if isinstance(f, CurveFit)]
