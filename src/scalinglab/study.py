@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -40,6 +41,7 @@ from .studydir import (
     SUMMARY_FILE,
     StudySummary,
 )
+from .train.progress import progress_line, read_progress
 from .train.result import RunResult
 
 
@@ -119,7 +121,42 @@ def _train_pending(store: SQLiteStore, out: Path, roles: tuple[str, ...], execut
 
     first = [j for j in todo if j.init_from is None]
     then = [j for j in todo if j.init_from is not None]
-    return executor.run(first, on_result) and executor.run(then, on_result)
+    with _Watcher(todo, role_of, log):
+        return executor.run(first, on_result) and executor.run(then, on_result)
+
+
+class _Watcher:
+    """A progress line per run in flight every PROGRESS_EVERY seconds (read from the progress.json its worker
+    writes: train/progress.py), so a minutes-long run (the held-out one) is not silent until it ends. A
+    daemon thread; it only reads files and logs."""
+
+    PROGRESS_EVERY = 30.0
+
+    def __init__(self, jobs, role_of, log):
+        self.jobs, self.role_of, self.log = jobs, role_of, log
+        self.stop = threading.Event()
+        self.since = time.time()
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=2)
+        return False
+
+    def _watch(self):
+        shown = {}
+        while not self.stop.wait(self.PROGRESS_EVERY):
+            for job in self.jobs:
+                p = read_progress(job.run_dir, since=shown.get(job.run_dir, self.since))
+                if p is None or p["step"] >= p["steps"]:
+                    continue
+                shown[job.run_dir] = p["time"]
+                self.log(f"  [{self.role_of.get(job.spec.run_id, '')} running] {job.spec.run_id}: "
+                         f"{progress_line(p)}")
 
 
 def _mfu(value: float) -> str:

@@ -111,7 +111,7 @@ def test_a_piecewise_schedule_trains_with_a_probe_and_estimates_of_its_end(shard
     assert not any("not identified" in w for w in late["warnings"])
     assert all(np.isfinite(e["final"]) for e in res.estimates)
     assert seen[-1]["estimate"] == late
-    from scalinglab.cli.train import estimate_text
+    from scalinglab.train.progress import estimate_text
     assert estimate_text(seen[40]).startswith("  final: not yet")  # step 41: the estimate from 30%
     saved = json.loads((tmp_path / "result.json").read_text())
     assert saved["estimates"] == json.loads(json.dumps(res.estimates))

@@ -82,3 +82,36 @@ def test_holdout_is_the_family_optimum_of_its_exact_flop_budget():
         assert predict(param_breakdown(other)["total"], D) > predict(N, spec.n_tokens)
 
 
+
+
+def test_a_run_in_a_worker_reports_progress_the_driver_prints(tmp_path):
+    """Issue 29 §3: the held-out run printed nothing for its whole duration. Its worker writes
+    progress.json (ProgressFile, what Job.train_kwargs hands the trainer); the study's watcher prints it."""
+    import json
+    import time
+
+    from scalinglab.plan.spec import RunSpec
+    from scalinglab.run.executor import Job
+    from scalinglab.study import _Watcher
+    from scalinglab.train.progress import PROGRESS_FILE, ProgressFile, read_progress
+
+    spec = RunSpec(shape=shape_for_params(5e4, vocab_size=256, n_ctx=64), n_tokens=200_000, batch_size=8)
+    job = Job(spec, str(tmp_path))
+    write = job.train_kwargs()["progress"]
+    assert isinstance(write, ProgressFile)
+    p = {"step": 40, "steps": 100, "train_loss": 2.5, "elapsed": 20.0, "tokens_per_s": 3000.0,
+         "mfu": float("nan"), "estimate": {"converged": False, "interval": None, "final": 2.0,
+                                           "warnings": ["fewer than 8 curve points: wait"]}}
+    lines = []
+    watcher = _Watcher([job], {spec.run_id: "holdout"}, lines.append)
+    watcher.PROGRESS_EVERY = 0.05
+    with watcher:
+        write(p)
+        write(p | {"step": 41})  # within `every` seconds of the last: not written
+        time.sleep(0.5)
+    saved = json.loads((tmp_path / PROGRESS_FILE).read_text())  # strict JSON (the NaN MFU is null)
+    assert saved["step"] == 40 and saved["mfu"] is None
+    assert len(lines) == 1 and lines[0].startswith(f"  [holdout running] {spec.run_id}: step 40/100")
+    assert "3.0k tok/s" in lines[0] and "ETA 0:30" in lines[0] and "final: not yet (fewer than 8 curve points)" \
+        in lines[0] and "MFU" not in lines[0]
+    assert read_progress(tmp_path, since=time.time()) is None  # nothing newer: nothing printed again

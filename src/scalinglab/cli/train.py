@@ -8,6 +8,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from ..errors import ScalingLabError
+from ..train.progress import progress_line
 from .common import emit_json, positive_float
 
 
@@ -264,17 +265,6 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-def estimate_text(p: dict) -> str:
-    """The progress line's final-loss estimate: the value and its interval, or why there is none yet."""
-    e = p.get("estimate")
-    if not e:
-        return ""
-    if not e["converged"] or e["interval"] is None:
-        return f"  final: not yet ({e['warnings'][0][:48] + '...' if e['warnings'] else 'no fit'})"
-    lo, hi = e["interval"]
-    return f"  final ~{e['final']:.3f} [{lo:.3f}, {hi:.3f}] (from {100 * e['fraction']:.0f}%)"
-
-
 class _Progress:
     """One status line on stderr: step, loss, tokens/s, ETA (redrawn on a terminal, every 10% otherwise)."""
 
@@ -291,10 +281,7 @@ class _Progress:
         if not self.tty and tenth == self.shown_tenth:
             return
         self.last, self.shown_tenth = now, tenth
-        rate = p["tokens_per_s"]
-        eta = p["elapsed"] * (p["steps"] / p["step"] - 1)
-        line = (f"step {p['step']}/{p['steps']}  loss {p['train_loss']:.4f}  {rate / 1e3:.1f}k tok/s  "
-                f"MFU {100 * p['mfu']:.1f}%  ETA {int(eta) // 60}:{int(eta) % 60:02d}{estimate_text(p)}")
+        line = progress_line(p)
         sys.stderr.write(("\r" + line.ljust(80)) if self.tty else line + "\n")
         sys.stderr.flush()
 

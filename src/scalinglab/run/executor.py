@@ -9,6 +9,7 @@ from typing import Callable, Protocol
 
 from ..fit.curvelaws.estimates import RunEstimator
 from ..plan.spec import RunSpec
+from ..train.progress import ProgressFile
 from ..train.result import RunResult
 
 
@@ -23,8 +24,10 @@ class Job:
     init_from: str | None = None
 
     def train_kwargs(self) -> dict:
-        """TrainOptions fields of this job; its final loss estimated mid-run from its own curve."""
-        return {"snapshot_at": self.snapshot_at, "init_from": self.init_from, "estimator": RunEstimator()}
+        """TrainOptions fields of this job; its final loss estimated mid-run from its own curve, its progress
+        written to run_dir/progress.json for the driver to print (train/progress.py)."""
+        return {"snapshot_at": self.snapshot_at, "init_from": self.init_from, "estimator": RunEstimator(),
+                "progress": ProgressFile(self.run_dir)}
 
 
 class Executor(Protocol):
