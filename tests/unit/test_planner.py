@@ -1,4 +1,5 @@
 """The planner: IsoFLOP grids hit their budgets in one model family; ids stay stable; sweeps and repeats."""
+import numpy as np
 import pytest
 
 from scalinglab.errors import ScalingLabError
@@ -85,3 +86,33 @@ def test_one_schedule_grammar_for_train_plan_and_a_study():
                                                                             cooldown_frac=0.3).study_id
     with pytest.raises(ScalingLabError, match="a study takes cosine, wsd or wsd:cooldown=F"):
         StudyConfig(schedule="wsd:min=0.1")
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--schedule", "wsd", "--warmup", "-10"], "warm-up -10 must be between 0 and the run's 400 steps"),
+    (["--schedule", "wsd", "--warmup", "400"], "warm-up 400 must be between 0"),
+    (["--schedule", "piecewise:0=0,10=1,500=0"], "its points run to step 500, past the run's 400 steps"),
+    (["--schedule", "wsd", "--steps", "1000000000000"], "at most 10,000,000"),
+])
+def test_a_schedule_that_does_not_fit_the_run_is_one_error_line(tmp_path, args, words):
+    """Issue 30 R3/R16, issue 29 §4: silently accepted (or 18.8 GB of RSS for --steps 1e12) before."""
+    from scalinglab.fit.curvelaws import Curve, fit_curves
+    from scalinglab.fit.fitfile import write_fits
+    from tests.cli_helpers import call
+    steps = np.arange(10, 400, 10)
+    lr = np.concatenate([np.linspace(0, 1e-3, 10), np.full(390, 1e-3)])
+    fit = fit_curves([Curve("c", lr, steps, 3.0 + 2.0 * (1 + steps / 50.0) ** -0.5)], name="N=1")
+    write_fits(tmp_path / "mpl.json", [fit], [])
+    steps_given = [] if "--steps" in args else ["--steps", "400"]
+    r = call("plan", "--law", tmp_path / "mpl.json", *steps_given, "--peak-lr", "1e-3", "--allow-unconverged",
+             *args)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and words in r.stderr, r.stderr
+
+
+def test_train_refuses_what_it_would_silently_ignore(tmp_path):
+    from tests.cli_helpers import call
+    r = call("train", "--fsdp", "--out", tmp_path / "a")
+    assert r.returncode == 2 and "--fsdp shards the model over the processes of one run" in r.stderr
+    r = call("train", "--tokens", "20000", "--schedule", "piecewise:0=0,10=1,5000=0", "--out", tmp_path / "b")
+    assert r.returncode == 2 and "past the run's" in r.stderr
+    assert not (tmp_path / "b" / "config.json").exists()

@@ -174,10 +174,15 @@ def run(args) -> int:
                               "(CPU: pip install torch==2.13.0 first)") from None
     if args.nproc < 1:
         raise ScalingLabError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.fsdp and args.nproc < 2 and not distributed.in_torchrun():
+        raise ScalingLabError("--fsdp shards the model over the processes of one run: give --nproc 2 or more "
+                              "(or start the command under torchrun)")
     if args.nproc > 1 and args.batch_size % args.nproc:
         raise ScalingLabError(f"--batch-size {args.batch_size} does not split over --nproc {args.nproc} "
                               "processes: give a multiple of K")
     spec, shards = build_spec(args)
+    from ..plan.schedules import Schedule
+    Schedule.parse(args.schedule).check_steps(spec.steps)  # piecewise points past the run: one error line
     from ..track import make_tracker
     tracker = make_tracker(args.log, args.out, "train")
     reference = _curve_reference(args.curve_reference, spec) if args.curve_reference else None

@@ -22,6 +22,7 @@ def default_warmup(steps: int) -> int:
 
 
 SCHEDULES = ("cosine", "wsd", "piecewise")
+MAX_STEPS = 10_000_000  # a predicted curve's steps: one float64 LR each (80 MB), never unbounded
 
 
 def cooldown_start(steps: int, cooldown_frac: float) -> int:
@@ -160,12 +161,28 @@ class Schedule:
             return {"schedule": "wsd", "cooldown_frac": self.cooldown_frac, "min_lr_frac": self.min_frac}
         return {"min_lr_frac": self.min_frac}
 
+    def check_steps(self, steps: int, warmup: int | None = None) -> None:
+        """One error line when this schedule does not fit a run of ``steps`` steps: a warm-up that is
+        negative or not shorter than the run, or piecewise points past its last step (the LR there would be
+        cut off silently)."""
+        if warmup is not None and not 0 <= warmup < steps:
+            raise ScalingLabError(f"warm-up {warmup} must be between 0 and the run's {steps} steps "
+                                  "(exclusive)")
+        if self.kind == "piecewise" and self.points and self.points[-1][0] > steps:
+            raise ScalingLabError(f"schedule {self.source}: its points run to step {self.points[-1][0]:g}, "
+                                  f"past the run's {steps} steps: the rest would be cut off; end them at "
+                                  f"step {steps} or lower")
+
     def per_step(self, steps: int, *, peak: float, warmup: int | None = None) -> np.ndarray:
         """The LR of every step 0..steps-1: ``warmup`` steps of linear ramp (default the trainer's,
         default_warmup) then the schedule; piecewise and CSV schedules are taken as given."""
         if steps < 2 or not peak > 0:
             raise ScalingLabError(f"a schedule needs at least 2 steps and a positive peak LR (got {steps}, "
                                   f"{peak})")
+        if steps > MAX_STEPS:
+            raise ScalingLabError(f"{steps:,} steps is more than a predicted curve is drawn for (at most "
+                                  f"{MAX_STEPS:,}: one LR per step is held in memory)")
+        self.check_steps(steps, warmup)
         if self.kind == "piecewise":
             return _every_step(steps, peak=peak, warmup=0, min_frac=0.0, schedule="piecewise",
                                points=self.points)
