@@ -381,6 +381,21 @@ def test_export_then_fit_gives_the_study_s_own_fits(uninterrupted, tmp_path):
     got = {f["key"]: f["params"] for f in json.loads(r.stdout)["fits"]}
     saved = {f["key"]: f["params"] for f in json.loads((out / "fits.json").read_text())["fits"]}
     assert got == saved and len(got) >= 10
+    # of the per-run table, exactly the laws of final losses, as export says (issue 29 §4: it claimed all)
+    r = call("fit", tmp_path / "runs.csv", "--law", "all", "--json")
+    per_run = {f["key"]: f["params"] for f in json.loads(r.stdout)["fits"]}
+    finals = {"chinchilla:2", "chinchilla:3", "kaplan:L(N)", "kaplan:L(N)+E", "kaplan:L(N,D)",
+              "kaplan:L(N,D)+E"}
+    assert {k: per_run[k] for k in finals} == {k: saved[k] for k in finals}
+    assert "chinchilla:1" not in per_run and "kaplan:L(N,S)" not in per_run
+    # --json, and the default place: inside the study (not the working directory)
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    r = call("export", copy, "--json")
+    told = json.loads(r.stdout)
+    assert told["wrote"] == str(copy / "export" / "runs.csv") and told["rows"] == len(runs) == told["runs"]
+    assert "need --curves" in told["fit_gives"]
     r = call("export", out, "--format", "xlsx")
     assert r.returncode == 2 and r.stderr.strip().startswith("error:") and "csv or parquet" in r.stderr
 

@@ -313,7 +313,8 @@ class SQLiteStore:
         """The finished runs as `scalinglab fit` reads them, to CSV or Parquet (by suffix), written
         atomically: one row per run (``fit_table``: run_id, N, D, loss, C, ...), or with ``curves`` one row
         per eval (``curve_table``: each row's own step, D and loss so far; a run's last row is its final
-        result). Either file, given to `fit`, gives the study's own fits."""
+        result). `fit --law all` of the curves gives every law of the study as its own fits; of the runs,
+        the laws of final losses (Approaches 2 and 3, Kaplan's L(N), L(N,D)) (cli/export.py WHAT_HOLDS_*)."""
         path = Path(path)
         table = (self.curve_table(role) if curves else self.fit_table(role)).frame
         with writing(path) as tmp:

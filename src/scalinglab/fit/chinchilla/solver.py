@@ -149,8 +149,19 @@ def newton_polish(first, data: RunData, loss: RobustLoss, free: FreeMask):
                           method="trust-exact", args=(data.x, data.y, data.logL, data.w, loss, free),
                           options={"maxiter": 100, "gtol": 1e-13})
     best = second if np.isfinite(second.fun) and second.fun <= first.fun else first
-    best.message = f"L-BFGS-B: {first.message}; trust-exact Newton: {second.message}"
+    best.message = f"L-BFGS-B {_stopped(first)}, then trust-exact Newton {_stopped(second)}"
     return best
+
+
+def _stopped(res) -> str:
+    """How an optimiser stopped, in words: scipy's "failure to predict improvement" from a start at the
+    minimum is a stop at machine precision, not a failure (whether it is a minimum: the gradient test)."""
+    text = str(res.message)
+    if res.success or "CONVERGENCE" in text:
+        return "converged"
+    if "predict improvement" in text or "precision" in text.lower():
+        return "stopped: no step lowers the objective further (machine precision)"
+    return f"stopped: {text}"
 
 
 def value(theta: np.ndarray, data: RunData, loss: RobustLoss) -> float:
