@@ -2,7 +2,16 @@
 from .errors import ScalingLabError
 
 __version__ = "0.1.0"
-__all__ = ["ScalingLabError", "__version__", "open_study"]
+__all__ = ["ScalingLabError", "__version__", "compare", "fit", "open_study", "plan"]
+
+
+def __getattr__(name: str):
+    """``scalinglab.fit``, ``.plan``, ``.compare``: the modules of those names, callable as the CLI's commands
+    (callable.py, api.py), imported on first use so that ``import scalinglab`` stays light."""
+    if name in ("fit", "plan", "compare"):
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'scalinglab' has no attribute {name!r}")
 
 
 def open_study(path):

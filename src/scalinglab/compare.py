@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .callable import make_callable
 from .errors import ScalingLabError
 from .fit.core.robust import percentile_interval
 
@@ -293,3 +294,6 @@ def _mult_text(row: dict) -> str:
     if row.get("range_unknown"):
         v += f"  ({row['range_unknown']})"
     return v
+
+
+make_callable(__name__)  # scalinglab.compare(...) is `scalinglab compare --json` (api.py)

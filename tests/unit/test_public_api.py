@@ -31,3 +31,36 @@ def test_fitter_settings_are_keyword_only():
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in sig.parameters.values())
     assert {"loss", "delta", "tau", "grid", "fixed_E", "bootstrap", "ci_level", "ci_flops", "seed"} <= set(
         sig.parameters)
+
+
+def test_the_python_api_mirrors_the_cli(tmp_path):
+    """Issue 29 §4: scalinglab.fit / plan / compare return what the CLI prints (the same numbers through
+    the same code), and the modules of those names still import as before."""
+    import json
+
+    from scalinglab.fit.chinchilla.approach3 import ChinchillaFit as Fitter
+    from scalinglab.simulate import DEMO_TRUE, isoflop_runs
+    from tests.cli_helpers import call
+    runs = isoflop_runs(DEMO_TRUE, budgets=[1e18, 1e19, 1e20], sizes_per_budget=6, noise=0.005, seed=3)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    fit = scalinglab.fit(tmp_path / "runs.csv", bootstrap=50)
+    assert fit.params == Fitter(bootstrap=50).fit(runs).result_.params
+    assert fit.summary() + "\n" == call("fit", tmp_path / "runs.csv", "--bootstrap", "50").stdout
+    every = scalinglab.fit(runs, law="all")
+    assert {f.key for f in every} >= {"chinchilla:2", "chinchilla:3", "kaplan:L(N,D)"}
+    plan = scalinglab.plan(fit, flops=1e21)
+    fit.save(tmp_path / "fit.json")
+    told = json.loads(call("plan", "--law", tmp_path / "fit.json", "--flops", "1e21", "--json").stdout)
+    assert plan.to_dict() == told
+    told = json.loads(call("plan", "--params", "70e9", "--tokens", "1.4e12", "--json").stdout)
+    assert scalinglab.plan("chinchilla", params=70e9, tokens=1.4e12).to_dict() == told
+    other = isoflop_runs(DEMO_TRUE | {"E": DEMO_TRUE["E"] * 1.05}, budgets=[1e18, 1e19, 1e20],
+                         sizes_per_budget=6, noise=0.005, seed=4)
+    Fitter(bootstrap=50).fit(other).result_.save(tmp_path / "other.json")
+    result = scalinglab.compare([tmp_path / "fit.json", tmp_path / "other.json"], budgets=[1e19])
+    cli = json.loads(call("compare", tmp_path / "fit.json", tmp_path / "other.json", "--at", "1e19",
+                          "--json").stdout)
+    assert result == cli and result["multipliers"][0]["at"][0]["multiplier"] > 1
+    from scalinglab.compare import multiplier  # the modules are still modules
+    from scalinglab.plan.spec import RunSpec
+    assert callable(multiplier) and RunSpec

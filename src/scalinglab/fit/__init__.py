@@ -16,3 +16,7 @@ from .chinchilla.result import FitResult
 from .fitfile import load_fit, load_fits, read_fits, write_fits
 
 __all__ = ["ChinchillaFit", "FitResult", "load_fit", "load_fits", "read_fits", "write_fits"]
+
+from ..callable import make_callable  # noqa: E402
+
+make_callable(__name__)  # scalinglab.fit(...) is `scalinglab fit` (api.py)
