@@ -82,6 +82,9 @@ def test_finished_study_reruns_instantly_and_reports(uninterrupted):
     assert rep["law_converged"] is False and rep["holdout"]["fit_converged"] is False and rep["final"] is True
     text = call("report", out, "--out", out.parent / "rep-text").stdout
     assert "the law did NOT converge: this prediction is no test of a law" in text
+    md = call("report", out, "--format", "md").stdout  # the law and the allocations for a paper
+    assert "| C (FLOPs) | N_opt | D_opt | D/N | loss [95% one run] |" in md and "NOT converged" in md
+    assert md.count("\n| ") >= 5 + 4  # 5 parameters, 4 allocations
     assert rep["holdout"]["rel_error"] == pytest.approx(
         (summary["holdout"]["predicted"] - summary["holdout"]["measured"]) / summary["holdout"]["measured"])
     fit = json.loads(call("fit", out, "--json").stdout)

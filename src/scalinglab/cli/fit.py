@@ -41,6 +41,8 @@ def add_parser(sub) -> None:
     p.add_argument("--bootstrap", type=int, default=0, metavar="K", help="bootstrap resamples for CIs")
     p.add_argument("--out", metavar="FIT.json", help="write the fit here (read back by `plan --law`)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--format", default="text", choices=("text", "md", "tex"),
+                   help="text (default) | md | tex: each fit's parameter table as Markdown or LaTeX")
     p.add_argument("--report", metavar="DIR", help="also write report.html and the figures into DIR")
     p.add_argument("--loss", default="huber", choices=("huber", "mse", "asymmetric"))
     p.add_argument("--delta", type=positive_float, default=1e-3, help="Huber delta on log loss")
@@ -133,6 +135,8 @@ CURVE_LAWS = ("multi-power", "lr-annealing")
 
 def run(args) -> int:
     if args.law in CURVE_LAWS:
+        if args.format != "text":
+            raise ScalingLabError("--format md|tex applies to laws of N, D and C, not the whole-curve laws")
         return _curve_law(args)
     _check_args(args)
     if args.backtest:
@@ -166,6 +170,9 @@ def run(args) -> int:
     if args.json:
         emit_json(fits[0].to_dict(draws=False) if len(todo) == 1 else
                   {"fits": [f.to_dict(draws=False) for f in fits], "skipped": skipped})
+    elif args.format != "text":
+        from ..report.tables import law_table
+        print("\n\n".join(law_table(f, args.format) for f in fits))
     else:
         print("\n\n".join(f.summary() for f in fits))
         for s in skipped:
@@ -178,6 +185,8 @@ def run(args) -> int:
 def _check_args(args) -> None:
     if args.size_col:
         raise ScalingLabError("--size-col applies to the whole-curve laws (--law multi-power | lr-annealing)")
+    if args.json and args.format != "text":
+        raise ScalingLabError("give --json or --format md|tex, not both")
     if args.approach is not None:
         _check_choice("--approach", args.approach, APPROACHES)
     if args.bootstrap and args.bootstrap < 2:
@@ -206,6 +215,9 @@ def _form_law(args) -> int:
     _report(args, runs, fit if fit.key == "chinchilla:3" else None, also=[fit])
     if args.json:
         emit_json(fit.to_dict(draws=False))
+    elif args.format != "text":
+        from ..report.tables import law_table
+        print(law_table(fit, args.format))
     else:
         print_selection(fit)
         print(fit.summary())

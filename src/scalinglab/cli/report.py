@@ -6,6 +6,7 @@ import contextlib
 import sys
 from pathlib import Path
 
+from ..errors import ScalingLabError
 from .common import emit_json
 
 
@@ -16,6 +17,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", metavar="DIR",
                    help="where report.html and the PNGs go (default: STUDY_DIR/report)")
     p.add_argument("--json", action="store_true", help="print {\"holdout\": {...}} as one JSON object")
+    p.add_argument("--format", default=None, choices=("md", "tex"),
+                   help="md | tex: print the law that predicts and the allocation table as Markdown or LaTeX "
+                        "(no page written)")
     p.add_argument("--refit", action="store_true",
                    help="fit every law again (and save fits.json) instead of drawing the study's saved fits")
 
@@ -30,6 +34,17 @@ def run(args) -> int:
     note = running_note(path)
     if note:
         print(note, file=sys.stderr)
+    if args.format:
+        if args.json:
+            raise ScalingLabError("give --json or --format md|tex, not both")
+        if summary.holdout is None:
+            raise ScalingLabError(f"{path} is a batch sweep: it has no law of N and D or allocations to "
+                                  "tabulate")
+        from ..report.tables import allocation_table, law_table
+        law = study.law()
+        print(law_table(law, args.format) + "\n\n" + allocation_table(summary.allocations, args.format,
+                                                                        law.label))
+        return 0
     if args.json:
         if summary.holdout is None:  # a batch sweep has no held-out run
             emit_json({k: summary.raw[k] for k in ("study", "study_id", "kind", "bcrit") if k in summary.raw})
