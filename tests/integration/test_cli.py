@@ -65,12 +65,12 @@ def test_fit_approach2_and_all_laws_from_a_csv(runs_csv, tmp_path):
         assert {"law", "approach", "form", "params", "n_runs", "converged"} <= set(f)
 
 
-def test_plan_prints_full_precision_and_rounded_differs_from_unrounded():
+def test_plan_json_has_full_precision_text_six_digits_and_rounded_differs_from_unrounded():
     a = json.loads(call("plan", "--law", "chinchilla", "--flops", "5.76e23", "--json").stdout)
     b = json.loads(call("plan", "--law", "chinchilla-unrounded", "--flops", "5.76e23", "--json").stdout)
-    assert a["n_params"] != b["n_params"]
+    assert a["n_params"] != b["n_params"] and a["n_params"] == 32189859151.368168
     text = call("plan", "--law", "chinchilla", "--flops", "5.76e23").stdout
-    assert repr(a["n_params"]) in text
+    assert f"n_params         {a['n_params']:.6g}\n" in text and repr(a["n_params"]) not in text
     k = json.loads(call("plan", "--law", "kaplan", "--params", "1e8", "--tokens", "1e9", "--json").stdout)
     assert round(k["loss"], 4) == 2.9567
 
@@ -234,7 +234,11 @@ def test_every_saved_fit_plans_or_says_what_it_answers(curves_csv, tmp_path):
     p = _strict_json(call("plan", "--law", out, "--fit", "chinchilla:1", "--flops", "1e21", "--json").stdout)
     lo, hi = p["interval"]["n_params"]
     assert p["law"] == "fit:chinchilla:1" and lo < p["n_params"] < hi
-    p = _strict_json(call("plan", "--law", out, "--flops", "1e21", "--json").stdout)
+    # Approach 3 on the 9 final rows: B's interval spans 19 decades in the verdict's 100 resamples (with
+    # the 20 asked for it looked bounded: the verdict no longer depends on that), so plan refuses it
+    r = call("plan", "--law", out, "--flops", "1e21", "--json")
+    assert r.returncode == 2 and "fit:chinchilla:3 did not converge (the bootstrap interval of B" in r.stderr
+    p = _strict_json(call("plan", "--law", out, "--flops", "1e21", "--json", "--allow-unconverged").stdout)
     assert p["law"] == "fit:chinchilla:3" and "loss" in p["interval"]
     r = call("plan", "--law", out, "--fit", "kaplan:L(D)", "--flops", "1e21")
     assert r.returncode == 2 and r.stderr.count("\n") == 1
