@@ -27,10 +27,12 @@ def add_parser(sub) -> None:
     p.add_argument("--runs-per-gpu", type=int, default=None, metavar="K",
                    help="with GPUs: runs sharing each GPU at once (default: from the largest run's memory "
                         "and the GPU's free memory, at most 8)")
-    p.add_argument("--holdout-nproc", type=int, default=1, metavar="K",
+    p.add_argument("--holdout-nproc", type=int, default=None, metavar="K",
                    help="train the held-out run data-parallel over K processes (torch.distributed; a GPU "
                         "each where there are GPUs; with --executor ray, K Ray Train workers); it does not "
-                        "change the run's spec")
+                        "change the run's spec. Default on CPU: one single-threaded process per free core "
+                        "when the run is large enough to gain from it, else one (never threads: they "
+                        "collapse on a busy machine; docs/training.md)")
     p.add_argument("--holdout-fsdp", action="store_true",
                    help="with --holdout-nproc K: shard the held-out model over the K processes (FSDP2)")
     p.add_argument("--compile", action="store_true",
@@ -55,8 +57,8 @@ def run(args) -> int:
     except ImportError:
         raise ScalingLabError("training needs torch: pip install torch==2.13.0 && pip install "
                               "'scalinglab[train]'") from None
-    grid, holdout = _executors(args)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    grid, holdout = _executors(args, log)
     from ..track import make_tracker
     tracker = make_tracker(args.log, args.out, f"{cfg.name}-{cfg.study_id}")
     from ..lock import DirLock
@@ -98,7 +100,7 @@ def run(args) -> int:
     return 0 if typed.law_converged else 4
 
 
-def _executors(args):
+def _executors(args, log=print):
     """(grid executor, held-out executor) as the flags ask: local processes or a Ray cluster."""
     if args.executor == "local":
         from ..train.loop import resolve_device
@@ -109,8 +111,9 @@ def _executors(args):
         grid = RayExecutor(args.address, cpus_per_run=args.cpus_per_run, device=args.device,
                            compile_model=args.compile)
         # one run: a whole node, or K Ray Train workers
-        holdout = RayExecutor(args.address, cpus_per_run=None, device=args.device, nproc=args.holdout_nproc,
-                              fsdp=args.holdout_fsdp, compile_model=args.compile)
+        holdout = RayExecutor(args.address, cpus_per_run=None, device=args.device,
+                              nproc=args.holdout_nproc or 1, fsdp=args.holdout_fsdp,
+                              compile_model=args.compile)
         grid.connect()  # an unreachable cluster is one error line before the study dir is touched
     else:
         from ..run.local import LocalExecutor
@@ -118,7 +121,7 @@ def _executors(args):
                              compile_model=args.compile)
         # one run: every core to it, or K processes of it
         holdout = LocalExecutor(workers=1, device=args.device, nproc=args.holdout_nproc,
-                                fsdp=args.holdout_fsdp, compile_model=args.compile)
+                                fsdp=args.holdout_fsdp, compile_model=args.compile, log=log)
     return grid, holdout
 
 
@@ -131,9 +134,9 @@ def _check_args(args) -> None:
     if args.workers is not None and args.executor == "ray":
         raise ScalingLabError("--workers applies to --executor local; with ray, each run takes "
                               "--cpus-per-run CPUs")
-    if args.holdout_nproc < 1:
+    if args.holdout_nproc is not None and args.holdout_nproc < 1:
         raise ScalingLabError(f"--holdout-nproc must be at least 1, got {args.holdout_nproc}")
-    if args.holdout_fsdp and args.holdout_nproc < 2:
+    if args.holdout_fsdp and (args.holdout_nproc or 1) < 2:
         raise ScalingLabError("--holdout-fsdp shards the held-out run over processes: give --holdout-nproc 2 "
                               "or more")
     if args.workers is not None and args.workers < 1:

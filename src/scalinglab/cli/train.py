@@ -61,13 +61,15 @@ def add_parser(sub) -> None:
                         "only from d_model 256 on, where it was measured faster; fp32 elsewhere. Part of "
                         "the run's spec (it changes the loss)")
     p.add_argument("--threads", type=int, default=None,
-                   help="torch threads per process (default: torch's choice; with --nproc K, cores / K)")
-    p.add_argument("--nproc", type=int, default=1, metavar="K",
+                   help="torch threads per process (default on CPU: 1, and the free cores as processes; "
+                        "with --nproc K, cores / K)")
+    p.add_argument("--nproc", type=int, default=None, metavar="K",
                    help="train this one run data-parallel over K processes on this machine "
                         "(torch.distributed through torchrun's launcher: gloo on CPU, one GPU each with "
-                        "NCCL); the global batch and the numbers stay those of one process. Several "
-                        "machines: start `torchrun --nnodes ... -m scalinglab train ...` on each "
-                        "(docs/training.md)")
+                        "NCCL); the global batch and the numbers stay those of one process. Default on "
+                        "CPU: one single-threaded process per free core when the run is large enough to "
+                        "gain from it, else one (threads collapse on a busy machine: docs/training.md). "
+                        "Several machines: start `torchrun --nnodes ... -m scalinglab train ...` on each")
     p.add_argument("--fsdp", action="store_true",
                    help="with --nproc K (or under torchrun): shard the model's weights, gradients and Adam "
                         "state over the K processes (FSDP2) instead of a full copy in each, for a model "
@@ -172,6 +174,8 @@ def run(args) -> int:
     except ImportError:
         raise ScalingLabError("training needs torch: pip install 'scalinglab[train]' "
                               "(CPU: pip install torch==2.13.0 first)") from None
+    auto = args.nproc is None
+    args.nproc = 1 if auto else args.nproc
     if args.nproc < 1:
         raise ScalingLabError(f"--nproc must be at least 1, got {args.nproc}")
     if args.fsdp and args.nproc < 2 and not distributed.in_torchrun():
@@ -192,6 +196,8 @@ def run(args) -> int:
     from ..lock import DirLock
     from ..study import check_writable
     check_writable(out)
+    if auto:
+        _place(args, spec)
     if args.nproc > 1 and not distributed.in_torchrun():
         with DirLock(out, "train"):
             return _launch(args)
@@ -226,6 +232,24 @@ def run(args) -> int:
     return 0
 
 
+def _place(args, spec) -> None:
+    """Without --nproc and --threads, on CPU: one single-threaded process per free core when the run is large
+    enough to gain from data parallelism, else one single-threaded process (run/local.py
+    processes_for_one_run; measured in benchmarks/threads_vs_processes.py)."""
+    from ..train import distributed
+    from ..train.loop import resolve_device
+    if resolve_device(args.device) != "cpu" or distributed.in_torchrun() or args.fsdp:
+        return
+    if args.threads is None:
+        args.threads = 1
+        from ..run.local import busy_cores, processes_for_one_run
+        busy = busy_cores()
+        args.nproc = processes_for_one_run(spec, os.cpu_count() or 1, busy)
+        if args.nproc > 1:
+            print(f"training over {args.nproc} single-threaded processes (DDP; {os.cpu_count()} cores, "
+                  f"{busy:.1f} busy with other work); --nproc 1 for one", file=sys.stderr)
+
+
 def _launch(args) -> int:
     """`train --nproc K`: this same command in K processes through torchrun's launcher (elastic_launch, no
     restarts); one line when a process dies, and re-running the command resumes from the last checkpoint."""
@@ -233,9 +257,9 @@ def _launch(args) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     from ..train.distributed import LAUNCHED, how_they_ended, launch_here
-    child = _without_nproc(args.argv)
-    if args.threads is None:  # one torch thread pool per process, never more threads than cores
-        child += ["--threads", str(max(1, (os.cpu_count() or 1) // args.nproc))]
+    child = _without_nproc(args.argv) + ["--nproc", "1"]  # each child is one process of the run
+    if "--threads" not in child:  # one torch thread pool per process, never more threads than cores
+        child += ["--threads", str(args.threads or max(1, (os.cpu_count() or 1) // args.nproc))]
     os.environ[LAUNCHED] = "1"
     try:
         launch_here(args.nproc, sys.executable, "-m", "scalinglab", *child)

@@ -15,6 +15,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import time
 from typing import Callable
 
 from ..model.accounting import flops_per_token, memory_needed
@@ -106,20 +107,57 @@ def train_data_parallel(job: Job, nproc: int, threads: int, device: str, fsdp: b
                                  f"({how_they_ended(exc.failures)})")
 
 
+# One run on a CPU machine (the held-out run): one single-threaded process per free core, never threads.
+# benchmarks/threads_vs_processes.py, 2 cores (docs/training.md): the default study's held-out shape idle
+# 23.0k tok/s at 1 x 1 thread, 37.0k at 1 x 2 threads, 36.6k at 2 processes (DDP); beside one busy
+# neighbour 22.1k, 13.1k (threads collapse), 20.3k. The debug shape (0.15 GFLOP a step) idle 71.9k, 89.9k,
+# 50.3k: DDP's all-reduce costs more than half a step there, so a run that small trains in one process.
+DDP_MIN_FLOPS_PER_RANK = 1e9  # training FLOPs of one step on one rank below which one process is faster
+BUSY_PROBE_SECONDS = 0.5
+
+
+def busy_cores(seconds: float = BUSY_PROBE_SECONDS) -> float:
+    """Cores busy with other work right now (Linux /proc/stat over ``seconds``; 0 where unknown)."""
+    def sample():
+        with open("/proc/stat") as fh:
+            values = [float(v) for v in fh.readline().split()[1:]]
+        return sum(values), values[3] + (values[4] if len(values) > 4 else 0.0)  # total, idle + iowait
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, (1.0 - (i1 - i0) / max(t1 - t0, 1e-9)) * (os.cpu_count() or 1))
+
+
+def processes_for_one_run(spec, cores: int, busy: float) -> int:
+    """How many single-threaded processes train one run on a CPU machine: the free cores, when each rank
+    still gets DDP_MIN_FLOPS_PER_RANK of a step and the batch splits evenly; else 1."""
+    free = max(1, int(cores - round(busy)))
+    step_flops = spec.batch_size * spec.shape.n_ctx * flops_per_token(spec.shape, "chinchilla")
+    k = free
+    while k > 1 and (spec.batch_size % k or step_flops / k < DDP_MIN_FLOPS_PER_RANK):
+        k -= 1
+    return k
+
+
 class LocalExecutor:
     def __init__(self, workers: int | None = None, cores: int | None = None, device: str = "auto",
-                 runs_per_gpu: int | None = None, nproc: int = 1, fsdp: bool = False,
-                 compile_model: bool = False):
+                 runs_per_gpu: int | None = None, nproc: int | None = 1, fsdp: bool = False,
+                 compile_model: bool = False, log: Callable[[str], None] | None = None):
         """``nproc`` > 1: each run data-parallel over that many processes (torch.distributed, one after
         another; a GPU each where there are GPUs): for a held-out run far larger than the grid's; ``fsdp``
-        shards its model over them (train/distributed.py). ``compile_model``: every run through
-        torch.compile."""
+        shards its model over them (train/distributed.py). ``nproc`` None: chosen per run on a CPU machine
+        (``processes_for_one_run``: the free cores, single-threaded; ``log`` says what was chosen).
+        ``compile_model``: every run through torch.compile."""
         self.device = device
         self.cores = cores or os.cpu_count() or 1
         self.workers = max(1, min(workers or self.cores, self.cores))
         self.threads = max(1, self.cores // self.workers)
         self.runs_per_gpu = runs_per_gpu
         self.nproc, self.fsdp, self.compile_model = nproc, fsdp, compile_model
+        self.log = log or (lambda msg: None)
 
     def _devices(self, jobs: list[Job]) -> list[str]:
         """The device of each worker: packed GPU slots, or the executor's device once per CPU worker."""
@@ -135,8 +173,14 @@ class LocalExecutor:
     def run(self, jobs: list[Job], on_result: Callable[[RunResult], None]) -> bool:
         if not jobs:
             return True
+        if self.nproc is None:
+            return self._run_placed(jobs, on_result)
         if self.nproc > 1:
             return self._run_data_parallel(jobs, on_result)
+        return self._run_pool(jobs, on_result)
+
+    def _run_pool(self, jobs: list[Job], on_result: Callable[[RunResult], None]) -> bool:
+        """The workers, each taking the next job (largest first) until none is left."""
         jobs = sorted(jobs, key=lambda j: -j.spec.n_tokens * flops_per_token(j.spec.shape, "chinchilla"))
         ctx = mp.get_context("spawn")
         job_q, res_q = ctx.Queue(), ctx.Queue()
@@ -174,6 +218,25 @@ class LocalExecutor:
         for p in procs:
             p.join(timeout=5)
         return not stopped and pending == 0
+
+    def _run_placed(self, jobs: list[Job], on_result: Callable[[RunResult], None]) -> bool:
+        """Each run (one after another) on the free cores as single-threaded processes; with GPUs, as
+        before (one process, the GPU)."""
+        if _visible_gpus(self.device)[0]:
+            return LocalExecutor(1, self.cores, self.device, self.runs_per_gpu, 1, self.fsdp,
+                                 self.compile_model).run(jobs, on_result)
+        for job in jobs:
+            busy = busy_cores()
+            k = processes_for_one_run(job.spec, self.cores, busy)
+            self.log(f"  {job.spec.run_id}: {k} single-threaded process{'es (DDP)' if k > 1 else ''} "
+                     f"({self.cores} cores, {busy:.1f} busy with other work)")
+            single = LocalExecutor(1, 1, "cpu", compile_model=self.compile_model)
+            ok = (single._run_pool([job], on_result) if k == 1 else
+                  LocalExecutor(1, k, "cpu", nproc=k, compile_model=self.compile_model)
+                  ._run_data_parallel([job], on_result))
+            if not ok:
+                return False
+        return True
 
     def _run_data_parallel(self, jobs: list[Job], on_result: Callable[[RunResult], None]) -> bool:
         n_gpus, _ = _visible_gpus(self.device)
