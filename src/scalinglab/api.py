@@ -76,7 +76,7 @@ def fit(runs, law: str = "chinchilla", *, approach: str | None = None, bootstrap
 
 def plan(law="chinchilla", *, flops: float | None = None, params: float | None = None,
          tokens: float | None = None, select: str | None = None, vocab_size: int | None = None,
-         n_ctx: int | None = None, allow_unconverged: bool = False):
+         n_ctx: int | None = None, allow_unconverged: bool = False, unique_tokens: float | None = None):
     """`scalinglab plan`: a Plan (the compute-optimal run for ``flops``, or the loss of ``params`` trained on
     ``tokens``) under ``law``: a published law's name, a fit (any result of ``fit``), a FIT.json path, or
     a study directory (its budget planned in its own model family, as `plan --law STUDY_DIR` does)."""
@@ -89,11 +89,13 @@ def plan(law="chinchilla", *, flops: float | None = None, params: float | None =
                               params=("flops", "n_params", "n_tokens"))
     resolved = resolve_law(str(law), select) if isinstance(law, (str, Path)) else law
     if flops is not None and isinstance(law, (str, Path)) and Path(law).is_dir():
-        return plan_budget_in_study(law, resolved, flops, allow_unconverged=allow_unconverged)
+        return plan_budget_in_study(law, resolved, flops, allow_unconverged=allow_unconverged,
+                                    unique_tokens=unique_tokens)
     if flops is not None:
         return plan_budget(resolved, flops, vocab_size=vocab_size, n_ctx=n_ctx,
-                           allow_unconverged=allow_unconverged)
-    return plan_point(resolved, params, tokens, allow_unconverged=allow_unconverged)
+                           allow_unconverged=allow_unconverged, unique_tokens=unique_tokens)
+    return plan_point(resolved, params, tokens, allow_unconverged=allow_unconverged,
+                      unique_tokens=unique_tokens)
 
 
 def compare(paths: Sequence[str | Path], law: str | None = None, budgets: Sequence[float] | None = None

@@ -56,7 +56,8 @@ def law_name(law: ScalingLaw) -> str:
     return name
 
 
-def usable(law: ScalingLaw, query: str, allow_unconverged: bool = False) -> list[str]:
+def usable(law: ScalingLaw, query: str, allow_unconverged: bool = False, given: tuple[str, ...] = ()
+           ) -> list[str]:
     """Refuse a query the law cannot answer or a fit that did not converge; returns the warnings to carry."""
     if query not in law.answers:
         what = {"optimal": "a compute-optimal plan (`flops`)",
@@ -64,9 +65,13 @@ def usable(law: ScalingLaw, query: str, allow_unconverged: bool = False) -> list
         can = " and ".join(what.get(a, a) for a in law.answers) or "nothing plan asks"
         raise ScalingLabError(f"{law_name(law)} ({law.form}) cannot give "
                               f"{what[query]}; it answers {can}", params=("flops", "n_params", "n_tokens"))
-    if query == "loss" and set(law.inputs) != {"N", "D"}:
-        raise ScalingLabError(f"{law_name(law)} ({law.form}) needs "
-                              f"{', '.join(law.inputs)}, not only N and D")
+    if any(k not in law.inputs for k in given):
+        raise ScalingLabError(f"`unique_tokens` applies to the data-constrained law, not {law_name(law)} "
+                              f"({law.form})", params=("unique_tokens",))
+    if query == "loss" and set(law.inputs) != {"N", "D", *given}:
+        unique = " (U: `unique_tokens`)" if "U" in law.inputs else ""
+        raise ScalingLabError(f"{law_name(law)} ({law.form}) needs {', '.join(law.inputs)}{unique}",
+                              params=("unique_tokens",) if unique else ())
     if not law.converged:
         why = "; ".join(law.warnings) or "the optimiser did not converge"
         if not allow_unconverged:
@@ -118,21 +123,26 @@ def _shape(n_opt: float, kind: str, vocab: int, ctx: int) -> tuple[dict, list[st
 
 
 def plan_budget(law: ScalingLaw, flops: float, *, vocab_size: int | None = None, n_ctx: int | None = None,
-                allow_unconverged: bool = False) -> Plan:
+                allow_unconverged: bool = False, unique_tokens: float | None = None) -> Plan:
     """Compute-optimal n_params, n_tokens (and loss, when the law gives one) for ``flops``, with a model
-    shape of that size in the study's vocabulary and context for a study fit."""
+    shape of that size in the study's vocabulary and context for a study fit; for the data-constrained law,
+    for ``unique_tokens`` unique tokens (repeated as the budget needs)."""
     C = _positive("flops", flops, " (compute budget)")
+    given = {} if unique_tokens is None else {"U": _positive("unique_tokens", unique_tokens)}
     for name, v in (("vocab_size", vocab_size), ("n_ctx", n_ctx)):
         if v is not None and v < 1:
             raise ScalingLabError(f"`{name}` must be a positive integer, got {v}", params=(name,))
-    warnings = usable(law, "optimal", allow_unconverged)
-    n_opt, d_opt = (float(v) for v in law.optimal(C))
+    warnings = usable(law, "optimal", allow_unconverged, tuple(given))
+    n_opt, d_opt = (float(v) for v in law.optimal(C, **given))
     if not (math.isfinite(n_opt) and math.isfinite(d_opt) and n_opt > 0 and d_opt > 0):
         raise ScalingLabError(f"{law_name(law)} has no compute optimum at {C:.4g} FLOPs (N_opt = "
                               f"{n_opt:.4g}, D_opt = {d_opt:.4g}): its exponents do not describe a loss that "
                               "falls with N and D")
     allocation_law = "loss" not in law.answers  # Approaches 1 and 2: C -> N_opt, D_opt, no loss of N and D
-    loss = float(law.predict(n_opt, d_opt)) if not allocation_law else law.optimal_loss(C)
+    loss = float(law.predict(n_opt, d_opt, **given)) if not allocation_law else law.optimal_loss(C)
+    if given:  # how often the unique data are seen
+        warnings.append(f"D_opt = {d_opt:.4g} tokens is {d_opt / given['U']:.3g} epochs of the "
+                        f"{given['U']:.4g} unique tokens")
     factors, extra = _extrapolation(law, C=C)
     warnings += extra
     convention = "C = 6ND (Kaplan 2020 §2.1; Hoffmann 2022 eq. 4)"
@@ -153,7 +163,7 @@ def plan_budget(law: ScalingLaw, flops: float, *, vocab_size: int | None = None,
         shape, extra = _shape(n_opt, kind, vocab, ctx)
         shape["context_from"] = source
         warnings += extra
-    interval = law.optimal_interval(C)
+    interval = law.optimal_interval(C, **given)
     if interval is not None:
         interval = {"n_params": list(interval["N_opt"]), "n_tokens": list(interval["D_opt"])} | (
             {"loss": list(interval["L_opt"])} if "L_opt" in interval else {})
@@ -184,7 +194,7 @@ FAMILY_FLOP_CONVENTION = ("flops: exact training FLOPs, Hoffmann et al. 2022 App
 
 
 def plan_budget_in_study(study_dir: str | Path, law, flops: float, *,
-                         allow_unconverged: bool = False) -> Plan:
+                         allow_unconverged: bool = False, unique_tokens: float | None = None) -> Plan:
     """`plan --law STUDY_DIR --flops C`: plan_in_family with the study's config and vocabulary, and the
     factor C extrapolates beyond the study's largest budget."""
     study = StudyDir(study_dir)
@@ -194,8 +204,10 @@ def plan_budget_in_study(study_dir: str | Path, law, flops: float, *,
         runs = store.runs()
     vocab = int(runs["vocab_size"].iloc[0])
     largest = float(runs.loc[runs["role"] == "grid", "budget"].max())
-    if "loss" not in law.answers:  # an allocation law (Approach 1, 2) maps C to N_opt, D_opt: study shapes
-        plan = plan_budget(law, flops, vocab_size=vocab, n_ctx=cfg.n_ctx, allow_unconverged=allow_unconverged)
+    if "loss" not in law.answers or unique_tokens is not None:  # an allocation law (Approach 1, 2), or for
+        # given unique tokens: N_opt and D_opt from the law, a shape of the study's family
+        plan = plan_budget(law, flops, vocab_size=vocab, n_ctx=cfg.n_ctx, allow_unconverged=allow_unconverged,
+                           unique_tokens=unique_tokens)
         return replace(plan, extrapolation=plan.flops / largest)
     plan = plan_in_family(law, flops, cfg, vocab)
     if plan.flops > largest:
@@ -204,16 +216,19 @@ def plan_budget_in_study(study_dir: str | Path, law, flops: float, *,
     return replace(plan, extrapolation=plan.flops / largest, warnings=tuple(warnings))
 
 
-def plan_point(law: ScalingLaw, n_params: float, n_tokens: float, *, allow_unconverged: bool = False) -> Plan:
-    """Predicted loss of a model of ``n_params`` trained on ``n_tokens``: the law's confidence interval and,
-    for a fitted law, the prediction interval of one new run (run-to-run noise added)."""
+def plan_point(law: ScalingLaw, n_params: float, n_tokens: float, *, allow_unconverged: bool = False,
+               unique_tokens: float | None = None) -> Plan:
+    """Predicted loss of a model of ``n_params`` trained on ``n_tokens`` (of ``unique_tokens`` unique ones,
+    for the data-constrained law): the law's confidence interval and, for a fitted law, the prediction
+    interval of one new run (run-to-run noise added)."""
     N = _positive("n_params", n_params)
     D = _positive("n_tokens", n_tokens)
-    warnings = usable(law, "loss", allow_unconverged)
-    conf, kinds, pred = law.predict_interval(N, D), None, None
+    given = {} if unique_tokens is None else {"U": _positive("unique_tokens", unique_tokens)}
+    warnings = usable(law, "loss", allow_unconverged, tuple(given))
+    conf, kinds, pred = law.predict_interval(N, D, **given), None, None
     if conf is not None:
         sd, source = law.noise_sd()
-        pred = law.predict_interval(N, D, kind="prediction")
+        pred = law.predict_interval(N, D, kind="prediction", **given)
         form_sd = law.extrapolation_sd({"N": N, "D": D})
         kinds = {"interval": f"{100 * law.level:g}% bootstrap confidence interval of the law",
                  "prediction_interval": f"one new run: the law's interval with run-to-run noise sd {sd:.3g} "
@@ -221,7 +236,7 @@ def plan_point(law: ScalingLaw, n_params: float, n_tokens: float, *, allow_uncon
                                         + (f" and the form's backtest error at this extrapolation, sd "
                                            f"{float(form_sd):.3g}" if form_sd else "")}
     factors, extra = _extrapolation(law, N=N, D=D)
-    return Plan("point", law_name(law), N, D, loss=float(law.predict(N, D)),
+    return Plan("point", law_name(law), N, D, loss=float(law.predict(N, D, **given)),
                 interval={"loss": list(conf)} if conf is not None else None,
                 prediction_interval={"loss": list(pred)} if pred is not None else None, interval_kinds=kinds,
                 extrapolation=factors or None, warnings=tuple(warnings + extra))

@@ -89,7 +89,11 @@ class PublishedLaw:
         return kaplan_loss_nd(N, D, N_c=p["nd_N_c"], D_c=p["nd_D_c"], alpha_N=p["nd_alpha_N"],
                               alpha_D=p["nd_alpha_D"])
 
-    def optimal(self, C) -> tuple[np.ndarray, np.ndarray]:
+    def optimal(self, C, **given) -> tuple[np.ndarray, np.ndarray]:
+        if given:
+            raise ScalingLabError(f"{self.name} is a law of N and D: it takes no {', '.join(given)} (the "
+                                  "data-constrained law, fitted, plans for given unique tokens)",
+                                  params=("unique_tokens",))
         p = self.params
         if self.kind == "rule":  # C = 6 N D with D = r N
             n_opt = np.sqrt(np.asarray(C, float) / (6.0 * p["tokens_per_param"]))
@@ -105,7 +109,7 @@ class PublishedLaw:
     def predict_interval(self, N, D, kind: str = "confidence"):
         return None
 
-    def optimal_interval(self, C):
+    def optimal_interval(self, C, **given):
         return None
 
     def noise_sd(self) -> tuple[float, str]:

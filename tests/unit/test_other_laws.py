@@ -266,3 +266,42 @@ def test_batched_bootstrap_refits_match_one_scipy_refit_per_resample():
     assert np.sqrt(np.mean(fit.residuals() ** 2)) < 0.01  # the noise was 0.5%
     lo, hi = fit.ci["alpha_N"]
     assert lo < 0.076 < hi and hi - lo < 0.02
+
+
+def test_data_constrained_excess_parameters_and_a_plan_for_given_unique_tokens(tmp_path):
+    """Issue 29 §2: R_N* (eq. 6) was missing and the law could not be used by plan. Models past
+    N_opt(U) inform R_N*; plan allocates C for U unique tokens and says how many epochs that is."""
+    from scalinglab.fit.data_constrained import effective_params
+    from scalinglab.fit.fitfile import load_fit
+    from scalinglab.predict import plan_budget, plan_point
+    truth = dict(E=1.8, A=480.0, B=2100.0, alpha=0.35, beta=0.37, R_star=15.4, R_N_star=5.3)
+    rng = np.random.default_rng(1)
+    rows = []
+    for N in np.geomspace(1e7, 3e9, 7):
+        for U in (1e8, 1e9):
+            for epochs in (1, 2, 4, 8, 16, 40):
+                D_eff = float(laws.data_constrained_tokens(U, epochs - 1, R_star=15.4))
+                N_eff = float(effective_params(np.array(N), np.array(U), truth))
+                chin = {k: truth[k] for k in ("E", "A", "B", "alpha", "beta")}
+                loss = float(laws.chinchilla_loss(N_eff, D_eff, **chin))
+                rows.append({"N": N, "D": U * epochs, "unique_tokens": U,
+                             "loss": loss * float(np.exp(rng.normal(0, 0.002)))})
+    fit = fit_data_constrained(pd.DataFrame(rows), bootstrap=50)
+    assert fit.converged and fit.approach == "D',N'"
+    assert fit.params["R_N_star"] == pytest.approx(5.3, rel=0.1)
+    assert fit.params["R_star"] == pytest.approx(15.4, rel=0.1)
+    fit.save(tmp_path / "dc.json")
+    back = load_fit(tmp_path / "dc.json")
+    assert float(back.predict(1e9, 1e10, U=1e9)) == float(fit.predict(1e9, 1e10, U=1e9))
+    plan = plan_budget(back, 1e21, unique_tokens=1e9)
+    n, d = plan.n_params, plan.n_tokens
+    # the optimum along C = 6ND: a step either way in N raises the law's loss
+    for f in (0.8, 1.25):
+        assert float(back.predict(n * f, d / f, U=1e9)) > plan.loss
+    assert any(f"{d / 1e9:.3g} epochs of the 1e+09 unique tokens" in w for w in plan.warnings)
+    with pytest.raises(ScalingLabError, match="allocates compute for a given number of unique tokens"):
+        plan_budget(back, 1e21)
+    assert plan_point(back, 1e9, 1e10, unique_tokens=1e9).loss == float(fit.predict(1e9, 1e10, U=1e9))
+    # the 6-parameter law where no run is past N_opt(U): R_N* not fitted, and said
+    small = fit_data_constrained(pd.DataFrame(rows).query("N < 3e7 and unique_tokens == 1e9"))
+    assert small.approach == "D'" and any("R_N* (excess parameters" in n for n in small.not_identified)

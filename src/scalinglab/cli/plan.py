@@ -23,6 +23,9 @@ def add_parser(sub) -> None:
                                                  "chinchilla:2 or kaplan:L(N,D); default chinchilla:3")
     p.add_argument("--allow-unconverged", action="store_true",
                    help="plan with a fit that did not converge (its warnings are printed with the plan)")
+    p.add_argument("--unique-tokens", type=positive_float, metavar="U", default=None,
+                   help="with the data-constrained law (`fit --law data-constrained`, Muennighoff et al. "
+                        "2023): the unique tokens there are; the plan repeats them as the budget needs")
     p.add_argument("--vocab-size", type=int, default=None,
                    help="vocabulary for the model shape (default: the study's for a study fit, else "
                         "the law's)")
@@ -48,13 +51,16 @@ def run(args) -> int:
     if args.flops is None and (args.params is None or args.tokens is None):
         raise ScalingLabError("give --flops C for a compute-optimal plan, or both --params N and --tokens D")
     law = resolve_law(args.law, args.fit)
+    unique = args.unique_tokens
     if args.flops is not None and Path(args.law).is_dir():  # a study: its family, vocab and FLOP count
-        plan = plan_budget_in_study(args.law, law, args.flops, allow_unconverged=args.allow_unconverged)
+        plan = plan_budget_in_study(args.law, law, args.flops, allow_unconverged=args.allow_unconverged,
+                                    unique_tokens=unique)
     elif args.flops is not None:
         plan = plan_budget(law, args.flops, vocab_size=args.vocab_size, n_ctx=args.n_ctx,
-                           allow_unconverged=args.allow_unconverged)
+                           allow_unconverged=args.allow_unconverged, unique_tokens=unique)
     else:
-        plan = plan_point(law, args.params, args.tokens, allow_unconverged=args.allow_unconverged)
+        plan = plan_point(law, args.params, args.tokens, allow_unconverged=args.allow_unconverged,
+                          unique_tokens=unique)
     out = plan.to_dict()
     if args.json:
         emit_json(out)

@@ -64,7 +64,7 @@ FAMILIES: tuple[Family, ...] = (
            _fit_chinchilla),
     Family("bcrit", ("noise scale", "batch sweep"), LawFit, lambda a, p: kaplan.BCRIT.fn, _fit_bcrit),
     Family("kaplan", kaplan.FORMS, LawFit, lambda a, p: kaplan.law(a, "E" in p).fn, _fit_kaplan),
-    Family("data-constrained", ("D'",), LawFit, lambda a, p: data_constrained.LAW.fn,
+    Family("data-constrained", ("D'",), LawFit, lambda a, p: data_constrained.law_of(p).fn,
            lambda t, w, ctx: [data_constrained.fit_data_constrained(t, delta=ctx["delta"], **ctx["kw"])]),
     *(Family(name, ("all",), CurveFit) for name in CURVE_LAWS),
 )

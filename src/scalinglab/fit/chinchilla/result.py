@@ -56,7 +56,7 @@ class FitResult(FitBase):
     def _law_fn(self, X, P):
         return chinchilla_loss(X["N"], X["D"], **{k: P[k] for k in PARAM_NAMES})
 
-    def _allocate(self, C, P):
+    def _allocate(self, C, P, given=None):
         """Closed form under C = 6ND (Hoffmann 2022, eq. 4)."""
         return chinchilla_optimal(C, A=P["A"], B=P["B"], alpha=P["alpha"], beta=P["beta"])
 

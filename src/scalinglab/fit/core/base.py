@@ -51,10 +51,10 @@ class ScalingLaw(Protocol):
     level: float
 
     def predict(self, *args, **inputs) -> np.ndarray: ...
-    def optimal(self, C) -> tuple[np.ndarray, np.ndarray]: ...
+    def optimal(self, C, **given) -> tuple[np.ndarray, np.ndarray]: ...
     def optimal_loss(self, C) -> np.ndarray | None: ...
     def predict_interval(self, *args, kind: str = "confidence", **inputs): ...
-    def optimal_interval(self, C) -> dict | None: ...
+    def optimal_interval(self, C, **given) -> dict | None: ...
     def noise_sd(self) -> tuple[float, str]: ...
     def extrapolation_sd(self, X: Mapping[str, np.ndarray]) -> np.ndarray | float: ...
 
@@ -152,7 +152,8 @@ class FitBase:
             return ("optimal",)
         if self.target == "B_crit":
             return ("B_crit",)
-        return ("loss", "optimal") if set(self.inputs) == {"N", "D"} else ("loss",)
+        # a law of N and D (and of given quantities such as U, unique tokens) allocates C over N and D
+        return ("loss", "optimal") if {"N", "D"} <= set(self.inputs) <= {"N", "D", "U"} else ("loss",)
 
     @property
     def n_params_kind(self) -> str:
@@ -162,9 +163,10 @@ class FitBase:
     def _law_fn(self, X: Mapping[str, np.ndarray], P: Mapping[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
-    def _allocate(self, C: np.ndarray, P: Mapping[str, np.ndarray]):
-        """(N_opt, D_opt) at C under parameters P; loss laws of N and D minimise along C = 6ND."""
-        return numeric_optimum(self._law_fn, C, P)
+    def _allocate(self, C: np.ndarray, P: Mapping[str, np.ndarray], given: Mapping | None = None):
+        """(N_opt, D_opt) at C under parameters P; loss laws of N and D minimise along C = 6ND, with the
+        other inputs ``given`` (U for the data-constrained law)."""
+        return numeric_optimum(self._law_fn, C, P, given)
 
     # -- queries ----------------------------------------------------------------------------------------
     def _inputs(self, args, inputs) -> dict[str, np.ndarray]:
@@ -188,13 +190,28 @@ class FitBase:
                                   "for a budget), not the loss of a given model")
         return self._law_fn(self._inputs(args, inputs), dict(self.params))
 
-    def optimal(self, C) -> tuple[np.ndarray, np.ndarray]:
-        """Compute-optimal (N_opt, D_opt) at C FLOPs."""
+    def optimal(self, C, **given) -> tuple[np.ndarray, np.ndarray]:
+        """Compute-optimal (N_opt, D_opt) at C FLOPs; a law of more than N and D needs its other inputs
+        ``given`` (``U=`` unique tokens for the data-constrained law)."""
         if "optimal" not in self.answers:
             raise ScalingLabError(f"{self.label} ({self.form}) does not allocate compute: only laws of N and "
                                   "D and Chinchilla Approaches 1-3 answer optimal(C)")
-        n, d = self._allocate(np.asarray(C, dtype=float), dict(self.params))
+        given = self._given(given)
+        n, d = self._allocate(np.asarray(C, dtype=float), dict(self.params), given or None)
         return np.asarray(n, dtype=float), np.asarray(d, dtype=float)
+
+    def _given(self, given: Mapping) -> dict:
+        need = [k for k in self.inputs if k not in ("N", "D")]
+        missing, extra = [k for k in need if k not in given], [k for k in given if k not in need]
+        if missing:
+            what = {"U": "number of unique tokens it may repeat (`unique_tokens`)"}
+            raise ScalingLabError(f"{self.label} allocates compute for a given "
+                                  f"{', '.join(what.get(k, k) for k in missing)}: give it",
+                                  params=("unique_tokens",))
+        if extra:
+            raise ScalingLabError(f"{self.label} ({self.form}) takes no {', '.join(extra)}",
+                                  params=("unique_tokens",))
+        return {k: np.asarray(v, dtype=float) for k, v in given.items()}
 
     def noise_sd(self) -> tuple[float, str]:
         """(sd of log loss of one run about the law, where it comes from): measured seed repeats when the
@@ -244,19 +261,20 @@ class FitBase:
             lo, hi = mid * np.exp(-down), mid * np.exp(up)
         return (float(lo), float(hi)) if np.ndim(lo) == 0 else (lo, hi)
 
-    def optimal_interval(self, C) -> dict[str, tuple] | None:
+    def optimal_interval(self, C, **given) -> dict[str, tuple] | None:
         """Bootstrap intervals of N_opt and D_opt (and the loss there, for loss laws) at C (scalar or
         array)."""
-        self.optimal(C)  # the same refusal for a fit that does not allocate
+        self.optimal(C, **given)  # the same refusal for a fit that does not allocate
         if self.draws is None or len(self.draws) == 0:
             return None
+        given = self._given(given)
         C = np.asarray(C, dtype=float)
         P = {k: col.reshape((-1,) + (1,) * C.ndim) for k, col in self.draw_columns().items()}
         with np.errstate(all="ignore"):
-            n, d = self._allocate(C[None, ...], P)
+            n, d = self._allocate(C[None, ...], P, given or None)
             out = {"N_opt": percentile_interval(n, self.level), "D_opt": percentile_interval(d, self.level)}
             if "loss" in self.answers:
-                out["L_opt"] = percentile_interval(self._law_fn({"N": n, "D": d}, P), self.level)
+                out["L_opt"] = percentile_interval(self._law_fn({"N": n, "D": d, **given}, P), self.level)
         scalar = C.ndim == 0
         return {k: ((float(lo), float(hi)) if scalar else (lo, hi)) for k, (lo, hi) in out.items()}
 
@@ -332,9 +350,10 @@ def data_range(**columns) -> dict[str, list[float]]:
     return {k: [float(np.min(v)), float(np.max(v))] for k, v in columns.items() if v is not None and len(v)}
 
 
-def numeric_optimum(loss_fn, C: np.ndarray, P: Mapping[str, np.ndarray], n_grid: int = 801):
-    """(N_opt, D_opt) minimising loss_fn(N, D) along C = 6ND, for any loss law of N and D: a log-spaced
-    grid of N from 1 to C/6, refined by the parabola through the best point and its neighbours.
+def numeric_optimum(loss_fn, C: np.ndarray, P: Mapping[str, np.ndarray], given: Mapping | None = None,
+                    n_grid: int = 801):
+    """(N_opt, D_opt) minimising loss_fn(N, D, **given) along C = 6ND, for any loss law of N and D: a
+    log-spaced grid of N from 1 to C/6, refined by the parabola through the best point and its neighbours.
 
     C may carry leading axes that broadcast with P's arrays (bootstrap draws along axis 0)."""
     C = np.asarray(C, dtype=float)
@@ -343,7 +362,7 @@ def numeric_optimum(loss_fn, C: np.ndarray, P: Mapping[str, np.ndarray], n_grid:
     logN = u * log_top  # (grid, *C.shape)
     Pg = {k: np.asarray(v)[None, ...] for k, v in P.items()}
     with np.errstate(all="ignore"):
-        L = loss_fn({"N": np.exp(logN), "D": C / (6.0 * np.exp(logN))}, Pg)
+        L = loss_fn({"N": np.exp(logN), "D": C / (6.0 * np.exp(logN)), **(given or {})}, Pg)
     L = np.where(np.isfinite(L), L, np.inf)
     i = np.clip(np.argmin(L, axis=0), 1, n_grid - 2)
     take = lambda a, j: np.take_along_axis(a, j[None, ...], axis=0)[0]  # noqa: E731

@@ -70,10 +70,10 @@ class LawFit(FitBase):
             raise ScalingLabError(f"{self.label}: this result cannot predict (its law is unknown here)")
         return self.fn(X, P)
 
-    def _allocate(self, C, P):
+    def _allocate(self, C, P, given=None):
         if self.target == "N_opt":  # Approaches 1 and 2: N_opt = k_N C^a, D_opt = k_D C^b
             return P["k_N"] * C ** P["a"], P["k_D"] * C ** P["b"]
-        return super()._allocate(C, P)
+        return super()._allocate(C, P, given)
 
     def optimal_loss(self, C) -> np.ndarray | None:
         """Approach 2's L_opt = k_L C^-gamma at C (None for a fit without it)."""
