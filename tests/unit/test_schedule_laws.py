@@ -163,8 +163,15 @@ def test_bootstrap_intervals_cover_the_true_parameters_and_round_trip_through_th
 
 
 def test_known_lr_annealing_parameters_are_recovered():
-    truth = {"L0": 2.5, "A": 0.6, "alpha": 0.45, "C": 300.0}
+    truth = {"L0": 2.5, "A": 0.6, "alpha": 0.45, "C": 0.5}
     curves = _synthetic(lr_annealing, truth, noise=0.0005, seed=4)
+    # S2 is the annealing area: 0 through the warm-up (its LR rises are not annealing, issue 29 §2), then
+    # it only grows while the LR falls
+    for c in curves:
+        every = Curve(c.name, c.lr, np.arange(1, len(c.lr)), np.ones(len(c.lr) - 1))
+        s2 = every.annealing_area()
+        assert np.all(s2[:99] == 0) and np.all(np.diff(s2) >= -1e-12)
+        assert (c.name == "constant") == (s2[-1] == 0)  # constant after warm-up: no annealing at all
     fit = fit_curves(curves, "lr-annealing")
     assert fit.converged
     for k, v in truth.items():

@@ -13,7 +13,7 @@ Multi-Power Law, Luo et al. 2025 (arXiv 2503.12811, Eq. 5-6):
 LR-annealing law, Tissue et al. 2024 (arXiv 2408.11029, Eq. 1):
 
     L(s) = L0 + A * S1(s)^(-alpha) - C * S2(s)
-    S2(s) = sum_{i<=s} m_i,   m_i = lam * m_{i-1} + (lr_{i-1} - lr_i)
+    S2(s) = sum_{i<=s} m_i,   m_i = lam * m_{i-1} + (lr_{i-1} - lr_i)   (after the warm-up's peak; 0 before)
 
 with the paper's momentum ``lam`` = 0.999.
 
@@ -111,6 +111,8 @@ class Curve:
             return self._blocks[("S2", lam)]
         drop = np.zeros_like(self.lr)
         drop[1:] = self.lr[:-1] - self.lr[1:]
+        drop[:int(np.argmax(self.lr)) + 1] = 0.0  # the warm-up's rises are not annealing (Tissue et al.
+        # leave warm-up out of the annealing area; counted, they made S2 negative through the warm-up)
         m = np.empty_like(drop)
         acc = 0.0
         for i, d in enumerate(drop):  # a linear recurrence; T <= 1e6 steps in well under a second
