@@ -260,6 +260,14 @@ def test_a_final_loss_seen_from_half_a_wsd_run_needs_the_decay_of_other_runs():
     assert told["final"] == pytest.approx(true_final, rel=0.003)
     lo, hi = told["interval"]
     assert lo < told["final"] < hi and lo <= true_final <= hi
+    # this 5,000-step run anneals past the area of its reference's curves (4,950 and 4,000 steps): the
+    # estimate stands (the law extrapolates well here) and says it extrapolates (issue 29 §2)
+    assert any("extrapolates multi-power:others" in w for w in told["warnings"])
+    from scalinglab.train.progress import estimate_text
+    assert "past its reference's range" in estimate_text({"estimate": told})
+    inside = estimate_final(Curve("wsd4k", shorter.lr, shorter.steps[:30], shorter.loss[:30]),
+                            reference=reference, bootstrap=0)
+    assert not any("extrapolates" in w for w in inside["warnings"])
 
 
 def test_piecewise_schedules_from_text_and_csv_and_their_errors(tmp_path):

@@ -28,7 +28,9 @@ def estimate_text(p: dict) -> str:
         why = e["warnings"][0] if e["warnings"] else "no fit yet"
         return f"  final: not yet ({why.split(':')[0].split(';')[0].strip()})"
     lo, hi = e["interval"]
-    return f"  final ~{e['final']:.3f} [{lo:.3f}, {hi:.3f}] (from {100 * e['fraction']:.0f}%)"
+    past = any("extrapolates" in w for w in e.get("warnings") or ())
+    return (f"  final ~{e['final']:.3f} [{lo:.3f}, {hi:.3f}] (from {100 * e['fraction']:.0f}%"
+            + ("; past its reference's range" if past else "") + ")")
 
 
 def progress_line(p: dict) -> str:

@@ -38,10 +38,26 @@ def estimate_final(curve: Curve, *, law: str = "multi-power", reference: CurveFi
     flags = list(fit.warnings)
     if reference is not None and not reference.converged:
         flags.append(f"the reference fit ({reference.key}) did not converge")
+    beyond = _past_reference(curve, reference) if reference is not None else None
+    if beyond:
+        flags.append(beyond)
     return {"step": step, "fraction": step / len(curve.lr), "final": final,
             "interval": [float(band[0][0]), float(band[1][0])] if band else None,
             "converged": fit.converged and (reference is None or reference.converged), "warnings": flags,
             "decay_from": reference.key if reference is not None else "own curve"}
+
+
+def _past_reference(curve: Curve, reference: CurveFit) -> str | None:
+    """Why an estimate with ``reference`` extrapolates, or None: the run's whole schedule (its LR area at its
+    last step) goes past the areas the reference's curves covered (issue 29: an estimate of 1.422 [1.408,
+    1.438] for a run that measured 1.483, with no word that it went past its reference). A warning: the
+    estimate stands (the law may extrapolate well), the reader knows it is an extrapolation."""
+    area = float(np.sum(curve.lr))
+    lo, hi = (reference.settings.get("area") or [None, None])[:2]
+    if hi is not None and not lo <= area <= 1.01 * hi:  # 1%: the steps after a curve's last eval
+        return (f"this run's LR area at its end ({area:.4g}) lies outside the reference fit's curves "
+                f"({lo:.4g}..{hi:.4g}): the estimate extrapolates {reference.key}")
+    return None
 
 
 @dataclass(frozen=True)
