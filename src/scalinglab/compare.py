@@ -44,6 +44,18 @@ class Side:
 def load_side(path: str | Path, law: str = LAW) -> Side:
     """A study directory (its saved fit of ``law``) or a fit file (``law`` selects within a fits file)."""
     from .fit.fitfile import load_fit
+    from .published import LAWS, published_law
+    if str(path) in LAWS and not Path(path).exists():  # a published law as printed: no runs, no intervals
+        law_ = published_law(str(path))
+        if law_.kind != "chinchilla":
+            raise ScalingLabError(f"{path}: compare needs a loss law E + A/N^alpha + B/D^beta; of the "
+                                  "published laws chinchilla, chinchilla-unrounded and epoch are",
+                                  params=("law",))
+        from .fit.chinchilla.result import FitResult
+        fit = FitResult(params=dict(law_.params), objective=float("nan"), n_runs=0, converged=True,
+                        settings={"cite": law_.citation, "n_params_kind": law_.n_params_kind})
+        return Side(str(path), f"published: {law_.citation}", fit,
+                    notes=["a published law: no runs, no intervals"])
     path = Path(path)
     if path.is_dir():
         from .notebook import open_study
@@ -251,24 +263,21 @@ def _describe(s: Side, budgets) -> dict:
 def text(result: dict) -> str:
     """The comparison as the terminal prints it."""
     ins = result["inputs"]
-    width = max(22, *(len(i["name"]) + 2 for i in ins))
-    lines = [f"compare ({result['law']}, compute as {result['flops']}); reference: {result['reference']}",
-             "".ljust(14) + "".join(i["name"].ljust(width) for i in ins)]
 
     def cell(i, k):
         v, ci = i["params"].get(k), i["ci"].get(k)
-        if v is None:
-            return "-".ljust(width)
-        return (f"{v:.4g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")).ljust(width)
-
-    for k in ("E", "A", "B", "alpha", "beta"):
-        lines.append(k.ljust(14) + "".join(cell(i, k) for i in ins))
-    row = lambda head, cells: head.ljust(14) + "".join(c.ljust(width) for c in cells)
-    lines.append(row("a (N_opt~C^a)", (f"{i['exponents'].get('a', float('nan')):.3f}" for i in ins)))
-    lines.append(row("converged", ("yes" if i["converged"] else "NO" for i in ins)))
-    for C in ins[0]["frontier"]:
-        lines.append(f"L*({float(C):.3g})".ljust(14) + "".join(f"{i['frontier'][C]:.4f}".ljust(width)
-                                                             for i in ins))
+        return "-" if v is None else f"{v:.4g}" + (f" [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "")
+    rows = [(k, [cell(i, k) for i in ins]) for k in ("E", "A", "B", "alpha", "beta")]
+    rows.append(("a (N_opt~C^a)", [f"{i['exponents'].get('a', float('nan')):.3f}" for i in ins]))
+    rows.append(("converged", ["yes" if i["converged"] else "NO" for i in ins]))
+    rows += [(f"L*({float(C):.3g})", [f"{i['frontier'][C]:.4f}" for i in ins]) for C in ins[0]["frontier"]]
+    # every column as wide as its widest cell, two spaces between: no cell runs into the next
+    widths = [max(len(i["name"]), *(len(r[1][j]) for r in rows)) + 2 for j, i in enumerate(ins)]
+    head = max(len(r[0]) for r in rows) + 2
+    lines = [f"compare ({result['law']}, compute as {result['flops']}); reference: {result['reference']}",
+             "".ljust(head) + "".join(i["name"].ljust(w) for i, w in zip(ins, widths)).rstrip()]
+    lines += [name.ljust(head) + "".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+              for name, cells in rows]
     for m in result["multipliers"]:
         lines.append(f"compute multiplier of {m['of']} against {m['against']} (x the compute to reach the "
                      "same loss):")

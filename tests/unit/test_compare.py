@@ -70,3 +70,33 @@ def test_compare_refuses_one_input_and_a_missing_one(fitted, tmp_path):
         compare(fitted[:1])
     with pytest.raises(ScalingLabError, match="no such study directory or fit file"):
         compare([fitted[0], tmp_path / "nope"])
+
+
+def test_a_published_law_compares_and_the_table_keeps_its_columns_apart(fitted, tmp_path):
+    """Issue 29 §4: `compare chinchilla STUDY` was refused; table cells with intervals ran into each other;
+    the multiplier axis was linear; matplotlib's own warnings reached the user."""
+    import warnings
+
+    from scalinglab.compare import text
+    from scalinglab.fit.laws import chinchilla_loss
+    from scalinglab.report.compare_page import figure, page
+    result, sides = compare(["chinchilla", fitted[0]], budgets=[1e19, 1e20])
+    assert sides[0].fit.n_runs == 0 and sides[0].source.startswith("published: Hoffmann et al. 2022")
+    assert result["inputs"][0]["frontier"]["1e+19"] == pytest.approx(
+        float(frontier(sides[0].fit, 1e19)), rel=1e-12)
+    n, d = sides[0].fit.optimal(1e19)
+    assert float(frontier(sides[0].fit, 1e19)) == pytest.approx(
+        float(chinchilla_loss(n, d, **dict(sides[0].fit.params))), rel=1e-12)
+    # the clean law is the published one's constants: the multiplier is 1 up to the fit's error
+    assert result["multipliers"][0]["at"][0]["multiplier"] == pytest.approx(1.0, abs=0.15)
+    lines = text(result).splitlines()
+    header, alpha = lines[1], next(line for line in lines if line.startswith("alpha"))
+    column = header.index(result["inputs"][1]["name"])
+    assert alpha[column - 2:column] == "  " and alpha[column] != " "  # its cell starts under its name
+    assert sides[1].fit.ci and "[" in alpha[column:]
+    with pytest.raises(ScalingLabError, match="compare needs a loss law"):
+        compare(["kaplan", fitted[0]], budgets=[1e19])
+    assert figure(result, sides).axes[1].get_yscale() == "log"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "<img" in page(result, sides)

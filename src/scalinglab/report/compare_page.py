@@ -44,7 +44,8 @@ def figure(result: dict, sides: list[Side]):
         ys = [np.nan if r["multiplier"] is None else r["multiplier"] for r in m["at"]]
         bound = lambda r, j, y: r["ci"][j] if r.get("ci") and r["ci"][j] is not None else y
         pairs = list(zip(ys, m["at"]))
-        err = [[y - bound(r, 0, y) for y, r in pairs], [bound(r, 1, y) - y for y, r in pairs]]
+        err = np.clip([[y - bound(r, 0, y) for y, r in pairs], [bound(r, 1, y) - y for y, r in pairs]], 0,
+                      None)
         bx.errorbar(xs, ys, yerr=err, color=f"C{i}", marker="o", capsize=3,
                     label=f"{m['of']} vs {m['against']} (law; open: extrapolated)")
         far = [(x, y) for x, y, r in zip(xs, ys, m["at"]) if r["extrapolated"]]
@@ -55,15 +56,20 @@ def figure(result: dict, sides: list[Side]):
             bx.scatter(*zip(*seen), marker="x", s=50, color="black", zorder=4,
                        label="measured (lowest loss per budget, no law)" if i == 1 else None)
     bx.axhline(1.0, color="grey", lw=0.8)
-    bx.set(xscale="log", xlabel="reference budget C = 6ND", ylabel="compute multiplier",
+    # a ratio: on a log axis 0.5x and 2x are as far from 1, and one bound of 224x does not flatten the rest
+    bx.set(xscale="log", yscale="log", xlabel="reference budget C = 6ND", ylabel="compute multiplier",
            title="compute to reach the reference's loss, x C")
     bx.legend(fontsize=8)
     return fig
 
 
 def page(result: dict, sides: list[Side]) -> str:
-    """The HTML page: the table, the figure, the warnings."""
-    img = base64.b64encode(png_bytes(figure(result, sides))).decode()
+    """The HTML page: the table, the figure, the warnings (matplotlib's own, about empty or non-positive
+    data on a log axis, are not the user's: the figure simply leaves those points out)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        img = base64.b64encode(png_bytes(figure(result, sides))).decode()
     rows = []
     for line in text(result).splitlines()[1:]:
         if line.startswith("warning:"):
