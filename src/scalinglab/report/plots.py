@@ -320,6 +320,9 @@ def loss_contours(fit3, c_range: tuple[float, float], flop_axis: "FlopAxis", lar
     ax.set_xlim(edges[0].max(), edges[1].min())  # where every N of the grid has a value on this axis
     if largest is not None:
         ax.axvline(largest, color="grey", lw=1, ls="--", label="largest run: extrapolated to the right")
+    from matplotlib.ticker import LogLocator, NullFormatter
+    ax.xaxis.set_major_locator(LogLocator(numticks=6))  # decades only: labels that do not overlap
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=8)
     return fig
 
@@ -367,8 +370,10 @@ def critical_batch(noise_fit, sweep_fit) -> plt.Figure:
         ax.scatter(p["L"], p["target"], marker=marker, s=12 if marker == "o" else 30, color=colour,
                    alpha=0.5 if marker == "o" else 1, label=what)
         L = np.geomspace(p["L"].min(), p["L"].max(), 50)
-        ax.plot(L, fit.predict(L=L), color=colour, lw=1.5,
-                label=f"fit: B* {fit.params['B_star']:.3g}, alpha_B {fit.params['alpha_B']:.3g}")
+        ok = "" if fit.converged else "NOT converged (not a law), "
+        ax.plot(L, fit.predict(L=L), color=colour, lw=1.5 if fit.converged else 1.0,
+                ls="-" if fit.converged else ":",
+                label=f"fit, {ok}B* {fit.params['B_star']:.3g}, alpha_B {fit.params['alpha_B']:.3g}")
     ax.set(xscale="log", yscale="log", xlabel="loss", ylabel="critical batch (tokens)",
            title="Critical batch size vs loss (Kaplan 2020 Fig. 10)")
     _plain_minor(ax)
@@ -461,12 +466,15 @@ def source_losses(table: pd.DataFrame | None) -> plt.Figure:
         axes[0].plot(best.index, best[col], marker="o", ms=3, color=f"C{i}", label=col[5:])
     axes[0].plot(best.index, best["loss"], color="black", ls="--", lw=1.5,
                  label="all sources (token-weighted)")
-    big = finals.sort_values(["N", "D"]).iloc[-1]
-    run = table[table["run_id"] == big["run_id"]].sort_values("step")
-    run = run[run["step"] > 0]
+    # the largest model's run with the most evals (a WSD run's curve can be a single annealed point)
+    largest = table[(table["N"] == finals["N"].max()) & (table["step"] > 0)]
+    big_id = largest.groupby("run_id")["step"].count().sort_values(kind="stable").index[-1]
+    run = largest[largest["run_id"] == big_id].sort_values("step")
+    big = run.iloc[-1]
+    style = dict(marker="o", ms=3) if len(run) < 5 else {}  # a few points are drawn as points
     for i, col in enumerate(cols):
-        axes[1].plot(run["D"], run[col], color=f"C{i}", label=col[5:])
-    axes[1].plot(run["D"], run["loss"], color="black", ls="--", lw=1.5, label="all sources")
+        axes[1].plot(run["D"], run[col], color=f"C{i}", label=col[5:], **style)
+    axes[1].plot(run["D"], run["loss"], color="black", ls="--", lw=1.5, label="all sources", **style)
     axes[0].set(xscale="log", yscale="log", xlabel="budget C (FLOPs)", ylabel="validation loss (nats/token)",
                 title="lowest final loss at each budget, per source")
     axes[1].set(xscale="log", yscale="log", xlabel="tokens D",

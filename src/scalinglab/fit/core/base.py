@@ -201,7 +201,8 @@ class FitBase:
         return np.asarray(n, dtype=float), np.asarray(d, dtype=float)
 
     def _given(self, given: Mapping) -> dict:
-        need = [k for k in self.inputs if k not in ("N", "D")]
+        # a loss law of N, D and more (U) needs the rest given; an allocation law (inputs C) needs nothing
+        need = [k for k in self.inputs if k not in ("N", "D")] if {"N", "D"} <= set(self.inputs) else []
         missing, extra = [k for k in need if k not in given], [k for k in given if k not in need]
         if missing:
             what = {"U": "number of unique tokens it may repeat (`unique_tokens`)"}
