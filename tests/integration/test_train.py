@@ -277,3 +277,15 @@ def test_a_user_tokenizer_json_trains_and_a_large_vocabulary_gets_uint32_shards(
     sh = build_shards(str(data), str(tmp_path / "big.json"), cache_dir=tmp_path / "cache")
     assert sh.vocab_size == 70_000 and sh.train.dtype == np.uint32
     assert sh.train.max() >= 2 and sh.tokenizer.startswith("hf70000-")
+
+
+def test_your_data_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
+    """Issue 29 §4: --data/--val-data were recorded as given (cwd-relative): a resume from elsewhere, or a
+    reader of config.json, would look for another file."""
+    (tmp_path / "text.txt").write_text("It was the best of times, it was the worst of times. " * 400)
+    monkeypatch.chdir(tmp_path)
+    r = call("train", "--data", "text.txt", "--tokens", "4000", "--threads", "1", "--eval-tokens", "1024",
+             "--out", "run", "--json")
+    assert r.returncode == 0, r.stderr
+    spec = json.loads((tmp_path / "run" / "config.json").read_text())["spec"]
+    assert spec["data"] == str(tmp_path / "text.txt")

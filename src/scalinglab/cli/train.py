@@ -100,6 +100,9 @@ def build_spec(args):
     device = resolve_device(args.device)  # --device cuda without a GPU: one line now, not a failed run later
     from ..data.tokenizer import pin_tokenizer
     args.tokenizer = pin_tokenizer(args.tokenizer)  # a tokenizer.json: pinned by its content in the spec
+    # your files are recorded (spec, config.json) by their absolute paths: a resume from another working
+    # directory, or a reader of config.json, finds the same file (`embedded...` names stay names)
+    args.data, args.val_data = _absolute(args.data), _absolute(args.val_data)
     shards = build_shards(args.data, args.tokenizer, val_data=args.val_data)
     vocab = shards.vocab_size
     if args.params is not None:
@@ -142,6 +145,12 @@ def _curve_reference(path: str, spec) -> dict:
         except (ValueError, IndexError, ZeroDivisionError):
             return math.inf
     return min(fits, key=distance).to_dict(draws=False)
+
+
+def _absolute(path: str | None) -> str | None:
+    if not path or not Path(path).exists():
+        return path
+    return str(Path(path).resolve())
 
 
 def schedule_fields(text: str, min_lr_frac: float | None, cooldown_frac: float | None) -> dict:
