@@ -491,8 +491,9 @@ class _Run:
         if shards.sources:
             val, sums, seen = val
             named = [(i, n) for i, n in enumerate(shards.sources) if seen[i]]
-            per_source = {"source_loss": {n: float(sums[i] / seen[i]) for i, n in named},
-                          "source_tokens": {n: int(seen[i]) for i, n in named}}
+            if len(named) >= 2:  # one source in the validation text: its loss is val_loss, not kept twice
+                per_source = {"source_loss": {n: float(sums[i] / seen[i]) for i, n in named},
+                              "source_tokens": {n: int(seen[i]) for i, n in named}}
         done.eval_time += time.perf_counter() - t_eval
         tokens = done.step * self.B * self.T
         done.evals.append({"step": done.step, "tokens": tokens, "flops": self.flops_per_tok * tokens,
