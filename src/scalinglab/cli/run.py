@@ -30,7 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--holdout-nproc", type=int, default=None, metavar="K",
                    help="train the held-out run data-parallel over K processes (torch.distributed; a GPU "
                         "each where there are GPUs; with --executor ray, K Ray Train workers); it does not "
-                        "change the run's spec. Default on CPU: one single-threaded process per free core "
+                        "change the run's spec. Default on CPU: one single-threaded process per core "
                         "when the run is large enough to gain from it, else one (never threads: they "
                         "collapse on a busy machine; docs/training.md)")
     p.add_argument("--holdout-fsdp", action="store_true",

@@ -67,7 +67,7 @@ def add_parser(sub) -> None:
                    help="train this one run data-parallel over K processes on this machine "
                         "(torch.distributed through torchrun's launcher: gloo on CPU, one GPU each with "
                         "NCCL); the global batch and the numbers stay those of one process. Default on "
-                        "CPU: one single-threaded process per free core when the run is large enough to "
+                        "CPU: one single-threaded process per core when the run is large enough to "
                         "gain from it, else one (threads collapse on a busy machine: docs/training.md). "
                         "Several machines: start `torchrun --nnodes ... -m scalinglab train ...` on each")
     p.add_argument("--fsdp", action="store_true",
@@ -242,7 +242,7 @@ def run(args) -> int:
 
 
 def _place(args, spec) -> None:
-    """Without --nproc and --threads, on CPU: one single-threaded process per free core when the run is large
+    """Without --nproc and --threads, on CPU: one single-threaded process per core when the run is large
     enough to gain from data parallelism, else one single-threaded process (run/local.py
     processes_for_one_run; measured in benchmarks/threads_vs_processes.py)."""
     from ..train import distributed
@@ -252,11 +252,12 @@ def _place(args, spec) -> None:
     if args.threads is None:
         args.threads = 1
         from ..run.local import busy_cores, processes_for_one_run
-        busy = busy_cores()
-        args.nproc = processes_for_one_run(spec, os.cpu_count() or 1, busy)
+        args.nproc = processes_for_one_run(spec, os.cpu_count() or 1)
         if args.nproc > 1:
-            print(f"training over {args.nproc} single-threaded processes (DDP; {os.cpu_count()} cores, "
-                  f"{busy:.1f} busy with other work); --nproc 1 for one", file=sys.stderr)
+            busy = busy_cores()
+            print(f"training over {args.nproc} single-threaded processes (DDP, {os.cpu_count()} cores"
+                  + (f"; {busy:.1f} busy with other work: slower, the same numbers" if busy >= 0.5 else "")
+                  + "); --nproc 1 for one", file=sys.stderr)
 
 
 def _launch(args) -> int:

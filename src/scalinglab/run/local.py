@@ -107,7 +107,7 @@ def train_data_parallel(job: Job, nproc: int, threads: int, device: str, fsdp: b
                                  f"({how_they_ended(exc.failures)})")
 
 
-# One run on a CPU machine (the held-out run): one single-threaded process per free core, never threads.
+# One run on a CPU machine (the held-out run): one single-threaded process per core, never threads.
 # benchmarks/threads_vs_processes.py, 2 cores (docs/training.md): the default study's held-out shape idle
 # 23.0k tok/s at 1 x 1 thread, 37.0k at 1 x 2 threads, 36.6k at 2 processes (DDP); beside one busy
 # neighbour 22.1k, 13.1k (threads collapse), 20.3k. The debug shape (0.15 GFLOP a step) idle 71.9k, 89.9k,
@@ -131,12 +131,14 @@ def busy_cores(seconds: float = BUSY_PROBE_SECONDS) -> float:
     return max(0.0, (1.0 - (i1 - i0) / max(t1 - t0, 1e-9)) * (os.cpu_count() or 1))
 
 
-def processes_for_one_run(spec, cores: int, busy: float) -> int:
-    """How many single-threaded processes train one run on a CPU machine: the free cores, when each rank
-    still gets DDP_MIN_FLOPS_PER_RANK of a step and the batch splits evenly; else 1."""
-    free = max(1, int(cores - round(busy)))
+def processes_for_one_run(spec, cores: int) -> int:
+    """How many single-threaded processes train one run on a CPU machine: the cores, when each rank still
+    gets DDP_MIN_FLOPS_PER_RANK of a step and the batch splits evenly; else 1. It depends on the machine
+    and the run, never on the load of the moment: the number of processes sets the float order of the
+    gradient sums, so a run's numbers stay those of its machine however busy it was (a busy neighbour costs
+    DDP 8% against one process: benchmarks/threads_vs_processes.py)."""
     step_flops = spec.batch_size * spec.shape.n_ctx * flops_per_token(spec.shape, "chinchilla")
-    k = free
+    k = max(1, cores)
     while k > 1 and (spec.batch_size % k or step_flops / k < DDP_MIN_FLOPS_PER_RANK):
         k -= 1
     return k
@@ -227,9 +229,10 @@ class LocalExecutor:
                                  self.compile_model).run(jobs, on_result)
         for job in jobs:
             busy = busy_cores()
-            k = processes_for_one_run(job.spec, self.cores, busy)
-            self.log(f"  {job.spec.run_id}: {k} single-threaded process{'es (DDP)' if k > 1 else ''} "
-                     f"({self.cores} cores, {busy:.1f} busy with other work)")
+            k = processes_for_one_run(job.spec, self.cores)
+            self.log(f"  {job.spec.run_id}: {k} single-threaded process{'es (DDP)' if k > 1 else ''} on "
+                     f"{self.cores} cores" + (f" ({busy:.1f} busy with other work: slower, the same numbers)"
+                                              if busy >= 0.5 else ""))
             single = LocalExecutor(1, 1, "cpu", compile_model=self.compile_model)
             ok = (single._run_pool([job], on_result) if k == 1 else
                   LocalExecutor(1, k, "cpu", nproc=k, compile_model=self.compile_model)
