@@ -7,7 +7,7 @@ __all__ = ["ScalingLabError", "__version__", "compare", "fit", "open_study", "pl
 
 def __getattr__(name: str):
     """``scalinglab.fit``, ``.plan``, ``.compare``: the modules of those names, callable as the CLI's commands
-    (callable.py, api.py), imported on first use so that ``import scalinglab`` stays light."""
+    (callable.py), imported on first use so that ``import scalinglab`` stays light."""
     if name in ("fit", "plan", "compare"):
         import importlib
         return importlib.import_module(f".{name}", __name__)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -305,4 +306,14 @@ def _mult_text(row: dict) -> str:
     return v
 
 
-make_callable(__name__)  # scalinglab.compare(...) is `scalinglab compare --json` (api.py)
+def command(paths: Sequence[str | Path], law: str | None = None, budgets: Sequence[float] | None = None
+            ) -> dict:
+    """``scalinglab.compare([A, B, ...])``: `scalinglab compare A B ... --json` as a function: each study's
+    (or fit file's, or published law's) law side by side and the compute multiplier of each against the
+    first at the budgets, with intervals."""
+    result, _ = compare(list(paths), law=law or LAW, budgets=sorted(budgets) if budgets else None)
+    return result
+
+
+__command__ = command
+make_callable(__name__)  # scalinglab.compare(...) is `command` (callable.py)

@@ -19,4 +19,11 @@ __all__ = ["ChinchillaFit", "FitResult", "load_fit", "load_fits", "read_fits", "
 
 from ..callable import make_callable  # noqa: E402
 
-make_callable(__name__)  # scalinglab.fit(...) is `scalinglab fit` (api.py)
+
+def __command__(*args, **kwargs):
+    """``scalinglab.fit(...)``: the `fit` command as a function (fit/command.py)."""
+    from .command import fit
+    return fit(*args, **kwargs)
+
+
+make_callable(__name__)

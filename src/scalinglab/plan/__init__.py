@@ -2,4 +2,11 @@
 
 from ..callable import make_callable  # noqa: E402
 
-make_callable(__name__)  # scalinglab.plan(...) is `scalinglab plan` (api.py)
+
+def __command__(*args, **kwargs):
+    """``scalinglab.plan(...)``: the `plan` command as a function (plan/command.py)."""
+    from .command import plan
+    return plan(*args, **kwargs)
+
+
+make_callable(__name__)
