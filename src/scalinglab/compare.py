@@ -211,6 +211,12 @@ def comparability(sides: list[Side]) -> list[str]:
         out.append(f"the inputs use different tokenizers ({', '.join(sorted(toks))}): their losses are per "
                    "token of different vocabularies, so the frontiers and the multiplier do not compare like "
                    "with like")
+    vocabs = {s.fit.settings.get("vocab_size") for s in sides} - {None}
+    if len(vocabs) > 1 and len(toks) <= 1:  # issue 30 R17: a fit file's vocabulary against a study's
+        sizes = ", ".join(map(str, sorted(vocabs)))
+        out.append(f"the inputs' fits were made at different vocabularies ({sizes}): their losses are per "
+                   "token of different vocabularies, so the frontiers and the multiplier do not compare like "
+                   "with like")
     datas = {s.data for s in sides if s.data}
     if len(datas) > 1 and not all(is_embedded(d) for d in datas):
         out.append(f"the inputs train on different data ({', '.join(sorted(datas))}) and so validate on "

@@ -46,6 +46,12 @@ class DirLock:
             info = _read_holder(self.path)
             raise ScalingLabError(f"{self.path.parent} is in use by {_describe(info)}: one writer at a time; "
                                   "wait for it to finish or stop it, then run this again") from None
+        except OSError as exc:  # ENOLCK: a filesystem without locks (some NFS mounts; issue 30 R6)
+            os.close(fd)
+            raise ScalingLabError(f"cannot lock {self.path.parent} ({exc.strerror}): this filesystem does "
+                                  "not support file locks, and a study needs one writer at a time; put the "
+                                  "directory on a local disk (reading a finished study needs no lock)") \
+                from None
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "what": self.what, "since": time.time(),
                                  "argv": sys.argv[1:]}).encode())
@@ -95,6 +101,8 @@ def holder(directory: str | Path) -> dict | None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return _read_holder(path) or {"pid": None}
+    except OSError:  # no locks on this filesystem: nobody can be shown to hold it; readers go on
+        return None
     finally:
         os.close(fd)
     return None

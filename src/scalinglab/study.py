@@ -173,19 +173,23 @@ def check_writable(out: Path) -> None:
 
 
 def run_study(cfg: StudyConfig, out: str | Path, executor, holdout_executor=None,
-              log: Callable[[str], None] = print, tracker=None) -> dict | None:
+              log: Callable[[str], None] = print, tracker=None, computed: dict | None = None) -> dict | None:
     """Run (or resume) the study into ``out``; returns the summary, or None when interrupted. ``tracker``
-    (track.py) logs each run as it finishes."""
+    (track.py) logs each run as it finishes. ``computed``, when given, receives what the study fitted
+    (``fit3``, ``fits``: (fits, skipped) as in fits.json) for a report drawn next, without reading the
+    files back."""
     out = Path(out)
     check_writable(out)
     with DirLock(out, "run"):
         try:
-            return _run_study(cfg, out, executor, holdout_executor, log, tracker)
+            return _run_study(cfg, out, executor, holdout_executor, log, tracker,
+                              {} if computed is None else computed)
         finally:  # the log emptied into the file: a copy or a read-only reader sees every run
             checkpoint(out / STORE_FILE)
 
 
-def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tracker=None) -> dict | None:
+def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tracker=None,
+               computed: dict | None = None) -> dict | None:
     shards = build_shards(cfg.data, cfg.tokenizer, val_data=cfg.val_data or None)
     sweep = cfg.kind == "batch-sweep"
     # planned before the store exists: a config the planner refuses leaves no half-created study behind
@@ -237,8 +241,10 @@ def _run_study(cfg: StudyConfig, out: Path, executor, holdout_executor, log, tra
                                for r, why in zip(failed["run_id"], failed["reason"])]}
     from .fit.every import fit_study_laws
     # every other law, fitted once, for the report and `plan --law STUDY/fits.json --fit KEY`
-    fit_study_laws(out / FITS_FILE, store.curve_table(), fit,
-                   context=study_context(cfg, shards.vocab_size, run_noise))
+    fits, skipped = fit_study_laws(out / FITS_FILE, store.curve_table(), fit,
+                                   context=study_context(cfg, shards.vocab_size, run_noise))
+    if computed is not None:
+        computed.update(fit3=fit, fits=([f for f in fits if f.key != "chinchilla:3"], skipped))
     if cfg.curve_laws:
         try:
             summary["curve_laws"] = curve_laws(out, store, log)

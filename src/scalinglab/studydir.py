@@ -144,6 +144,17 @@ class StudySummary:
             return cls(kind="batch-sweep", bcrit=s["bcrit"], **common)
         if not isinstance(s.get("fit"), dict) or not isinstance(s["fit"].get("params"), dict):
             raise _bad("no fit")
+        # what the text and the page print (issue 30 R12: a missing parameter, an empty allocation, a
+        # wrong run_noise were tracebacks in `report`)
+        fit = s["fit"]
+        missing = [k for k in ("E", "A", "B", "alpha", "beta", "a", "b")
+                   if not _number(fit["params"].get(k, fit.get(k)))]
+        if missing:
+            raise _bad(f"fit lacks {', '.join(missing)}")
+        noise = s.get("run_noise")
+        if noise is not None and not (isinstance(noise, dict) and all(
+                _number(noise.get(k)) for k in ("sd_rel", "n_seeds", "n_params", "n_tokens"))):
+            raise _bad("run_noise is not the seed repeats' sd, count and point")
         holdout = Holdout.from_dict(s.get("holdout"))
         if not isinstance(s.get("allocations", []), list):
             raise _bad("allocations is not a list")

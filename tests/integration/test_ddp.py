@@ -33,6 +33,14 @@ def _start(out, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _ranks(launcher: int) -> dict[int, int]:
     """RANK -> pid of the training processes the launcher started."""
     out = {}
@@ -103,6 +111,7 @@ def test_a_run_moves_between_world_sizes_and_survives_a_killed_rank(reference, t
     lines = err.strip().splitlines()
     assert proc.returncode == 2 and lines[-1].startswith("error: a training process of this run ended"), err
     assert "rank 1: killed by SIGKILL" in lines[-1] and "re-run the same command" in lines[-1]
+    assert not any("Traceback" in line for line in lines), err  # issue 30 R20: the survivor's one line
     assert not (tmp_path / "result.json").exists()
     last = ckpt.stat().st_mtime
     proc = _start(tmp_path, "--nproc", "2", "--fsdp")
@@ -113,6 +122,17 @@ def test_a_run_moves_between_world_sizes_and_survives_a_killed_rank(reference, t
     assert ckpt.exists() and not (tmp_path / "result.json").exists()
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["resolved"]["processes"] == 1  # a resumed run keeps the record it was started with
+    # issue 30 R4: the launcher SIGKILLed, its ranks die with it (SIGTERM from the kernel) and free the lock
+    last = ckpt.stat().st_mtime
+    proc = _start(tmp_path, "--nproc", "2")
+    _wait_for(_checkpointed_after(ckpt, last), proc)
+    ranks = _ranks(proc.pid)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    t0 = time.time()
+    while any(map(_alive, ranks.values())):
+        assert time.time() - t0 < 60, "the ranks outlived their launcher"
+        time.sleep(0.2)
     back = _train(tmp_path, "--threads", "1")
     assert back["status"] == "done" and back["steps"] == one["steps"] and back["processes"] == 1
     assert back["val_loss"] == pytest.approx(one["val_loss"], rel=1e-5)

@@ -293,6 +293,11 @@ def test_report_draws_the_saved_fits_and_refits_only_when_asked(uninterrupted, t
     assert strip(page.read_text()) == strip(saved)  # the same page as the study wrote
     with pytest.raises(AssertionError, match="refitted"):
         build(study_inputs(study, refit=True), tmp_path / "rep2")
+    # issue 30 R13: --refit rewrites the study's fits.json, so it takes the lock even with --out elsewhere
+    from scalinglab.lock import DirLock
+    with DirLock(study, "run"):  # flock: a second open file description conflicts, in one process too
+        r = call("report", study, "--refit", "--out", tmp_path / "elsewhere")
+    assert r.returncode == 2 and "in use by `scalinglab run`" in r.stderr, r.stderr
 
 
 def test_a_study_s_training_curves_fit_a_whole_curve_law_per_size(uninterrupted, tmp_path):

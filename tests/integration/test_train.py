@@ -279,7 +279,7 @@ def test_a_user_tokenizer_json_trains_and_a_large_vocabulary_gets_uint32_shards(
     assert sh.train.max() >= 2 and sh.tokenizer.startswith("hf70000-")
 
 
-def test_your_data_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
+def test_your_data_is_recorded_by_its_absolute_path_and_another_spec_is_refused(tmp_path, monkeypatch):
     """Issue 29 §4: --data/--val-data were recorded as given (cwd-relative): a resume from elsewhere, or a
     reader of config.json, would look for another file."""
     (tmp_path / "text.txt").write_text("It was the best of times, it was the worst of times. " * 400)
@@ -289,3 +289,9 @@ def test_your_data_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
     assert r.returncode == 0, r.stderr
     spec = json.loads((tmp_path / "run" / "config.json").read_text())["spec"]
     assert spec["data"] == str(tmp_path / "text.txt")
+    # issue 30 R5: the same --out with another spec is refused, the finished run's files untouched
+    before = (tmp_path / "run" / "result.json").read_bytes()
+    r = call("train", "--data", "text.txt", "--tokens", "6000", "--threads", "1", "--eval-tokens", "1024",
+             "--out", "run", "--json")
+    assert r.returncode == 2 and "holds run" in r.stderr and "n_tokens" in r.stderr, r.stderr
+    assert (tmp_path / "run" / "result.json").read_bytes() == before

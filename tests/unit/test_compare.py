@@ -60,9 +60,11 @@ def test_a_floor_the_other_law_never_reaches_is_unreachable_not_a_number(fitted,
     doc["params"]["E"] = 2.5  # far above the clean frontier at these budgets
     high = tmp_path / "high.json"
     high.write_text(json.dumps(doc))
-    result, _ = compare([fitted[0], high], budgets=[1e20])
+    result, sides = compare([fitted[0], high], budgets=[1e20])
     row = result["multipliers"][0]["at"][0]
     assert row["multiplier"] is None and "does not reach" in row["unreachable"]
+    from scalinglab.report.compare_page import page  # issue 30 R7: a log-scale ValueError, nothing printed
+    assert "<img" in page(result, sides)
 
 
 def test_compare_refuses_one_input_and_a_missing_one(fitted, tmp_path):
@@ -100,3 +102,17 @@ def test_a_published_law_compares_and_the_table_keeps_its_columns_apart(fitted, 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "<img" in page(result, sides)
+
+
+def test_fits_at_different_vocabularies_are_said_not_to_compare(fitted, tmp_path):
+    """Issue 30 R17: a fit file recorded at vocab 4096 against one at 256: no warning before."""
+    from scalinglab.fit.fitfile import load_fit
+    paths = []
+    for path, vocab in zip(fitted, (256, 4096)):
+        fit = load_fit(path)
+        paths.append(dataclasses.replace(fit, settings=dict(fit.settings) | {"vocab_size": vocab})
+                     .save(tmp_path / f"v{vocab}.json"))
+    result, _ = compare(paths, budgets=[1e20])
+    assert any("different vocabularies (256, 4096)" in w for w in result["warnings"])
+    same, _ = compare(fitted, budgets=[1e20])
+    assert not any("vocabularies" in w for w in same["warnings"])

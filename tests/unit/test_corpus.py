@@ -104,6 +104,11 @@ def test_each_document_s_source_and_the_validation_source_map(tmp_path):
     assert sh.sources == ("chat", "code", "news")
     assert sh.validation_source.shape == sh.validation.shape
     assert set(np.unique(sh.validation_source)) <= {0, 1, 2}
+    # an empty or torn meta.json: the cache is built again (issue 30 R11: a JSONDecodeError traceback)
+    for damaged in ("", "{not json", "[]"):
+        next((tmp_path / "cache").rglob("meta.json")).write_text(damaged)
+        again = build_shards(str(tmp_path / "d.jsonl"), cache_dir=tmp_path / "cache")
+        assert again.sources == sh.sources and np.array_equal(again.validation, sh.validation)
 
 
 def test_own_validation_files_validate_and_every_data_document_trains(tmp_path):
@@ -136,3 +141,35 @@ def test_a_study_s_tokenizer_file_is_pinned_so_a_changed_file_is_another_study(t
     tok.add_special_tokens(["<extra>"])
     tok.save(str(tmp_path / "tok.json"))
     assert StudyConfig(tokenizer=str(tmp_path / "tok.json")).study_id != one.study_id
+
+
+def test_endless_inputs_are_refused_and_validating_on_the_training_text_is_said(tmp_path, capsys):
+    """Issue 30 R21/R22: --data /dev/zero read with no limit (MemoryError); --val-data equal to --data
+    trained and validated on the same text with no warning."""
+    from pathlib import Path
+
+    from scalinglab.data.corpus import read_user_documents
+    from scalinglab.errors import ScalingLabError
+    with pytest.raises(ScalingLabError, match="not a regular file or a folder"):
+        read_user_documents(Path("/dev/zero"))
+    text = tmp_path / "t.txt"
+    text.write_text("Call me Ishmael. Some years ago, never mind how long precisely. " * 400)
+    load_corpus(str(text), str(text))
+    assert "1 of the 1 validation documents" in capsys.readouterr().err
+
+
+def test_a_tokenizer_file_with_ids_past_its_size_or_no_unknown_token(tmp_path):
+    """Issue 30 R8: ids >= the vocab size overflowed the shards / the embedding; a WordLevel file without
+    its unk token was a library traceback on the first unknown word."""
+    pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from scalinglab.data.tokenizer import file_tokenizer
+    from scalinglab.errors import ScalingLabError
+    tok = Tokenizer(models.WordLevel(vocab={"a": 0, "b": 1, "</s>": 7}))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "wl.json"))
+    t = file_tokenizer(str(tmp_path / "wl.json"))
+    assert t.vocab_size == 8 and t.eot == 7 and list(t.encode("a b a")) == [0, 1, 0]
+    with pytest.raises(ScalingLabError, match="needs its unknown-token entry"):
+        t.encode("a zz")

@@ -237,7 +237,7 @@ def test_every_json_writer_is_strict(tmp_path, capsys):
     from scalinglab.study import _write_summary
     from scalinglab.train.result import RunResult, write_result
     fit = ChinchillaFit().fit(isoflop_runs(DEMO_TRUE, noise=0.005, seed=2)).result_
-    summary = {"study": "s", "study_id": "i", "fit": {"params": {}}, "n_runs": 1,
+    summary = {"study": "s", "study_id": "i", "fit": fit.to_dict(draws=False), "n_runs": 1,
                "holdout": {k: 1.0 for k in ("predicted", "measured", "rel_error", "flops_budget", "n_params",
                                             "n_tokens")}}
 
@@ -250,7 +250,7 @@ def test_every_json_writer_is_strict(tmp_path, capsys):
         "fits file": lambda doc, path: write_fits(path, [fit], [], extra=doc),
         "run result": lambda doc, path: write_result(path, dataclasses.replace(
             RunResult.failure("r", "why"), evals=[doc], mfu=math.nan)),
-        "study summary": lambda doc, path: _write_summary(path, summary | {"run_noise": doc}),
+        "study summary": lambda doc, path: _write_summary(path, summary | {"curve_laws": doc}),
     }
     rng = np.random.default_rng(0)
     for _ in range(10):  # property: any mix of non-finite floats, numpy scalars and nesting parses strictly
@@ -291,8 +291,75 @@ def test_links_in_a_study_are_refused_and_never_written_through(tmp_path):
     (study / "report").symlink_to(elsewhere, target_is_directory=True)
     (study / "study.sqlite").write_bytes(b"")
     holdout = {k: 1.0 for k in ("predicted", "measured", "rel_error", "flops_budget", "n_params", "n_tokens")}
-    (study / "summary.json").write_text(json.dumps({"study": "s", "study_id": "i", "fit": {"params": {}},
+    fit = {"params": {"E": 1.2, "A": 90.0, "B": 1e3, "alpha": 0.5, "beta": 0.5}, "a": 0.5, "b": 0.5}
+    (study / "summary.json").write_text(json.dumps({"study": "s", "study_id": "i", "fit": fit,
                                                     "holdout": holdout}))
     r = call("report", study)
     assert r.returncode != 0 and "report is a symbolic link" in r.stderr and r.stderr.startswith("error:")
     assert list(elsewhere.iterdir()) == []
+
+
+def test_parquet_without_pyarrow_is_one_line(tmp_path, monkeypatch):
+    """Issue 30 R19: `export --format parquet` without pyarrow was an ImportError traceback."""
+    import sys
+
+    from tests.cli_helpers import call
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # `import pyarrow` raises ImportError
+    r = call("export", tmp_path, "--format", "parquet")
+    assert r.returncode == 2 and r.stderr.strip() == ("error: --format parquet needs pyarrow: pip install "
+                                                      "pyarrow (or --format csv)")
+
+
+def test_deeper_damage_in_a_summary_is_one_line(tmp_path):
+    """Issue 30 R12: a missing parameter, an empty allocation or a wrong run_noise in summary.json were
+    tracebacks in `report`; each is now the summary's one error line."""
+    from tests.cli_helpers import call
+    good = {"study": "s", "study_id": "abc", "n_runs": 7,
+            "fit": {"params": {"E": 1.2, "A": 90.0, "B": 1000.0, "alpha": 0.5, "beta": 0.5}, "a": 0.5,
+                    "b": 0.5, "converged": True},
+            "holdout": {"predicted": 1.3, "measured": 1.31, "rel_error": -0.01, "flops_budget": 1e13,
+                        "n_params": 2e5, "n_tokens": 5e6},
+            "allocations": [], "run_noise": None}
+    from scalinglab.studydir import StudySummary
+    StudySummary.from_dict(good)  # the minimal valid one
+    SQLiteStore.create(tmp_path / "study.sqlite", {})
+    for damage, words in ((lambda d: d["fit"]["params"].pop("beta"), "fit lacks beta"),
+                          (lambda d: d.update(allocations=[{}]), "an allocation lacks flops"),
+                          (lambda d: d.update(run_noise={"sd_rel": "high"}), "run_noise is not")):
+        doc = json.loads(json.dumps(good))
+        damage(doc)
+        (tmp_path / "summary.json").write_text(json.dumps(doc))
+        r = call("report", tmp_path, "--json")
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and words in r.stderr, r.stderr
+
+
+def test_a_full_disk_and_a_filesystem_without_locks_are_one_line(tmp_path, monkeypatch):
+    """Issue 30 R10/R6: ENOSPC from a writer and ENOLCK from flock were OSError tracebacks."""
+    import errno
+    import fcntl
+
+    from scalinglab.fit import ChinchillaFit
+    from scalinglab.lock import DirLock, holder
+    from scalinglab.simulate import DEMO_TRUE, isoflop_runs
+    from tests.cli_helpers import call
+    runs = isoflop_runs(DEMO_TRUE, budgets=[1e18, 1e19, 1e20], sizes_per_budget=6, noise=0.005, seed=3)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    ChinchillaFit().fit(runs)  # warm imports before the write is made to fail
+    import scalinglab.fit.core.base as base
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "fit.json"))
+    monkeypatch.setattr(base, "write_text", full)  # what FitBase.save writes with
+    r = call("fit", tmp_path / "runs.csv", "--out", tmp_path / "fit.json")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    where = tmp_path / "fit.json"
+    assert r.stderr.startswith(f"error: cannot write {where}: No space left on device (ENOSPC)")
+    monkeypatch.undo()
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(ScalingLabError, match="this filesystem does not support file locks"):
+        with DirLock(tmp_path, "run"):
+            pass
+    assert holder(tmp_path) is None  # a reader goes on

@@ -133,3 +133,40 @@ def test_fuzz_summaries(tmp_path):
         (study / "summary.json").write_text(_mutations(rng, summary, confusions), encoding="latin-1")
         rc, so, se = _called(["report", study, "--json"])
         _check(f"report case {i}", rc, so, se)
+
+
+def test_fuzz_schedules_curve_tables_and_compare_inputs(valid, tmp_path):
+    """Issue 30: the fuzz extended to `plan --schedule` specs and numbers, whole-curve tables (`fit --law
+    multi-power`) and `compare` inputs: one error line or strict JSON, never a traceback."""
+    d, _, fit_json = valid
+    rng = random.Random(SEED + 1)
+    steps = np.arange(10, 400, 10)
+    lr = np.where(steps < 40, steps / 40, 1.0) * 1e-3
+    curve = "run,step,lr,loss\n" + "".join(f"r,{s},{v:.6g},{3 + 2 * (1 + s / 50) ** -0.5:.6g}\n"
+                                           for s, v in zip(steps, lr))
+    from scalinglab.fit.curvelaws import Curve, fit_curves
+    from scalinglab.fit.fitfile import write_fits
+    full_lr = np.concatenate([np.linspace(0, 1e-3, 40), np.full(360, 1e-3)])
+    write_fits(d / "mpl.json", [fit_curves([Curve("c", full_lr, steps, 3 + 2 * (1 + steps / 50) ** -0.5)],
+                                           name="N=1")], [])
+    specs = ["cosine", "wsd", "constant", "wsd:cooldown=0.3", "cosine:min=0.1", "piecewise:0=0,10=1,300=0"]
+    numbers = ["1", "2", "0", "-5", "1e12", "nan", "400", "3.5", "x", "1e-3"]
+    for i in range(CASES_PER_KIND // 2):
+        spec = rng.choice(specs)
+        if rng.random() < 0.5:
+            spec = _mutations(rng, spec, [(":", "::"), ("=", "=="), ("0.3", "-1"), ("300", "1e15")])
+        argv = ["plan", "--law", d / "mpl.json", "--schedule", spec.replace("\x00", ""), "--steps",
+                rng.choice(numbers), "--peak-lr", rng.choice(numbers), "--json", "--allow-unconverged"]
+        if rng.random() < 0.3:
+            argv += ["--warmup", rng.choice(numbers)]
+        _check(f"schedule {i}: {argv[4:]}", *_called(argv))
+        path = tmp_path / f"c{i}.csv"
+        path.write_text(_mutations(rng, curve, [("lr", "learning_rate"), ("1e-", "-1e-"), (",3", ",0"),
+                                                ("step", "steps"), ("0.001", "0")]), encoding="latin-1")
+        _check(f"curves {i}", *_called(["fit", path, "--law", rng.choice(["multi-power", "lr-annealing"]),
+                                         "--json"]))
+        other = tmp_path / f"o{i}.json"
+        other.write_text(_mutations(rng, fit_json, [('"E"', '"e"'), ("[", "{"), ("0.3", "\"x\""),
+                                                     ("chinchilla", "kaplan")]), encoding="latin-1")
+        _check(f"compare {i}", *_called(["compare", d / "fit.json", other, "--at", "1e19", "--json",
+                                         "--out", tmp_path / f"cmp{i}.html"]))

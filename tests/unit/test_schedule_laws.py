@@ -304,3 +304,16 @@ def test_an_estimate_is_due_once_per_mark_and_a_late_one_counts_for_the_next_mar
     # the first estimate came late (past 120 s of training) at 74.97%: none again a step later at 75%
     assert estimate_due([], 0.7497) and not estimate_due([{"fraction": 0.7497}], 0.7538)
     assert not estimate_due([{"fraction": 0.3}, {"fraction": 0.5}, {"fraction": 0.75}], 0.99)
+
+
+def test_degenerate_curve_tables_are_one_error_or_not_converged():
+    """Issue 30 R14/R15: every LR at 0 was a LinAlgError traceback; a constant or a rising loss gave a
+    converged LR-annealing law with no warning."""
+    lr = np.concatenate([np.linspace(0, 1e-3, 100), np.full(900, 1e-3)])
+    steps = np.arange(150, 1000, 50)
+    with pytest.raises(ScalingLabError, match="the learning rate is 0 up to its first measured step"):
+        Curve("zero", np.zeros(1000), steps, np.full(len(steps), 3.0))
+    for name, loss in (("constant", np.full(len(steps), 3.0)), ("rising", np.linspace(3.0, 3.5, len(steps)))):
+        for law in ("lr-annealing", "multi-power"):
+            fit = fit_curves([Curve(name, lr, steps, loss)], law)
+            assert not fit.converged and any("the loss does not fall" in w for w in fit.warnings), (name, law)

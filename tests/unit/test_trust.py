@@ -370,3 +370,18 @@ def test_an_allocation_law_plan_says_how_c_was_counted_and_that_its_loss_has_no_
     law3 = ChinchillaFit().fit(runs).result_
     p3 = plan_budget(law3, 1e21)
     assert p3.flop_convention.startswith("C = 6ND") and not any("pure power" in w for w in p3.warnings)
+
+
+def test_a_fit_file_with_null_intervals_loads_and_plans(tmp_path):
+    """Issue 30 R18: strict JSON writes a NaN bound as null; such a file was 'not a valid fit file'."""
+    runs = isoflop_runs(DEMO_TRUE, budgets=[1e18, 1e19, 1e20], sizes_per_budget=6, noise=0.005, seed=3)
+    fit = ChinchillaFit(bootstrap=30).fit(runs).result_
+    doc = json.loads(fit.save(tmp_path / "ok.json").read_text())
+    doc["ci"]["alpha"] = [None, None]
+    doc["ci"]["N_opt"] = [1.0, None]
+    doc["objective"] = None
+    (tmp_path / "f.json").write_text(json.dumps(doc))
+    back = load_fit(tmp_path / "f.json")
+    assert "alpha" not in back.ci and "N_opt" not in back.ci and math.isnan(back.objective)
+    assert back.params == fit.params
+    assert plan_budget(back, 1e21).n_params == plan_budget(fit, 1e21).n_params

@@ -48,6 +48,10 @@ def _join_negative_numbers(argv: list[str]) -> list[str]:
     return out
 
 
+# the filesystem said no to a write (issue 30 R10: a full disk was an OSError traceback): one error line
+WRITE_ERRORS = {28, 122, 30, 13, 27}  # ENOSPC, EDQUOT, EROFS, EACCES, EFBIG
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = _join_negative_numbers(sys.argv[1:] if argv is None else list(argv))
@@ -68,6 +72,15 @@ def main(argv: list[str] | None = None) -> int:
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        import errno
+        if exc.errno not in WRITE_ERRORS:
+            raise  # anything else is a bug to see, not to word away
+        where = f" {exc.filename}" if exc.filename else ""
+        code = errno.errorcode.get(exc.errno, exc.errno)
+        print(f"error: cannot write{where}: {exc.strerror} ({code}); free space, or choose another --out",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -27,6 +27,12 @@ def run(args) -> int:
     from ..studydir import StudyDir
     if args.format not in ("csv", "parquet"):
         raise ScalingLabError(f"--format must be csv or parquet, not {args.format!r}")
+    if args.format == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:  # issue 30 R19: was an ImportError traceback
+            raise ScalingLabError("--format parquet needs pyarrow: pip install pyarrow (or --format csv)") \
+                from None
     if args.role not in ("grid", "holdout", "noise"):
         raise ScalingLabError(f"--role must be grid, holdout or noise, not {args.role!r}")
     study = StudyDir(args.study_dir).path

@@ -60,8 +60,10 @@ def run(args) -> int:
         print(render(summary))
         from ..report.html import build, study_inputs
         out = Path(args.out) if args.out else path / "report"
-        with DirLock(path,
-                     "report") if out.resolve().is_relative_to(path.resolve()) else contextlib.nullcontext():
+        # the study is written to when the page goes inside it, or when --refit rewrites its fits.json
+        # (issue 30 R13: with --out elsewhere it was rewritten while `run` held the lock)
+        writes_study = args.refit or out.resolve().is_relative_to(path.resolve())
+        with DirLock(path, "report") if writes_study else contextlib.nullcontext():
             page = build(study_inputs(study, summary, refit=args.refit), out)
         print(f"wrote {page}")
     return 0

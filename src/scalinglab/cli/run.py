@@ -67,7 +67,8 @@ def run(args) -> int:
     check_writable(out)
     with DirLock(out, "run"), _sigterm_stops():  # one writer; SIGTERM stops the workers as Ctrl-C does
         try:
-            summary = run_study(cfg, out, grid, holdout, log=log, tracker=tracker)
+            computed: dict = {}
+            summary = run_study(cfg, out, grid, holdout, log=log, tracker=tracker, computed=computed)
         finally:
             for ex in (grid, holdout):
                 ex.close()
@@ -77,7 +78,7 @@ def run(args) -> int:
         from ..report.html import build, study_inputs
         from ..studydir import StudySummary
         typed = StudySummary.from_dict(summary)
-        page = build(study_inputs(out, typed), out / "report")  # the summary as computed, not re-read
+        page = build(study_inputs(out, typed, computed=computed), out / "report")  # as computed, not re-read
         if tracker is not None:
             tracker.log_study(summary, out)
     log(f"report: {page}")

@@ -147,6 +147,22 @@ def _curve_reference(path: str, spec) -> dict:
     return min(fits, key=distance).to_dict(draws=False)
 
 
+def _same_run_or_refuse(out: Path, spec) -> None:
+    """--out holding another run (its config.json names another spec): refuse, as a study refuses another
+    config, rather than overwrite its result (issue 30 R5)."""
+    import json
+    try:
+        held = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # no run there yet (or a torn file the trainer sets aside)
+    if not isinstance(held, dict) or held.get("run_id") in (None, spec.run_id):
+        return
+    mine, theirs = spec.to_dict(), held.get("spec") if isinstance(held.get("spec"), dict) else {}
+    differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    raise ScalingLabError(f"--out {out} holds run {held['run_id']}, trained with another spec (it differs in "
+                          f"{', '.join(differ[:6]) or 'its id'}): give another --out, or remove that one")
+
+
 def _absolute(path: str | None) -> str | None:
     if not path or not Path(path).exists():
         return path
@@ -177,9 +193,8 @@ def schedule_fields(text: str, min_lr_frac: float | None, cooldown_frac: float |
 
 def run(args) -> int:
     try:
-        from ..fit.curvelaws import RunEstimator
         from ..train import distributed
-        from ..train.loop import train
+        from ..train.loop import train  # noqa: F401  (torch: say it is missing here, once)
     except ImportError:
         raise ScalingLabError("training needs torch: pip install 'scalinglab[train]' "
                               "(CPU: pip install torch==2.13.0 first)") from None
@@ -202,6 +217,7 @@ def run(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ScalingLabError(f"--out {out} exists and is not a directory")
+    _same_run_or_refuse(out, spec)
     from ..lock import DirLock
     from ..study import check_writable
     check_writable(out)
@@ -211,14 +227,9 @@ def run(args) -> int:
         with DirLock(out, "train"):
             return _launch(args)
     rank = int(os.environ.get("RANK", "0"))
-    # under our launcher it holds the lock; under a user's torchrun, rank 0 takes it
-    lock = nullcontext() if os.environ.get(distributed.LAUNCHED) or rank else DirLock(out, "train")
-    bar = _Progress()
-    with lock:
-        result = train(spec, out, device=args.device, threads=args.threads, shards=shards,
-                       progress=None if args.json or rank else bar, fsdp=args.fsdp,
-                       compile_model=args.compile, estimator=RunEstimator(reference))
-    bar.close()
+    result = _train_this_process(args, spec, shards, out, reference, rank)
+    if isinstance(result, int):
+        return result
     if rank:  # rank 0 speaks for the run
         return {"interrupted": 3, "failed": 1}.get(result.status, 0)
     if tracker is not None and result.status == "done":
@@ -239,6 +250,37 @@ def run(args) -> int:
         print(f"error: run failed: {result.reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _train_this_process(args, spec, shards, out: Path, reference, rank: int):
+    """The run in this process (the whole of it, or one rank of it): its RunResult, or an exit code when a
+    peer process died mid-collective (one line from this rank, not gloo's 24-line traceback: issue 30 R20;
+    the launcher's line names who ended and how)."""
+    from ..fit.curvelaws import RunEstimator
+    from ..lock import DirLock
+    from ..train import distributed
+    from ..train.loop import train
+    if os.environ.get(distributed.LAUNCHED):
+        # a rank of our launcher dies with it (issue 30 R4: a SIGKILLed launcher left both ranks training
+        # with the lock released): SIGTERM, so it stops at a step boundary as a Ctrl-C would
+        from ..run.local import die_with_parent
+        die_with_parent()
+    # under our launcher it holds the lock; under a user's torchrun, rank 0 takes it
+    lock = nullcontext() if os.environ.get(distributed.LAUNCHED) or rank else DirLock(out, "train")
+    bar = _Progress()
+    with lock:
+        try:
+            result = train(spec, out, device=args.device, threads=args.threads, shards=shards,
+                           progress=None if args.json or rank else bar, fsdp=args.fsdp,
+                           compile_model=args.compile, estimator=RunEstimator(reference))
+        except RuntimeError as exc:
+            if not distributed.in_torchrun():
+                raise
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            print(f"error: rank {rank}: another process of this run ended ({first})", file=sys.stderr)
+            return 1
+    bar.close()
+    return result
 
 
 def _place(args, spec) -> None:

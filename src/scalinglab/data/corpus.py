@@ -39,6 +39,7 @@ class Document:
     source: str = ""  # a JSONL record's `source` field; else source_of derives it from the id
 
 
+MAX_BYTES = 8e9  # a user corpus is read into memory (and its tokens kept as shards): a bound, said up front
 MAX_SOURCES = 16  # per-source validation losses when a corpus has 2..16 sources (more: too thin to read)
 
 
@@ -89,6 +90,16 @@ def load_corpus(data: str | Path | None = None, val_data: str | Path | None = No
             raise ScalingLabError(str(exc).replace("`data`", "`val_data`", 1), params=("val_data",)) from None
         docs = tuple(Document(d.id, "train", d.text, d.source) for d in train.documents) + tuple(
             Document(f"val:{doc_id}", "validation", text, src) for doc_id, text, src in held)
+        # the training documents as read (before a text file's split into train and validation parts)
+        whole = [text for _, text, _ in read_user_documents(Path(data))] if train.documents and \
+            not is_embedded(str(data)) else [d.text for d in train.documents]
+        seen = {hashlib.sha256(text.encode()).digest() for text in whole}
+        both = sum(hashlib.sha256(text.encode()).digest() in seen for _, text, _ in held)
+        if both:  # issue 30 R22: --val-data equal to --data trained and validated on one text, unsaid
+            import sys
+            print(f"warning: {both} of the {len(held)} validation documents ({val_data}) are also training "
+                  f"documents ({data}): the validation loss measures memorisation, not generalisation",
+                  file=sys.stderr)
         probe = Corpus("", docs)
         return Corpus(f"{data}|val={val_data}", docs,
                       hashlib.sha256(f"{train.fingerprint}|{probe.fingerprint}".encode()).hexdigest()[:16])
@@ -164,8 +175,15 @@ def read_user_documents(path: Path) -> list[tuple[str, str, str]]:
     field; an optional string `source` field names its per-source loss, else the file does)."""
     if not path.exists():
         raise ScalingLabError(f"`data` {path}: no such file or directory", params=("data",))
+    if not (path.is_dir() or path.is_file()):  # /dev/zero, a pipe: read with no end (issue 30 R21)
+        raise ScalingLabError(f"`data` {path}: not a regular file or a folder", params=("data",))
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     files = [p for p in files if not p.name.startswith(".")]
+    total_size = sum(f.stat().st_size for f in files)
+    if total_size > MAX_BYTES:  # all of it is held in memory while tokenized: say so before reading
+        raise ScalingLabError(f"`data` {path}: {total_size / 1e9:.1f} GB of files; the corpus is read into "
+                              f"memory and at most {MAX_BYTES / 1e9:g} GB is taken (split it, or give a "
+                              "sample)", params=("data",))
     docs: list[tuple[str, str]] = []
     for file in files:
         raw = file.read_bytes()

@@ -46,6 +46,16 @@ class Shards:
         return float(loss_nats / np.log(2) / self.bytes_per_token)
 
 
+def _has_sources(meta_path: Path) -> bool:
+    """meta.json reads as an object with its validation source map (an empty, torn or older file does not:
+    the cache is built again, never a JSONDecodeError; issue 30 R11)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "sources" in meta
+
+
 def _intact(out: Path, meta_path: Path) -> bool:
     """Every shard of the cache has the size and checksum its meta.json records (a cache written before
     checksums were recorded is checked by size)."""
@@ -89,8 +99,8 @@ def build_shards(data=None, tokenizer: str = "bytes", cache_dir: Path | None = N
         get_tokenizer(tokenizer, None, cache_dir).name
     out = cache_dir / "shards" / f"{fingerprint}-{tok_key}"
     meta_path = out / "meta.json"
-    if meta_path.exists() and "sources" not in json.loads(meta_path.read_text()):
-        meta_path.unlink()  # written before per-source losses: built again with the validation source map
+    if meta_path.exists() and not _has_sources(meta_path):
+        meta_path.unlink()  # written before per-source losses (or unreadable): built again
     if meta_path.exists() and not _intact(out, meta_path):
         import sys
         print(f"warning: token cache {out} is damaged (a shard's size or checksum differs from meta.json): "

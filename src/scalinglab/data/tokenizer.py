@@ -68,7 +68,12 @@ class BPETokenizer:
         return cls(HFTokenizer.from_file(str(path)))
 
     def encode(self, text: str) -> np.ndarray:
-        return np.asarray(self._tok.encode(text).ids, dtype=token_dtype(self.vocab_size))
+        try:
+            ids = self._tok.encode(text).ids
+        except Exception as exc:  # noqa: BLE001 - e.g. WordLevel without its unk token (issue 30 R8)
+            raise ScalingLabError(f"tokenizer {self.name} cannot encode the text ({str(exc)[:120]}): a "
+                                  "WordLevel or WordPiece tokenizer needs its unknown-token entry") from None
+        return np.asarray(ids, dtype=token_dtype(self.vocab_size))
 
     def decode(self, ids) -> str:
         return self._tok.decode([int(i) for i in ids])
@@ -110,6 +115,9 @@ def file_tokenizer(spec: str) -> BPETokenizer:
                               f"{', '.join(END_TOKENS)})")
     out = BPETokenizer(tok)
     out.eot = tok.token_to_id(ends[0])
+    # ids at or past get_vocab_size() (a hand-edited or added-token vocab): the model's embedding must hold
+    # every id (issue 30 R8: OverflowError in the shards, IndexError in the embedding)
+    out.vocab_size = max(out.vocab_size, max(tok.get_vocab(with_added_tokens=True).values(), default=-1) + 1)
     out.name = f"hf{out.vocab_size}-{digest}"
     return out
 

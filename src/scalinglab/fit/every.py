@@ -58,12 +58,14 @@ def fit_every(table: RunTable | pd.DataFrame, todo: list[tuple[str, str]], *,
 
 
 def fit_study_laws(path: Path, table: pd.DataFrame, fit3, *, bootstrap: int = REPORT_BOOTSTRAP,
-                   context: Mapping | None = None) -> Path:
+                   context: Mapping | None = None) -> tuple[list, list[dict]]:
     """Every law a study's runs allow (Approach 3 is the study's own ``fit3``), saved with bootstrap draws
     and points at ``path`` (a study's fits.json, studydir.FITS_FILE): what its report draws. ``context``
     (the study's vocabulary, context length, run noise) goes into every fit's settings, so `plan --law
-    fits.json --fit KEY` suggests shapes of the study's family, as it does with fit.json."""
+    fits.json --fit KEY` suggests shapes of the study's family, as it does with fit.json. Returns what it
+    wrote, (fits, skipped), for a caller that draws them next (the report after `run`)."""
     fits, skipped = fit_every(table, plan_fits("all"), approach3=lambda _: fit3, bootstrap=bootstrap)
     if context:
         fits = [dataclasses.replace(f, settings=dict(f.settings) | dict(context)) for f in fits]
-    return write_fits(path, fits, skipped, indent=None)
+    write_fits(path, fits, skipped, indent=None)
+    return fits, skipped

@@ -57,8 +57,13 @@ def figure(result: dict, sides: list[Side]):
                        label="measured (lowest loss per budget, no law)" if i == 1 else None)
     bx.axhline(1.0, color="grey", lw=0.8)
     # a ratio: on a log axis 0.5x and 2x are as far from 1, and one bound of 224x does not flatten the rest
-    bx.set(xscale="log", yscale="log", xlabel="reference budget C = 6ND", ylabel="compute multiplier",
-           title="compute to reach the reference's loss, x C")
+    reached = [r["multiplier"] for m in result["multipliers"] for r in m["at"] if r["multiplier"]]
+    bx.set(xscale="log", yscale="log" if reached else "linear", xlabel="reference budget C = 6ND",
+           ylabel="compute multiplier", title="compute to reach the reference's loss, x C")
+    bx.set_xlim(min(budgets) / 2, max(budgets) * 2)  # the budgets, even where no multiplier is drawn
+    if not reached:  # issue 30 R7: all unreachable was a log-scale ValueError and nothing printed
+        bx.text(0.5, 0.5, "no multiplier: the other frontier never reaches\nthe reference's loss here",
+                transform=bx.transAxes, ha="center", va="center")
     bx.legend(fontsize=8)
     return fig
 

@@ -63,13 +63,16 @@ def _fmt_ci(value, ci) -> str:
     return f"{value:.5g}" + (f" [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else "")
 
 
-def study_inputs(study: StudyDir | Path, summary: StudySummary | None = None, *, refit: bool = False) -> dict:
+def study_inputs(study: StudyDir | Path, summary: StudySummary | None = None, *, refit: bool = False,
+                 computed: dict | None = None) -> dict:
     """What a report needs from a finished study directory (read through StudyDir): its runs and curves,
     Approach 3 fit, summary and the saved fits of every other law (``refit``, or a study without fits.json:
-    fitted first, by fit/every.py, and saved)."""
+    fitted first, by fit/every.py, and saved). ``computed``: the fits `run` has just made and written
+    (``fit3``, ``fits``), used as they are instead of read back."""
     study = study if isinstance(study, StudyDir) else StudyDir(study)
     summary = study.summary() if summary is None else summary
-    fit = study.fit3()
+    computed = computed or {}
+    fit = computed.get("fit3") or study.fit3()
     with study.store() as store:
         curves, runs = store.curve_table(), store.runs()
         curve_laws = curve_section(study, store)
@@ -78,7 +81,7 @@ def study_inputs(study: StudyDir | Path, summary: StudySummary | None = None, *,
                    if k in ("vocab_size", "n_ctx", "model_family", "noise_sd", "noise_source")}
         fit_study_laws(study.path / FITS_FILE, curves, fit, context=context)  # kept for the next report
     raw = summary.raw
-    return {"fits": study.fits(), "curve_laws": curve_laws,
+    return {"fits": computed.get("fits") or study.fits(), "curve_laws": curve_laws,
             "title": f"scalinglab study {summary.study} ({summary.study_id})",
             "curves": curves, "runs": runs, "fit3": fit,
             "holdout": summary.holdout.raw if summary.holdout else None,

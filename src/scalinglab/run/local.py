@@ -26,7 +26,7 @@ from .executor import Job
 def _worker(jobs, results, threads: int, device: str, compile_model: bool = False) -> None:
     from ..train.loop import train  # torch is imported in the worker, not the driver
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; SIGTERM stops a run cleanly
-    _die_with_parent()
+    die_with_parent()
     while True:
         try:
             job = jobs.get_nowait()
@@ -42,7 +42,7 @@ def _worker(jobs, results, threads: int, device: str, compile_model: bool = Fals
             return
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: SIGTERM this worker when its driver dies, even by SIGKILL, so no run trains on unrecorded
     (and the writer lock, released with the driver, never lets a second study share a live worker)."""
     try:
@@ -83,8 +83,10 @@ def _visible_gpus(device: str) -> tuple[int, int]:
 
 def _ddp_worker(job: Job, threads: int, device: str, fsdp: bool = False, compile_model: bool = False
                 ) -> RunResult:
-    """One rank of a data-parallel run (torchrun's launcher set RANK, WORLD_SIZE, LOCAL_RANK)."""
+    """One rank of a data-parallel run (torchrun's launcher set RANK, WORLD_SIZE, LOCAL_RANK); it dies with
+    the driver, as a pool worker does."""
     from ..train.loop import train
+    die_with_parent()
     return train(job.spec, job.run_dir, threads=threads, device=device, fsdp=fsdp,
                  compile_model=compile_model, **job.train_kwargs())
 

@@ -104,7 +104,7 @@ def approach1(table: pd.DataFrame, *, transient: float = 0.1, bootstrap: int = 0
 
     params, rss, env = fit_on()
     runs = curves["run_id"].unique()
-    draws = _draws(lambda pick: fit_on(np.unique(pick))[0], runs, resamples(bootstrap), seed)
+    draws = _draws(lambda pick: fit_on(np.unique(pick))[0], runs, resamples(bootstrap, len(runs)), seed)
     winners = env.groupby("N")["C"].agg(["min", "max"]).reset_index()
     return _result("1", params, rss, len(runs), len(env), draws, level, bootstrap, seed, [],
                    {"envelope_sizes": int(env["N"].nunique()),
@@ -169,7 +169,7 @@ def approach2(table: pd.DataFrame, *, bootstrap: int = 0, seed: int = 0, level: 
     draws = []
     rng = np.random.default_rng(seed)
     groups = [g for _, g in finals.groupby("budget")]
-    for _ in range(resamples(bootstrap)):  # resample runs within each budget: each keeps its runs' count
+    for _ in range(resamples(bootstrap, len(finals))):  # runs resampled within each budget
         sample = pd.concat([g.iloc[rng.integers(0, len(g), len(g))] for g in groups])
         try:
             draws.append(fit_on(sample, resample=True)[0])

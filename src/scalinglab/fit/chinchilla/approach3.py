@@ -17,7 +17,7 @@ from ..core import table as runs_table
 from ..core.base import data_range
 from ..core.robust import percentile_interval, residual_sd
 from ..core.threads import one_blas_thread
-from ..core.verdict import judge, resamples, verdict_intervals
+from ..core.verdict import judge, resamples, verdict_intervals, verdict_note
 from .bootstrap import gradient_tolerance, refit_resamples
 from .objectives import THETA, FreeMask, RobustLoss, objective_and_grad_single
 from .result import PARAM_NAMES, FitResult, derived_intervals
@@ -110,6 +110,7 @@ class ChinchillaFit:
                                   target_min=float(runs["loss"].min()),
                                   fixed={"E": self.fixed_E} if self.fixed_E is not None else None)
         diag["residual_sd"] = _residual_sd(theta, data, n_free)
+        diag["not_identified"] = [*diag.get("not_identified", []), *verdict_note(self.bootstrap, len(runs))]
         converged = diag.pop("converged") and not diag["warnings"]
         self.result_ = FitResult(
             params=params, objective=value(theta, data, loss), n_runs=len(runs),
@@ -227,8 +228,10 @@ class ChinchillaFit:
             raise ScalingLabError(f"bootstrap must be an integer >= 2 resamples, got {plain(self.bootstrap)}")
         if not 0 < self.ci_level < 1:
             raise ScalingLabError(f"ci_level must lie in (0, 1), got {self.ci_level}")
-        thetas, ok = refit_resamples(theta, data, loss, free, n_boot=resamples(self.bootstrap),
-                                     seed=self.seed)
+        n_boot = resamples(self.bootstrap, len(data.x))
+        if not n_boot:
+            return {}, {}, {}
+        thetas, ok = refit_resamples(theta, data, loss, free, n_boot=n_boot, seed=self.seed)
         all_draws = np.stack([_natural_arrays(thetas)[k] for k in ("E", "A", "B", "alpha", "beta")], axis=1)
         verdict_ci = verdict_intervals(all_draws, PARAM_NAMES)
         if not self.bootstrap:

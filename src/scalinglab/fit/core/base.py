@@ -100,10 +100,14 @@ class FitBase:
     def fields_of(d: Mapping) -> dict:
         """The shared fields of a saved fit (``to_dict``), for a subclass's ``from_dict``."""
         bs = d.get("bootstrap") or {}
+        # strict JSON writes a NaN as null: an objective or an interval bound that was not a number reads
+        # back as NaN / no interval, not as an invalid file (issue 30 R18)
+        ci = {k: v for k, v in (d.get("ci") or {}).items() if v is not None and None not in v}
         return dict(law=d["law"], approach=str(d["approach"]), params=d["params"],
-                    objective=float(d["objective"]), n_runs=int(d["n_runs"]),
+                    objective=float("nan") if d["objective"] is None else float(d["objective"]),
+                    n_runs=int(d["n_runs"]),
                     n_points=int(d.get("n_points", d["n_runs"])), converged=bool(d["converged"]),
-                    ci=d.get("ci", {}), settings=d.get("settings", {}), draws=draws_of(d),
+                    ci=ci, settings=d.get("settings", {}), draws=draws_of(d),
                     level=float(bs.get("level", 0.95)),
                     diagnostics={"not_identified": list(d.get("not_identified", ()))}
                     | dict(d.get("diagnostics", {})) | {"warnings": list(d.get("warnings", ()))})

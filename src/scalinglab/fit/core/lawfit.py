@@ -20,7 +20,7 @@ from ...errors import NotFittable, ScalingLabError
 from .base import FitBase, data_range
 from .robust import huber, percentile_interval, percentile_intervals, residual_sd
 from .threads import one_blas_thread
-from .verdict import E_FLOOR, judge, resamples, verdict_intervals
+from .verdict import E_FLOOR, judge, resamples, verdict_intervals, verdict_note
 
 
 @dataclass(frozen=True)
@@ -306,9 +306,10 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
     per point) to the result's ``points`` frame."""
     theta, objective, diag = fit_law(law, pts, delta=delta, extra_starts=extra_starts)
     # the verdict reads VERDICT_DRAWS resamples whether or not intervals were asked for (core/verdict.py)
-    _, all_draws = bootstrap_law(law, theta, rebuild or rebuild_from(pts),
-                                 np.unique(pts.run) if run_ids is None else run_ids,
-                                 n_boot=resamples(bootstrap), seed=seed, level=level, delta=delta)
+    units = np.unique(pts.run) if run_ids is None else run_ids
+    n_boot = resamples(bootstrap, len(units))
+    _, all_draws = bootstrap_law(law, theta, rebuild or rebuild_from(pts), units, n_boot=n_boot, seed=seed,
+                                 level=level, delta=delta) if n_boot else ({}, None)
     verdict_ci = verdict_intervals(all_draws, law.params)
     ci, draws = {}, None
     if bootstrap:
@@ -346,7 +347,7 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
         verdict.append("the objective is not finite at the fitted parameters")
     warnings = list(warnings) + verdict
     diag["residual_sd"] = _residual_sd(law, theta, pts)
-    diag["not_identified"] = notes
+    diag["not_identified"] = notes + verdict_note(bootstrap, len(units))
     converged = not verdict
     n_runs = int(len(np.unique(pts.run))) if run_ids is None else int(len(run_ids))
     return LawFit(law=family, approach=approach, form=law.formula, params=params, objective=objective,

@@ -28,9 +28,25 @@ VERDICT_DRAWS = 100  # resamples every verdict reads, asked for or not (100 refi
 VERDICT_LEVEL = 0.95
 
 
-def resamples(asked: int | None) -> int:
-    """How many resamples a fitter refits: the user's count, and never fewer than the verdict reads."""
+VERDICT_MAX_UNITS = 5000  # above this many resampled units (runs), the verdict refits none of its own
+
+
+def resamples(asked: int | None, units: int) -> int:
+    """How many resamples a fitter refits: the user's count, and never fewer than the verdict reads, on a
+    table of at most VERDICT_MAX_UNITS runs. A larger table gets only what was asked: 100 refits of a
+    million rows would cost minutes and gigabytes, and its intervals are narrow; its verdict then reads
+    the point estimates (and the asked-for intervals), which ``verdict_note`` says."""
+    if units > VERDICT_MAX_UNITS:
+        return int(asked or 0)
     return max(int(asked or 0), VERDICT_DRAWS)
+
+
+def verdict_note(asked: int | None, units: int) -> list[str]:
+    """The diagnostics' note for a verdict that read no resamples of its own (see ``resamples``)."""
+    if units > VERDICT_MAX_UNITS and not asked:
+        return [f"the verdict read no bootstrap intervals: {units:,} runs (more than {VERDICT_MAX_UNITS:,}) "
+                "are not resampled unless asked (--bootstrap K); the point estimates were judged"]
+    return []
 
 
 def verdict_intervals(draws: np.ndarray | None, names: Sequence[str]) -> dict[str, tuple[float, float]]:

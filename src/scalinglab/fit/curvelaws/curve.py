@@ -69,6 +69,10 @@ class Curve:
         if not (np.all(np.isfinite(lr)) and lr.min() >= 0 and np.all(np.isfinite(loss)) and loss.min() > 0):
             raise ScalingLabError(f"curve {self.name}: learning rates must be finite and >= 0, losses "
                                   "finite and > 0")
+        if not lr[:steps.min() + 1].sum() > 0:  # S1 = 0 at a measured step: the laws are S1^-alpha
+            raise ScalingLabError(f"curve {self.name}: the learning rate is 0 up to its first measured step "
+                                  f"({int(steps.min())}): the whole-curve laws need the LR schedule the run "
+                                  "trained with (the table's lr column)")
 
     @property
     def cumulative(self) -> np.ndarray:

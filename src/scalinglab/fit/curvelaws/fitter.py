@@ -170,6 +170,9 @@ def _fit_curves(curves, law, *, name, bootstrap, seed, level, fixed, start) -> C
     if decay_free and not any(_decays_after_warmup(c) for c in curves):
         flags.append("no curve's learning rate falls after its warm-up: the loss-drop term (B, C, beta, "
                         "gamma; C for lr-annealing) is not identified by these data; its values mean nothing")
+    if not any(_falls(c) for c in curves):  # issue 30 R15: converged on a flat or rising "learning curve"
+        flags.append("the loss does not fall along any curve (its last tenth is not below its first): a "
+                     "constant or rising loss is no learning curve, and no law of the LR area describes it")
     n_points, n_free = sum(len(c.steps) for c in curves), int(free.sum())
     if n_points < n_free + 2:  # an exact fit through the points: nothing checks it
         flags.append(f"{n_points} point(s) for {n_free} free parameters: at least {n_free + 2} are needed "
@@ -218,6 +221,12 @@ def _fit_curves(curves, law, *, name, bootstrap, seed, level, fixed, start) -> C
                     n_points=int(sum(len(c.steps) for c in curves)),
                     converged=not flags, ci=ci, diagnostics=diag,
                     settings=settings, draws=draws, level=level)
+
+
+def _falls(c: Curve) -> bool:
+    """The mean loss of the last tenth of a curve's points is below the first tenth's by more than 0.1%."""
+    k = max(1, len(c.loss) // 10)
+    return bool(np.mean(c.loss[-k:]) < 0.999 * np.mean(c.loss[:k]))
 
 
 def _segment_weights(n: int, rng: np.random.Generator) -> np.ndarray:
