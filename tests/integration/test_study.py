@@ -295,8 +295,8 @@ def test_report_draws_the_saved_fits_and_refits_only_when_asked(uninterrupted, t
         build(study_inputs(study, refit=True), tmp_path / "rep2")
     # issue 30 R13: --refit rewrites the study's fits.json, so it takes the lock even with --out elsewhere
     from scalinglab.lock import DirLock
-    with DirLock(study, "run"):  # flock: a second open file description conflicts, in one process too
-        r = call("report", study, "--refit", "--out", tmp_path / "elsewhere")
+    with DirLock(study, "run"):  # held here; the report in another process (a lock is re-entrant in one)
+        r = cli("report", study, "--refit", "--out", tmp_path / "elsewhere")
     assert r.returncode == 2 and "in use by `scalinglab run`" in r.stderr, r.stderr
 
 

@@ -10,7 +10,7 @@ from scalinglab.plan.grid import isoflop_grid, sweep_grid
 from scalinglab.plan.spec import RunSpec
 
 
-@pytest.mark.parametrize("preset", ["debug", "default", "data-constrained", "gpu-small"])
+@pytest.mark.parametrize("preset", ["debug", "default", "data-constrained", "gpu-quick", "gpu-small"])
 def test_isoflop_grid_hits_every_budget_within_one_step(preset):
     cfg = load_study(preset=preset)
     grid = isoflop_grid(cfg, 256)
@@ -116,3 +116,15 @@ def test_train_refuses_what_it_would_silently_ignore(tmp_path):
     r = call("train", "--tokens", "20000", "--schedule", "piecewise:0=0,10=1,5000=0", "--out", tmp_path / "b")
     assert r.returncode == 2 and "past the run's" in r.stderr
     assert not (tmp_path / "b" / "config.json").exists()
+
+
+def test_the_gpu_quick_preset_respects_the_corpus():
+    """Issue 31: every grid run of gpu-quick under 2 epochs of the embedded corpus' 23.5M training tokens;
+    models ~8x the default's, the held-out budget 3x its largest (docs/gpu.md)."""
+    cfg, default = load_study(None, "gpu-quick"), load_study(None, "default")
+    grid = isoflop_grid(cfg, 256)
+    assert max(s.n_tokens for _, s in grid) < 2 * 23.5e6 and cfg.precision == "bf16"
+    sizes = {param_breakdown(s.shape)["total"] for _, s in grid}
+    base = {param_breakdown(s.shape)["total"] for _, s in isoflop_grid(default, 256)}
+    assert 6 < max(sizes) / max(base) < 10 and len(sizes) == 7
+    assert cfg.holdout_factor * max(cfg.budgets) / (default.holdout_factor * max(default.budgets)) == 37.5

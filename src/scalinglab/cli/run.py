@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
                                    "./scalinglab-study/. Re-running the same command resumes.")
     p.add_argument("study", nargs="?", metavar="STUDY.toml", help="a study file ([study] table)")
     p.add_argument("--preset", help="debug | default | batch-sweep | data-constrained | data-quality | "
-                                    "data-quality-noisy | gpu-small")
+                                    "data-quality-noisy | gpu-quick | gpu-small")
     p.add_argument("--out", default="scalinglab-study", help="study directory (default ./scalinglab-study)")
     p.add_argument("--executor", default="local", help="local (default) | ray")
     p.add_argument("--address", default=None,
@@ -119,7 +119,7 @@ def _executors(args, log=print):
     else:
         from ..run.local import LocalExecutor
         grid = LocalExecutor(workers=args.workers, device=args.device, runs_per_gpu=args.runs_per_gpu,
-                             compile_model=args.compile)
+                             compile_model=args.compile, log=log)
         # one run: every core to it, or K processes of it
         holdout = LocalExecutor(workers=1, device=args.device, nproc=args.holdout_nproc,
                                 fsdp=args.holdout_fsdp, compile_model=args.compile, log=log)

@@ -169,7 +169,11 @@ class LocalExecutor:
         if not n_gpus or (self.device.startswith("cuda:")):
             return [self.device] * min(self.workers, len(jobs))
         per_gpu = self.runs_per_gpu or runs_per_gpu(jobs, free)
-        return gpu_slots(n_gpus, per_gpu)[:len(jobs)]
+        slots = gpu_slots(n_gpus, per_gpu)[:len(jobs)]
+        self.log(f"  packing: {len(slots)} worker(s) on {n_gpus} GPU(s), {per_gpu} runs per GPU"
+                 + ("" if self.runs_per_gpu else f" (free memory {free / 2 ** 30:.1f} GiB over the largest "
+                                                  "run's need)"))
+        return slots
 
     def close(self) -> None:
         """Nothing held between calls: each run() starts and joins its own workers."""
