@@ -121,19 +121,19 @@ def _train_pending(store: SQLiteStore, out: Path, roles: tuple[str, ...], execut
 
     first = [j for j in todo if j.init_from is None]
     then = [j for j in todo if j.init_from is not None]
-    with _Watcher(todo, role_of, log):
+    with _Watcher(todo, role_of, log, tracker):
         return executor.run(first, on_result) and executor.run(then, on_result)
 
 
 class _Watcher:
     """A progress line per run in flight every PROGRESS_EVERY seconds (read from the progress.json its worker
-    writes: train/progress.py), so a minutes-long run (the held-out one) is not silent until it ends. A
-    daemon thread; it only reads files and logs."""
+    writes: train/progress.py), so a minutes-long run (the held-out one) is not silent until it ends, on
+    the terminal and in the tracker. A daemon thread; it only reads files, logs and tracks."""
 
     PROGRESS_EVERY = 30.0
 
-    def __init__(self, jobs, role_of, log):
-        self.jobs, self.role_of, self.log = jobs, role_of, log
+    def __init__(self, jobs, role_of, log, tracker=None):
+        self.jobs, self.role_of, self.log, self.tracker = jobs, role_of, log, tracker
         self.stop = threading.Event()
         self.since = time.time()
 
@@ -155,8 +155,10 @@ class _Watcher:
                 if p is None or p["step"] >= p["steps"]:
                     continue
                 shown[job.run_dir] = p["time"]
-                self.log(f"  [{self.role_of.get(job.spec.run_id, '')} running] {job.spec.run_id}: "
-                         f"{progress_line(p)}")
+                role = self.role_of.get(job.spec.run_id, "")
+                self.log(f"  [{role} running] {job.spec.run_id}: {progress_line(p)}")
+                if self.tracker is not None:  # the tracker sees the run as it goes, not only when it ends
+                    self.tracker.log_progress(role, job.spec.run_id, p)
 
 
 def _mfu(value: float) -> str:

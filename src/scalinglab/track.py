@@ -1,10 +1,11 @@
 """Experiment trackers, optional: W&B and TensorBoard, fed from finished runs and from the study's results.
 
-A run is logged when it finishes, from its result (config, every eval row, the dense curve, the final
-metrics), so a tracker never sits inside a training step; a study logs its fits, held-out check and report
-figures when it ends. A study is a W&B group (its name and id) and a TensorBoard directory per run. A
-tracker never blocks or fails a run: the first error it raises becomes one ``warning:`` line and the
-tracker is off for the rest of the session.
+A run is logged as it trains (its progress every ~30 s: step, training loss, tokens/s, MFU, the final-loss
+estimate; from the study's watcher or `train`'s progress line, never inside a training step) and when it
+finishes, from its result (config, every eval row, the dense curve, the final metrics); a study logs its
+fits, held-out check and report figures when it ends. A study is a W&B group (its name and id) and a
+TensorBoard directory per run. A tracker never blocks or fails a run: the first error it raises becomes one
+``warning:`` line and the tracker is off for the rest of the session.
 """
 from __future__ import annotations
 
@@ -42,9 +43,19 @@ class Tracker:
 
     def __init__(self, out_dir: Path, group: str):
         self.out_dir, self.group, self.on = out_dir, group, True
+        self.live: dict = {}  # W&B runs opened by a progress point, finished by log_run
 
     def log_run(self, role: str, result, spec: dict | None = None) -> None:
         self._guarded(self._log_run, role, result.to_dict(), spec or {})
+
+    def log_progress(self, role: str, run_id: str, p: dict) -> None:
+        """A run's progress while it trains (the study's watcher, `train`'s progress line: every ~30 s):
+        step, training loss, tokens/s, MFU and the final-loss estimate, so a tracker shows a minutes-long run
+        as it goes; the evals and the curve follow when it ends (log_run)."""
+        self._guarded(self._log_progress, role, run_id, _progress_values(p), int(p["step"]))
+
+    def _log_progress(self, role, run_id, values, step):
+        raise NotImplementedError
 
     def log_study(self, summary: dict, study_dir: Path) -> None:
         self._guarded(self._log_study, summary, Path(study_dir))
@@ -81,6 +92,14 @@ def _steps(result: dict) -> list[tuple[int, dict]]:
     return [(s, clean(rows[s])) for s in sorted(rows)]
 
 
+def _progress_values(p: dict) -> dict:
+    e = p.get("estimate") or {}
+    values = {"progress/train_loss": p.get("train_loss"), "progress/tokens_per_s": p.get("tokens_per_s"),
+              "progress/mfu": p.get("mfu"),
+              "progress/estimate_final": e.get("final") if e.get("converged") else None}
+    return {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+
+
 FINALS = ("val_loss", "bits_per_byte", "n_params_total", "n_params_nonembed", "n_tokens", "flops", "steps",
           "wall_time_s", "tokens_per_s", "mfu")
 
@@ -113,6 +132,14 @@ class TensorBoardTracker(Tracker):
     def _writer(self, name: str):
         from torch.utils.tensorboard import SummaryWriter
         return SummaryWriter(log_dir=str(self.out_dir / "tensorboard" / name))
+
+    def _log_progress(self, role, run_id, values, step):
+        w = self._writer(f"{role}-{run_id}")
+        try:
+            for k, v in values.items():
+                w.add_scalar(k, v, step)
+        finally:
+            w.close()
 
     def _log_run(self, role, result, spec):
         w = self._writer(f"{role}-{result['run_id']}")
@@ -148,11 +175,31 @@ class WandbTracker(Tracker):
         return wandb.init(project=os.environ.get("WANDB_PROJECT", "scalinglab"), group=self.group, name=name,
                           job_type=job_type, config=config, dir=str(self.out_dir), reinit="create_new")
 
+    def _log_progress(self, role, run_id, values, step):
+        """A W&B run opened at the first progress point and kept for the rest (and for log_run): its series
+        are on their own x-axes (progress/step, eval/step, curve/step), as progress comes before the evals
+        it is followed by."""
+        live = self.live
+        if run_id not in live:
+            run = self._init(run_id, role, {"run_id": run_id, "role": role})
+            for prefix in ("progress", "eval", "curve"):
+                run.define_metric(f"{prefix}/step", hidden=True)
+                run.define_metric(f"{prefix}/*", step_metric=f"{prefix}/step")
+            live[run_id] = run
+        live[run_id].log(values | {"progress/step": step})
+
     def _log_run(self, role, result, spec):
-        run = self._init(result["run_id"], role, {"run_id": result["run_id"], "role": role, "spec": spec})
+        live = self.live.pop(result["run_id"], None)
+        run = live or self._init(result["run_id"], role, {"run_id": result["run_id"], "role": role,
+                                                         "spec": spec})
         try:
+            if live is not None:
+                run.config.update({"spec": spec}, allow_val_change=True)
             for step, values in _steps(result):
-                run.log(values, step=step)
+                if live is None:
+                    run.log(values, step=step)
+                else:  # the run's own x-axes: W&B's step already counted the progress points
+                    run.log(values | {f"{k.split('/')[0]}/step": step for k in values})
             run.summary.update(_finals(result))
         finally:
             run.finish()

@@ -55,6 +55,39 @@ def test_tensorboard_event_files_hold_the_run_and_the_study(tmp_path, finished, 
     assert "report/holdout" in ea.Tags()["images"]
 
 
+def _progress(step, loss):
+    return {"step": step, "steps": 100, "train_loss": loss, "elapsed": 1.0, "tokens_per_s": 5e4,
+            "mfu": 0.2, "estimate": {"converged": True, "final": 1.5, "interval": [1.4, 1.6], "warnings": []}}
+
+
+def test_a_run_is_tracked_as_it_trains_then_when_it_ends(tmp_path, finished, monkeypatch):
+    """Issue 29 §4: trackers logged only when a run ended. Progress points (the study's watcher, `train`'s
+    progress line, every ~30 s) go to the same run as its evals and curve, in TensorBoard and W&B."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from scalinglab.track import make_tracker
+    res, spec = finished
+    tb = make_tracker("tensorboard", tmp_path / "tb", "train")
+    for step, loss in ((20, 3.0), (40, 2.6)):
+        tb.log_progress("holdout", res.run_id, _progress(step, loss))
+    tb.log_run("holdout", res, spec)
+    ea = EventAccumulator(str(tmp_path / "tb" / "tensorboard" / f"holdout-{res.run_id}")).Reload()
+    assert {e.step: e.value for e in ea.Scalars("progress/train_loss")} == pytest.approx({20: 3.0, 40: 2.6})
+    assert ea.Scalars("progress/estimate_final")[0].value == pytest.approx(1.5)
+    assert len(ea.Scalars("eval/val_loss")) == len(res.evals)
+    pytest.importorskip("wandb")
+    for k, v in {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(tmp_path / "wb")}.items():
+        monkeypatch.setenv(k, v)
+    (tmp_path / "wb").mkdir()
+    wb = make_tracker("wandb", tmp_path / "wb", "debug-abc")
+    for step, loss in ((20, 3.0), (40, 2.6)):
+        wb.log_progress("holdout", res.run_id, _progress(step, loss))
+    wb.log_run("holdout", res, spec)
+    assert wb.on and not wb.live  # no tracker error; the live run was finished by log_run
+    (run_dir,) = (tmp_path / "wb" / "wandb").glob("offline-run-*")  # one W&B run for both
+
+
 def test_wandb_offline_run_holds_config_history_and_summary(tmp_path, finished, monkeypatch):
     pytest.importorskip("wandb")
     from scalinglab.track import make_tracker

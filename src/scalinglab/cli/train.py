@@ -227,7 +227,7 @@ def run(args) -> int:
         with DirLock(out, "train"):
             return _launch(args)
     rank = int(os.environ.get("RANK", "0"))
-    result = _train_this_process(args, spec, shards, out, reference, rank)
+    result = _train_this_process(args, spec, shards, out, reference, rank, tracker)
     if isinstance(result, int):
         return result
     if rank:  # rank 0 speaks for the run
@@ -252,7 +252,7 @@ def run(args) -> int:
     return 0
 
 
-def _train_this_process(args, spec, shards, out: Path, reference, rank: int):
+def _train_this_process(args, spec, shards, out: Path, reference, rank: int, tracker=None):
     """The run in this process (the whole of it, or one rank of it): its RunResult, or an exit code when a
     peer process died mid-collective (one line from this rank, not gloo's 24-line traceback: issue 30 R20;
     the launcher's line names who ended and how)."""
@@ -268,10 +268,11 @@ def _train_this_process(args, spec, shards, out: Path, reference, rank: int):
     # under our launcher it holds the lock; under a user's torchrun, rank 0 takes it
     lock = nullcontext() if os.environ.get(distributed.LAUNCHED) or rank else DirLock(out, "train")
     bar = _Progress()
+    progress = None if rank else _Tracked(None if args.json else bar, tracker, spec.run_id)
     with lock:
         try:
             result = train(spec, out, device=args.device, threads=args.threads, shards=shards,
-                           progress=None if args.json or rank else bar, fsdp=args.fsdp,
+                           progress=progress, fsdp=args.fsdp,
                            compile_model=args.compile, estimator=RunEstimator(reference))
         except RuntimeError as exc:
             if not distributed.in_torchrun():
@@ -344,6 +345,22 @@ def _without_nproc(argv: list[str]) -> list[str]:
         elif not tok.startswith("--nproc="):
             out.append(tok)
     return out
+
+
+class _Tracked:
+    """The progress line, and every TRACK_EVERY seconds the tracker's progress point (`train --log`)."""
+
+    TRACK_EVERY = 30.0
+
+    def __init__(self, bar, tracker, run_id: str):
+        self.bar, self.tracker, self.run_id, self.last = bar, tracker, run_id, time.monotonic()
+
+    def __call__(self, p: dict) -> None:
+        if self.bar is not None:
+            self.bar(p)
+        if self.tracker is not None and time.monotonic() - self.last >= self.TRACK_EVERY:
+            self.last = time.monotonic()
+            self.tracker.log_progress("train", self.run_id, p)
 
 
 class _Progress:
