@@ -224,7 +224,7 @@ def _wandb_history(tmp_path):
 def test_a_wandb_history_export_is_read_as_curves(tmp_path):
     runs, chosen = runs_table.load_runs(_wandb_history(tmp_path))
     assert chosen["run_id"] == "name" and chosen["step"] == "_step" and chosen["loss"] == "eval/loss"
-    assert any("rows without a eval/loss value" in n for n in runs.input["notes"])
+    assert any("rows with no value in column eval/loss" in n for n in runs.input["notes"])  # not "a eval"
     res = ChinchillaFit().fit(runs).result_
     assert res.n_runs == 14  # curves: one final per run, not 168 independent rows
 

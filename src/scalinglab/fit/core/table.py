@@ -224,8 +224,8 @@ def load_runs(path: str | Path, overrides: dict[str, str] | None = None, *, n_un
     if "step" in runs and "run_id" in runs and runs["loss"].isna().any():
         # a history export logs eval loss at some steps only: those rows are not evals
         kept = runs["loss"].notna()
-        notes.append(f"{int((~kept).sum())} rows without a {chosen['loss']} value (steps logged without an "
-                     "eval) left out")
+        notes.append(f"{int((~kept).sum())} rows with no value in column {chosen['loss']} (steps logged "
+                     "without an eval) left out")
         runs = runs[kept].reset_index(drop=True)
         if len(runs) == 0:
             raise ScalingLabError(f"{path}: no row has a value in {chosen['loss']}")
