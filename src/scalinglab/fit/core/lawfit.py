@@ -156,11 +156,16 @@ def fit_law(law: Law, pts: Points, *, delta: float = 1e-3, n_polish: int = 6,
                      for combo in product(*(law.starts[p] for p in law.params))], dtype=float)
     if extra_starts:
         grid = np.vstack([grid, [_theta(law, s) for s in extra_starts]])
-    X = {k: v[None, :] for k, v in pts.X.items()}
+    # every start on every point costs starts x points: on a large table the starts are screened on a
+    # seeded subsample of SCREEN_POINTS points, the best polished on all of them (issue 30 R9: Kaplan's
+    # L(N, D) on 100k runs took 29 s and 1.8 GB screening 4000+ starts on every run)
+    pick = slice(None) if len(logy) <= SCREEN_POINTS else np.sort(
+        np.random.default_rng(0).choice(len(logy), size=SCREEN_POINTS, replace=False))
+    X = {k: v[pick][None, :] for k, v in pts.X.items()}
     values = np.empty(len(grid))
     for lo in range(0, len(grid), 512):
         th = grid[lo:lo + 512]
-        r = _log_pred(law, th[:, None, :], X) - logy[None, :]  # (starts, points)
+        r = _log_pred(law, th[:, None, :], X) - logy[pick][None, :]  # (starts, points)
         values[lo:lo + 512] = np.where(np.isfinite(r).all(axis=1), huber(r, delta).sum(axis=1), np.inf)
     order = [i for i in np.argsort(values)[:n_polish] if np.isfinite(values[i])]
     if not order:
@@ -202,6 +207,7 @@ def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: 
 
 
 BOOT_ITERS = 60  # batched Levenberg-Marquardt steps per bootstrap refit, warm-started at the full fit
+SCREEN_POINTS = 2000  # above this many points, the start grid is screened on a subsample of this size
 
 
 def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "Points"],
@@ -270,8 +276,9 @@ def refit_batched(law: Law, theta0: np.ndarray, samples: Sequence[Points], delta
         J = np.stack([(resid(theta + h[:, j:j + 1] * eye[j]) - r) / h[:, j:j + 1] for j in range(k)], axis=2)
         a = np.abs(r)
         wr = w * np.where(a <= delta, 1.0, delta / np.maximum(a, 1e-300))
-        g = np.einsum("snk,sn->sk", J, wr * r)
-        H = np.einsum("snk,sn,snm->skm", J, wr, J)
+        Jw = J * wr[:, :, None]  # batched matrix products (BLAS), not einsum: 100k points, 200 steps
+        g = np.matmul(Jw.transpose(0, 2, 1), r[:, :, None])[:, :, 0]
+        H = np.matmul(Jw.transpose(0, 2, 1), J)
         d = np.einsum("skk->sk", H)
         H = H + (lam[:, None] * d + 1e-12 * (1.0 + d.max(axis=1, keepdims=True)))[:, :, None] * eye
         try:
