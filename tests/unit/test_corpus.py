@@ -155,7 +155,7 @@ def test_endless_inputs_are_refused_and_validating_on_the_training_text_is_said(
     text = tmp_path / "t.txt"
     text.write_text("Call me Ishmael. Some years ago, never mind how long precisely. " * 400)
     load_corpus(str(text), str(text))
-    assert "1 of the 1 validation documents" in capsys.readouterr().err
+    assert "1 of the validation files or documents" in capsys.readouterr().err
 
 
 def test_a_tokenizer_file_with_ids_past_its_size_or_no_unknown_token(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from ..errors import ScalingLabError
@@ -49,7 +50,7 @@ def _join_negative_numbers(argv: list[str]) -> list[str]:
 
 
 # the filesystem said no to a write (issue 30 R10: a full disk was an OSError traceback): one error line
-WRITE_ERRORS = {28, 122, 30, 13, 27}  # ENOSPC, EDQUOT, EROFS, EACCES, EFBIG
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:
-        import errno
         if exc.errno not in WRITE_ERRORS:
             raise  # anything else is a bug to see, not to word away
         where = f" {exc.filename}" if exc.filename else ""

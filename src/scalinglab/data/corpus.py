@@ -90,15 +90,19 @@ def load_corpus(data: str | Path | None = None, val_data: str | Path | None = No
             raise ScalingLabError(str(exc).replace("`data`", "`val_data`", 1), params=("val_data",)) from None
         docs = tuple(Document(d.id, "train", d.text, d.source) for d in train.documents) + tuple(
             Document(f"val:{doc_id}", "validation", text, src) for doc_id, text, src in held)
-        # the training documents as read (before a text file's split into train and validation parts)
-        whole = [text for _, text, _ in read_user_documents(Path(data))] if train.documents and \
-            not is_embedded(str(data)) else [d.text for d in train.documents]
-        seen = {hashlib.sha256(text.encode()).digest() for text in whole}
-        both = sum(hashlib.sha256(text.encode()).digest() in seen for _, text, _ in held)
-        if both:  # issue 30 R22: --val-data equal to --data trained and validated on one text, unsaid
+        # issue 30 R22: --val-data equal to --data trained and validated on one text, unsaid. Files are
+        # compared by content digest (a text file's documents are split, so its texts never match whole),
+        # the embedded corpus by document text
+        if is_embedded(str(data)):
+            seen = {hashlib.sha256(d.text.encode()).digest() for d in train.documents}
+            both = sum(hashlib.sha256(text.encode()).digest() in seen for _, text, _ in held)
+        else:
+            seen = {_digest(f) for f in _files(Path(data))}
+            both = sum(_digest(f) in seen for f in _files(Path(val_data)))
+        if both:
             import sys
-            print(f"warning: {both} of the {len(held)} validation documents ({val_data}) are also training "
-                  f"documents ({data}): the validation loss measures memorisation, not generalisation",
+            print(f"warning: {both} of the validation files or documents ({val_data}) are also training "
+                  f"data ({data}): the validation loss measures memorisation, not generalisation",
                   file=sys.stderr)
         probe = Corpus("", docs)
         return Corpus(f"{data}|val={val_data}", docs,
@@ -170,6 +174,20 @@ def _corrupt(text: str, doc_id: str) -> str:
     return codes.tobytes().decode("utf-32-le")
 
 
+def _files(path: Path) -> list[Path]:
+    """The files a `data` path names: itself, or every visible file below a folder (as read below)."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return [p for p in files if not p.name.startswith(".")]
+
+
+def _digest(path: Path) -> bytes:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.digest()
+
+
 def read_user_documents(path: Path) -> list[tuple[str, str, str]]:
     """(id, text, source) per document: a .txt file is one document, a .jsonl file one per line (`text`
     field; an optional string `source` field names its per-source loss, else the file does)."""
@@ -177,8 +195,7 @@ def read_user_documents(path: Path) -> list[tuple[str, str, str]]:
         raise ScalingLabError(f"`data` {path}: no such file or directory", params=("data",))
     if not (path.is_dir() or path.is_file()):  # /dev/zero, a pipe: read with no end (issue 30 R21)
         raise ScalingLabError(f"`data` {path}: not a regular file or a folder", params=("data",))
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    files = [p for p in files if not p.name.startswith(".")]
+    files = _files(path)
     total_size = sum(f.stat().st_size for f in files)
     if total_size > MAX_BYTES:  # all of it is held in memory while tokenized: say so before reading
         raise ScalingLabError(f"`data` {path}: {total_size / 1e9:.1f} GB of files; the corpus is read into "

@@ -18,7 +18,7 @@ from scipy.optimize import least_squares
 
 from ...errors import NotFittable, ScalingLabError
 from .base import FitBase, data_range
-from .robust import huber, percentile_interval, percentile_intervals, residual_sd
+from .robust import huber, percentile_interval, residual_sd
 from .threads import one_blas_thread
 from .verdict import E_FLOOR, judge, resamples, verdict_intervals, verdict_note
 
@@ -211,11 +211,10 @@ SCREEN_POINTS = 2000  # above this many points, the start grid is screened on a 
 
 
 def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "Points"],
-                  run_ids: np.ndarray, *, n_boot: int, seed: int, level: float, delta: float = 1e-3
-                  ) -> tuple[dict[str, tuple[float, float]], np.ndarray | None]:
-    """(percentile intervals, draws (K, params)) from refits (warm-started at theta) on runs resampled with
-    replacement;
+                  run_ids: np.ndarray, *, n_boot: int, seed: int, delta: float = 1e-3) -> np.ndarray | None:
+    """Draws (K, params) from refits (warm-started at theta) on runs resampled with replacement, or None;
     ``rebuild(picked_run_ids)`` makes the points of one resample (an envelope is rebuilt from its runs).
+    Resample k is the same whatever ``n_boot`` (seeded, drawn in order): the verdict reads the first 100.
 
     All resamples are refitted together: their points are stacked into one padded (resample, point) array
     and advanced by one batched Levenberg-Marquardt (see ``refit_batched``), not one scipy call each.
@@ -230,11 +229,10 @@ def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "
         if len(sample.y) > len(law.params):
             samples.append(sample)
     if not samples:
-        return {}, None
+        return None
     th, val = refit_batched(law, theta, samples, delta)
-    ok = np.isfinite(val)
-    draws = [{k: float(v) for k, v in _natural(law, t).items()} for t in th[ok]]
-    return percentile_intervals(draws, level), np.array([[d[p] for p in law.params] for d in draws])
+    natural = [_natural(law, t) for t in th[np.isfinite(val)]]
+    return np.array([[float(d[p]) for p in law.params] for d in natural]).reshape(-1, len(law.params))
 
 
 def refit_batched(law: Law, theta0: np.ndarray, samples: Sequence[Points], delta: float,
@@ -315,8 +313,8 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
     # the verdict reads VERDICT_DRAWS resamples whether or not intervals were asked for (core/verdict.py)
     units = np.unique(pts.run) if run_ids is None else run_ids
     n_boot = resamples(bootstrap, len(units))
-    _, all_draws = bootstrap_law(law, theta, rebuild or rebuild_from(pts), units, n_boot=n_boot, seed=seed,
-                                 level=level, delta=delta) if n_boot else ({}, None)
+    all_draws = bootstrap_law(law, theta, rebuild or rebuild_from(pts), units, n_boot=n_boot, seed=seed,
+                              delta=delta) if n_boot else None
     verdict_ci = verdict_intervals(all_draws, law.params)
     ci, draws = {}, None
     if bootstrap:
