@@ -156,26 +156,29 @@ def fit_law(law: Law, pts: Points, *, delta: float = 1e-3, n_polish: int = 6,
                      for combo in product(*(law.starts[p] for p in law.params))], dtype=float)
     if extra_starts:
         grid = np.vstack([grid, [_theta(law, s) for s in extra_starts]])
-    # every start on every point costs starts x points: on a large table the starts are screened on a
-    # seeded subsample of SCREEN_POINTS points, the best polished on all of them (issue 30 R9: Kaplan's
-    # L(N, D) on 100k runs took 29 s and 1.8 GB screening 4000+ starts on every run)
-    pick = slice(None) if len(logy) <= SCREEN_POINTS else np.sort(
-        np.random.default_rng(0).choice(len(logy), size=SCREEN_POINTS, replace=False))
-    X = {k: v[pick][None, :] for k, v in pts.X.items()}
+    # every start on every point costs starts x points, every LM step steps x points: on a large table
+    # the starts are screened and the best few fitted on a seeded subsample of SCREEN_POINTS points, and
+    # only the best of those is refined on all of them (issue 30 R9: Kaplan's L(N, D) on 100k runs took
+    # 39 s fitting six starts to every run; on 1M runs every law together must take under a minute)
+    big = len(logy) > SCREEN_POINTS
+    sub = pts.take(np.sort(np.random.default_rng(0).choice(len(logy), size=SCREEN_POINTS, replace=False))
+                   ) if big else pts
+    sub_logy = np.log(sub.y)
+    X = {k: v[None, :] for k, v in sub.X.items()}
     values = np.empty(len(grid))
     for lo in range(0, len(grid), 512):
         th = grid[lo:lo + 512]
-        r = _log_pred(law, th[:, None, :], X) - logy[pick][None, :]  # (starts, points)
+        r = _log_pred(law, th[:, None, :], X) - sub_logy[None, :]  # (starts, points)
         values[lo:lo + 512] = np.where(np.isfinite(r).all(axis=1), huber(r, delta).sum(axis=1), np.inf)
     order = [i for i in np.argsort(values)[:n_polish] if np.isfinite(values[i])]
     if not order:
         raise NotFittable(f"{law.name}: no start gave a finite prediction on these points")
     # the best few advance together (batched LM), then scipy's trust-region finishes the best of them
-    th, vals = refit_batched(law, grid[order], [pts] * len(order), delta, iters=200)
+    th, vals = refit_batched(law, grid[order], [sub] * len(order), delta, iters=200)
     results = [float(v) for v in vals if np.isfinite(v)]
     best, best_val = None, np.inf
     for i in np.argsort(vals)[:3]:  # a flat valley can leave LM short of the minimum: finish the best three
-        t, v, _ = _polish(law, th[i], pts, logy, delta, max_nfev=500)
+        t, v, _ = _polish(law, th[i], sub, sub_logy, delta, max_nfev=500)
         t, v = (t, v) if v <= vals[i] else (th[i], float(vals[i]))
         if v < best_val:
             best, best_val = t, v
@@ -183,11 +186,17 @@ def fit_law(law: Law, pts: Points, *, delta: float = 1e-3, n_polish: int = 6,
         raise NotFittable(f"{law.name}: no start gave a finite prediction on these points")
     ref = min(results) if results else best_val
     agree = sum(abs(v - ref) <= 1e-6 * max(1.0, abs(ref)) for v in results)
-    return best, float(best_val), {"n_starts": int(len(grid)), "n_polished": len(results),
-                                   "n_agree": int(agree)}
+    diag = {"n_starts": int(len(grid)), "n_polished": len(results), "n_agree": int(agree)}
+    if big:  # the subsample's minimum is close to all points' minimum: scipy's trust region goes there
+        best, best_val, _ = _polish(law, best, pts, logy, delta, max_nfev=200, tol=BIG_TOL)
+        if not np.isfinite(best_val):
+            raise NotFittable(f"{law.name}: the fit to a subsample gave no finite prediction on all points")
+        diag["screened_on"] = SCREEN_POINTS
+    return best, float(best_val), diag
 
 
-def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: float, max_nfev: int = 2000):
+def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: float, max_nfev: int = 2000,
+            tol: float = 1e-12):
     X = pts.X
 
     def resid(th):
@@ -197,8 +206,8 @@ def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: 
     lower = law.lower_bounds()
     try:
         sol = least_squares(resid, np.maximum(theta0, lower + 1e-9), loss="huber", f_scale=delta,
-                            method="trf", x_scale="jac", bounds=(lower, np.inf), xtol=1e-12, ftol=1e-12,
-                            gtol=1e-12, max_nfev=max_nfev)
+                            method="trf", x_scale="jac", bounds=(lower, np.inf), xtol=tol, ftol=tol,
+                            gtol=tol, max_nfev=max_nfev)
     except (ValueError, FloatingPointError):
         return theta0, np.inf, False
     r = _log_pred(law, sol.x, X) - logy
@@ -207,7 +216,10 @@ def _polish(law: Law, theta0: np.ndarray, pts: Points, logy: np.ndarray, delta: 
 
 
 BOOT_ITERS = 60  # batched Levenberg-Marquardt steps per bootstrap refit, warm-started at the full fit
+BOOT_FTOL = 1e-10  # ... each refit stops once a step lowers its objective by no more than this (relative)
+BOOT_CHUNK_POINTS = 1_000_000  # resampled points refitted together (a padded array of this many floats)
 SCREEN_POINTS = 2000  # above this many points, the start grid is screened on a subsample of this size
+BIG_TOL = 1e-10  # scipy's tolerances for the one polish on all points of a large table (objective ~1e-10)
 
 
 def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "Points"],
@@ -216,34 +228,46 @@ def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "
     ``rebuild(picked_run_ids)`` makes the points of one resample (an envelope is rebuilt from its runs).
     Resample k is the same whatever ``n_boot`` (seeded, drawn in order): the verdict reads the first 100.
 
-    All resamples are refitted together: their points are stacked into one padded (resample, point) array
-    and advanced by one batched Levenberg-Marquardt (see ``refit_batched``), not one scipy call each.
+    The resamples are refitted together, in chunks of up to BOOT_CHUNK_POINTS points: their points are
+    stacked into one padded (resample, point) array and advanced by one batched Levenberg-Marquardt (see
+    ``refit_batched``), not one scipy call each.
     """
     rng = np.random.default_rng(seed)
-    samples = []
+    out, chunk = [], []
+
+    def refit(chunk):  # one chunk of resamples, refitted together
+        th, val = refit_batched(law, theta, chunk, delta)
+        out.extend(_natural(law, t) for t in th[np.isfinite(val)])
+
     for _ in range(n_boot):
         try:
             sample = rebuild(rng.choice(run_ids, size=len(run_ids), replace=True))
         except NotFittable:
             continue  # a resample too thin to give points (e.g. one budget left with 2 sizes)
         if len(sample.y) > len(law.params):
-            samples.append(sample)
-    if not samples:
+            chunk.append(sample)
+        # memory: the stacked chunk holds (resamples x points x params) floats, bounded by BOOT_CHUNK_POINTS
+        if sum(len(c.y) for c in chunk) >= BOOT_CHUNK_POINTS:
+            refit(chunk)
+            chunk = []
+    if chunk:
+        refit(chunk)
+    if not out:
         return None
-    th, val = refit_batched(law, theta, samples, delta)
-    natural = [_natural(law, t) for t in th[np.isfinite(val)]]
-    return np.array([[float(d[p]) for p in law.params] for d in natural]).reshape(-1, len(law.params))
+    return np.array([[float(d[p]) for p in law.params] for d in out]).reshape(-1, len(law.params))
 
 
 def refit_batched(law: Law, theta0: np.ndarray, samples: Sequence[Points], delta: float,
-                  iters: int = BOOT_ITERS) -> tuple[np.ndarray, np.ndarray]:
+                  iters: int = BOOT_ITERS, ftol: float = BOOT_FTOL) -> tuple[np.ndarray, np.ndarray]:
     """Minimise each sample's sum of Huber(log residual) from theta0 (one start, or one per sample), all
     samples at once.
 
     Samples are padded to one length (padding carries weight 0). Each step: a forward-difference Jacobian,
     the IRLS Gauss-Newton system of the Huber loss (weight 1 inside delta, delta/|r| outside, whose
     gradient J'Wr is the Huber gradient exactly), Marquardt damping per sample, exponents held >= 0;
-    a step is taken only where it lowers that sample's objective. Returns (theta (S, k), objective (S,)).
+    a step is taken only where it lowers that sample's objective. A sample is done when a step lowered its
+    objective by at most ``ftol`` of it, or its damping ran to the limit; the done are dropped from the
+    arrays once they are a quarter of them. Returns (theta (S, k), objective (S,)).
     """
     S, k, n = len(samples), len(law.params), max(len(s.y) for s in samples)
     w = np.zeros((S, n))
@@ -264,12 +288,30 @@ def refit_batched(law: Law, theta0: np.ndarray, samples: Sequence[Points], delta
     def value(r):
         return (w * huber(r, delta)).sum(axis=1)
 
-    theta = np.maximum(np.broadcast_to(theta0, (S, k)), lower).astype(float)
+    theta_all = np.maximum(np.broadcast_to(theta0, (S, k)), lower).astype(float)
+    f_all, finite_all = np.empty(S), np.empty(S, dtype=bool)
+    theta, rows = theta_all.copy(), np.arange(S)  # the rows still in the arrays (indices of samples)
     r = resid(theta)
     f = value(r)
     lam = np.full(S, 1e-3)
+    done = np.zeros(S, dtype=bool)
     eye = np.eye(k)
+
+    def settle(keep):  # write the rows leaving the arrays back; keep the others
+        gone = ~keep
+        theta_all[rows[gone]], f_all[rows[gone]] = theta[gone], f[gone]
+        finite_all[rows[gone]] = (np.abs(r[gone]) < 1e3).all(axis=1)
+
     for _ in range(iters):
+        if done.sum() * 4 >= len(rows):  # compact: the done leave the arrays
+            keep = ~done
+            settle(keep)
+            rows, theta, r, f, lam, w, logy = rows[keep], theta[keep], r[keep], f[keep], lam[keep], w[keep], \
+                logy[keep]
+            X = {name: v[keep] for name, v in X.items()}
+            done = done[keep]
+            if not len(rows):
+                break
         h = 1e-7 * np.maximum(1.0, np.abs(theta))
         J = np.stack([(resid(theta + h[:, j:j + 1] * eye[j]) - r) / h[:, j:j + 1] for j in range(k)], axis=2)
         a = np.abs(r)
@@ -287,12 +329,12 @@ def refit_batched(law: Law, theta0: np.ndarray, samples: Sequence[Points], delta
         r2 = resid(trial)
         f2 = value(r2)
         better = np.isfinite(f2) & (f2 < f)
+        done |= better & (f - f2 <= ftol * np.abs(f))
         theta[better], r[better], f[better] = trial[better], r2[better], f2[better]
         lam = np.where(better, np.maximum(lam / 3.0, 1e-9), np.minimum(lam * 4.0, 1e9))
-        if (lam >= 1e9).all():
-            break
-    f = np.where((np.abs(r) < 1e3).all(axis=1), f, np.inf)
-    return theta, f
+        done |= lam >= 1e9
+    settle(np.zeros(len(rows), dtype=bool))
+    return theta_all, np.where(finite_all, f_all, np.inf)
 
 
 def rebuild_from(pts: "Points") -> Callable[[np.ndarray], "Points"]:
@@ -311,8 +353,8 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
     per point) to the result's ``points`` frame."""
     theta, objective, diag = fit_law(law, pts, delta=delta, extra_starts=extra_starts)
     # the verdict reads VERDICT_DRAWS resamples whether or not intervals were asked for (core/verdict.py)
-    units = np.unique(pts.run) if run_ids is None else run_ids
-    n_boot = resamples(bootstrap, len(units))
+    units = np.sort(pd.unique(pts.run)) if run_ids is None else run_ids  # pandas' hash: 30x numpy's at 1M
+    n_boot = resamples(bootstrap, len(units), len(pts.y))
     all_draws = bootstrap_law(law, theta, rebuild or rebuild_from(pts), units, n_boot=n_boot, seed=seed,
                               delta=delta) if n_boot else None
     verdict_ci = verdict_intervals(all_draws, law.params)
@@ -352,9 +394,13 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
         verdict.append("the objective is not finite at the fitted parameters")
     warnings = list(warnings) + verdict
     diag["residual_sd"] = _residual_sd(law, theta, pts)
-    diag["not_identified"] = notes + verdict_note(bootstrap, len(units))
+    diag["not_identified"] = notes + verdict_note(bootstrap, len(units), len(pts.y))
     converged = not verdict
-    n_runs = int(len(np.unique(pts.run))) if run_ids is None else int(len(run_ids))
+    n_runs = int(len(units))
+    points = points_frame(pts, context)
+    if len(points) < len(pts.y):
+        settings = dict(settings or {}) | {"points_kept": f"{len(points):,} of {len(pts.y):,} points (whole "
+                                                          "runs, seeded) kept for the figures"}
     return LawFit(law=family, approach=approach, form=law.formula, params=params, objective=objective,
                   n_runs=n_runs, n_points=int(len(pts.y)), converged=converged, ci=ci, inputs=law.inputs,
                   target="B_crit" if family == "bcrit" else "loss",
@@ -363,7 +409,7 @@ def make_result(law: Law, family: str, approach: str, pts: Points, *, delta: flo
                             "ci_level": level if bootstrap else None, "cite": law.cite,
                             "inputs": list(law.inputs), "data_range": _range_of(law, pts)}
                   | dict(settings or {}),
-                  draws=draws, level=level, fn=law.fn, points=points_frame(pts, context))
+                  draws=draws, level=level, fn=law.fn, points=points)
 
 
 E_HOLD = 0.1  # E is held at this fraction of the lowest loss to test whether the fit depends on it
@@ -408,5 +454,19 @@ def _residual_sd(law: Law, theta: np.ndarray, pts: Points) -> float:
     return residual_sd(_log_pred(law, theta, pts.X) - np.log(pts.y), len(law.params))
 
 
+POINTS_KEPT = 20_000  # a fit keeps at most this many of its points (whole runs, seeded) for its figures
+
+
 def points_frame(pts: Points, context: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
-    return pd.DataFrame({**pts.X, "target": pts.y, "run": pts.run, **dict(context or {})})
+    """The points a fit keeps for its figures (residuals, Kaplan Fig. 11): all of them up to POINTS_KEPT,
+    else the points of whole runs drawn at random (seeded) up to that many, so that a fit of a million
+    runs neither holds nor writes a million rows per law (issue 30 R9)."""
+    cols = {**pts.X, "target": pts.y, "run": pts.run, **dict(context or {})}
+    if len(pts.y) > POINTS_KEPT:
+        codes, runs = pd.factorize(pts.run)
+        order = np.random.default_rng(0).permutation(len(runs))
+        n_keep = max(1, int(np.searchsorted(np.cumsum(np.bincount(codes)[order]), POINTS_KEPT, side="right")))
+        kept = np.zeros(len(runs), dtype=bool)
+        kept[order[:n_keep]] = True
+        cols = {k: np.asarray(v)[kept[codes]] for k, v in cols.items()}
+    return pd.DataFrame(cols)

@@ -29,23 +29,31 @@ VERDICT_LEVEL = 0.95
 
 
 VERDICT_MAX_UNITS = 5000  # above this many resampled units (runs), the verdict refits none of its own
+VERDICT_MAX_POINTS = 2000  # ... nor above this many points (curve evals): 100 refits of 2000 take 1-16 s
 
 
-def resamples(asked: int | None, units: int) -> int:
+def resamples(asked: int | None, units: int, points: int = 0) -> int:
     """How many resamples a fitter refits: the user's count, and never fewer than the verdict reads, on a
-    table of at most VERDICT_MAX_UNITS runs. A larger table gets only what was asked: 100 refits of a
-    million rows would cost minutes and gigabytes, and its intervals are narrow; its verdict then reads
-    the point estimates (and the asked-for intervals), which ``verdict_note`` says."""
-    if units > VERDICT_MAX_UNITS:
+    table of at most VERDICT_MAX_UNITS runs and VERDICT_MAX_POINTS points. A larger table gets only what
+    was asked: 100 refits of a million rows would cost minutes and gigabytes, and its intervals are narrow;
+    its verdict then reads the point estimates (and the asked-for intervals), which ``verdict_note``
+    says."""
+    if units > VERDICT_MAX_UNITS or points > VERDICT_MAX_POINTS:
         return int(asked or 0)
     return max(int(asked or 0), VERDICT_DRAWS)
 
 
-def verdict_note(asked: int | None, units: int) -> list[str]:
+def verdict_note(asked: int | None, units: int, points: int = 0) -> list[str]:
     """The diagnostics' note for a verdict that read no resamples of its own (see ``resamples``)."""
-    if units > VERDICT_MAX_UNITS and not asked:
+    if asked:
+        return []
+    if units > VERDICT_MAX_UNITS:
         return [f"the verdict read no bootstrap intervals: {units:,} runs (more than {VERDICT_MAX_UNITS:,}) "
                 "are not resampled unless asked (--bootstrap K); the point estimates were judged"]
+    if points > VERDICT_MAX_POINTS:
+        return [f"the verdict read no bootstrap intervals: {points:,} points (more than "
+                f"{VERDICT_MAX_POINTS:,}) are not resampled unless asked (--bootstrap K); the point "
+                "estimates were judged"]
     return []
 
 
