@@ -357,3 +357,19 @@ def test_a_fit_of_many_points_keeps_whole_runs_up_to_points_kept_for_its_figures
     assert kept.equals(points_frame(pts))  # seeded
     small = Points({"x": np.arange(50.0)}, np.ones(50), np.arange(50))
     assert len(points_frame(small)) == 50
+
+
+def test_an_envelope_of_fewer_than_two_of_its_runs_is_not_fittable():
+    """A resample (or a pick of run ids) that leaves one run, or none the envelope knows, gives no envelope:
+    a NotFittable the bootstrap skips, not a numpy error."""
+    from scalinglab.errors import NotFittable
+    from scalinglab.fit.core.curves import Envelope
+    step = np.tile(np.arange(1, 11), 3)
+    curves = pd.DataFrame({"run_id": np.repeat(["a", "b", "c"], 10), "step": step,
+                           "N": np.repeat([1e6, 2e6, 4e6], 10), "D": step * 1e5, "loss": 3.0 / step ** 0.1})
+    curves["C"] = 6 * curves["N"] * curves["D"]
+    env = Envelope(curves, "C")
+    assert set(env.frame()["run_id"]) <= {"a", "b", "c"} and len(env.frame(["a", "b"])) > 0
+    for pick in (["a"], ["a", "a"], ["zz"], []):
+        with pytest.raises(NotFittable, match="at least 2 runs"):
+            env.frame(pick)

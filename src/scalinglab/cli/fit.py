@@ -256,7 +256,7 @@ def _given(fit3):
 
 def _approach3(runs, args):
     from ..fit.chinchilla.approach3 import SCREEN_RUNS
-    if len(runs) > 50 * SCREEN_RUNS:  # a long fit says what it is doing (1M runs: ~25 s)
+    if len(runs) > 50 * SCREEN_RUNS:  # a long fit says what it is doing (1M runs: ~7 s)
         print(f"fitting {len(runs):,} rows: the 4500 starts screened on {SCREEN_RUNS:,} of them, the best "
               "polished on all", file=sys.stderr)
     fitter = ChinchillaFit(loss=args.loss, delta=args.delta, fixed_E=args.fixed_E, bootstrap=args.bootstrap,

@@ -106,10 +106,12 @@ class Envelope:
             # by a hash index: np.isin on string ids compares every pair (5000 runs: 1 s per resample)
             rows = np.unique(self._index.get_indexer(pd.unique(np.asarray(run_ids))))
             rows = rows[rows >= 0]
+        if len(rows) < 2:
+            raise NotFittable(f"an envelope over {self.x} needs at least 2 runs")
         logl = self.logl if len(rows) == len(self.run_ids) else self.logl[rows]
         best = logl.argmin(axis=0)
         col = np.flatnonzero(np.isfinite(logl[best, np.arange(logl.shape[1])]))
-        if len(rows) < 2 or len(col) == 0:
+        if len(col) == 0:
             raise NotFittable(f"an envelope over {self.x} needs at least 2 runs")
         win = rows[best[col]]
         out = {self.x: self.grid[col], "loss": np.exp(self.logl[win, col]),
