@@ -173,18 +173,21 @@ def fit_law(law: Law, pts: Points, *, delta: float = 1e-3, n_polish: int = 6,
     order = [i for i in np.argsort(values)[:n_polish] if np.isfinite(values[i])]
     if not order:
         raise NotFittable(f"{law.name}: no start gave a finite prediction on these points")
-    # the best few advance together (batched LM), then scipy's trust-region finishes the best of them
+    # the best few advance together (batched LM), then scipy's trust-region finishes the best three: a flat
+    # valley can leave LM short of the minimum, so the starts' agreement reads the finished values
     th, vals = refit_batched(law, grid[order], [sub] * len(order), delta, iters=200)
-    results = [float(v) for v in vals if np.isfinite(v)]
+    vals = vals.astype(float)
     best, best_val = None, np.inf
-    for i in np.argsort(vals)[:3]:  # a flat valley can leave LM short of the minimum: finish the best three
+    for i in np.argsort(vals)[:3]:
         t, v, _ = _polish(law, th[i], sub, sub_logy, delta, max_nfev=500)
         t, v = (t, v) if v <= vals[i] else (th[i], float(vals[i]))
+        vals[i] = v
         if v < best_val:
             best, best_val = t, v
     if not np.isfinite(best_val):
         raise NotFittable(f"{law.name}: no start gave a finite prediction on these points")
-    ref = min(results) if results else best_val
+    results = [float(v) for v in vals if np.isfinite(v)]
+    ref = min(results)
     agree = sum(abs(v - ref) <= 1e-6 * max(1.0, abs(ref)) for v in results)
     diag = {"n_starts": int(len(grid)), "n_polished": len(results), "n_agree": int(agree)}
     if big:  # the subsample's minimum is close to all points' minimum: scipy's trust region goes there
