@@ -333,6 +333,15 @@ def test_a_large_table_is_fitted_on_every_point_and_judged_without_resamples_unl
     assert fit.objective <= from_truth * (1 + 1e-8)
     assert fit.params["alpha_N"] == pytest.approx(0.076, rel=0.02)
     assert fit.params["alpha_D"] == pytest.approx(0.095, rel=0.02)
+    # a polish on every point that runs out of evaluations is no confirmed minimum, and says so
+    nfev = lawfit.BIG_NFEV
+    try:
+        lawfit.BIG_NFEV = 1
+        cut = fit_kaplan(table, "L(N,D)")
+    finally:
+        lawfit.BIG_NFEV = nfev
+    assert not cut.converged and any(f"all {n:,} points stopped at its 1-evaluation limit" in w
+                                     for w in cut.warnings)
     # asked-for resamples: refitted in chunks, which change the memory they take, not the draws
     whole = fit_kaplan(table.iloc[:400], "L(N,D)", bootstrap=20)
     chunk = lawfit.BOOT_CHUNK_POINTS
