@@ -242,7 +242,7 @@ def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "
     ``refit_batched``), not one scipy call each.
     """
     rng = np.random.default_rng(seed)
-    out, chunk = [], []
+    out, chunk, held = [], [], 0
 
     def refit(chunk):  # one chunk of resamples, refitted together
         th, val = refit_batched(law, theta, chunk, delta)
@@ -255,10 +255,11 @@ def bootstrap_law(law: Law, theta: np.ndarray, rebuild: Callable[[np.ndarray], "
             continue  # a resample too thin to give points (e.g. one budget left with 2 sizes)
         if len(sample.y) > len(law.params):
             chunk.append(sample)
+            held += len(sample.y)
         # memory: the stacked chunk holds (resamples x points x params) floats, bounded by BOOT_CHUNK_POINTS
-        if sum(len(c.y) for c in chunk) >= BOOT_CHUNK_POINTS:
+        if held >= BOOT_CHUNK_POINTS:
             refit(chunk)
-            chunk = []
+            chunk, held = [], 0
     if chunk:
         refit(chunk)
     if not out:
