@@ -6,9 +6,11 @@
    torch.compile against eager (compile time reported apart).
 2. packing: the preset's first budget's runs, shortened to a fixed number of steps, through the local
    executor one run at a time (runs_per_gpu 1), 4 at a time, and at the default K (GPU memory over the
-   largest run's need, at most 8): wall time, aggregate tokens/s and the speed-up.
+   largest run's need, at most 8): wall time, aggregate tokens/s and the speed-up (`--packing-k`; on a
+   CPU, `--device cpu`, K is the worker count: the dry run of benchmarks/gpu_check.py).
 Each part writes its rows to --out as JSON as soon as it has them, so a cut-off run keeps what it measured.
-Usage: python benchmarks/gpu.py [--parts throughput,packing] [--sizes 0,1,2] [--steps 80] [--out gpu.json]
+Usage: python benchmarks/gpu.py [--parts throughput,packing] [--preset gpu-small] [--sizes 0,1,2] [--steps 80]
+       [--packing-k 1,4,default] [--out gpu.json]
 """
 from __future__ import annotations
 
@@ -85,23 +87,29 @@ def throughput(specs, steps, shards, root, emit, device, which) -> None:
                                                 skip=steps // 3))
 
 
-def packing(specs, steps, root, emit) -> None:
+def packing(specs, steps, root, emit, device="cuda", ks=(1, 4, None)) -> None:
+    """The first budget's runs, ``steps`` steps each, through the local executor at each K of ``ks`` runs
+    at once (None: the default, from free GPU memory; on a CPU the dry run's K is the worker count)."""
     budget = min(b for b, _ in specs)
     runs = [s for b, s in specs if b == budget]
     tok_per_step = runs[0].batch_size * runs[0].shape.n_ctx
     runs = [dataclasses.replace(s, n_tokens=steps * tok_per_step, n_eval_tokens=EVAL_TOKENS, n_evals=2)
             for s in runs]
     jobs = lambda tag: [Job(s, os.path.join(root, tag, s.run_id)) for s in runs]
-    default_k = runs_per_gpu(jobs("k"), torch.cuda.mem_get_info(0)[0])
+    on_gpu = device == "cuda"
+    default_k = (runs_per_gpu(jobs("k"), torch.cuda.mem_get_info(0)[0]) if on_gpu
+                 else min(os.cpu_count() or 1, len(runs)))
     base = None
-    for k in dict.fromkeys((1, 4, default_k)):
+    for k in dict.fromkeys(default_k if k is None else k for k in ks):
         results = []
+        executor = (LocalExecutor(device="cuda", runs_per_gpu=k) if on_gpu
+                    else LocalExecutor(device="cpu", workers=k, cores=k))
         t0 = time.perf_counter()
-        assert LocalExecutor(device="cuda", runs_per_gpu=k).run(jobs(f"k{k}"), results.append)
+        assert executor.run(jobs(f"k{k}"), results.append)
         wall = time.perf_counter() - t0
         tokens = sum(r.n_tokens for r in results)
         base = base or wall
-        emit("packing", {"runs_per_gpu": k, "default": k == default_k, "runs": len(runs), "steps": steps,
+        emit("packing", {"runs_at_once": k, "default": k == default_k, "runs": len(runs), "steps": steps,
                          "wall_s": round(wall, 1), "tokens_per_s": round(tokens / wall),
                          "speedup_vs_1": round(base / wall, 2),
                          "done": sum(r.status == "done" for r in results)})
@@ -113,11 +121,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=80)
     ap.add_argument("--out", default="gpu.json")
     ap.add_argument("--sizes", default="0,1,2", help="of the smallest, middle and largest shapes")
-    ap.add_argument("--device", default="cuda", help="cpu: a smoke test of this script (throughput only)")
+    ap.add_argument("--device", default="cuda", help="cpu: a smoke test of this script")
+    ap.add_argument("--preset", default="gpu-small", help="whose grid's shapes and first budget are timed")
+    ap.add_argument("--packing-k", default="1,4,default", help="runs at once to time (default: from memory)")
     args = ap.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: no CUDA device: this benchmark measures a GPU")
-    cfg = load_study(preset="gpu-small")
+    cfg = load_study(preset=args.preset)
     shards = build_shards(cfg.data, cfg.tokenizer)
     specs = list(isoflop_grid(cfg, shards.vocab_size))
     report = {"device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
@@ -133,8 +143,9 @@ def main() -> None:
         if "throughput" in args.parts:
             throughput([s for _, s in specs], args.steps, shards, root, emit, args.device,
                        {int(i) for i in args.sizes.split(',')})
-        if "packing" in args.parts and args.device == "cuda":
-            packing(specs, args.steps, root, emit)
+        if "packing" in args.parts:
+            ks = [None if k == "default" else int(k) for k in args.packing_k.split(",")]
+            packing(specs, args.steps, root, emit, args.device, ks)
 
 
 if __name__ == "__main__":

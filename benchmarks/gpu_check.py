@@ -8,10 +8,13 @@ Parts, each written to the JSON file as soon as it has its numbers (a cut-off ru
 2. ``study``: ``scalinglab run --preset gpu-quick`` from a clean directory (or --study-dir): exit status,
    wall time, held-out predicted / measured / error, whether the law converged, and per run its N, D,
    tokens/s, MFU and device from the store, with how many runs shared the GPU (packing);
-3. ``ddp``: with two or more GPUs, `train --nproc 2 --device cuda` and `--fsdp` against one GPU (final
+3. ``packing``: the preset's first budget's runs, ``--packing-steps`` steps each, one at a time and at the
+   executor's default runs per GPU (benchmarks/gpu.py --parts packing): wall times and the speed-up;
+4. ``ddp``: with two or more GPUs, `train --nproc 2 --device cuda` and `--fsdp` against one GPU (final
    losses and tokens/s); skipped on one.
 A deadline (default 520 s, under the device's 10-minute call limit) is kept: a part that would run past it
-is stopped (SIGTERM: a study checkpoints and can be resumed) and the JSON says where it was cut.
+is stopped (SIGTERM: a study checkpoints and can be resumed) or not started, and the JSON says where it was
+cut. The study comes first: it is what the window is for.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import time
 from pathlib import Path
 
 T0 = time.monotonic()
+PACKING_MIN_S = 45.0  # the packing part is not started with less left (it takes ~30 s on a GPU)
 
 
 def left(deadline: float) -> float:
@@ -119,8 +123,22 @@ def study_part(args, seconds: float) -> dict:
         grid = [r for r in runs if r.get("role") == "grid"]
         largest = max(grid, key=lambda r: r.get("n_params_total") or 0) if grid else None
         part["largest_grid_run"] = largest
+        part["largest_run"] = max(runs, key=lambda r: r.get("n_params_total") or 0) if runs else None
     part["packing"] = [line.strip() for line in err.splitlines() if "per GPU" in line][:3]
     return part
+
+
+def packing_part(args, seconds: float) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "packing.json"
+        cmd = [sys.executable, str(Path(__file__).with_name("gpu.py")), "--parts", "packing", "--preset",
+               args.preset, "--steps", str(args.packing_steps), "--device", args.device, "--packing-k",
+               "1,default", "--out", str(out)]
+        rc, _, err, wall = run_bounded(cmd, seconds)
+        rows = json.loads(out.read_text()).get("packing", []) if out.exists() else []
+    speedup = rows[-1]["speedup_vs_1"] if len(rows) == 2 else None
+    return {"exit": rc, "wall_s": wall, "rows": rows, "speedup": speedup,
+            "stderr_tail": err.strip().splitlines()[-3:] if rc else []}
 
 
 def ddp_part(args, seconds: float, gpus: int) -> dict:
@@ -147,16 +165,22 @@ def main() -> None:
     ap.add_argument("--study-dir", default=None, help="the study directory (default: a new empty one)")
     ap.add_argument("--deadline", type=float, default=520.0, help="seconds, all parts together")
     ap.add_argument("--skip-tests", action="store_true", help="leave out pytest tests/gpu (the dry run)")
+    ap.add_argument("--packing-steps", type=int, default=300, help="steps of each run the packing part times")
     args = ap.parse_args()
     report = Report(Path(args.out))
     info = device_info(args.device)
     report.put("device", info)
     if not args.skip_tests:
         report.put("cuda_tests", cuda_tests(min(120.0, left(args.deadline) - 60)))
-    study = study_part(args, left(args.deadline) - (90 if info["gpus"] >= 2 else 10))
+    reserve = 90 if info["gpus"] >= 2 else 0  # for the DDP part
+    study = study_part(args, left(args.deadline) - reserve - 10)
     report.put("study", study)
     if not study["finished"]:
         report.doc["cut_short"] = "the study (stopped at the deadline: resume it with the same command)"
+    if left(args.deadline) - reserve > PACKING_MIN_S:
+        report.put("packing", packing_part(args, left(args.deadline) - reserve - 5))
+    else:
+        report.doc["cut_short"] = report.doc["cut_short"] or "before the packing part"
     if left(args.deadline) > 30:
         report.put("ddp", ddp_part(args, left(args.deadline) - 10, info["gpus"]))
     else:

@@ -19,7 +19,8 @@ def test_the_gpu_check_dry_run_writes_every_part(uninterrupted, tmp_path):
     study = tmp_path / "study"
     shutil.copytree(uninterrupted[0], study)
     out = tmp_path / "gpu_check.json"
-    r = _check(["--preset", "debug", "--study-dir", study, "--out", out, "--deadline", 200])
+    r = _check(["--preset", "debug", "--study-dir", study, "--out", out, "--deadline", 200,
+                "--packing-steps", 10])
     assert r.returncode == 0, r.stderr[-2000:]
     doc = json.loads(out.read_text())
     assert doc["parts"]["done"] is True and doc["cut_short"] is None
@@ -29,6 +30,11 @@ def test_the_gpu_check_dry_run_writes_every_part(uninterrupted, tmp_path):
     assert set(s["holdout"]) >= {"predicted", "measured", "rel_error"} and s["n_runs"] == 7
     assert len(s["runs"]) >= 8 and s["largest_grid_run"]["n_params_total"] > 0
     assert 0 < s["mfu_max"] <= 1.0  # no MFU above 100% (issue 29)
+    largest = s["largest_run"]  # the held-out run where it is the largest (the debug held-out is not)
+    assert largest["n_params_total"] == max(r["n_params_total"] for r in s["runs"]) and largest["mfu"] > 0
+    p = doc["parts"]["packing"]  # the first budget's 3 runs one at a time, then on both cores
+    assert p["exit"] == 0 and [r["runs_at_once"] for r in p["rows"]] == [1, 2]
+    assert all(r["done"] == r["runs"] == 3 and r["steps"] == 10 for r in p["rows"]) and p["speedup"] > 0
     assert "need two" in doc["parts"]["ddp"]["skipped"]
 
 
