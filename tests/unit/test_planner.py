@@ -131,6 +131,7 @@ def test_the_gpu_quick_preset_is_the_default_at_100x_and_says_what_repetition_co
     effective = data_constrained_tokens(23.54e6, longest / 23.54e6 - 1, R_star=15.4)
     assert 0.97 < effective / longest < 0.98
     sizes = {param_breakdown(s.shape)["total"] for _, s in grid}
+    assert min(s.steps for _, s in grid) >= cfg.min_steps == 200 and cfg.batch_size * cfg.n_ctx == 12288
     base = {param_breakdown(s.shape)["total"] for _, s in isoflop_grid(default, 256)}
     assert 15 < max(sizes) / max(base) < 25 and 10 < min(sizes) / min(base) < 20 and len(sizes) == 7
     assert [c / d for c, d in zip(cfg.budgets, default.budgets)] == pytest.approx([100] * 6)

@@ -184,12 +184,13 @@ PRESETS: dict[str, dict] = {
                          bootstrap=1000, schedule="wsd", beta2=0.99, holdout_factor=1.5, curve_laws=False),
     # One GPU window (<= 6 minutes on one H100-class GPU; docs/gpu.md sizes it): the default's design at 100x
     # its budgets and held-out budget, sizes centred on 10 tokens per parameter (the default study's own
-    # fitted optimum near these budgets) and so ~15-20x the default's, bf16, runs packed onto the GPU. Grid
+    # fitted optimum near these budgets) and so ~15-20x the default's, bf16, runs packed onto the GPU; 12,288
+    # tokens a step (6x the default's: a step costs ~10 ms of the CPU's dispatch whatever the size). Grid
     # runs reach 2.25 epochs of the embedded corpus' 23.5M training tokens, the held-out run ~2-4: what the
     # repetition costs, by the data-constrained law, is in docs/gpu.md (~0.2% of the loss).
     "gpu-quick": dict(name="gpu-quick", budgets=(5e13, 7.07e13, 1e14, 1.41e14, 2e14, 4e14),
-                      sizes_per_budget=7, size_span=12.0, tokens_per_param=10.0, min_steps=150, n_ctx=256,
-                      batch_size=32, n_eval_tokens=65536, bootstrap=1000, schedule="wsd", beta2=0.99,
+                      sizes_per_budget=7, size_span=12.0, tokens_per_param=10.0, min_steps=200, n_ctx=256,
+                      batch_size=48, n_eval_tokens=65536, bootstrap=1000, schedule="wsd", beta2=0.99,
                       noise_seeds=2, precision="bf16", curve_laws=False),
     "gpu-small": dict(name="gpu-small", budgets=(1e16, 3e16, 1e17, 3e17), sizes_per_budget=7, n_ctx=512,
                       batch_size=64, n_eval_tokens=262144, bootstrap=2000, precision="bf16"),
