@@ -6,6 +6,8 @@ the report then states the reason instead of drawing an empty figure. No torch h
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on CI machines
@@ -181,20 +183,20 @@ def holdout(h: dict | None) -> plt.Figure:
     """The held-out check: predicted loss with its interval against the measured loss."""
     if not h:
         raise MissingData("this study has no held-out run")
-    fig, ax = subplots(figsize=(5, 3.2))
+    fig, ax = subplots(figsize=(6, 4.4))
     lo, hi = h["interval"] if h.get("interval") else (h["predicted"], h["predicted"])
+    kind = h.get("interval_kind") or "95% bootstrap interval of the law"
     ax.errorbar([0], [h["predicted"]], yerr=[[h["predicted"] - lo], [hi - h["predicted"]]], fmt="o",
-                capsize=6,
-                label="predicted, " + (h.get("interval_kind") or "95% bootstrap interval of the law"))
+                capsize=6, label=textwrap.fill(f"predicted, {kind}", 70))
     if h.get("fit_interval") and h.get("interval") and h["fit_interval"] != h["interval"]:
         flo, fhi = h["fit_interval"]
         ax.errorbar([0.08], [h["predicted"]], yerr=[[h["predicted"] - flo], [fhi - h["predicted"]]],
-                    fmt="none", capsize=3, color="gray", label="law's bootstrap interval alone")
+                    fmt="none", capsize=3, color="gray", label="the law's bootstrap interval alone")
     ax.scatter([1], [h["measured"]], color="crimson", zorder=5, label="measured")
     ax.set(xticks=[0, 1], xticklabels=["predicted", "measured"], xlim=(-0.6, 1.6), ylabel="held-out loss",
            title=f"Held-out run at {h['flops_budget']:.3g} FLOPs: error {100 * h['rel_error']:+.2f}%")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig.legend(loc="outside lower center", fontsize=8)  # below the axes: a long interval label fits
     return fig
 
 
