@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import tempfile
 import time
 
 import torch
 
+from scalinglab import jsonsafe
 from scalinglab.data.shards import build_shards
 from scalinglab.model.accounting import memory_needed
 from scalinglab.plan.config import load_study
@@ -112,7 +112,10 @@ def packing(specs, steps, root, emit, device="cuda", ks=(1, 4, None)) -> None:
         emit("packing", {"runs_at_once": k, "default": k == default_k, "runs": len(runs), "steps": steps,
                          "wall_s": round(wall, 1), "tokens_per_s": round(tokens / wall),
                          "speedup_vs_1": round(base / wall, 2),
-                         "done": sum(r.status == "done" for r in results)})
+                         "done": sum(r.status == "done" for r in results),
+                         "per_run": [{"params": r.n_params_total, "tokens_per_s": round(r.tokens_per_s),
+                                      "mfu": r.mfu}
+                                     for r in sorted(results, key=lambda r: r.n_params_total)]})
 
 
 def main() -> None:
@@ -135,9 +138,9 @@ def main() -> None:
 
     def emit(part, row):
         report.setdefault(part, []).append(row)
-        print(part, json.dumps(row), flush=True)
+        print(part, jsonsafe.dumps(row), flush=True)
         with open(args.out, "w") as fh:
-            json.dump(report, fh, indent=1)
+            fh.write(jsonsafe.dumps(report, indent=1))  # strict: a NaN MFU (no peak) -> null
 
     with tempfile.TemporaryDirectory() as root:
         if "throughput" in args.parts:

@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scalinglab import jsonsafe
+
 T0 = time.monotonic()
 PACKING_MIN_S = 45.0  # the packing part is not started with less left (it takes ~30 s on a GPU)
 
@@ -49,7 +51,7 @@ class Report:
         self.doc["parts"][key] = value
         self.doc["elapsed_s"] = time.monotonic() - T0
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.doc, indent=1, default=str))
+        tmp.write_text(jsonsafe.dumps(self.doc, indent=1, default=str))  # strict: NaN -> null
         os.replace(tmp, self.path)
 
 

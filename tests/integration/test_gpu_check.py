@@ -24,6 +24,7 @@ def test_the_gpu_check_dry_run_writes_every_part(uninterrupted, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     doc = json.loads(out.read_text())
     assert doc["parts"]["done"] is True and doc["cut_short"] is None
+    assert "NaN" not in out.read_text()  # strict JSON
     assert doc["parts"]["device"]["device"] == "cpu" and doc["parts"]["device"]["torch"]
     s = doc["parts"]["study"]
     assert s["finished"] and s["exit"] == 4 and s["law_converged"] is False  # the debug law: exit 4
@@ -35,6 +36,8 @@ def test_the_gpu_check_dry_run_writes_every_part(uninterrupted, tmp_path):
     p = doc["parts"]["packing"]  # the first budget's 3 runs one at a time, then on both cores
     assert p["exit"] == 0 and [r["runs_at_once"] for r in p["rows"]] == [1, 2]
     assert all(r["done"] == r["runs"] == 3 and r["steps"] == 10 for r in p["rows"]) and p["speedup"] > 0
+    alone = p["rows"][0]["per_run"]  # each size's rate alone: the step cost the sizing assumed (docs/gpu.md)
+    assert len(alone) == 3 and all(r["tokens_per_s"] > 0 and 0 < r["mfu"] <= 1 for r in alone)
     assert "need two" in doc["parts"]["ddp"]["skipped"]
 
 
