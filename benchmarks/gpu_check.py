@@ -77,8 +77,11 @@ def device_info(device: str) -> dict:
     import torch
     info = {"torch": torch.__version__, "device": device, "gpus": 0}
     if device != "cpu" and torch.cuda.is_available():
+        from scalinglab.train.mfu import peak_flops
         info |= {"gpus": torch.cuda.device_count(), "name": torch.cuda.get_device_name(0),
-                 "memory_gib": torch.cuda.get_device_properties(0).total_memory / 2 ** 30}
+                 "memory_gib": torch.cuda.get_device_properties(0).total_memory / 2 ** 30,
+                 # every run's MFU denominator, probed here alone on the GPU (and cached) before any run
+                 "peak_tflops": {p: peak_flops("cuda", p) / 1e12 for p in ("bf16", "fp32")}}
     return info
 
 

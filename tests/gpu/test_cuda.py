@@ -68,3 +68,34 @@ def test_runs_are_packed_onto_one_gpu(tmp_path):
     assert ex.run(jobs, results.append)
     assert sorted(r.status for r in results) == ["done"] * 4
     assert all(r.device.startswith("cuda") for r in results)
+
+
+def test_a_wsd_branch_on_cuda_in_bf16_ends_where_the_run_alone_ends(tmp_path):
+    """What gpu-quick does 28 times: a shorter run's cool-down branched off a longer run's snapshot, on the
+    GPU in bf16 (the snapshot is read to the CPU, then moved to the branch's device)."""
+    from scalinglab.train.optim import cooldown_start
+    shards = build_shards()
+    common = dict(shape=named_shape("debug", n_ctx=128), batch_size=32, n_eval_tokens=8192, schedule="wsd",
+                  min_lr_frac=0.0, beta2=0.99, warmup_steps=20, precision="bf16")
+    trunk, branch = RunSpec(**common, n_tokens=128 * 32 * 200), RunSpec(**common, n_tokens=128 * 32 * 120)
+    start = cooldown_start(branch.steps, branch.cooldown_frac)
+    train(trunk, tmp_path / "trunk", device="cuda", shards=shards, snapshot_at=(start,))
+    snapshot = tmp_path / "trunk" / "snapshots" / f"step-{start}.pt"
+    branched = train(branch, tmp_path / "branched", device="cuda", shards=shards, init_from=snapshot)
+    alone = train(branch, tmp_path / "alone", device="cuda", shards=shards)
+    assert branched.status == alone.status == "done" and branched.steps == alone.steps
+    assert branched.val_loss == pytest.approx(alone.val_loss, abs=2e-3)  # bf16 kernels: close, not equal
+
+
+def test_the_gpu_quick_shapes_train_in_bf16_with_an_mfu_below_one(tmp_path):
+    """gpu-quick's smallest and largest shapes (context 256, batch 48), 60 steps each: a finite loss and an
+    MFU in (0, 1] against the GPU's measured bf16 peak (the window reads every run's MFU)."""
+    from scalinglab.plan.config import load_study
+    from scalinglab.plan.grid import isoflop_grid
+    cfg = load_study(None, "gpu-quick")
+    specs = sorted((s for _, s in isoflop_grid(cfg, 256)), key=lambda s: s.shape.d_model)
+    shards = build_shards()
+    for spec in (specs[0], specs[-1]):
+        short = dataclasses.replace(spec, n_tokens=60 * cfg.batch_size * cfg.n_ctx, n_eval_tokens=8192)
+        res = train(short, tmp_path / short.run_id, device="cuda", shards=shards)
+        assert res.status == "done" and 0 < res.val_loss < 6 and 0 < res.mfu <= 1.0, res

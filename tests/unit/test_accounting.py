@@ -113,6 +113,35 @@ def test_the_peak_is_measured_once_per_device_precision_and_threads(tmp_path, mo
     assert "| fp32 | threads" in cached and "| bf16 | threads" in cached
 
 
+PROBE_IN_A_PROCESS = """
+import sys, time
+from scalinglab.train import mfu
+def probe(device, precision):  # a probe that takes a while and says that it ran
+    with open(sys.argv[1], "a") as fh:
+        fh.write("probed\\n")
+    time.sleep(1.0)
+    return 7e10
+mfu._probe = probe
+print(mfu.peak_flops("cpu", "fp32"))
+"""
+
+
+def test_processes_started_together_probe_the_peak_once(tmp_path):
+    """Packed workers start together: eight probes sharing one GPU each measured a share of it, and the
+    cached peak made every run's MFU too high. One probes (alone) while the others wait and read it."""
+    import os
+    import subprocess
+    import sys
+    log = tmp_path / "probes.log"
+    env = dict(os.environ, SCALINGLAB_CACHE=str(tmp_path / "cache"))
+    procs = [subprocess.Popen([sys.executable, "-c", PROBE_IN_A_PROCESS, str(log)], env=env,
+                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert [float(o) for o in outs] == [7e10] * 4
+    assert log.read_text().count("probed") == 1  # unlocked: 4 (each process probed beside the others)
+
+
 def test_the_matmul_probe_measures_a_plausible_cpu_peak():
     import torch
 

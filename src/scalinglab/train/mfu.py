@@ -8,7 +8,10 @@ FLOPs over matmul peak: attention and the non-matmul work are counted, the optim
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import platform
 import time
 
@@ -69,18 +72,50 @@ def utilisation(achieved: float, peak: float, device: str, precision: str, world
 
 def peak_flops(device: str, precision: str, reprobe: bool = False) -> float:
     """FLOP/s of a square matmul on ``device`` in ``precision`` with this process's torch threads (cached;
-    ``reprobe``: measured again, the higher of the two kept)."""
+    ``reprobe``: measured again, the higher of the two kept).
+
+    One probe at a time on a machine (a file lock beside the cache): packed workers start together, and
+    eight probes sharing one GPU each measured an eighth of it, a peak that made every run's MFU up to 8x
+    too high. The first probes alone while the others wait, and they read what it cached."""
     threads = torch.get_num_threads() if not device.startswith("cuda") else 0
     key = f"{device_name(device)} | {precision} | threads {threads} | torch {torch.__version__}"
     path = default_cache_dir() / "peak_flops.json"
+    known = _cached(path)
+    if not reprobe and isinstance(known.get(key), (int, float)):
+        return float(known[key])
+    with _one_probe_at_a_time(path):
+        known = _cached(path)  # another process may have probed while this one waited
+        if reprobe or not isinstance(known.get(key), (int, float)):
+            old = known.get(key) if isinstance(known.get(key), (int, float)) else 0.0
+            known[key] = max(_probe(device, precision), float(old))  # a busy machine only ever lowers a probe
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, json.dumps(known, indent=1, sort_keys=True))
+    return float(known[key])
+
+
+def _cached(path) -> dict:
     try:
         known = json.loads(path.read_text())
     except (OSError, ValueError):
-        known = {}
-    if reprobe or not isinstance(known, dict) or not isinstance(known.get(key), (int, float)):
-        known = known if isinstance(known, dict) else {}
-        old = known.get(key) if isinstance(known.get(key), (int, float)) else 0.0
-        known[key] = max(_probe(device, precision), float(old))  # a busy machine only ever lowers a probe
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+@contextlib.contextmanager
+def _one_probe_at_a_time(path):
+    """An exclusive flock on ``peak_flops.lock`` beside the cache, released when the probe is written (or
+    the process dies); where the cache cannot be locked (read-only, no locks), the probe goes on unlocked."""
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, json.dumps(known, indent=1, sort_keys=True))
-    return float(known[key])
+        fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # ENOLCK
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock
