@@ -182,14 +182,17 @@ def main() -> None:
     report.put("study", study)
     if not study["finished"]:
         report.doc["cut_short"] = "the study (stopped at the deadline: resume it with the same command)"
+    report.doc["not_started"] = []  # parts the deadline left no time for
     if left(args.deadline) - reserve > PACKING_MIN_S:
         report.put("packing", packing_part(args, left(args.deadline) - reserve - 5))
     else:
         report.doc["cut_short"] = report.doc["cut_short"] or "before the packing part"
+        report.doc["not_started"].append("packing")
     if left(args.deadline) > 30:
         report.put("ddp", ddp_part(args, left(args.deadline) - 10, info["gpus"]))
     else:
         report.doc["cut_short"] = report.doc["cut_short"] or "before the DDP part"
+        report.doc["not_started"].append("ddp")
     report.put("done", True)
     print(json.dumps({"out": str(report.path), "elapsed_s": time.monotonic() - T0,
                       "cut_short": report.doc["cut_short"]}))

@@ -24,7 +24,7 @@ def test_the_gpu_check_dry_run_writes_every_part(uninterrupted, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     doc = json.loads(out.read_text())
     assert doc["parts"]["done"] is True and doc["cut_short"] is None
-    assert "NaN" not in out.read_text()  # strict JSON
+    assert "NaN" not in out.read_text() and doc["not_started"] == []  # strict JSON; every part ran
     assert doc["parts"]["device"]["device"] == "cpu" and doc["parts"]["device"]["torch"]
     s = doc["parts"]["study"]
     assert s["finished"] and s["exit"] == 4 and s["law_converged"] is False  # the debug law: exit 4
@@ -48,4 +48,5 @@ def test_the_gpu_check_stops_at_its_deadline_and_keeps_what_it_measured(tmp_path
     doc = json.loads(out.read_text())
     assert doc["cut_short"].startswith("the study") and doc["parts"]["study"]["finished"] is False
     assert doc["parts"]["study"]["exit"] is None and doc["parts"]["done"] is True
+    assert doc["not_started"] == ["packing", "ddp"]  # no time left for them: said, not silently absent
     assert doc["elapsed_s"] < 12 + 40  # the study's workers checkpoint on SIGTERM within their step
