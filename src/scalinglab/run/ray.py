@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ScalingLabError
+from ..lock import LOCK_NAME, waiting_lock
 from ..model.accounting import flops_per_token, param_breakdown
 from ..plan.spec import RunSpec
 from ..train.result import RunResult
@@ -91,14 +92,11 @@ def _gather(ray, refs: dict, stop_files, on_result) -> bool:
 
 def _train_task(spec: RunSpec, run_dir: str, shards, threads: int, device: str, branching: dict) -> RunResult:
     """One run inside a Ray worker: lock the run directory, train (resuming from its checkpoint)."""
-    import fcntl
-
     from ..train.loop import train
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     stop_file = out.parent / STOP_FILE
-    with open(out / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a straggler of this run (a worker not yet reaped) finishes first
+    with waiting_lock(out / LOCK_NAME):  # a straggler of this run (a worker not yet reaped) finishes first
         return train(spec, out, threads=threads, device=device, shards=shards,
                      should_stop=stop_file.exists, **branching)
 
@@ -106,7 +104,6 @@ def _train_task(spec: RunSpec, run_dir: str, shards, threads: int, device: str, 
 def _ray_train_worker(config: dict) -> None:
     """One rank of a data-parallel run under Ray Train, which has set up the process group and the
     torchrun variables: train() as under torchrun; rank 0 locks the run directory and writes its files."""
-    import fcntl
     from contextlib import nullcontext
 
     import ray
@@ -116,9 +113,7 @@ def _ray_train_worker(config: dict) -> None:
     job, out = config["job"], Path(config["job"].run_dir)
     out.mkdir(parents=True, exist_ok=True)
     rank = ray.train.get_context().get_world_rank()
-    with open(out / ".lock", "w") if rank == 0 else nullcontext() as lock:
-        if lock is not None:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+    with waiting_lock(out / LOCK_NAME) if rank == 0 else nullcontext():
         train(job.spec, out, threads=config["threads"], device=config["device"],
               shards=ray.get(config["shards"]), should_stop=(out.parent / STOP_FILE).exists,
               fsdp=config["fsdp"], compile_model=config["compile_model"],

@@ -8,10 +8,7 @@ FLOPs over matmul peak: attention and the non-matmul work are counted, the optim
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
 import platform
 import time
 
@@ -19,6 +16,7 @@ import torch
 
 from ..atomic import write_text
 from ..data.shards import default_cache_dir
+from ..lock import waiting_lock
 
 PROBE_N = {"cpu": 1024, "cuda": 8192}
 PROBE_SECONDS = 0.2  # per repeat: long enough to reach the steady clock, short beside any run
@@ -83,7 +81,7 @@ def peak_flops(device: str, precision: str, reprobe: bool = False) -> float:
     known = _cached(path)
     if not reprobe and isinstance(known.get(key), (int, float)):
         return float(known[key])
-    with _one_probe_at_a_time(path):
+    with waiting_lock(path.with_suffix(".lock")):  # beside the cache
         known = _cached(path)  # another process may have probed while this one waited
         if reprobe or not isinstance(known.get(key), (int, float)):
             old = known.get(key) if isinstance(known.get(key), (int, float)) else 0.0
@@ -99,23 +97,3 @@ def _cached(path) -> dict:
     except (OSError, ValueError):
         return {}
     return known if isinstance(known, dict) else {}
-
-
-@contextlib.contextmanager
-def _one_probe_at_a_time(path):
-    """An exclusive flock on ``peak_flops.lock`` beside the cache, released when the probe is written (or
-    the process dies); where the cache cannot be locked (read-only, no locks), the probe goes on unlocked."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    except OSError:
-        yield
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # ENOLCK
-            pass
-        yield
-    finally:
-        os.close(fd)  # releases the lock
