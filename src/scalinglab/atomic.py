@@ -8,6 +8,7 @@ umask's), not mkstemp's 0600.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 from pathlib import Path
@@ -57,3 +58,26 @@ def write_text(path: str | Path, text: str) -> Path:
     with writing(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+@contextlib.contextmanager
+def waiting_lock(path: str | Path):
+    """Hold an exclusive flock on ``path``, waiting for whoever holds it (lock.DirLock refuses instead): one
+    Ray worker per run directory, one matmul probe per machine. Opened without following a link and without
+    truncating (a DirLock holder's note stays); where the file cannot be opened or locked (read-only, no
+    locks on this filesystem), the body runs unlocked. Here, not in lock.py, because the trainer uses it and
+    lock.py's study file names reach the fitting code, which the trainer never imports."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # ENOLCK
+            pass
+        yield
+    finally:
+        os.close(fd)  # releases the lock

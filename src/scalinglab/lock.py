@@ -7,7 +7,6 @@ and say that the study is still running.
 """
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -70,28 +69,6 @@ class DirLock:
             os.close(self.fd)  # closing releases the lock; the file stays (an unlocked file is not a lock)
             self.fd = None
         return False
-
-
-@contextlib.contextmanager
-def waiting_lock(path: str | Path):
-    """Hold an exclusive flock on ``path``, waiting for whoever holds it (DirLock refuses instead): one Ray
-    worker per run directory, one matmul probe per machine. Opened without following a link and without
-    truncating (a DirLock holder's note stays); where the file cannot be opened or locked (read-only, no
-    locks on this filesystem), the body runs unlocked."""
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    except OSError:
-        yield
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # ENOLCK
-            pass
-        yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 # what a study or run directory holds: none of it may be a link (a writer would write through it)

@@ -27,8 +27,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ..atomic import waiting_lock
 from ..errors import ScalingLabError
-from ..lock import LOCK_NAME, waiting_lock
+from ..lock import LOCK_NAME
 from ..model.accounting import flops_per_token, param_breakdown
 from ..plan.spec import RunSpec
 from ..train.result import RunResult

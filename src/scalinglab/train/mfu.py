@@ -14,9 +14,8 @@ import time
 
 import torch
 
-from ..atomic import write_text
+from ..atomic import waiting_lock, write_text
 from ..data.shards import default_cache_dir
-from ..lock import waiting_lock
 
 PROBE_N = {"cpu": 1024, "cuda": 8192}
 PROBE_SECONDS = 0.2  # per repeat: long enough to reach the steady clock, short beside any run
